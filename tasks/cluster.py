@@ -1,0 +1,61 @@
+"""
+Tasks for the whole cluster: the master first, then the engines on every engine host.
+"""
+
+from fabric import task
+from invoke import Collection
+
+from . import engines, lifecycle, master, report
+from .context import fleet, load
+
+
+def _up(c, inventory):
+    with fleet(c, inventory) as fleet_:
+        started = master.bring_up(fleet_, inventory, inventory.master)
+        # Engines of an earlier controller cannot talk to a new one: restart them.
+        fresh_controller = started.facts.get("controller") == "started"
+        problems = engines.bring_up(fleet_, inventory, restart=fresh_controller, jupyter=True)
+    print(f"Jupyter: {master.url_for(inventory, started.facts['token'])}")
+    report.fail_if(problems)
+
+
+def _down(c, inventory):
+    with fleet(c, inventory) as fleet_:
+        results = lifecycle.stop_all(fleet_, inventory)
+    report.results_table("cluster stopped", results, [
+        ("engines left", "left_engine"), ("controller left", "left_controller"),
+        ("jupyter left", "left_jupyter")])
+    report.fail_if(report.failures(results))
+
+
+@task
+def up(c):
+    """Start the master, then the engines on every engine host; wait until all registered."""
+    _up(c, load())
+
+
+@task
+def down(c):
+    """Stop engines, controller and Jupyter: no process or screen of the cluster is left."""
+    _down(c, load())
+
+
+@task
+def restart(c):
+    """Stop the whole cluster, then bring it up again."""
+    inventory = load()
+    _down(c, inventory)
+    _up(c, inventory)
+
+
+@task
+def status(c):
+    """Show a row per host (reachable, sessions, engines); exit 0 only if all is as wanted."""
+    inventory = load()
+    with fleet(c, inventory) as fleet_:
+        rows = lifecycle.read_status(fleet_, inventory).rows
+    report.status_table("cluster", rows)
+    report.fail_if(lifecycle.problems(rows))
+
+
+ns = Collection("cluster", up, down, restart, status)

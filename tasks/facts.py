@@ -1,0 +1,30 @@
+"""
+Read what the commands of `tasks.commands` report: ``key=value`` lines on stdout.
+"""
+
+import json
+
+
+def parse_facts(stdout):
+    """Return the ``key=value`` lines of *stdout* as a dict (a later line wins)."""
+    facts = {}
+    for line in stdout.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.replace("_", "").isalnum():
+            facts[key] = value.strip()
+    return facts
+
+
+def parse_probe(facts):
+    """Return the master probe's report (see `tasks.probe`), or None if it printed none."""
+    text = facts.get("probe")
+    if not text:
+        return None
+    report = json.loads(text)
+    report["engines"] = {host: int(count) for host, count in report.get("engines", {}).items()}
+    return report
+
+
+def session_names(facts):
+    """The screen sessions a ``sessions=`` fact lists."""
+    return facts.get("sessions", "").split()

@@ -1,0 +1,234 @@
+"""
+Read an inventory folder into plain, immutable objects.
+
+An inventory folder holds two files:
+
+- ``hosts``: Ansible-style INI naming the ``[master]`` and the ``[engines]``;
+- ``cluster.env``: dotenv settings, read here with python-dotenv's parser.
+
+Nothing here touches the network or a remote host. Every problem raises
+`InventoryError`, which names the file, the line and what is wrong, so that a
+bad inventory stops a task before any host is contacted.
+"""
+
+import io
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from dotenv.parser import parse_stream
+
+#: The inventory used when ``CLUSTER_INVENTORY`` is not set.
+DEFAULT_DIR = Path(__file__).resolve().parent.parent / "inventory"
+
+_USER = r"[A-Za-z_][A-Za-z0-9_.-]*"
+_HOST = r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]"
+_HOST_RE = re.compile(rf"^(?:(?P<user>{_USER})@)?(?P<host>{_HOST})(?::(?P<port>[0-9]+))?$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
+_PATH_RE = re.compile(r"^/[A-Za-z0-9._/+@-]*$")
+_SECTIONS = ("master", "engines")
+
+
+class InventoryError(ValueError):
+    """A problem in an inventory file: carries ``path``, ``line`` and ``reason``."""
+
+    def __init__(self, path, line, reason):
+        self.path, self.line, self.reason = str(path), line, reason
+        where = f"{self.path}:{line}" if line else self.path
+        super().__init__(f"{where}: {reason}")
+
+
+@dataclass(frozen=True)
+class Host:
+    """One host of the inventory, as written (``name``) and taken apart."""
+
+    name: str
+    hostname: str
+    user: str = None
+    port: int = None
+    engines: int = None  # None: one engine per core of the host
+
+    @property
+    def is_local(self):
+        """True for a plain ``localhost``: it is run locally, without SSH."""
+        return self.name == "localhost"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The values of ``cluster.env``, with their defaults."""
+
+    cluster_env: str = ""
+    cluster_name: str = "ipp"
+    ipp_profile: str = "default"
+    jupyter_port: int = 8888
+    engine_timeout: float = 60.0
+    connect_timeout: float = 10.0
+    parallel: int = 32
+
+    @property
+    def bin_prefix(self):
+        """What goes before a program's name: ``CLUSTER_ENV/bin/`` or nothing."""
+        return f"{self.cluster_env.rstrip('/')}/bin/" if self.cluster_env else ""
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """Who plays which role, and the settings every host shares."""
+
+    master: Host
+    engines: tuple
+    settings: Settings
+    folder: str
+
+    @property
+    def hosts(self):
+        """Every distinct host, the master first."""
+        seen = {self.master.name: self.master}
+        for host in self.engines:
+            seen.setdefault(host.name, host)
+        return tuple(seen.values())
+
+
+def parse_host(text, path, line):
+    """Parse ``[user@]host[:port]`` (or an ssh config alias) into a `Host`."""
+    match = _HOST_RE.match(text)
+    if not match:
+        raise InventoryError(
+            path, line, f"bad host {text!r}: expected [user@]host[:port] "
+            "with letters, digits, '.', '-' or '_'")
+    port = match["port"]
+    if port is not None and not 1 <= int(port) <= 65535:
+        raise InventoryError(path, line, f"port {port} of {text!r} is out of range (1-65535)")
+    return Host(name=text, hostname=match["host"].strip("[]"), user=match["user"],
+                port=int(port) if port else None)
+
+
+def _parse_host_line(text, path, line):
+    host_text, *pairs = text.split()
+    host = parse_host(host_text, path, line)
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if key != "engines" or not sep:
+            raise InventoryError(path, line, f"unknown host setting {pair!r} (only engines=N is known)")
+        if not value.isdigit() or int(value) < 1:
+            raise InventoryError(path, line, f"engines={value!r} must be a whole number of at least 1")
+        host = Host(host.name, host.hostname, host.user, host.port, int(value))
+    return host
+
+
+def parse_hosts(text, path="hosts"):
+    """
+    Parse the ``hosts`` file into ``(master, engines)``.
+
+    Raises `InventoryError` for a line outside a section, an unknown section,
+    a bad host, an unknown setting, a duplicate host or a missing master.
+    """
+    roles = {name: [] for name in _SECTIONS}
+    section = None
+    for number, raw in enumerate(text.splitlines(), start=1):
+        content = raw.split("#", 1)[0].strip()
+        if not content:
+            continue
+        if content.startswith("["):
+            if not content.endswith("]") or content[1:-1].strip() not in _SECTIONS:
+                raise InventoryError(path, number, f"unknown section {content!r}: "
+                                     "expected [master] or [engines]")
+            section = content[1:-1].strip()
+            continue
+        if section is None:
+            raise InventoryError(path, number, f"{content!r} is outside a section: "
+                                 "put it under [master] or [engines]")
+        host = _parse_host_line(content, path, number)
+        if section == "master" and host.engines is not None:
+            raise InventoryError(path, number, "engines= belongs under [engines], not [master]")
+        if any(known.name == host.name for known in roles[section]):
+            raise InventoryError(path, number, f"duplicate host {host.name!r} in [{section}]")
+        if section == "master" and roles["master"]:
+            raise InventoryError(path, number, "[master] must hold exactly one host")
+        roles[section].append(host)
+    if not roles["master"]:
+        raise InventoryError(path, 0, "no [master] section with a host")
+    return roles["master"][0], tuple(roles["engines"])
+
+
+def _absolute_path(value):
+    if value and not _PATH_RE.match(value):
+        raise ValueError("must be an absolute path of letters, digits and ._/+@- (or empty)")
+    return value.rstrip("/") or ("/" if value else "")
+
+
+def _name(value):
+    if not _NAME_RE.match(value):
+        raise ValueError("must be letters, digits, '_' or '-'")
+    return value
+
+
+def _number(kind, low, high):
+    def convert(value):
+        try:
+            number = kind(value)
+        except ValueError:
+            raise ValueError(f"must be a number from {low} to {high}") from None
+        if not low <= number <= high:
+            raise ValueError(f"must be a number from {low} to {high}")
+        return number
+    return convert
+
+
+#: cluster.env keys, the `Settings` field each sets, and how its value is checked.
+SETTINGS = {
+    "CLUSTER_ENV": ("cluster_env", _absolute_path),
+    "CLUSTER_NAME": ("cluster_name", _name),
+    "IPP_PROFILE": ("ipp_profile", _name),
+    "JUPYTER_PORT": ("jupyter_port", _number(int, 1, 65535)),
+    "ENGINE_TIMEOUT": ("engine_timeout", _number(float, 1, 86400)),
+    "CONNECT_TIMEOUT": ("connect_timeout", _number(float, 1, 600)),
+    "PARALLEL": ("parallel", _number(int, 1, 1024)),
+}
+
+
+def parse_settings(text, path="cluster.env"):
+    """Parse ``cluster.env`` into `Settings`; raises `InventoryError` on a bad line."""
+    values = {}
+    for binding in parse_stream(io.StringIO(text)):
+        original = binding.original.string
+        blank_lines = original[: len(original) - len(original.lstrip())].count("\n")
+        line = binding.original.line + blank_lines
+        if binding.error or (binding.key is not None and binding.value is None):
+            raise InventoryError(path, line, f"cannot parse {original.strip()!r}: expected KEY=VALUE")
+        if binding.key is None:
+            continue
+        if binding.key not in SETTINGS:
+            raise InventoryError(path, line, f"unknown setting {binding.key!r}; known: "
+                                 + ", ".join(SETTINGS))
+        field, convert = SETTINGS[binding.key]
+        try:
+            values[field] = convert(binding.value.strip())
+        except ValueError as error:
+            raise InventoryError(path, line, f"{binding.key}={binding.value!r} {error}") from None
+    return Settings(**values)
+
+
+def load_inventory(folder=None):
+    """
+    Read the inventory folder (default: ``$CLUSTER_INVENTORY`` or `DEFAULT_DIR`).
+
+    :returns: an `Inventory`.
+    :raises InventoryError: naming the file, the line and the problem.
+    """
+    folder = Path(folder or os.environ.get("CLUSTER_INVENTORY") or DEFAULT_DIR)
+    if not folder.is_dir():
+        raise InventoryError(folder, 0, "inventory folder does not exist (set CLUSTER_INVENTORY)")
+    texts = {}
+    for name in ("hosts", "cluster.env"):
+        try:
+            texts[name] = (folder / name).read_text()
+        except FileNotFoundError:
+            if name == "hosts":
+                raise InventoryError(folder / name, 0, "missing: the inventory needs a hosts file") from None
+            texts[name] = ""
+    master, engines = parse_hosts(texts["hosts"], folder / "hosts")
+    settings = parse_settings(texts["cluster.env"], folder / "cluster.env")
+    return Inventory(master=master, engines=engines, settings=settings, folder=str(folder))

@@ -1,0 +1,166 @@
+"""
+The steps of bringing a cluster up and down, shared by the task namespaces.
+
+Each step builds one command per host (`tasks.commands`), runs them all in one
+parallel round trip (`tasks.runner.Fleet`) and returns per-host results. Steps
+never print and never exit: tasks decide what to show (`tasks.report`).
+"""
+
+from dataclasses import dataclass, field
+
+from . import commands
+from .facts import parse_probe, session_names
+from .runner import FAILED
+
+#: Extra seconds a command may take beyond the wait it does itself.
+SLACK = 30
+
+
+def location(fleet, host):
+    """The address engines use to reach the controller on *host*, as the inventory says."""
+    if host.is_local:
+        return "127.0.0.1"
+    return fleet.connection(host).host  # resolves an ~/.ssh/config alias to its HostName
+
+
+def _script(inventory, *parts):
+    return commands.script(inventory.settings, *parts)
+
+
+def start_master(fleet, inventory, master):
+    """Start what is missing on *master*; returns its `HostResult` (with ``token``)."""
+    settings = inventory.settings
+    part = commands.start_master(settings, location(fleet, master))
+    result = fleet.run({master: _script(inventory, part)}, settings.engine_timeout + SLACK)
+    return result[master.name]
+
+
+def stop_master(fleet, inventory, master):
+    """Stop the controller and Jupyter on *master*; returns its `HostResult`."""
+    result = fleet.run({master: _script(inventory, commands.stop_master())}, SLACK)
+    return _check_left(result)[master.name]
+
+
+def start_engines(fleet, inventory, hosts, restart=False):
+    """Start the missing engines on *hosts*; each result's facts hold ``expected``."""
+    settings = inventory.settings
+    scripts = {host: _script(inventory, commands.start_engines(
+        settings, host.name, host.engines, restart)) for host in hosts}
+    return fleet.run(scripts, settings.engine_timeout + SLACK)
+
+
+def stop_engines(fleet, inventory, hosts, graceful=True):
+    """
+    Stop every engine on *hosts*, so that no engine process is left on them.
+
+    With *graceful*, the controller first asks those engines to shut down, so
+    that it drops them at once instead of after missed heartbeats.
+    """
+    if graceful:
+        probe = commands.probe(inventory.settings, shutdown=[h.name for h in hosts],
+                               jupyter=False)
+        fleet.run({inventory.master: _script(inventory, probe)}, SLACK)
+    scripts = {host: _script(inventory, commands.stop_engines()) for host in hosts}
+    return _check_left(fleet.run(scripts, SLACK))
+
+
+def stop_all(fleet, inventory):
+    """Stop engines, controller and Jupyter on every host at once."""
+    parts = {host: [] for host in inventory.hosts}
+    for host in inventory.engines:
+        parts[host].append(commands.stop_engines())
+    parts[inventory.master].append(commands.stop_master())
+    scripts = {host: _script(inventory, *p) for host, p in parts.items()}
+    return _check_left(fleet.run(scripts, SLACK))
+
+
+def _check_left(results):
+    """A stop that left a process behind (``left_<role>`` > 0) has failed."""
+    for result in results.values():
+        left = {k: v for k, v in result.facts.items() if k.startswith("left_") and v != "0"}
+        if result.ok and left:
+            result.state = FAILED
+            result.reason = "processes left after the stop: " + ", ".join(
+                f"{k[5:]}={v}" for k, v in left.items())
+    return results
+
+
+def wait_for_engines(fleet, inventory, expected, wait, jupyter=False):
+    """
+    Wait up to *wait* s until each host has its ``expected[name]`` engines registered
+    (and, with *jupyter*, until Jupyter answers).
+
+    :returns: the master's `HostResult` and the probe's report (None if it failed).
+    """
+    probe = commands.probe(inventory.settings, expected=expected, wait=wait, jupyter=jupyter)
+    result = fleet.run({inventory.master: _script(inventory, probe)}, wait + SLACK)
+    master_result = result[inventory.master.name]
+    return master_result, parse_probe(master_result.facts)
+
+
+@dataclass
+class Status:
+    """What runs where: one `HostResult` per host and the controller's report."""
+
+    results: dict
+    probe: dict = None
+    rows: list = field(default_factory=list)
+
+
+def read_status(fleet, inventory, master=True, engines=True):
+    """
+    Ask the hosts what runs, and the controller which engines it has, in one round trip.
+
+    *master* and *engines* choose which roles are checked.
+
+    :returns: a `Status` whose ``rows`` are dicts: host, roles, state, sessions,
+        registered, expected and problems (an empty list when all is as wanted).
+    """
+    engine_hosts = {host.name for host in inventory.engines} if engines else set()
+    hosts = [h for h in inventory.hosts
+             if h.name in engine_hosts or (master and h == inventory.master)]
+    parts = {host: [commands.host_status(host.engines)] for host in hosts}
+    parts.setdefault(inventory.master, []).append(commands.probe(inventory.settings))
+    results = fleet.run({h: _script(inventory, *p) for h, p in parts.items()}, SLACK)
+    probe = parse_probe(results[inventory.master.name].facts)
+    status = Status(results, probe)
+    for host in hosts:
+        is_master = master and host == inventory.master
+        status.rows.append(_status_row(inventory.settings.cluster_name, host, results[host.name],
+                                       probe, is_master, host.name in engine_hosts))
+    return status
+
+
+def _status_row(name, host, result, probe, is_master, is_engine_host):
+    roles = (["master"] if is_master else []) + (["engines"] if is_engine_host else [])
+    sessions = session_names(result.facts)
+    row = {"host": host.name, "roles": roles, "state": result.state, "sessions": sessions,
+           "registered": None, "expected": None, "problems": []}
+    if not result.ok:
+        row["problems"].append(result.reason)
+        return row
+    if is_master:
+        for program in ("controller", "jupyter"):
+            if f"{name}-{program}" not in sessions:
+                row["problems"].append(f"{program} not running")
+        if probe is None or not probe["controller"]:
+            row["problems"].append("controller does not answer"
+                                   + (f" ({probe['error']})" if probe and probe["error"] else ""))
+        elif not probe["jupyter"]:
+            row["problems"].append("Jupyter does not answer")
+    if is_engine_host:
+        expected = int(result.facts.get("expected", 0))
+        running = sum(1 for s in sessions if s.startswith(f"{name}-engine-"))
+        registered = (probe or {}).get("engines", {}).get(host.name, 0)
+        row.update(registered=registered, expected=expected)
+        if running != expected:
+            row["problems"].append(f"{running} of {expected} engine sessions running")
+        if registered != expected:
+            row["problems"].append(f"{registered} of {expected} engines registered")
+    return row
+
+
+def problems(rows):
+    """The ``host: problem; problem`` lines of the status rows that are not as wanted."""
+    return [f"{row['host']}: {'; '.join(row['problems'])}" for row in rows if row["problems"]]
+

@@ -1,0 +1,101 @@
+"""
+Tasks for the master: the ipyparallel controller and the Jupyter server.
+
+``fab master.start`` uses the inventory's master; the root tasks
+``fab -H HOST start-master`` / ``stop-master`` act on the host given with ``-H``.
+"""
+
+from fabric import task
+from invoke import Collection
+from invoke.exceptions import Exit
+
+from . import commands, lifecycle, report
+from .context import fleet, load
+
+
+def url_for(inventory, token):
+    """The Jupyter URL as seen from the master (or through a tunnel to it)."""
+    return f"http://localhost:{inventory.settings.jupyter_port}/?token={token}"
+
+
+def bring_up(fleet_, inventory, master):
+    """Start the controller and Jupyter on *master*; exit non-zero if that failed."""
+    result = lifecycle.start_master(fleet_, inventory, master)
+    report.results_table("master", {master.name: result},
+                         [("controller", "controller"), ("jupyter", "jupyter")])
+    report.fail_if(report.failures({master.name: result}))
+    return result
+
+
+def bring_down(fleet_, inventory, master):
+    """Stop the controller and Jupyter on *master*; exit non-zero if anything is left."""
+    result = lifecycle.stop_master(fleet_, inventory, master)
+    report.results_table("master stopped", {master.name: result},
+                         [("controller left", "left_controller"), ("jupyter left", "left_jupyter")])
+    report.fail_if(report.failures({master.name: result}))
+
+
+def _host_from(c):
+    host = getattr(c, "original_host", None)
+    if not host:
+        raise Exit("error: name the master with -H HOST, e.g. fab -H node01 start-master", code=2)
+    return host
+
+
+@task
+def start(c):
+    """Start the controller and Jupyter on the inventory's master (what is missing only)."""
+    inventory = load()
+    with fleet(c, inventory) as fleet_:
+        result = bring_up(fleet_, inventory, inventory.master)
+    print(url_for(inventory, result.facts["token"]))
+
+
+@task
+def stop(c):
+    """Stop the controller and Jupyter on the inventory's master; nothing is left running."""
+    inventory = load()
+    with fleet(c, inventory) as fleet_:
+        bring_down(fleet_, inventory, inventory.master)
+
+
+@task
+def status(c):
+    """Show whether the controller and Jupyter run and answer; exit 0 only if both do."""
+    inventory = load()
+    with fleet(c, inventory) as fleet_:
+        rows = lifecycle.read_status(fleet_, inventory, engines=False).rows
+    report.status_table("master", rows)
+    report.fail_if(lifecycle.problems(rows))
+
+
+@task
+def url(c):
+    """Print the Jupyter URL with its token: http://localhost:PORT/?token=TOKEN."""
+    inventory = load()
+    master = inventory.master
+    with fleet(c, inventory) as fleet_:
+        result = fleet_.run({master: commands.script(inventory.settings, commands.read_token())},
+                            lifecycle.SLACK)[master.name]
+    report.fail_if(report.failures({master.name: result}))
+    print(url_for(inventory, result.facts["token"]))
+
+
+@task(name="start-master")
+def start_master(c):
+    """Start the controller and Jupyter on the host given with -H (fab -H HOST start-master)."""
+    inventory = load(master=_host_from(c))
+    with fleet(c, inventory) as fleet_:
+        result = bring_up(fleet_, inventory, inventory.master)
+    print(url_for(inventory, result.facts["token"]))
+
+
+@task(name="stop-master")
+def stop_master(c):
+    """Stop the controller and Jupyter on the host given with -H (fab -H HOST stop-master)."""
+    inventory = load(master=_host_from(c))
+    with fleet(c, inventory) as fleet_:
+        bring_down(fleet_, inventory, inventory.master)
+
+
+ns = Collection("master", start, stop, status, url)

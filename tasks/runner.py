@@ -1,0 +1,142 @@
+"""
+Run commands on many hosts at once and say, for each host, what happened.
+
+`Fleet` is the one place that talks to hosts: it keeps one connection per host
+for the life of a task (so that the steps of a task reuse them), runs each host's
+own command through a Fabric `ThreadingGroup`, caps how many run at once, and
+turns every outcome, including exceptions, into a `HostResult`. One bad host
+never stops the others; it is named in its result.
+"""
+
+import socket
+import threading
+from dataclasses import dataclass, field
+
+from fabric import Config, Connection, ThreadingGroup
+from fabric.exceptions import GroupException
+from invoke.exceptions import CommandTimedOut
+from paramiko.ssh_exception import SSHException
+
+from .facts import parse_facts
+
+OK, FAILED, UNREACHABLE = "ok", "failed", "unreachable"
+
+
+@dataclass
+class HostResult:
+    """What one command did on one host: ``state`` is ok, failed or unreachable."""
+
+    host: object
+    state: str
+    stdout: str = ""
+    stderr: str = ""
+    reason: str = ""
+    facts: dict = field(default_factory=dict)
+
+    @property
+    def ok(self):
+        return self.state == OK
+
+
+class _HostConnection(Connection):
+    """
+    A `Connection` that runs its own host's command, inside the fleet's slots.
+
+    `ThreadingGroup.run` hands every connection the same arguments; here the
+    first one is a mapping from inventory host name to command, so that each
+    host gets its own, and the shared semaphore caps concurrent sessions.
+    """
+
+    def __init__(self, host, slots, **kwargs):
+        super().__init__(host.hostname, user=host.user, port=host.port, **kwargs)
+        self.inventory_host = host
+        self.slots = slots
+
+    def run(self, commands, **kwargs):
+        with self.slots:
+            return self._execute(commands[self.inventory_host.name], **kwargs)
+
+    def _execute(self, command, **kwargs):
+        return super().run(command, **kwargs)
+
+
+class _LocalConnection(_HostConnection):
+    """The inventory's ``localhost``: commands run locally, without SSH."""
+
+    def _execute(self, command, **kwargs):
+        return self.local(command, **kwargs)
+
+    def close(self):
+        pass
+
+
+def _outcome(host, value):
+    """Turn a Fabric result or exception into a `HostResult`."""
+    if isinstance(value, CommandTimedOut):
+        return HostResult(host, FAILED, reason=f"timed out after {value.timeout} s")
+    if isinstance(value, (socket.error, SSHException, EOFError)):
+        text = str(value) or type(value).__name__
+        return HostResult(host, UNREACHABLE, reason=f"unreachable: {text}")
+    if isinstance(value, Exception):
+        return HostResult(host, FAILED, reason=f"{type(value).__name__}: {value}")
+    stdout, stderr = value.stdout, value.stderr
+    if value.ok:
+        return HostResult(host, OK, stdout, stderr, facts=parse_facts(stdout))
+    last = (stderr.strip() or stdout.strip() or "no output").splitlines()[-1]
+    return HostResult(host, FAILED, stdout, stderr, reason=f"exit {value.exited}: {last}",
+                      facts=parse_facts(stdout))
+
+
+class Fleet:
+    """
+    Connections to the hosts of an inventory, and a way to run commands on them.
+
+    Use it as a context manager so that connections are closed at the end.
+    """
+
+    def __init__(self, settings, config=None):
+        self.settings = settings
+        self.config = config if isinstance(config, Config) else Config()
+        self.slots = threading.BoundedSemaphore(settings.parallel)
+        self.connections = {}
+
+    def connection(self, host):
+        """The (reused) connection to *host*, an inventory `Host`."""
+        if host.name not in self.connections:
+            timeout = self.config.timeouts.connect or self.settings.connect_timeout
+            # Constructor connect_kwargs replace the config's: merge to keep -i and friends.
+            connect_kwargs = dict(self.config.connect_kwargs,
+                                  banner_timeout=timeout, auth_timeout=timeout)
+            kind = _LocalConnection if host.is_local else _HostConnection
+            self.connections[host.name] = kind(
+                host, self.slots, config=self.config, connect_timeout=timeout,
+                connect_kwargs=connect_kwargs)
+        return self.connections[host.name]
+
+    def run(self, commands, timeout):
+        """
+        Run ``commands[host]`` on each host, all at once, within *timeout* seconds.
+
+        :param commands: a dict from inventory `Host` to a command line.
+        :returns: a dict from inventory host name to `HostResult`.
+        """
+        if not commands:
+            return {}
+        by_name = {host.name: command for host, command in commands.items()}
+        group = ThreadingGroup.from_connections(self.connection(h) for h in commands)
+        try:
+            results = group.run(by_name, warn=True, hide=True, in_stream=False, timeout=timeout)
+        except GroupException as error:
+            results = error.result
+        return {cxn.inventory_host.name: _outcome(cxn.inventory_host, value)
+                for cxn, value in results.items()}
+
+    def close(self):
+        for connection in self.connections.values():
+            connection.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

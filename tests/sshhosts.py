@@ -1,0 +1,137 @@
+"""
+Fake SSH hosts on this machine, for the end-to-end tests and the benchmark.
+
+Host N is a real ``sshd`` listening on 127.0.2.N:22 in its own mount, UTS and
+PID namespaces: it has its own hostname (``hostN``), its own ``/run/screen``
+and its own processes, and shares this machine's file system (like a cluster
+with a shared home). Killing its sshd, pid 1 of its namespace, kills every
+process on the host: a host crash. Needs root.
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+SSHD = "/usr/sbin/sshd"
+
+SSHD_CONFIG = """\
+ListenAddress {address}
+Port 22
+HostKey {keys}/host_key
+PidFile {keys}/{name}.pid
+PermitRootLogin prohibit-password
+AuthorizedKeysFile {keys}/authorized_keys
+StrictModes no
+UsePAM no
+PasswordAuthentication no
+MaxStartups 100:30:200
+Subsystem sftp /usr/lib/openssh/sftp-server
+"""
+
+
+def why_not_available():
+    """The reason fake hosts cannot run here, or None when they can."""
+    if os.geteuid() != 0:
+        return "the SSH end-to-end tests need root (network namespaces for fake sshd hosts)"
+    for program in (SSHD, shutil.which("unshare"), shutil.which("screen")):
+        if not program or not os.path.exists(program):
+            return f"missing {program or 'unshare/screen'}: install openssh-server and screen"
+    return None
+
+
+class FakeHost:
+    """One fake host: ``name`` (hostN), ``address`` (127.0.2.N) and its sshd process."""
+
+    def __init__(self, number, keys):
+        self.number, self.keys = number, keys
+        self.name, self.address = f"host{number}", f"127.0.2.{number}"
+        self.config = keys / f"{self.name}.sshd_config"
+        self.config.write_text(SSHD_CONFIG.format(address=self.address, keys=keys, name=self.name))
+        self.process = None
+
+    def start(self, timeout=15):
+        """Boot the host: start its sshd and wait until it answers."""
+        inner = (f"hostname {self.name}; mkdir -p /run/screen; mount -t tmpfs tmpfs /run/screen;"
+                 f" chmod 777 /run/screen; exec {SSHD} -D -e -f {self.config}")
+        self.process = subprocess.Popen(
+            ["unshare", "--mount", "--uts", "--pid", "--fork", "--mount-proc",
+             "--kill-child=SIGKILL", "sh", "-c", inner],
+            stdout=subprocess.DEVNULL, stderr=open(self.keys / f"{self.name}.sshd.log", "ab"))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection((self.address, 22), timeout=1) as sock:
+                    if sock.recv(4).startswith(b"SSH-"):
+                        return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"{self.name}: sshd did not answer on {self.address}:22")
+
+    @property
+    def init_pid(self):
+        """The host's pid 1 (its sshd), seen from this machine."""
+        out = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True)
+        return int(out.stdout.split()[0])
+
+    def crash(self):
+        """Kill the host and every process on it at once."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def run(self, command):
+        """Run *command* (a shell string) inside the host's namespaces; returns stdout."""
+        return subprocess.run(
+            ["nsenter", "-t", str(self.init_pid), "-m", "-u", "-p", "sh", "-c", command],
+            capture_output=True, text=True, check=True).stdout
+
+    def processes(self):
+        """The live processes on the host, but its sshd and this look itself: ``pid args``."""
+        lines = self.run("ps -eo pid=,stat=,args=").splitlines()
+        return [line.strip() for line in lines
+                if line.split()[1][0] != "Z" and "sshd" not in line
+                and "ps -eo" not in line and not line.split()[0] == "1"]
+
+    def screens(self):
+        """The screen sessions on the host (any user), as ``screen -ls`` names them."""
+        out = self.run("ls /run/screen/S-*/ 2>/dev/null || true")
+        return [name for name in out.split() if "." in name]
+
+
+class FakeHosts:
+    """
+    A set of fake hosts and the client key that logs into them as root.
+
+    ``hosts[i]`` is host i+1. Use as a context manager: every host is crashed at
+    the end, so nothing they ran is left on the machine.
+    """
+
+    def __init__(self, count, first=1):
+        self.keys = Path(tempfile.mkdtemp(prefix="fakehosts-"))
+        os.makedirs("/run/sshd", exist_ok=True)
+        for key in ("host_key", "client_key"):
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(self.keys / key)],
+                           check=True)
+        shutil.copy(self.keys / "client_key.pub", self.keys / "authorized_keys")
+        self.client_key = self.keys / "client_key"
+        self.hosts = [FakeHost(first + i, self.keys) for i in range(count)]
+
+    def start(self):
+        for host in self.hosts:
+            host.start()
+        return self
+
+    def stop(self):
+        for host in self.hosts:
+            host.crash()
+        shutil.rmtree(self.keys, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
