@@ -47,6 +47,11 @@ class _HostConnection(Connection):
     host gets its own, and the shared semaphore caps concurrent sessions.
     """
 
+    # Declared here so that setting them stays on the object: invoke's contexts turn
+    # unknown attributes into (shared) config values.
+    inventory_host = None
+    slots = None
+
     def __init__(self, host, slots, **kwargs):
         super().__init__(host.hostname, user=host.user, port=host.port, **kwargs)
         self.inventory_host = host

@@ -1,0 +1,45 @@
+"""
+Fixtures shared by the tests: fake SSH hosts, inventories for them, and a way
+to run ``fab`` as a user would, in a subprocess, from the project folder.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from sshhosts import FakeHosts, why_not_available  # noqa: E402
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+def fab(*args, inventory=None, key=None, timeout=300):
+    """Run ``fab ARGS`` in the project folder; returns the CompletedProcess."""
+    env = dict(os.environ, COLUMNS="200")
+    if inventory is not None:
+        env["CLUSTER_INVENTORY"] = str(inventory)
+    identity = ["-i", str(key)] if key else []
+    fab_program = str(Path(sys.executable).parent / "fab")
+    return subprocess.run([fab_program, *identity, *args], cwd=PROJECT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def write_inventory(folder, hosts_text, **settings):
+    """Write an inventory folder with *hosts_text* and ``KEY=VALUE`` *settings*."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "hosts").write_text(hosts_text)
+    (folder / "cluster.env").write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def fake_hosts():
+    """Five fake SSH hosts, 127.0.2.1 to 127.0.2.5, for the whole test session."""
+    reason = why_not_available()
+    if reason:
+        pytest.skip(reason)
+    with FakeHosts(5) as hosts:
+        yield hosts

@@ -1,0 +1,140 @@
+"""
+End to end: a real cluster on fake SSH hosts, driven by ``fab`` as a user would.
+
+The master is host1; host2-host4 run two engines each. Every test leaves the
+cluster in the state the next one expects, so they run in file order.
+"""
+
+import json
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+
+import pytest
+
+from conftest import fab, write_inventory
+
+PROFILE = "e2e"
+PORT = 18801
+NAME = "e2e"
+CLUSTER_PROGRAMS = ("ipengine", "ipcontroller", "jupyter", "ipyparallel", "SCREEN", "screen")
+
+
+@pytest.fixture(scope="module")
+def cluster(fake_hosts, tmp_path_factory):
+    """An inventory for host1 (master) and host2-4 (2 engines each); the cluster is downed after."""
+    hosts = "[master]\n127.0.2.1\n\n[engines]\n" + "".join(
+        f"127.0.2.{n} engines=2\n" for n in (2, 3, 4))
+    inventory = write_inventory(
+        tmp_path_factory.mktemp("inv"), hosts, CLUSTER_ENV=sys.prefix, CLUSTER_NAME=NAME,
+        IPP_PROFILE=PROFILE, JUPYTER_PORT=PORT, ENGINE_TIMEOUT=90)
+
+    def run(*args):
+        return fab(*args, inventory=inventory, key=fake_hosts.client_key)
+    yield run
+    run("cluster.down")
+
+
+def engines_per_host():
+    """Ask the cluster, with ipyparallel's Client, for each engine's hostname."""
+    code = (
+        "import ipyparallel as ipp, json, socket, collections\n"
+        f"c = ipp.Client(profile={PROFILE!r}, timeout=20)\n"
+        "names = c[:].apply_sync(socket.gethostname)\n"
+        "print(json.dumps(collections.Counter(names)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def leftovers(fake_hosts, numbers):
+    """Cluster processes and screen sessions still on the given hosts."""
+    found = {}
+    for number in numbers:
+        host = fake_hosts.hosts[number - 1]
+        procs = [p for p in host.processes() if any(word in p for word in CLUSTER_PROGRAMS)]
+        if procs or host.screens():
+            found[host.name] = procs + host.screens()
+    return found
+
+
+def test_up_registers_two_engines_on_each_engine_host(cluster):
+    result = cluster("cluster.up")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Jupyter: http://localhost:18801/?token=" in result.stdout
+    assert engines_per_host() == {"host2": 2, "host3": 2, "host4": 2}
+
+
+def test_up_again_starts_nothing_twice(cluster):
+    result = cluster("cluster.up")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "running" in result.stdout and "started" not in result.stdout.split("engines")[0]
+    assert engines_per_host() == {"host2": 2, "host3": 2, "host4": 2}
+
+
+def test_status_is_healthy(cluster):
+    result = cluster("cluster.status")
+    assert result.returncode == 0, result.stdout + result.stderr
+    for n in (2, 3, 4):
+        assert f"127.0.2.{n}" in result.stdout
+    assert result.stdout.count("2/2") == 3
+
+
+def test_url_token_opens_jupyter_and_nothing_else_does(cluster):
+    result = cluster("master.url")
+    assert result.returncode == 0, result.stderr
+    url = result.stdout.strip().splitlines()[-1]
+    token = url.split("token=")[1]
+    assert url == f"http://localhost:{PORT}/?token={token}" and len(token) >= 32
+    api = f"http://127.0.0.1:{PORT}/api/status"
+    request = urllib.request.Request(api, headers={"Authorization": f"token {token}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+    with pytest.raises(urllib.error.HTTPError) as denied:
+        urllib.request.urlopen(api, timeout=10)
+    assert denied.value.code == 403
+
+
+def test_token_is_on_no_command_line(cluster, fake_hosts):
+    token = cluster("master.url").stdout.strip().split("token=")[1]
+    master = fake_hosts.hosts[0]
+    assert token not in master.run("cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' '")
+
+
+def test_engines_restart_brings_back_six_engines(cluster, fake_hosts):
+    before = {n: fake_hosts.hosts[n - 1].run("pgrep -f ipengine | sort") for n in (2, 3, 4)}
+    result = cluster("engines.restart")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert engines_per_host() == {"host2": 2, "host3": 2, "host4": 2}
+    after = {n: fake_hosts.hosts[n - 1].run("pgrep -f ipengine | sort") for n in (2, 3, 4)}
+    assert all(set(before[n].split()).isdisjoint(after[n].split()) for n in before)
+
+
+def test_down_leaves_no_process_and_no_screen(cluster, fake_hosts):
+    result = cluster("cluster.down")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert leftovers(fake_hosts, (1, 2, 3, 4)) == {}
+
+
+def test_down_on_a_stopped_cluster_succeeds(cluster):
+    result = cluster("cluster.down")
+    assert result.returncode == 0, result.stdout + result.stderr
+    status = cluster("cluster.status")
+    assert status.returncode != 0 and "controller not running" in status.stdout
+
+
+def test_start_master_and_stop_master_with_dash_h(fake_hosts, tmp_path):
+    inventory = write_inventory(tmp_path / "inv", "[master]\n127.0.2.1\n",
+                                CLUSTER_ENV=sys.prefix, CLUSTER_NAME="solo",
+                                IPP_PROFILE="solo", JUPYTER_PORT=18802)
+    host = fake_hosts.hosts[4]
+    started = fab("-H", host.address, "start-master", inventory=inventory, key=fake_hosts.client_key)
+    assert started.returncode == 0, started.stdout + started.stderr
+    assert started.stdout.strip().splitlines()[-1].startswith("http://localhost:18802/?token=")
+    assert sorted(s.split(".", 1)[1] for s in host.screens()) == ["solo-controller", "solo-jupyter"]
+    assert fake_hosts.hosts[0].screens() == []
+    stopped = fab("-H", host.address, "stop-master", inventory=inventory, key=fake_hosts.client_key)
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    assert leftovers(fake_hosts, (5,)) == {}
