@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from sshhosts import FakeHosts, why_not_available  # noqa: E402
+from sshhosts import FakeHosts, why_not_available
 
 PROJECT = Path(__file__).resolve().parent.parent
 

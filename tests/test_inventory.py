@@ -1,0 +1,110 @@
+"""Unit tests for the inventory parser: what it reads, and each error it gives."""
+
+import pytest
+
+from tasks.inventory import (Host, InventoryError, Settings, load_inventory, parse_hosts,
+                             parse_settings)
+
+GOOD_HOSTS = """\
+# a comment
+[master]
+master-host
+
+[engines]
+node01 engines=8
+alice@node02:2222 engines=4   # trailing comment
+node03
+"""
+
+
+def test_reads_roles_users_ports_and_engine_counts():
+    master, engines = parse_hosts(GOOD_HOSTS)
+    assert master == Host("master-host", "master-host")
+    assert engines == (
+        Host("node01", "node01", engines=8),
+        Host("alice@node02:2222", "node02", user="alice", port=2222, engines=4),
+        Host("node03", "node03"),
+    )
+
+
+def test_localhost_is_local_and_other_names_are_not():
+    master, engines = parse_hosts("[master]\nlocalhost\n[engines]\nroot@localhost\n")
+    assert master.is_local and not engines[0].is_local
+
+
+@pytest.mark.parametrize("text, line, reason", [
+    ("[master]\nm\n[engines]\nnode01 engines=abc\n", 4,
+     "engines='abc' must be a whole number of at least 1"),
+    ("[master]\nm\n[engines]\nnode01 engines=0\n", 4,
+     "engines='0' must be a whole number of at least 1"),
+    ("[master]\nm\n[engines]\nnode01 cores=2\n", 4,
+     "unknown host setting 'cores=2' (only engines=N is known)"),
+    ("[master]\nm\n[engines]\nnode01\nnode01 engines=2\n", 5, "duplicate host 'node01' in [engines]"),
+    ("[engines]\nnode01\n", 0, "no [master] section with a host"),
+    ("[master]\nm\n[workers]\nnode01\n", 3, "unknown section '[workers]': expected [master] or [engines]"),
+    ("node01\n[master]\nm\n", 1, "'node01' is outside a section: put it under [master] or [engines]"),
+    ("[master]\nm1\nm2\n", 3, "[master] must hold exactly one host"),
+    ("[master]\nm engines=2\n", 2, "engines= belongs under [engines], not [master]"),
+    ("[master]\nnode01:70000\n", 2, "port 70000 of 'node01:70000' is out of range (1-65535)"),
+    ("[master]\nnode;rm\n", 2, "bad host 'node;rm': expected [user@]host[:port] "
+                               "with letters, digits, '.', '-' or '_'"),
+    ("[master]\nno$(id)de\n", 2, "bad host 'no$(id)de': expected [user@]host[:port] "
+                                 "with letters, digits, '.', '-' or '_'"),
+])
+def test_each_bad_hosts_line_names_file_line_and_problem(text, line, reason):
+    with pytest.raises(InventoryError) as error:
+        parse_hosts(text, "inv/hosts")
+    assert (error.value.path, error.value.line, error.value.reason) == ("inv/hosts", line, reason)
+    assert str(error.value) == (f"inv/hosts:{line}: {reason}" if line else f"inv/hosts: {reason}")
+
+
+def test_settings_defaults_and_values():
+    assert parse_settings("") == Settings()
+    text = ("CLUSTER_ENV=/opt/env/\nCLUSTER_NAME=lab\nIPP_PROFILE=lab\n"
+            "JUPYTER_PORT=9999\nENGINE_TIMEOUT=30\n# comment\nexport PARALLEL=8\n")
+    settings = parse_settings(text)
+    assert settings == Settings(cluster_env="/opt/env", cluster_name="lab", ipp_profile="lab",
+                                jupyter_port=9999, engine_timeout=30.0, parallel=8)
+    assert settings.bin_prefix == "/opt/env/bin/"
+    assert Settings().bin_prefix == ""
+
+
+@pytest.mark.parametrize("text, line, reason", [
+    ("A=1\n", 1, "unknown setting 'A'; known: CLUSTER_ENV, CLUSTER_NAME, IPP_PROFILE, "
+                 "JUPYTER_PORT, ENGINE_TIMEOUT, CONNECT_TIMEOUT, PARALLEL"),
+    ("\n\nCLUSTER_ENV=env\n", 3,
+     "CLUSTER_ENV='env' must be an absolute path of letters, digits and ._/+@- (or empty)"),
+    ("CLUSTER_ENV=/opt/env; touch /tmp/pwned\n", 1,
+     "CLUSTER_ENV='/opt/env; touch /tmp/pwned' must be an absolute path of letters, digits"
+     " and ._/+@- (or empty)"),
+    ("JUPYTER_PORT=http\n", 1, "JUPYTER_PORT='http' must be a number from 1 to 65535"),
+    ("JUPYTER_PORT=0\n", 1, "JUPYTER_PORT='0' must be a number from 1 to 65535"),
+    ("CLUSTER_NAME=a b\n", 1, "CLUSTER_NAME='a b' must be letters, digits, '_' or '-'"),
+    ("# ok\nthis is not a setting\n", 2, "cannot parse 'this is not a setting': expected KEY=VALUE"),
+])
+def test_each_bad_setting_names_file_line_and_problem(text, line, reason):
+    with pytest.raises(InventoryError) as error:
+        parse_settings(text, "inv/cluster.env")
+    assert (error.value.line, error.value.reason) == (line, reason)
+
+
+def test_load_reads_the_folder_and_the_environment_variable(tmp_path, monkeypatch):
+    (tmp_path / "hosts").write_text(GOOD_HOSTS)
+    (tmp_path / "cluster.env").write_text("JUPYTER_PORT=9000\n")
+    monkeypatch.setenv("CLUSTER_INVENTORY", str(tmp_path))
+    inventory = load_inventory()
+    assert inventory.settings.jupyter_port == 9000
+    assert [h.name for h in inventory.hosts] == ["master-host", "node01", "alice@node02:2222", "node03"]
+
+
+def test_missing_folder_and_missing_hosts_file_are_errors(tmp_path):
+    with pytest.raises(InventoryError, match="inventory folder does not exist"):
+        load_inventory(tmp_path / "nope")
+    with pytest.raises(InventoryError, match="hosts: missing: the inventory needs a hosts file"):
+        load_inventory(tmp_path)
+
+
+def test_shipped_inventory_is_a_local_cluster():
+    inventory = load_inventory(load_inventory.__globals__["DEFAULT_DIR"])
+    assert inventory.master.is_local and [h.name for h in inventory.engines] == ["localhost"]
+    assert inventory.settings == Settings()
