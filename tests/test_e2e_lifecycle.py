@@ -101,6 +101,12 @@ def test_token_is_on_no_command_line(cluster, fake_hosts):
     token = cluster("master.url").stdout.strip().split("token=")[1]
     master = fake_hosts.hosts[0]
     assert token not in master.run("cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' '")
+    modes = master.run(f"stat -c '%a %n' ~/.ipp-cluster ~/.ipp-cluster/{NAME} "
+                       f"~/.ipp-cluster/{NAME}/host1 ~/.ipp-cluster/{NAME}/host1/*").splitlines()
+    assert [m.split()[0] for m in modes[:3]] == ["700", "700", "700"]
+    assert {m.split()[0] for m in modes[3:]} == {"600"}, modes
+    listening = master.run("ss -ltnH 'sport = :18801'").splitlines()
+    assert listening and all(line.split()[3] == "127.0.0.1:18801" for line in listening)
 
 
 def test_engines_restart_brings_back_six_engines(cluster, fake_hosts):
