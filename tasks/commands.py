@@ -42,7 +42,11 @@ launch() {  # launch ROLE SESSION PROGRAM ARGS...: run PROGRAM in a detached, lo
   role=$1 session=$2; shift 2
   printf '\n=== %s: %s\n' "$(date)" "$session" >> "$run/$session.log"
   screen -c "$run/screenrc" -dmS "$session" -L -Logfile "$run/$session.log" \
-    env "IPP_CLUSTER_TAG=$name/$role" "$@"
+    env "IPP_CLUSTER_TAG=$name/$role" "$@" 9>&-  # the program must not hold the lock
+}
+lock() {  # lock SECONDS: hold the host's lock of this cluster until the command ends
+  exec 9> "$run/lock"
+  flock -w "$1" 9 || { echo "another fab holds $run/lock for more than $1 s" >&2; exit 1; }
 }
 halt() {  # halt ROLE REGEX: quit the sessions matching REGEX, end every process of ROLE, report
   for session in $(sessions "$2"); do screen -S "$session" -X quit >/dev/null 2>&1; done
@@ -95,13 +99,24 @@ def script(settings, *parts):
     return f"env -u {TAG} sh -c {q(body)}"
 
 
-def make_run_dir():
-    """Create the host's run directory (mode 0700) and the screenrc of its sessions."""
+def make_run_dir(settings):
+    """
+    Create the host's run directory (mode 0700) and take its lock.
+
+    The lock makes two ``fab`` runs that start things on the same host at once
+    take turns, so that each sees what the other started.
+    """
     return "\n".join([
         'mkdir -p "$run" && chmod 700 "$HOME/.ipp-cluster" "$base" "$run" || exit 1',
+        f"lock {int(settings.engine_timeout) + 30}",
         "printf 'logfile flush 1\\n' > \"$run/screenrc\"",
         "screen -wipe >/dev/null 2>&1",
     ])
+
+
+def controller_env(settings):
+    """Environment of ``ipcontroller``: CurveZMQ encryption when ``ENCRYPT=yes``."""
+    return ["IPP_ENABLE_CURVE=1"] if settings.encrypt else []
 
 
 def controller_args(settings, location):
@@ -127,6 +142,7 @@ def start_master(settings, location):
     so it is on no command line. Reports ``controller=`` and ``jupyter=`` (started
     or running) and ``token=``.
     """
+    environment = "".join(q(pair) + " " for pair in controller_env(settings))
     controller = " ".join(q(arg) for arg in controller_args(settings, location))
     jupyter = " ".join(q(arg) for arg in [
         "server", "--no-browser", "--ip=127.0.0.1", f"--port={settings.jupyter_port}",
@@ -134,10 +150,10 @@ def start_master(settings, location):
     ])
     timeout = int(settings.engine_timeout)
     return "\n".join([
-        make_run_dir(),
+        make_run_dir(settings),
         'if sessions "$name-controller" >/dev/null; then echo controller=running; else',
         '  rm -f "$engine_file" "$sec/ipcontroller-client.json"',
-        f'  launch controller "$name-controller" "${{bin}}ipcontroller" {controller}',
+        f'  launch controller "$name-controller" env {environment}"${{bin}}ipcontroller" {controller}',
         "  echo controller=started",
         "fi",
         'token_file="$run/jupyter.token"',
@@ -176,7 +192,7 @@ def start_engines(settings, label, count=None, restart=False):
     engine = " ".join(q(arg) for arg in [f"--profile={settings.ipp_profile}"])
     timeout = int(settings.engine_timeout)
     return "\n".join([
-        make_run_dir(),
+        make_run_dir(settings),
         f"count={q(count) if count else '$(nproc)'}",
         'echo "expected=$count"',
         'running=$(sessions "$name-engine-[0-9]+")',

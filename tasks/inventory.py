@@ -66,6 +66,9 @@ class Settings:
     engine_timeout: float = 60.0
     connect_timeout: float = 10.0
     parallel: int = 32
+    encrypt: bool = False
+    known_hosts: str = "~/.ssh/known_hosts"
+    host_key_checking: str = "accept-new"
 
     @property
     def bin_prefix(self):
@@ -165,6 +168,26 @@ def _name(value):
     return value
 
 
+def _yes_no(value):
+    if value.lower() not in ("yes", "no"):
+        raise ValueError("must be yes or no")
+    return value.lower() == "yes"
+
+
+def _one_of(*choices):
+    def convert(value):
+        if value not in choices:
+            raise ValueError("must be " + " or ".join(choices))
+        return value
+    return convert
+
+
+def _local_path(value):
+    if not value.startswith(("/", "~")):
+        raise ValueError("must be an absolute path (or start with ~)")
+    return value
+
+
 def _number(kind, low, high):
     def convert(value):
         try:
@@ -186,6 +209,9 @@ SETTINGS = {
     "ENGINE_TIMEOUT": ("engine_timeout", _number(float, 1, 86400)),
     "CONNECT_TIMEOUT": ("connect_timeout", _number(float, 1, 600)),
     "PARALLEL": ("parallel", _number(int, 1, 1024)),
+    "ENCRYPT": ("encrypt", _yes_no),
+    "KNOWN_HOSTS": ("known_hosts", _local_path),
+    "HOST_KEY_CHECKING": ("host_key_checking", _one_of("accept-new", "strict")),
 }
 
 

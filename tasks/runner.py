@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from fabric import Config, Connection, ThreadingGroup
 from fabric.exceptions import GroupException
 from invoke.exceptions import CommandTimedOut
-from paramiko.ssh_exception import SSHException
+from paramiko.ssh_exception import BadHostKeyException, SSHException
 
+from . import hostkeys
 from .facts import parse_facts
 
 OK, FAILED, UNREACHABLE = "ok", "failed", "unreachable"
@@ -75,8 +76,10 @@ class _LocalConnection(_HostConnection):
         pass
 
 
-def _outcome(host, value):
+def _outcome(host, value, settings):
     """Turn a Fabric result or exception into a `HostResult`."""
+    if isinstance(value, (BadHostKeyException, hostkeys.UnknownHost)):
+        return HostResult(host, UNREACHABLE, reason=hostkeys.explain(value, settings))
     if isinstance(value, CommandTimedOut):
         return HostResult(host, FAILED, reason=f"timed out after {value.timeout} s")
     if isinstance(value, (socket.error, SSHException, EOFError)):
@@ -113,9 +116,10 @@ class Fleet:
             connect_kwargs = dict(self.config.connect_kwargs,
                                   banner_timeout=timeout, auth_timeout=timeout)
             kind = _LocalConnection if host.is_local else _HostConnection
-            self.connections[host.name] = kind(
-                host, self.slots, config=self.config, connect_timeout=timeout,
-                connect_kwargs=connect_kwargs)
+            connection = kind(host, self.slots, config=self.config, connect_timeout=timeout,
+                              connect_kwargs=connect_kwargs)
+            hostkeys.apply(connection.client, self.settings)
+            self.connections[host.name] = connection
         return self.connections[host.name]
 
     def run(self, commands, timeout):
@@ -133,7 +137,7 @@ class Fleet:
             results = group.run(by_name, warn=True, hide=True, in_stream=False, timeout=timeout)
         except GroupException as error:
             results = error.result
-        return {cxn.inventory_host.name: _outcome(cxn.inventory_host, value)
+        return {cxn.inventory_host.name: _outcome(cxn.inventory_host, value, self.settings)
                 for cxn, value in results.items()}
 
     def close(self):

@@ -118,6 +118,7 @@ class FakeHosts:
                            check=True)
         shutil.copy(self.keys / "client_key.pub", self.keys / "authorized_keys")
         self.client_key = self.keys / "client_key"
+        self.known_hosts = self.keys / "known_hosts"  # for the inventories: never the user's
         self.hosts = [FakeHost(first + i, self.keys) for i in range(count)]
 
     def start(self):

@@ -50,11 +50,18 @@ def test_controller_listens_where_engines_reach_it():
 
 def test_start_master_quotes_the_controller_and_starts_jupyter_on_loopback_only():
     part = commands.start_master(SETTINGS, "node 01")
-    assert ('launch controller "$name-controller" "${bin}ipcontroller" --profile=p1 '
+    assert ('launch controller "$name-controller" env "${bin}ipcontroller" --profile=p1 '
             "'--ip=*' '--location=node 01'") in part
     assert "--ip=127.0.0.1 --port=9999 --ServerApp.port_retries=0" in part
     assert '"JUPYTER_TOKEN_FILE=$token_file"' in part
     assert "wait_file \"$engine_file\" 45" in part
+    assert "\nlock 75\n" in part
+
+
+def test_encryption_turns_on_curve_in_the_controller_only():
+    encrypted = Settings(encrypt=True)
+    assert 'env IPP_ENABLE_CURVE=1 "${bin}ipcontroller"' in commands.start_master(encrypted, "m")
+    assert "CURVE" not in commands.start_engines(encrypted, "n", 2)
 
 
 def test_start_engines_uses_the_count_or_the_cores_and_labels_each_engine():

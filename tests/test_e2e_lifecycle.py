@@ -28,7 +28,8 @@ def cluster(fake_hosts, tmp_path_factory):
         f"127.0.2.{n} engines=2\n" for n in (2, 3, 4))
     inventory = write_inventory(
         tmp_path_factory.mktemp("inv"), hosts, CLUSTER_ENV=sys.prefix, CLUSTER_NAME=NAME,
-        IPP_PROFILE=PROFILE, JUPYTER_PORT=PORT, ENGINE_TIMEOUT=90)
+        IPP_PROFILE=PROFILE, JUPYTER_PORT=PORT, ENGINE_TIMEOUT=90,
+        KNOWN_HOSTS=fake_hosts.known_hosts)
 
     def run(*args):
         return fab(*args, inventory=inventory, key=fake_hosts.client_key)
@@ -134,7 +135,8 @@ def test_down_on_a_stopped_cluster_succeeds(cluster):
 def test_start_master_and_stop_master_with_dash_h(fake_hosts, tmp_path):
     inventory = write_inventory(tmp_path / "inv", "[master]\n127.0.2.1\n",
                                 CLUSTER_ENV=sys.prefix, CLUSTER_NAME="solo",
-                                IPP_PROFILE="solo", JUPYTER_PORT=18802)
+                                IPP_PROFILE="solo", JUPYTER_PORT=18802,
+                                KNOWN_HOSTS=fake_hosts.known_hosts)
     host = fake_hosts.hosts[4]
     started = fab("-H", host.address, "start-master", inventory=inventory, key=fake_hosts.client_key)
     assert started.returncode == 0, started.stdout + started.stderr

@@ -71,7 +71,11 @@ def test_settings_defaults_and_values():
 
 @pytest.mark.parametrize("text, line, reason", [
     ("A=1\n", 1, "unknown setting 'A'; known: CLUSTER_ENV, CLUSTER_NAME, IPP_PROFILE, "
-                 "JUPYTER_PORT, ENGINE_TIMEOUT, CONNECT_TIMEOUT, PARALLEL"),
+                 "JUPYTER_PORT, ENGINE_TIMEOUT, CONNECT_TIMEOUT, PARALLEL, ENCRYPT, KNOWN_HOSTS, "
+                 "HOST_KEY_CHECKING"),
+    ("ENCRYPT=maybe\n", 1, "ENCRYPT='maybe' must be yes or no"),
+    ("HOST_KEY_CHECKING=no\n", 1, "HOST_KEY_CHECKING='no' must be accept-new or strict"),
+    ("KNOWN_HOSTS=known\n", 1, "KNOWN_HOSTS='known' must be an absolute path (or start with ~)"),
     ("\n\nCLUSTER_ENV=env\n", 3,
      "CLUSTER_ENV='env' must be an absolute path of letters, digits and ._/+@- (or empty)"),
     ("CLUSTER_ENV=/opt/env; touch /tmp/pwned\n", 1,
