@@ -44,9 +44,9 @@ launch() {  # launch ROLE SESSION PROGRAM ARGS...: run PROGRAM in a detached, lo
   screen -c "$run/screenrc" -dmS "$session" -L -Logfile "$run/$session.log" \
     env "IPP_CLUSTER_TAG=$name/$role" "$@" 9>&-  # the program must not hold the lock
 }
-lock() {  # lock SECONDS: hold the host's lock of this cluster until the command ends
-  exec 9> "$run/lock"
-  flock -w "$1" 9 || { echo "another fab holds $run/lock for more than $1 s" >&2; exit 1; }
+lock() {  # lock: take the host's lock of this cluster (unlock: exec 9>&-)
+  mkdir -p "$run" && exec 9> "$run/lock"
+  flock -w 60 9 || { echo "another fab held $run/lock for 60 s" >&2; exit 1; }
 }
 halt() {  # halt ROLE REGEX: quit the sessions matching REGEX, end every process of ROLE, report
   for session in $(sessions "$2"); do screen -S "$session" -X quit >/dev/null 2>&1; done
@@ -99,16 +99,18 @@ def script(settings, *parts):
     return f"env -u {TAG} sh -c {q(body)}"
 
 
-def make_run_dir(settings):
+def make_run_dir():
     """
-    Create the host's run directory (mode 0700) and take its lock.
+    Create the host's run directory (mode 0700) and take the host's lock.
 
-    The lock makes two ``fab`` runs that start things on the same host at once
-    take turns, so that each sees what the other started.
+    Every part that looks at what runs and then starts or stops something holds
+    the lock, and lets it go before it waits: two ``fab`` runs at once take turns
+    on each host, each seeing what the other started, and a stop never ends up
+    before a start that was under way.
     """
     return "\n".join([
         'mkdir -p "$run" && chmod 700 "$HOME/.ipp-cluster" "$base" "$run" || exit 1',
-        f"lock {int(settings.engine_timeout) + 30}",
+        "lock",
         "printf 'logfile flush 1\\n' > \"$run/screenrc\"",
         "screen -wipe >/dev/null 2>&1",
     ])
@@ -150,7 +152,7 @@ def start_master(settings, location):
     ])
     timeout = int(settings.engine_timeout)
     return "\n".join([
-        make_run_dir(settings),
+        make_run_dir(),
         'if sessions "$name-controller" >/dev/null; then echo controller=running; else',
         '  rm -f "$engine_file" "$sec/ipcontroller-client.json"',
         f'  launch controller "$name-controller" env {environment}"${{bin}}ipcontroller" {controller}',
@@ -165,6 +167,7 @@ def start_master(settings, location):
         "  echo jupyter=started",
         "fi",
         'echo "token=$(cat "$token_file")"',
+        "exec 9>&-",
         f'wait_file "$engine_file" {timeout} || {{ echo "the controller wrote no connection'
         f' file in {timeout} s; see $run/$name-controller.log" >&2; exit 1; }}',
     ])
@@ -173,6 +176,7 @@ def start_master(settings, location):
 def stop_master():
     """Stop the controller and Jupyter, and remove the controller's connection files."""
     return "\n".join([
+        "lock",
         'halt controller "$name-controller"',
         'halt jupyter "$name-jupyter"',
         'rm -f "$engine_file" "$sec/ipcontroller-client.json"',
@@ -192,15 +196,15 @@ def start_engines(settings, label, count=None, restart=False):
     engine = " ".join(q(arg) for arg in [f"--profile={settings.ipp_profile}"])
     timeout = int(settings.engine_timeout)
     return "\n".join([
-        make_run_dir(settings),
         f"count={q(count) if count else '$(nproc)'}",
         'echo "expected=$count"',
+        f'wait_file "$engine_file" {timeout} || {{ echo "no connection file $engine_file'
+        f' after {timeout} s: is the controller up?" >&2; exit 1; }}',
+        make_run_dir(),
         'running=$(sessions "$name-engine-[0-9]+")',
         f"restart={'yes' if restart else 'no'}",
         'for session in $running; do [ "${session##*-}" -le "$count" ] || restart=yes; done',
         'if [ "$restart" = yes ]; then halt engine "$name-engine-[0-9]+" >/dev/null; running=""; fi',
-        f'wait_file "$engine_file" {timeout} || {{ echo "no connection file $engine_file'
-        f' after {timeout} s: is the controller up?" >&2; exit 1; }}',
         "stamp=$(date +%s%N)",
         "started=0 n=1",
         'while [ "$n" -le "$count" ]; do',
@@ -217,7 +221,7 @@ def start_engines(settings, label, count=None, restart=False):
 
 def stop_engines():
     """Stop every engine of the cluster on one host; reports ``left_engine=``."""
-    return 'halt engine "$name-engine-[0-9]+"'
+    return 'lock\nhalt engine "$name-engine-[0-9]+"'
 
 
 def host_status(count=None):

@@ -3,6 +3,7 @@ Fixtures shared by the tests: fake SSH hosts, inventories for them, and a way
 to run ``fab`` as a user would, in a subprocess, from the project folder.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -13,6 +14,8 @@ import pytest
 from sshhosts import FakeHosts, why_not_available
 
 PROJECT = Path(__file__).resolve().parent.parent
+FAB = Path(sys.executable).parent / "fab"
+CLUSTER_PROGRAMS = ("ipengine", "ipcontroller", "jupyter", "ipyparallel", "SCREEN", "screen")
 
 
 def fab(*args, inventory=None, key=None, timeout=300):
@@ -21,8 +24,7 @@ def fab(*args, inventory=None, key=None, timeout=300):
     if inventory is not None:
         env["CLUSTER_INVENTORY"] = str(inventory)
     identity = ["-i", str(key)] if key else []
-    fab_program = str(Path(sys.executable).parent / "fab")
-    return subprocess.run([fab_program, *identity, *args], cwd=PROJECT, env=env,
+    return subprocess.run([str(FAB), *identity, *args], cwd=PROJECT, env=env,
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -42,3 +44,27 @@ def fake_hosts():
         pytest.skip(reason)
     with FakeHosts(5) as hosts:
         yield hosts
+
+
+def engines_per_host(profile):
+    """Ask the cluster, with ipyparallel's Client, how many engines run on each hostname."""
+    code = (
+        "import ipyparallel as ipp, json, socket, collections\n"
+        f"c = ipp.Client(profile={profile!r}, timeout=20)\n"
+        "names = c[:].apply_sync(socket.gethostname)\n"
+        "print(json.dumps(collections.Counter(names)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def leftovers(fake_hosts, numbers):
+    """Cluster processes and screen sessions still on the given fake hosts."""
+    found = {}
+    for number in numbers:
+        host = fake_hosts.hosts[number - 1]
+        procs = [p for p in host.processes() if any(word in p for word in CLUSTER_PROGRAMS)]
+        if procs or host.screens():
+            found[host.name] = procs + host.screens()
+    return found

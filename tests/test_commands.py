@@ -55,7 +55,8 @@ def test_start_master_quotes_the_controller_and_starts_jupyter_on_loopback_only(
     assert "--ip=127.0.0.1 --port=9999 --ServerApp.port_retries=0" in part
     assert '"JUPYTER_TOKEN_FILE=$token_file"' in part
     assert "wait_file \"$engine_file\" 45" in part
-    assert "\nlock 75\n" in part
+    assert part.index("\nlock\n") < part.index("launch") < part.index("exec 9>&-") < part.index(
+        "wait_file")
 
 
 def test_encryption_turns_on_curve_in_the_controller_only():
@@ -74,8 +75,8 @@ def test_start_engines_uses_the_count_or_the_cores_and_labels_each_engine():
 
 
 def test_stops_halt_each_role():
-    assert commands.stop_engines() == 'halt engine "$name-engine-[0-9]+"'
-    assert commands.stop_master().splitlines()[:2] == [
+    assert commands.stop_engines() == 'lock\nhalt engine "$name-engine-[0-9]+"'
+    assert commands.stop_master().splitlines()[1:3] == [
         'halt controller "$name-controller"', 'halt jupyter "$name-jupyter"']
 
 

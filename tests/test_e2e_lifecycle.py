@@ -5,20 +5,17 @@ The master is host1; host2-host4 run two engines each. Every test leaves the
 cluster in the state the next one expects, so they run in file order.
 """
 
-import json
-import subprocess
 import sys
 import urllib.error
 import urllib.request
 
 import pytest
 
-from conftest import fab, write_inventory
+from conftest import engines_per_host, fab, leftovers, write_inventory
 
 PROFILE = "e2e"
 PORT = 18801
 NAME = "e2e"
-CLUSTER_PROGRAMS = ("ipengine", "ipcontroller", "jupyter", "ipyparallel", "SCREEN", "screen")
 
 
 @pytest.fixture(scope="module")
@@ -37,42 +34,18 @@ def cluster(fake_hosts, tmp_path_factory):
     run("cluster.down")
 
 
-def engines_per_host():
-    """Ask the cluster, with ipyparallel's Client, for each engine's hostname."""
-    code = (
-        "import ipyparallel as ipp, json, socket, collections\n"
-        f"c = ipp.Client(profile={PROFILE!r}, timeout=20)\n"
-        "names = c[:].apply_sync(socket.gethostname)\n"
-        "print(json.dumps(collections.Counter(names)))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def leftovers(fake_hosts, numbers):
-    """Cluster processes and screen sessions still on the given hosts."""
-    found = {}
-    for number in numbers:
-        host = fake_hosts.hosts[number - 1]
-        procs = [p for p in host.processes() if any(word in p for word in CLUSTER_PROGRAMS)]
-        if procs or host.screens():
-            found[host.name] = procs + host.screens()
-    return found
-
-
 def test_up_registers_two_engines_on_each_engine_host(cluster):
     result = cluster("cluster.up")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Jupyter: http://localhost:18801/?token=" in result.stdout
-    assert engines_per_host() == {"host2": 2, "host3": 2, "host4": 2}
+    assert engines_per_host(PROFILE) == {"host2": 2, "host3": 2, "host4": 2}
 
 
 def test_up_again_starts_nothing_twice(cluster):
     result = cluster("cluster.up")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "running" in result.stdout and "started" not in result.stdout.split("engines")[0]
-    assert engines_per_host() == {"host2": 2, "host3": 2, "host4": 2}
+    assert engines_per_host(PROFILE) == {"host2": 2, "host3": 2, "host4": 2}
 
 
 def test_status_is_healthy(cluster):
@@ -111,11 +84,11 @@ def test_token_is_on_no_command_line(cluster, fake_hosts):
 
 
 def test_engines_restart_brings_back_six_engines(cluster, fake_hosts):
-    before = {n: fake_hosts.hosts[n - 1].run("pgrep -f ipengine | sort") for n in (2, 3, 4)}
+    before = {n: fake_hosts.hosts[n - 1].run("pgrep -f '[b]in/ipengine' | sort") for n in (2, 3, 4)}
     result = cluster("engines.restart")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert engines_per_host() == {"host2": 2, "host3": 2, "host4": 2}
-    after = {n: fake_hosts.hosts[n - 1].run("pgrep -f ipengine | sort") for n in (2, 3, 4)}
+    assert engines_per_host(PROFILE) == {"host2": 2, "host3": 2, "host4": 2}
+    after = {n: fake_hosts.hosts[n - 1].run("pgrep -f '[b]in/ipengine' | sort") for n in (2, 3, 4)}
     assert all(set(before[n].split()).isdisjoint(after[n].split()) for n in before)
 
 

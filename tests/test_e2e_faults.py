@@ -1,0 +1,155 @@
+"""
+End to end: faults on fake SSH hosts. The rest keeps working, the failure is
+named, and the next command repairs it. Host 1 is the master; hosts 2-4 run two
+engines each. A host crash is killing its sshd, pid 1 of its namespace.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import FAB, PROJECT, engines_per_host, fab, leftovers, write_inventory
+
+NAME = PROFILE = "faults"
+PORT = 18811
+ALL = {"host2": 2, "host3": 2, "host4": 2}
+
+
+@pytest.fixture(scope="module")
+def cluster(fake_hosts, tmp_path_factory):
+    """Run fab on this module's inventory; hosts are booted again and the cluster downed after."""
+    hosts = "[master]\n127.0.2.1\n\n[engines]\n" + "".join(
+        f"127.0.2.{n} engines=2\n" for n in (2, 3, 4))
+    inventory = write_inventory(
+        tmp_path_factory.mktemp("inv"), hosts, CLUSTER_ENV=sys.prefix, CLUSTER_NAME=NAME,
+        IPP_PROFILE=PROFILE, JUPYTER_PORT=PORT, ENGINE_TIMEOUT=30, CONNECT_TIMEOUT=3,
+        KNOWN_HOSTS=fake_hosts.known_hosts)
+
+    def run(*args, **kwargs):
+        return fab(*args, inventory=inventory, key=fake_hosts.client_key, **kwargs)
+    run.inventory = inventory
+    yield run
+    for host in fake_hosts.hosts:
+        if host.process.poll() is not None:
+            host.start()
+    run("cluster.down")
+
+
+def errors(result):
+    """The ``error: HOST: ...`` lines a task printed, as {host: line}."""
+    lines = [line[len("error: "):] for line in result.stderr.splitlines() if line.startswith("error: ")]
+    return {line.split(":")[0]: line for line in lines}
+
+
+def engine_pids(fake_hosts, number):
+    return set(fake_hosts.hosts[number - 1].run("pgrep -f '[b]in/ipengine' || true").split())
+
+
+def test_dead_engine_host_at_up_is_named_and_later_repaired(cluster, fake_hosts):
+    fake_hosts.hosts[3].crash()
+    up = cluster("cluster.up")
+    assert up.returncode != 0
+    assert list(errors(up)) == ["127.0.2.4"] and "unreachable" in errors(up)["127.0.2.4"]
+    assert engines_per_host(PROFILE) == {"host2": 2, "host3": 2}
+    before = engine_pids(fake_hosts, 2) | engine_pids(fake_hosts, 3)
+
+    fake_hosts.hosts[3].start()
+    again = cluster("cluster.up")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert engines_per_host(PROFILE) == ALL
+    assert engine_pids(fake_hosts, 2) | engine_pids(fake_hosts, 3) == before
+
+
+def test_killed_engines_are_reported_within_15_s_and_restarted(cluster, fake_hosts):
+    fake_hosts.hosts[2].run("pkill -KILL -f '[b]in/ipengine'")
+    killed_at = time.monotonic()
+    while True:
+        status = cluster("cluster.status")
+        if "0 of 2 engines registered" in errors(status).get("127.0.2.3", ""):
+            break
+        assert time.monotonic() - killed_at < 15, status.stdout + status.stderr
+    assert status.returncode != 0 and list(errors(status)) == ["127.0.2.3"]
+    restart = cluster("engines.restart")
+    assert restart.returncode == 0, restart.stdout + restart.stderr
+    assert engines_per_host(PROFILE) == ALL
+    assert cluster("cluster.status").returncode == 0
+
+
+def test_killed_controller_is_reported_and_up_restarts_it(cluster, fake_hosts):
+    fake_hosts.hosts[0].run("pkill -KILL -f '[b]in/ipcontroller'")
+    status = cluster("cluster.status")
+    assert status.returncode != 0 and "controller" in errors(status)["127.0.2.1"]
+    up = cluster("cluster.up")
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert engines_per_host(PROFILE) == ALL
+
+
+def test_crashed_host_is_unreachable_and_down_stops_the_rest(cluster, fake_hosts):
+    fake_hosts.hosts[2].crash()
+    status = cluster("cluster.status")
+    assert status.returncode != 0
+    assert list(errors(status)) == ["127.0.2.3"] and "unreachable" in errors(status)["127.0.2.3"]
+    down = cluster("cluster.down")
+    assert down.returncode != 0 and list(errors(down)) == ["127.0.2.3"]
+    assert leftovers(fake_hosts, (1, 2, 4)) == {}
+    fake_hosts.hosts[2].start()
+
+
+def test_a_host_that_never_speaks_ssh_is_given_up_after_the_connect_timeout(fake_hosts, tmp_path):
+    silent = socket.socket()
+    silent.bind(("127.0.2.9", 22))
+    silent.listen(16)  # accepts TCP, never says a word
+    try:
+        inventory = write_inventory(tmp_path / "inv", "[master]\n127.0.2.1\n[engines]\n127.0.2.9\n",
+                                    CLUSTER_ENV=sys.prefix, CLUSTER_NAME="silent",
+                                    IPP_PROFILE="silent", CONNECT_TIMEOUT=2,
+                                    KNOWN_HOSTS=fake_hosts.known_hosts)
+        for task in ("cluster.status", "engines.stop", "cluster.down"):
+            result = fab(task, inventory=inventory, key=fake_hosts.client_key, timeout=60)
+            assert result.returncode != 0
+            assert "127.0.2.9" in errors(result) and "unreachable" in errors(result)["127.0.2.9"]
+    finally:
+        silent.close()
+
+
+def test_two_ups_at_once_start_one_of_each(cluster, fake_hosts):
+    assert cluster("cluster.down").returncode == 0
+    env_args = dict(cwd=PROJECT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ups = [subprocess.Popen(_fab_argv(cluster, fake_hosts, "cluster.up"), **env_args, env=_env(cluster))
+           for _ in range(2)]
+    outputs = [up.communicate(timeout=300) for up in ups]
+    assert [up.returncode for up in ups] == [0, 0], outputs
+    screens = sorted(s.split(".", 1)[1] for s in fake_hosts.hosts[0].screens())
+    assert screens == ["faults-controller", "faults-jupyter"]
+    for number in (2, 3, 4):
+        assert len(fake_hosts.hosts[number - 1].screens()) == 2
+    assert engines_per_host(PROFILE) == ALL
+
+
+@pytest.mark.parametrize("interrupt", ["cluster.down", "ctrl-c"])
+def test_nothing_half_started_stays_after_the_next_down(cluster, fake_hosts, interrupt):
+    assert cluster("cluster.down").returncode == 0
+    up = subprocess.Popen(_fab_argv(cluster, fake_hosts, "cluster.up"), cwd=PROJECT,
+                          env=_env(cluster), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(2)
+    if interrupt == "ctrl-c":
+        up.send_signal(signal.SIGINT)
+    else:
+        cluster("cluster.down")
+    up.wait(timeout=120)
+    down = cluster("cluster.down")
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert leftovers(fake_hosts, (1, 2, 3, 4)) == {}
+
+
+def _fab_argv(cluster, fake_hosts, task):
+    return [str(FAB), "-i", str(fake_hosts.client_key), task]
+
+
+def _env(cluster):
+    return dict(os.environ, CLUSTER_INVENTORY=str(cluster.inventory))
