@@ -1,0 +1,134 @@
+"""
+End to end: bad input runs nothing anywhere, host keys are checked, secrets stay secret.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import engines_per_host, fab, write_inventory
+
+MASTER = "[master]\n127.0.2.2\n"
+
+
+def marker(tmp_path):
+    return tmp_path / "pwned"
+
+
+BAD_INVENTORIES = [
+    # (hosts, cluster.env, file, line, reason)
+    ("[master]\n127.0.2.2\n[engines]\n127.0.2.3 engines=abc\n", "", "hosts", 4,
+     "engines='abc' must be a whole number of at least 1"),
+    ("[master]\n127.0.2.2\n[engines]\n127.0.2.3 engines=0\n", "", "hosts", 4,
+     "engines='0' must be a whole number of at least 1"),
+    ("[master]\n127.0.2.2\n[engines]\n127.0.2.3\n127.0.2.3\n", "", "hosts", 5,
+     "duplicate host '127.0.2.3' in [engines]"),
+    ("[engines]\n127.0.2.3\n", "", "hosts", 0, "no [master] section with a host"),
+    ("[master]\n127.0.2.2\n[nodes]\n127.0.2.3\n", "", "hosts", 3,
+     "unknown section '[nodes]': expected [master] or [engines]"),
+    ("[master]\n127.0.2.2:99999\n", "", "hosts", 2,
+     "port 99999 of '127.0.2.2:99999' is out of range (1-65535)"),
+    ("[master]\n127.0.2.2 extra\n", "", "hosts", 2,
+     "unknown host setting 'extra' (only engines=N is known)"),
+    (MASTER, "WORKERS=3\n", "cluster.env", 1, "unknown setting 'WORKERS'; known: CLUSTER_ENV, "
+     "CLUSTER_NAME, IPP_PROFILE, JUPYTER_PORT, ENGINE_TIMEOUT, CONNECT_TIMEOUT, PARALLEL, "
+     "ENCRYPT, KNOWN_HOSTS, HOST_KEY_CHECKING"),
+    (MASTER, "CLUSTER_ENV=opt/env\n", "cluster.env", 1,
+     "CLUSTER_ENV='opt/env' must be an absolute path of letters, digits and ._/+@- (or empty)"),
+    (MASTER, "CLUSTER_ENV=/opt/env; touch {marker}\n", "cluster.env", 1,
+     "CLUSTER_ENV='/opt/env; touch {marker}' must be an absolute path of letters, digits and "
+     "._/+@- (or empty)"),
+    ("[master]\n127.0.2.2;touch {marker}\n", "", "hosts", 2, "bad host '127.0.2.2;touch': "
+     "expected [user@]host[:port] with letters, digits, '.', '-' or '_'"),
+    ("[master]\nhost$(touch {marker})\n", "", "hosts", 2, "bad host 'host$(touch': "
+     "expected [user@]host[:port] with letters, digits, '.', '-' or '_'"),
+    ("[master]\n127.0.2.2\n[engines]\n`touch {marker}`\n", "", "hosts", 4, "bad host '`touch': "
+     "expected [user@]host[:port] with letters, digits, '.', '-' or '_'"),
+    ("[master]\n127.0.2.2\n[engines]\nnode 01\n", "", "hosts", 4,
+     "unknown host setting '01' (only engines=N is known)"),
+]
+
+
+@pytest.mark.parametrize("hosts, env, file, line, reason", BAD_INVENTORIES)
+def test_bad_inventory_is_named_and_nothing_runs_anywhere(fake_hosts, tmp_path, hosts, env, file,
+                                                         line, reason):
+    values = {"marker": marker(tmp_path)}
+    folder = tmp_path / "inv"
+    folder.mkdir()
+    (folder / "hosts").write_text(hosts.format(**values))
+    (folder / "cluster.env").write_text(env.format(**values))
+    logs = {h.name: os.path.getsize(h.keys / f"{h.name}.sshd.log") for h in fake_hosts.hosts}
+    for task in ("cluster.up", "cluster.status", "cluster.down"):
+        result = fab(task, inventory=folder, key=fake_hosts.client_key)
+        where = f"{folder / file}:{line}" if line else f"{folder / file}"
+        assert (result.returncode, result.stderr.strip()) == (2, f"error: {where}: {reason.format(**values)}")
+    assert not marker(tmp_path).exists()
+    assert logs == {h.name: os.path.getsize(h.keys / f"{h.name}.sshd.log") for h in fake_hosts.hosts}
+
+
+def test_missing_inventory_folder(tmp_path):
+    result = fab("cluster.up", inventory=tmp_path / "nowhere")
+    assert result.returncode == 2
+    assert result.stderr.strip() == (f"error: {tmp_path / 'nowhere'}: inventory folder does not "
+                                     "exist (set CLUSTER_INVENTORY)")
+
+
+def _status(fake_hosts, tmp_path, known_hosts, **settings):
+    inventory = write_inventory(tmp_path / "inv", "[master]\n127.0.2.5\n",
+                                KNOWN_HOSTS=known_hosts, CLUSTER_NAME="keys", **settings)
+    return fab("master.status", inventory=inventory, key=fake_hosts.client_key)
+
+
+def test_a_new_host_key_is_accepted_and_remembered(fake_hosts, tmp_path):
+    known = tmp_path / "ssh" / "known_hosts"
+    result = _status(fake_hosts, tmp_path, known)
+    assert "unreachable" not in result.stderr, result.stderr
+    host_key = (fake_hosts.keys / "host_key.pub").read_text().split()[1]
+    assert known.read_text().split() == ["127.0.2.5", "ssh-ed25519", host_key]
+
+
+def test_a_changed_host_key_is_refused_before_anything_runs(fake_hosts, tmp_path):
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "other")],
+                   check=True)
+    known = tmp_path / "known_hosts"
+    known.write_text("127.0.2.5 " + " ".join((tmp_path / "other.pub").read_text().split()[:2]) + "\n")
+    log = fake_hosts.keys / "host5.sshd.log"
+    accepted_before = log.read_text().count("Accepted publickey")
+    result = _status(fake_hosts, tmp_path, known)
+    assert result.returncode == 1
+    assert ("error: 127.0.2.5: REFUSED: the host key of 127.0.2.5 has changed (a man in the middle,"
+            " or a reinstalled host); if you know why, remove the old key with: ssh-keygen -f "
+            f"{known} -R 127.0.2.5") in result.stderr
+    assert log.read_text().count("Accepted publickey") == accepted_before
+
+
+def test_strict_checking_refuses_an_unknown_host(fake_hosts, tmp_path):
+    known = tmp_path / "known_hosts"
+    result = _status(fake_hosts, tmp_path, known, HOST_KEY_CHECKING="strict")
+    assert result.returncode == 1
+    assert (f"error: 127.0.2.5: host key of 127.0.2.5 is not in {known} and "
+            "HOST_KEY_CHECKING=strict; add it with: ssh-keyscan 127.0.2.5 >> "
+            f"{known}") in result.stderr
+    assert not known.exists()
+
+
+def test_encrypted_cluster_registers_engines_and_keeps_its_keys_private(fake_hosts, tmp_path):
+    inventory = write_inventory(
+        tmp_path / "inv", "[master]\n127.0.2.2\n[engines]\n127.0.2.3 engines=2\n",
+        CLUSTER_ENV=sys.prefix, CLUSTER_NAME="sec", IPP_PROFILE="sec", JUPYTER_PORT=18821,
+        ENCRYPT="yes", KNOWN_HOSTS=fake_hosts.known_hosts)
+    try:
+        up = fab("cluster.up", inventory=inventory, key=fake_hosts.client_key)
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert engines_per_host("sec") == {"host3": 2}
+        security = os.path.expanduser("~/.ipython/profile_sec/security")
+        for name in ("ipcontroller-engine.json", "ipcontroller-client.json"):
+            path = os.path.join(security, name)
+            assert oct(os.stat(path).st_mode & 0o777) == "0o600"
+            with open(path) as connection_file:
+                assert json.load(connection_file)["curve_serverkey"]
+    finally:
+        assert fab("cluster.down", inventory=inventory, key=fake_hosts.client_key).returncode == 0
