@@ -54,8 +54,7 @@ def status(c):
     inventory = load()
     with fleet(c, inventory) as fleet_:
         rows = lifecycle.read_status(fleet_, inventory).rows
-    report.status_table("cluster", rows)
-    report.fail_if(lifecycle.problems(rows))
+    report.status_and_exit("cluster", rows)
 
 
 ns = Collection("cluster", up, down, restart, status)

@@ -81,8 +81,7 @@ def status(c):
     inventory = load()
     with fleet(c, inventory) as fleet_:
         rows = lifecycle.read_status(fleet_, inventory, master=False).rows
-    report.status_table("engines", rows)
-    report.fail_if(lifecycle.problems(rows))
+    report.status_and_exit("engines", rows)
 
 
 ns = Collection("engines", start, stop, restart, status)

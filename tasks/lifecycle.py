@@ -131,6 +131,20 @@ def read_status(fleet, inventory, master=True, engines=True):
     return status
 
 
+def _master_problems(name, sessions, probe):
+    """What is wrong with the controller and Jupyter: not running, or running but silent."""
+    answered = {"controller": bool(probe and probe["controller"]),
+                "jupyter": bool(probe and probe["jupyter"])}
+    problems = []
+    for program, answers in answered.items():
+        if f"{name}-{program}" not in sessions:
+            problems.append(f"{program} not running")
+        elif not answers:
+            why = probe["error"] if probe and program == "controller" else ""
+            problems.append(f"{program} does not answer" + (f" ({why})" if why else ""))
+    return problems
+
+
 def _status_row(name, host, result, probe, is_master, is_engine_host):
     roles = (["master"] if is_master else []) + (["engines"] if is_engine_host else [])
     sessions = session_names(result.facts)
@@ -140,14 +154,7 @@ def _status_row(name, host, result, probe, is_master, is_engine_host):
         row["problems"].append(result.reason)
         return row
     if is_master:
-        for program in ("controller", "jupyter"):
-            if f"{name}-{program}" not in sessions:
-                row["problems"].append(f"{program} not running")
-        if probe is None or not probe["controller"]:
-            row["problems"].append("controller does not answer"
-                                   + (f" ({probe['error']})" if probe and probe["error"] else ""))
-        elif not probe["jupyter"]:
-            row["problems"].append("Jupyter does not answer")
+        row["problems"] += _master_problems(name, sessions, probe)
     if is_engine_host:
         expected = int(result.facts.get("expected", 0))
         running = sum(1 for s in sessions if s.startswith(f"{name}-engine-"))
@@ -158,9 +165,4 @@ def _status_row(name, host, result, probe, is_master, is_engine_host):
         if registered != expected:
             row["problems"].append(f"{registered} of {expected} engines registered")
     return row
-
-
-def problems(rows):
-    """The ``host: problem; problem`` lines of the status rows that are not as wanted."""
-    return [f"{row['host']}: {'; '.join(row['problems'])}" for row in rows if row["problems"]]
 

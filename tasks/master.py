@@ -65,8 +65,7 @@ def status(c):
     inventory = load()
     with fleet(c, inventory) as fleet_:
         rows = lifecycle.read_status(fleet_, inventory, engines=False).rows
-    report.status_table("master", rows)
-    report.fail_if(lifecycle.problems(rows))
+    report.status_and_exit("master", rows)
 
 
 @task

@@ -17,7 +17,7 @@ it reads the Jupyter token from its 0600 file) and prints one line,
 """
 
 PROBE_SOURCE = r'''
-import json, sys, time, urllib.request
+import json, os, sys, time, urllib.request
 args = json.loads(sys.argv[1])
 report = {"controller": False, "engines": {}, "jupyter": False, "error": ""}
 deadline = time.monotonic() + args["wait"]
@@ -44,7 +44,12 @@ def per_host(client):
 
 try:
     import ipyparallel as ipp
-    client = ipp.Client(profile=args["profile"], timeout=5)
+    from IPython.core.profiledir import ProfileDir
+    from IPython.paths import get_ipython_dir
+    profile = ProfileDir.find_profile_dir_by_name(get_ipython_dir(), args["profile"])
+    if not os.path.exists(os.path.join(profile.security_dir, "ipcontroller-client.json")):
+        raise RuntimeError("no client connection file: the controller is not running")
+    client = ipp.Client(profile=args["profile"], timeout=3)
     report["controller"] = True
     if args["shutdown"]:
         targets = [i for i, uuid in client._engines.items()

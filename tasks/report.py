@@ -46,6 +46,12 @@ def status_table(title, rows):
     console.print(table)
 
 
+def status_and_exit(title, rows):
+    """Print the status rows, then exit non-zero naming each host that is not as wanted."""
+    status_table(title, rows)
+    fail_if([f"{row['host']}: {'; '.join(row['problems'])}" for row in rows if row["problems"]])
+
+
 def engines_table(expected, registered):
     """Print engines registered against expected, a row per host, and the total."""
     table = Table(title="engines", title_justify="left")

@@ -36,6 +36,20 @@ def write_inventory(folder, hosts_text, **settings):
     return folder
 
 
+def three_host_inventory(folder, fake_hosts, name, port, **settings):
+    """
+    An inventory for a master on host1 and two engines on each of host2-host4.
+
+    The cluster name and the profile are both *name*, Jupyter is on *port*, and
+    the fake hosts' own known_hosts file is used, never the user's.
+    """
+    hosts = "[master]\n127.0.2.1\n\n[engines]\n" + "".join(
+        f"127.0.2.{n} engines=2\n" for n in (2, 3, 4))
+    return write_inventory(folder, hosts, CLUSTER_ENV=sys.prefix, CLUSTER_NAME=name,
+                           IPP_PROFILE=name, JUPYTER_PORT=port,
+                           KNOWN_HOSTS=fake_hosts.known_hosts, **settings)
+
+
 @pytest.fixture(scope="session")
 def fake_hosts():
     """Five fake SSH hosts, 127.0.2.1 to 127.0.2.5, for the whole test session."""

@@ -13,7 +13,8 @@ import time
 
 import pytest
 
-from conftest import FAB, PROJECT, engines_per_host, fab, leftovers, write_inventory
+from conftest import (FAB, PROJECT, engines_per_host, fab, leftovers, three_host_inventory,
+                      write_inventory)
 
 NAME = PROFILE = "faults"
 PORT = 18811
@@ -23,12 +24,8 @@ ALL = {"host2": 2, "host3": 2, "host4": 2}
 @pytest.fixture(scope="module")
 def cluster(fake_hosts, tmp_path_factory):
     """Run fab on this module's inventory; hosts are booted again and the cluster downed after."""
-    hosts = "[master]\n127.0.2.1\n\n[engines]\n" + "".join(
-        f"127.0.2.{n} engines=2\n" for n in (2, 3, 4))
-    inventory = write_inventory(
-        tmp_path_factory.mktemp("inv"), hosts, CLUSTER_ENV=sys.prefix, CLUSTER_NAME=NAME,
-        IPP_PROFILE=PROFILE, JUPYTER_PORT=PORT, ENGINE_TIMEOUT=30, CONNECT_TIMEOUT=3,
-        KNOWN_HOSTS=fake_hosts.known_hosts)
+    inventory = three_host_inventory(tmp_path_factory.mktemp("inv"), fake_hosts, NAME, PORT,
+                                     ENGINE_TIMEOUT=30, CONNECT_TIMEOUT=3)
 
     def run(*args, **kwargs):
         return fab(*args, inventory=inventory, key=fake_hosts.client_key, **kwargs)

@@ -11,22 +11,17 @@ import urllib.request
 
 import pytest
 
-from conftest import engines_per_host, fab, leftovers, write_inventory
+from conftest import engines_per_host, fab, leftovers, three_host_inventory, write_inventory
 
-PROFILE = "e2e"
+NAME = PROFILE = "e2e"
 PORT = 18801
-NAME = "e2e"
 
 
 @pytest.fixture(scope="module")
 def cluster(fake_hosts, tmp_path_factory):
     """An inventory for host1 (master) and host2-4 (2 engines each); the cluster is downed after."""
-    hosts = "[master]\n127.0.2.1\n\n[engines]\n" + "".join(
-        f"127.0.2.{n} engines=2\n" for n in (2, 3, 4))
-    inventory = write_inventory(
-        tmp_path_factory.mktemp("inv"), hosts, CLUSTER_ENV=sys.prefix, CLUSTER_NAME=NAME,
-        IPP_PROFILE=PROFILE, JUPYTER_PORT=PORT, ENGINE_TIMEOUT=90,
-        KNOWN_HOSTS=fake_hosts.known_hosts)
+    inventory = three_host_inventory(tmp_path_factory.mktemp("inv"), fake_hosts, NAME, PORT,
+                                     ENGINE_TIMEOUT=90)
 
     def run(*args):
         return fab(*args, inventory=inventory, key=fake_hosts.client_key)
