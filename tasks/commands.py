@@ -232,6 +232,23 @@ def host_status(count=None):
     ])
 
 
+def user_command(command):
+    """A user's shell command, run as it is written by ``sh`` on the host."""
+    return f"sh -c {q(command)}"
+
+
+def tail_logs(roles, lines):
+    """Print the last *lines* of the logs of *roles* (controller, jupyter, engine)."""
+    patterns = " ".join(f'"$run/$name-{role}"*.log' for role in roles)
+    return "\n".join([
+        f"for log in {patterns}; do",
+        '  [ -f "$log" ] || continue',
+        '  printf "=== %s\\n" "$(basename "$log" .log)"',
+        f'  tail -n {int(lines)} "$log"',
+        "done",
+    ])
+
+
 def read_token():
     """Print Jupyter's token (``token=``), failing when the master never made one."""
     return "\n".join([
@@ -240,6 +257,11 @@ def read_token():
         ' is the master started?" >&2; exit 1; }',
         'echo "token=$(cat "$token_file")"',
     ])
+
+
+def python(settings):
+    """The cluster's Python: ``CLUSTER_ENV/bin/python``, or ``python3`` from the PATH."""
+    return f"{settings.bin_prefix}python" if settings.cluster_env else "python3"
 
 
 def probe(settings, expected=None, wait=0.0, shutdown=(), jupyter=True):
@@ -252,7 +274,6 @@ def probe(settings, expected=None, wait=0.0, shutdown=(), jupyter=True):
     With *jupyter*, it also checks (and waits) that Jupyter answers. It
     reports ``probe=`` followed by JSON (see `tasks.probe`).
     """
-    python = f"{settings.bin_prefix}python" if settings.cluster_env else "python3"
     arguments = json.dumps({
         "profile": settings.ipp_profile,
         "port": settings.jupyter_port,
@@ -261,4 +282,4 @@ def probe(settings, expected=None, wait=0.0, shutdown=(), jupyter=True):
         "shutdown": list(shutdown),
         "jupyter": jupyter,
     })
-    return f'{q(python)} -c {q(PROBE_SOURCE)} {q(arguments)} "$run/jupyter.token"'
+    return f'{q(python(settings))} -c {q(PROBE_SOURCE)} {q(arguments)} "$run/jupyter.token"'

@@ -9,15 +9,16 @@ from . import lifecycle, report
 from .context import fleet, load
 
 
-def bring_up(fleet_, inventory, restart=False, jupyter=False):
+def bring_up(fleet_, inventory, restart=False, jupyter=False, hosts=None, cores=None):
     """
-    Start the missing engines on every engine host, then wait until they registered
-    (and, with *jupyter*, until Jupyter answers on the master).
+    Start the missing engines on every engine host (or *hosts*), then wait until
+    they registered (and, with *jupyter*, until Jupyter answers on the master).
 
     :returns: the ``host: reason`` lines of what fell short (empty when all is well).
     """
     settings = inventory.settings
-    results = lifecycle.start_engines(fleet_, inventory, inventory.engines, restart)
+    hosts = inventory.engines if hosts is None else hosts
+    results = lifecycle.start_engines(fleet_, inventory, hosts, restart, cores)
     expected = {name: int(r.facts["expected"]) for name, r in results.items() if r.ok}
     problems = report.failures(results)
     if not expected:

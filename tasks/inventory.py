@@ -94,6 +94,24 @@ class Inventory:
         return tuple(seen.values())
 
 
+    def select(self, role=None, names=None):
+        """
+        The hosts of *role* (``master``, ``engines`` or None for all), or those *names*.
+
+        :raises ValueError: for an unknown role or a name not in the inventory.
+        """
+        if role not in (None, "master", "engines"):
+            raise ValueError(f"unknown role {role!r}: use master or engines")
+        chosen = {None: self.hosts, "master": (self.master,), "engines": self.engines}[role]
+        if names:
+            known = {host.name: host for host in self.hosts}
+            unknown = [name for name in names if name not in known]
+            if unknown:
+                raise ValueError(f"not in the inventory: {', '.join(unknown)}")
+            chosen = tuple(host for host in chosen if host.name in names)
+        return chosen
+
+
 def parse_host(text, path, line):
     """Parse ``[user@]host[:port]`` (or an ssh config alias) into a `Host`."""
     match = _HOST_RE.match(text)

@@ -8,7 +8,7 @@ never print and never exit: tasks decide what to show (`tasks.report`).
 
 from dataclasses import dataclass, field
 
-from . import commands
+from . import checks, commands
 from .facts import parse_probe, session_names
 from .runner import FAILED
 
@@ -41,11 +41,17 @@ def stop_master(fleet, inventory, master):
     return _check_left(result)[master.name]
 
 
-def start_engines(fleet, inventory, hosts, restart=False):
-    """Start the missing engines on *hosts*; each result's facts hold ``expected``."""
+def start_engines(fleet, inventory, hosts, restart=False, cores=None):
+    """
+    Start the missing engines on *hosts*; each result's facts hold ``expected``.
+
+    *cores* (``{host name: count}``, read by `read_facts`) saves the hosts without
+    ``engines=`` from counting their cores again.
+    """
     settings = inventory.settings
+    cores = cores or {}
     scripts = {host: _script(inventory, commands.start_engines(
-        settings, host.name, host.engines, restart)) for host in hosts}
+        settings, host.name, host.engines or cores.get(host.name), restart)) for host in hosts}
     return fleet.run(scripts, settings.engine_timeout + SLACK)
 
 
@@ -83,6 +89,25 @@ def _check_left(results):
             result.reason = "processes left after the stop: " + ", ".join(
                 f"{k[5:]}={v}" for k, v in left.items())
     return results
+
+
+def read_facts(fleet, inventory, hosts):
+    """Read each host's facts (cores, memory, versions, ...) in one round trip."""
+    part = checks.facts(inventory.settings)
+    return fleet.run({host: _script(inventory, part) for host in hosts}, SLACK)
+
+
+def check_problems(inventory, results):
+    """The problems a preflight check finds, ``{host name: [problem, ...]}``, from `read_facts`."""
+    master = results.get(inventory.master.name)
+    master_facts = master.facts if master is not None and master.ok else {}
+    found = {}
+    for name, result in results.items():
+        problems = [result.reason] if not result.ok else checks.problems(
+            result.facts, master_facts, inventory.settings)
+        if problems:
+            found[name] = problems
+    return found
 
 
 def wait_for_engines(fleet, inventory, expected, wait, jupyter=False):

@@ -6,11 +6,14 @@ with its reason in the same way, and exits non-zero exactly when something the
 user asked for does not hold.
 """
 
+import sys
+
 from invoke.exceptions import Exit
 from rich.console import Console
 from rich.table import Table
 
-console = Console(highlight=False)
+# Piped output (CI, logs) gets room for a wide table instead of rich's default 80 columns.
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 
 
 def _mark(ok):
@@ -69,6 +72,11 @@ def fail_if(problems):
     """Exit non-zero with one line per problem (``host: reason``), if there are any."""
     if problems:
         raise Exit("\n".join(f"error: {line}" for line in problems), code=1)
+
+
+def lines(problems):
+    """``host: problem`` lines from ``{host: [problem, ...]}``."""
+    return [f"{host}: {problem}" for host, found in problems.items() for problem in found]
 
 
 def failures(results):

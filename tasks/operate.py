@@ -1,0 +1,132 @@
+"""
+Tasks for operating a running cluster: run a command everywhere, read facts and
+logs, check the hosts before a start, reach Jupyter through a tunnel.
+
+They are mounted in the ``cluster`` namespace.
+"""
+
+import socket
+import time
+
+from fabric import task
+from invoke.exceptions import Exit
+
+from . import checks, commands, lifecycle, report
+from .context import fleet, load
+
+
+def _hosts(inventory, role, hosts):
+    try:
+        return inventory.select(role or None, [h for h in (hosts or "").split(",") if h])
+    except ValueError as error:
+        raise Exit(f"error: {error}", code=2) from None
+
+
+def _print_outputs(results):
+    for name, result in results.items():
+        report.console.rule(f"[bold]{name}[/]", align="left")
+        text = (result.stdout + result.stderr).rstrip()
+        if text:
+            report.console.out(text, highlight=False)
+        if not result.ok:
+            report.console.print(f"[red]{result.reason}[/]")
+
+
+@task(help={"command": "the shell command to run on each host",
+            "role": "only the master, or only the engines",
+            "hosts": "only these hosts (comma-separated inventory names)"})
+def run(c, command, role="", hosts=""):
+    """Run a shell command on every host (or a role, or named hosts); print each host's output."""
+    inventory = load()
+    chosen = _hosts(inventory, role, hosts)
+    with fleet(c, inventory) as fleet_:
+        results = fleet_.run({host: commands.user_command(command) for host in chosen}, None)
+    _print_outputs(results)
+    report.fail_if(report.failures(results))
+
+
+@task(help={"role": "only the master, or only the engines", "hosts": "only these hosts",
+            "lines": "how many lines of each log (default 20)"})
+def logs(c, role="", hosts="", lines=20):
+    """Show the last lines of each screen session's log, under its host and session name."""
+    inventory = load()
+    chosen = _hosts(inventory, role, hosts)
+    roles = {inventory.master.name: ["controller", "jupyter"]}
+    scripts = {}
+    for host in chosen:
+        host_roles = (roles.get(host.name, []) if role != "engines" else []) + (
+            ["engine"] if host in inventory.engines and role != "master" else [])
+        scripts[host] = commands.script(inventory.settings, commands.tail_logs(host_roles, lines))
+    with fleet(c, inventory) as fleet_:
+        results = fleet_.run(scripts, lifecycle.SLACK)
+    _print_outputs(results)
+    report.fail_if(report.failures(results))
+
+
+def _gib(kb):
+    return f"{int(kb) / 1024 / 1024:.1f} GiB" if kb else ""
+
+
+@task
+def info(c):
+    """One row per host: cores, memory, load, users, and Python/ipyparallel in CLUSTER_ENV."""
+    inventory = load()
+    with fleet(c, inventory) as fleet_:
+        results = lifecycle.read_facts(fleet_, inventory, inventory.hosts)
+    for result in results.values():
+        result.facts["mem_total"] = _gib(result.facts.get("mem_total_kb"))
+        result.facts["mem_available"] = _gib(result.facts.get("mem_available_kb"))
+    report.results_table("hosts", results, [
+        ("cores", "cores"), ("memory", "mem_total"), ("available", "mem_available"),
+        ("load", "load"), ("users", "users"), ("python", "python"),
+        ("ipyparallel", "ipyparallel")])
+    report.fail_if(report.failures(results))
+
+
+@task
+def check(c):
+    """Check every host before a start: reachable, screen, CLUSTER_ENV, same versions as the master."""
+    inventory = load()
+    with fleet(c, inventory) as fleet_:
+        results = lifecycle.read_facts(fleet_, inventory, inventory.hosts)
+    problems = lifecycle.check_problems(inventory, results)
+    report.results_table("check", results, [("python", "python"), ("ipyparallel", "ipyparallel")])
+    report.fail_if(report.lines(problems))
+    print(f"ready: {len(results)} hosts")
+
+
+def free_port(preferred):
+    """*preferred* if nothing listens there on 127.0.0.1, else the next free port."""
+    for port in range(preferred, min(preferred + 100, 65536)):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
+    raise Exit(f"error: no free local port from {preferred} to {preferred + 99}", code=1)
+
+
+@task(help={"port": "the local port (default: JUPYTER_PORT, or the next free one)"})
+def tunnel(c, port=0):
+    """Forward a local port to Jupyter on the master, print the URL with its token, hold until Ctrl-C."""
+    inventory = load()
+    master = inventory.master
+    remote_port = inventory.settings.jupyter_port
+    with fleet(c, inventory) as fleet_:
+        result = fleet_.run({master: commands.script(inventory.settings, commands.read_token())},
+                            lifecycle.SLACK)[master.name]
+        report.fail_if(report.failures({master.name: result}))
+        token = result.facts["token"]
+        if master.is_local:
+            print(f"the master is this machine: http://localhost:{remote_port}/?token={token}")
+            return
+        local_port = int(port) or free_port(remote_port)
+        with fleet_.connection(master).forward_local(local_port, remote_port=remote_port):
+            print(f"Jupyter: http://localhost:{local_port}/?token={token}", flush=True)
+            print("forwarding; press Ctrl-C to stop", flush=True)
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                pass

@@ -1,0 +1,42 @@
+"""Unit tests for the preflight check's judgement and for choosing hosts."""
+
+import pytest
+
+from tasks.checks import problems
+from tasks.inventory import Settings, parse_hosts, Inventory
+
+MASTER = {"python": "3.11.7", "ipyparallel": "9.2.0", "screen": "yes", "missing": ""}
+ENV = Settings(cluster_env="/opt/env")
+
+
+def test_a_host_like_the_master_has_no_problem():
+    assert problems(dict(MASTER, python="3.11.2"), MASTER, ENV) == []
+
+
+@pytest.mark.parametrize("facts, expected", [
+    ({"screen": "no"}, ["screen is not installed: install it (apt-get install screen)"]),
+    ({"python": "3.12.1"}, ["Python 3.12.1 here but 3.11.7 on the master: "
+                            "use the same Python minor version on every host"]),
+    ({"ipyparallel": "8.8.0"}, ["ipyparallel 8.8.0 here but 9.2.0 on the master: "
+                                "install the same version everywhere (fab cluster.install)"]),
+    ({"ipyparallel": ""}, ["ipyparallel is not installed in /opt/env: run fab cluster.install"]),
+    ({"missing": " ipengine jupyter"}, ["ipengine, jupyter missing from /opt/env: run fab cluster.install"]),
+    ({"python": "", "ipyparallel": "", "missing": " ipcontroller ipengine jupyter"},
+     ["no Python in /opt/env: run fab cluster.install",
+      "ipcontroller, ipengine, jupyter missing from /opt/env: run fab cluster.install"]),
+])
+def test_each_problem_says_what_to_do(facts, expected):
+    assert problems(dict(MASTER, **facts), MASTER, ENV) == expected
+
+
+def test_select_by_role_and_name():
+    master, engines = parse_hosts("[master]\nm\n[engines]\nm\na\nb\n")
+    inventory = Inventory(master, engines, Settings(), "inv")
+    assert [h.name for h in inventory.select()] == ["m", "a", "b"]
+    assert [h.name for h in inventory.select("engines")] == ["m", "a", "b"]
+    assert [h.name for h in inventory.select("master")] == ["m"]
+    assert [h.name for h in inventory.select("engines", ["b", "m"])] == ["m", "b"]
+    with pytest.raises(ValueError, match="not in the inventory: z"):
+        inventory.select(names=["z"])
+    with pytest.raises(ValueError, match="unknown role 'workers'"):
+        inventory.select("workers")
