@@ -38,7 +38,7 @@ def facts(settings):
         _FACTS,
         f'if {commands.q(python)} -c "" 2>/dev/null; then',
         f"  {commands.q(python)} -c {commands.q(_VERSIONS)}",
-        f"else echo python=; fi",
+        "else echo python=; fi",
     ])
 
 

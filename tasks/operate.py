@@ -11,7 +11,7 @@ import time
 from fabric import task
 from invoke.exceptions import Exit
 
-from . import checks, commands, lifecycle, report
+from . import commands, lifecycle, report
 from .context import fleet, load
 
 

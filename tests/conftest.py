@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from sshhosts import FakeHosts, why_not_available
 
 PROJECT = Path(__file__).resolve().parent.parent

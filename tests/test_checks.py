@@ -3,7 +3,7 @@
 import pytest
 
 from tasks.checks import problems
-from tasks.inventory import Settings, parse_hosts, Inventory
+from tasks.inventory import Inventory, Settings, parse_hosts
 
 MASTER = {"python": "3.11.7", "ipyparallel": "9.2.0", "screen": "yes", "missing": ""}
 ENV = Settings(cluster_env="/opt/env")

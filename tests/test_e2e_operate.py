@@ -12,7 +12,6 @@ import subprocess
 import urllib.request
 
 import pytest
-
 from conftest import FAB, PROJECT, fab, three_host_inventory
 
 NAME = "ops"
