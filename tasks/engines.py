@@ -7,6 +7,7 @@ from invoke import Collection
 
 from . import lifecycle, report
 from .context import fleet, load
+from .progress import EngineProgress, ProgressStream
 
 
 def bring_up(fleet_, inventory, restart=False, jupyter=False, hosts=None, cores=None):
@@ -23,8 +24,9 @@ def bring_up(fleet_, inventory, restart=False, jupyter=False, hosts=None, cores=
     problems = report.failures(results)
     if not expected:
         return problems
-    master_result, probe = lifecycle.wait_for_engines(
-        fleet_, inventory, expected, settings.engine_timeout, jupyter)
+    with EngineProgress(expected) as progress:
+        master_result, probe = lifecycle.wait_for_engines(
+            fleet_, inventory, expected, settings.engine_timeout, jupyter, ProgressStream(progress))
     if probe is None:
         return problems + [f"{inventory.master.name}: cannot ask the controller: "
                            f"{master_result.reason or 'no answer'}"]

@@ -110,15 +110,16 @@ def check_problems(inventory, results):
     return found
 
 
-def wait_for_engines(fleet, inventory, expected, wait, jupyter=False):
+def wait_for_engines(fleet, inventory, expected, wait, jupyter=False, progress=None):
     """
     Wait up to *wait* s until each host has its ``expected[name]`` engines registered
-    (and, with *jupyter*, until Jupyter answers).
+    (and, with *jupyter*, until Jupyter answers). *progress* receives the probe's
+    output as it comes (see `tasks.progress`).
 
     :returns: the master's `HostResult` and the probe's report (None if it failed).
     """
     probe = commands.probe(inventory.settings, expected=expected, wait=wait, jupyter=jupyter)
-    result = fleet.run({inventory.master: _script(inventory, probe)}, wait + SLACK)
+    result = fleet.run({inventory.master: _script(inventory, probe)}, wait + SLACK, progress)
     master_result = result[inventory.master.name]
     return master_result, parse_probe(master_result.facts)
 

@@ -5,8 +5,9 @@ It runs with the cluster's own Python (``CLUSTER_ENV/bin/python``) so that it
 uses ipyparallel's `Client` where the controller and its client connection file
 are; the machine running ``fab`` needs no route to the controller's ports. It is
 passed on the command line with its arguments as JSON (no secret is among them:
-it reads the Jupyter token from its 0600 file) and prints one line,
-``probe={...}``, with:
+it reads the Jupyter token from its 0600 file). While it waits for engines, it
+prints ``progress={host: count}`` each time the counts change; at the end it
+prints one line, ``probe={...}``, with:
 
 - ``controller``: true when a client could connect;
 - ``engines``: registered engines per host label (the part of each engine's
@@ -59,8 +60,12 @@ try:
         end = time.monotonic() + 5
         while time.monotonic() < end and set(targets) & set(client.ids):
             time.sleep(0.05)
+    shown = None
     while True:
         report["engines"] = per_host(client)
+        if args["expected"] and report["engines"] != shown:
+            print("progress=" + json.dumps(report["engines"]), flush=True)
+            shown = dict(report["engines"])
         done = all(report["engines"].get(h, 0) == n for h, n in args["expected"].items())
         if done or time.monotonic() >= deadline:
             break

@@ -122,11 +122,12 @@ class Fleet:
             self.connections[host.name] = connection
         return self.connections[host.name]
 
-    def run(self, commands, timeout):
+    def run(self, commands, timeout, out_stream=None):
         """
         Run ``commands[host]`` on each host, all at once, within *timeout* seconds.
 
         :param commands: a dict from inventory `Host` to a command line.
+        :param out_stream: where stdout goes as it comes (it is captured anyway).
         :returns: a dict from inventory host name to `HostResult`.
         """
         if not commands:
@@ -134,7 +135,8 @@ class Fleet:
         by_name = {host.name: command for host, command in commands.items()}
         group = ThreadingGroup.from_connections(self.connection(h) for h in commands)
         try:
-            results = group.run(by_name, warn=True, hide=True, in_stream=False, timeout=timeout)
+            results = group.run(by_name, warn=True, in_stream=False, timeout=timeout,
+                                hide="err" if out_stream else True, out_stream=out_stream)
         except GroupException as error:
             results = error.result
         return {cxn.inventory_host.name: _outcome(cxn.inventory_host, value, self.settings)

@@ -32,6 +32,7 @@ def test_up_registers_two_engines_on_each_engine_host(cluster):
     result = cluster("cluster.up")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Jupyter: http://localhost:18801/?token=" in result.stdout
+    assert "engines registered: 6/6" in result.stdout
     assert engines_per_host(PROFILE) == {"host2": 2, "host3": 2, "host4": 2}
 
 

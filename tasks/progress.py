@@ -1,0 +1,77 @@
+"""
+Live progress while engines register: a bar on a terminal, plain lines elsewhere.
+
+The master's probe (`tasks.probe`) prints a ``progress={...}`` line each time the
+registered counts change; `ProgressStream` is the ``out_stream`` that Fabric
+writes the probe's output to, and turns those lines into updates.
+"""
+
+import json
+import time
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from .report import console
+
+#: After this many seconds, progress names the hosts that are still short.
+SLOW_AFTER = 5.0
+
+
+class EngineProgress:
+    """Shows engines registered out of *expected* (``{host: count}``) until closed."""
+
+    def __init__(self, expected):
+        self.expected = expected
+        self.total = sum(expected.values())
+        self.started = time.monotonic()
+        self.last_line = None
+        self.bar = None
+        if console.is_terminal:
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TimeElapsedColumn(), console=console, transient=True)
+            self.task = self.bar.add_task("engines registered", total=self.total)
+
+    def describe(self, counts):
+        """``engines registered: 4/6`` and, once slow, the hosts that are short."""
+        done = sum(min(counts.get(host, 0), want) for host, want in self.expected.items())
+        text = f"engines registered: {done}/{self.total}"
+        short = [f"{host} {counts.get(host, 0)}/{want}" for host, want in self.expected.items()
+                 if counts.get(host, 0) < want]
+        if short and time.monotonic() - self.started > SLOW_AFTER:
+            text += "; waiting for " + ", ".join(short)
+        return done, text
+
+    def update(self, counts):
+        done, text = self.describe(counts)
+        if self.bar is not None:
+            self.bar.update(self.task, completed=done, description=text)
+        elif text != self.last_line:
+            console.print(text)
+        self.last_line = text
+
+    def __enter__(self):
+        if self.bar is not None:
+            self.bar.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.stop()
+
+
+class ProgressStream:
+    """A write-only stream that feeds ``progress={...}`` lines to an `EngineProgress`."""
+
+    def __init__(self, progress):
+        self.progress = progress
+        self.pending = ""
+
+    def write(self, text):
+        self.pending += text
+        *lines, self.pending = self.pending.split("\n")
+        for line in lines:
+            if line.startswith("progress="):
+                self.progress.update(json.loads(line[len("progress="):]))
+
+    def flush(self):
+        pass
