@@ -75,4 +75,4 @@ def status(c):
 
 
 ns = Collection("cluster", up, down, restart, status, operate.run, operate.info, operate.check,
-                operate.logs, operate.tunnel)
+                operate.logs, operate.tunnel, operate.install)

@@ -8,6 +8,9 @@ turns every outcome, including exceptions, into a `HostResult`. One bad host
 never stops the others; it is named in its result.
 """
 
+import errno
+import os
+import shutil
 import socket
 import threading
 from dataclasses import dataclass, field
@@ -15,7 +18,7 @@ from dataclasses import dataclass, field
 from fabric import Config, Connection, ThreadingGroup
 from fabric.exceptions import GroupException
 from invoke.exceptions import CommandTimedOut
-from paramiko.ssh_exception import BadHostKeyException, SSHException
+from paramiko.ssh_exception import BadHostKeyException, NoValidConnectionsError, SSHException
 
 from . import hostkeys
 from .facts import parse_facts
@@ -65,6 +68,14 @@ class _HostConnection(Connection):
     def _execute(self, command, **kwargs):
         return super().run(command, **kwargs)
 
+    def put(self, files, **kwargs):
+        """Like `run`: *files* maps inventory host name to ``(local path, remote path)``."""
+        with self.slots:
+            return self._put(*files[self.inventory_host.name])
+
+    def _put(self, local, remote):
+        return super().put(local, remote)
+
 
 class _LocalConnection(_HostConnection):
     """The inventory's ``localhost``: commands run locally, without SSH."""
@@ -72,8 +83,22 @@ class _LocalConnection(_HostConnection):
     def _execute(self, command, **kwargs):
         return self.local(command, **kwargs)
 
+    def _put(self, local, remote):
+        target = os.path.join(os.path.expanduser("~"), remote)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        shutil.copyfile(local, target)
+
     def close(self):
         pass
+
+
+def _unreachable(error):
+    """True when *error* means the host could not be reached (rather than a command failed)."""
+    if isinstance(error, (SSHException, EOFError, socket.timeout, socket.gaierror, ConnectionError,
+                          NoValidConnectionsError)):
+        return True
+    return isinstance(error, OSError) and error.errno in (
+        errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN)
 
 
 def _outcome(host, value, settings):
@@ -82,11 +107,13 @@ def _outcome(host, value, settings):
         return HostResult(host, UNREACHABLE, reason=hostkeys.explain(value, settings))
     if isinstance(value, CommandTimedOut):
         return HostResult(host, FAILED, reason=f"timed out after {value.timeout} s")
-    if isinstance(value, (socket.error, SSHException, EOFError)):
+    if _unreachable(value):
         text = str(value) or type(value).__name__
         return HostResult(host, UNREACHABLE, reason=f"unreachable: {text}")
     if isinstance(value, Exception):
         return HostResult(host, FAILED, reason=f"{type(value).__name__}: {value}")
+    if not hasattr(value, "exited"):  # a transfer, which raises when it fails
+        return HostResult(host, OK)
     stdout, stderr = value.stdout, value.stderr
     if value.ok:
         return HostResult(host, OK, stdout, stderr, facts=parse_facts(stdout))
@@ -130,13 +157,24 @@ class Fleet:
         :param out_stream: where stdout goes as it comes (it is captured anyway).
         :returns: a dict from inventory host name to `HostResult`.
         """
-        if not commands:
+        return self._fan_out("run", commands, warn=True, in_stream=False, timeout=timeout,
+                             hide="err" if out_stream else True, out_stream=out_stream)
+
+    def put(self, files):
+        """
+        Upload ``files[host]``, a ``(local path, remote path)`` pair, to each host at once.
+
+        A relative remote path is relative to the home directory.
+        """
+        return self._fan_out("put", files)
+
+    def _fan_out(self, method, per_host, **kwargs):
+        if not per_host:
             return {}
-        by_name = {host.name: command for host, command in commands.items()}
-        group = ThreadingGroup.from_connections(self.connection(h) for h in commands)
+        by_name = {host.name: value for host, value in per_host.items()}
+        group = ThreadingGroup.from_connections(self.connection(h) for h in per_host)
         try:
-            results = group.run(by_name, warn=True, in_stream=False, timeout=timeout,
-                                hide="err" if out_stream else True, out_stream=out_stream)
+            results = getattr(group, method)(by_name, **kwargs)
         except GroupException as error:
             results = error.result
         return {cxn.inventory_host.name: _outcome(cxn.inventory_host, value, self.settings)
