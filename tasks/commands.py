@@ -249,45 +249,6 @@ def tail_logs(roles, lines):
     ])
 
 
-def install(settings, requirements, python="python3", archive=None):
-    """
-    Create ``CLUSTER_ENV`` with *python* if it lacks one, and install *requirements* there.
-
-    With *archive* (a tar.gz of wheels already put on the host, path relative to
-    the home), pip installs from it alone, with no index. Hosts that share the
-    environment's file system take turns (a lock file beside it). Reports
-    ``created=`` and the installed versions.
-    """
-    env = settings.cluster_env
-    pip = '"$env/bin/python" -m pip install --disable-pip-version-check -q'
-    lines = [
-        "umask 022  # the environment is for every user of the host to run",
-        f"env={q(env)}",
-        'mkdir -p "$(dirname "$env")" && exec 8> "$env.install-lock" && flock 8',
-        'if [ -x "$env/bin/python" ]; then echo created=no; else',
-        f'  {q(python)} -m venv "$env" || exit 1',
-        "  echo created=yes",
-        "fi",
-        "reqs=$(mktemp)",
-        f"printf '%s\\n' {q(requirements)} > \"$reqs\"",
-    ]
-    if archive:
-        lines += [
-            "wheels=$(mktemp -d)",
-            f'tar -xzf "$HOME"/{q(archive)} -C "$wheels" && rm -f "$HOME"/{q(archive)} || exit 1',
-            f'{pip} --no-index --find-links "$wheels" -r "$reqs" || exit 1',
-            'rm -rf "$wheels"',
-        ]
-    else:
-        lines.append(f'{pip} -r "$reqs" || exit 1')
-    lines += [
-        'rm -f "$reqs"',
-        "\"$env/bin/python\" -c 'import importlib.metadata as m; print(\"ipyparallel=\" "
-        "+ m.version(\"ipyparallel\"))'",
-    ]
-    return "\n".join(lines)
-
-
 def read_token():
     """Print Jupyter's token (``token=``), failing when the master never made one."""
     return "\n".join([

@@ -8,14 +8,13 @@ They are mounted in the ``cluster`` namespace.
 import os
 import re
 import socket
-import tarfile
 import tempfile
 import time
 
 from fabric import task
 from invoke.exceptions import Exit
 
-from . import commands, lifecycle, report
+from . import commands, environment, lifecycle, report
 from .context import fleet, load
 
 
@@ -136,25 +135,6 @@ def tunnel(c, port=0):
                 pass
 
 
-REQUIREMENTS = os.path.join(os.path.dirname(__file__), "cluster-requirements.txt")
-
-
-def _requirements():
-    with open(REQUIREMENTS) as lines:
-        return "\n".join(line.split("#")[0].strip() for line in lines if line.split("#")[0].strip())
-
-
-def _pack(wheelhouse, folder):
-    """A tar.gz of the wheels in *wheelhouse*, made in *folder*."""
-    if not os.path.isdir(wheelhouse):
-        raise Exit(f"error: wheelhouse {wheelhouse} is not a folder", code=2)
-    archive = os.path.join(folder, "wheels.tar.gz")
-    with tarfile.open(archive, "w:gz") as tar:
-        for name in sorted(os.listdir(wheelhouse)):
-            tar.add(os.path.join(wheelhouse, name), arcname=name)
-    return archive
-
-
 @task(help={"wheelhouse": "a folder of wheels to install from, with no index (offline clusters)",
             "python": "the Python that creates CLUSTER_ENV where it is missing (default python3)"})
 def install(c, wheelhouse="", python="python3"):
@@ -168,15 +148,17 @@ def install(c, wheelhouse="", python="python3"):
     with fleet(c, inventory) as fleet_, tempfile.TemporaryDirectory() as folder:
         hosts = inventory.hosts
         if wheelhouse:
-            archive = _pack(wheelhouse, folder)
+            if not os.path.isdir(wheelhouse):
+                raise Exit(f"error: wheelhouse {wheelhouse} is not a folder", code=2)
+            archive = environment.pack(wheelhouse, folder)
             uploads = {h: (archive, f".ipp-cluster-wheels-{re.sub(r'[^A-Za-z0-9]', '_', h.name)}.tar.gz")
                        for h in hosts}
             put = fleet_.put(uploads)
             problems += report.failures(put)
             hosts = [h for h in hosts if put[h.name].ok]
-        requirements = _requirements()
-        scripts = {h: commands.script(settings, commands.install(
-            settings, requirements, python, uploads.get(h, (None, None))[1])) for h in hosts}
+        pinned = environment.requirements()
+        scripts = {h: commands.script(settings, environment.install(
+            settings, pinned, python, uploads.get(h, (None, None))[1])) for h in hosts}
         results = fleet_.run(scripts, 1800)
     report.results_table("install", results, [("created", "created"), ("ipyparallel", "ipyparallel")])
     report.fail_if(problems + report.failures(results))
