@@ -31,7 +31,8 @@ def _up(c, inventory):
         fresh_controller = started.facts.get("controller") == "started"
         fit = tuple(host for host in inventory.engines if host.name not in unfit)
         problems = report.lines(unfit) + engines.bring_up(
-            fleet_, inventory, restart=fresh_controller, jupyter=True, hosts=fit, cores=cores)
+            fleet_, inventory, restart=fresh_controller, jupyter=True, hosts=fit, cores=cores,
+            master_result=started)
     print(f"Jupyter: {master.url_for(inventory, started.facts['token'])}")
     report.fail_if(problems)
 

@@ -170,7 +170,19 @@ def start_master(settings, location):
         "exec 9>&-",
         f'wait_file "$engine_file" {timeout} || {{ echo "the controller wrote no connection'
         f' file in {timeout} s; see $run/$name-controller.log" >&2; exit 1; }}',
+        *([] if settings.shared_home else [read_engine_file()]),
     ])
+
+
+def read_engine_file():
+    """
+    Print the engine connection file as ``engine_file=<base64>``, for hosts without a shared home.
+
+    It travels back over SSH on stdout and goes to each engine host on the stdin
+    of `start_engines`: it holds the key that signs every message, so it is never
+    on a command line nor, even for a moment, in a file that others can read.
+    """
+    return 'echo "engine_file=$(base64 -w0 "$engine_file")"'
 
 
 def stop_master():
@@ -191,13 +203,18 @@ def start_engines(settings, label, count=None, restart=False):
     ``Session.session`` of ``<label>/<n>/<time>``, so that the controller can tell
     the engines of each host apart. *count* None means one engine per core. With
     *restart*, or when more engines run than wanted, every engine is stopped first.
-    Reports ``expected=`` and ``started=``.
+    Without a shared home, it first writes the connection file it reads on stdin
+    (mode 0600). Reports ``expected=`` and ``started=``.
     """
     engine = " ".join(q(arg) for arg in [f"--profile={settings.ipp_profile}"])
     timeout = int(settings.engine_timeout)
     return "\n".join([
         f"count={q(count) if count else '$(nproc)'}",
         'echo "expected=$count"',
+        *([] if settings.shared_home else [
+            '# no shared home: the connection file from the master comes on stdin',
+            'mkdir -p "$sec" && cat > "$engine_file.new" && mv -f "$engine_file.new" "$engine_file"'
+            " || exit 1"]),
         f'wait_file "$engine_file" {timeout} || {{ echo "no connection file $engine_file'
         f' after {timeout} s: is the controller up?" >&2; exit 1; }}',
         make_run_dir(),

@@ -10,16 +10,24 @@ from .context import fleet, load
 from .progress import EngineProgress, ProgressStream
 
 
-def bring_up(fleet_, inventory, restart=False, jupyter=False, hosts=None, cores=None):
+def bring_up(fleet_, inventory, restart=False, jupyter=False, hosts=None, cores=None,
+             master_result=None):
     """
     Start the missing engines on every engine host (or *hosts*), then wait until
     they registered (and, with *jupyter*, until Jupyter answers on the master).
+    *master_result* is what starting the master returned, if it was just started.
 
     :returns: the ``host: reason`` lines of what fell short (empty when all is well).
     """
     settings = inventory.settings
     hosts = inventory.engines if hosts is None else hosts
-    results = lifecycle.start_engines(fleet_, inventory, hosts, restart, cores)
+    engine_file = None
+    if not settings.shared_home:
+        engine_file = lifecycle.read_engine_file(fleet_, inventory, master_result)
+        if engine_file is None:
+            return [f"{inventory.master.name}: cannot read the controller's connection file: "
+                    "is the controller up?"]
+    results = lifecycle.start_engines(fleet_, inventory, hosts, restart, cores, engine_file)
     expected = {name: int(r.facts["expected"]) for name, r in results.items() if r.ok}
     problems = report.failures(results)
     if not expected:

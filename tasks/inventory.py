@@ -69,6 +69,7 @@ class Settings:
     encrypt: bool = False
     known_hosts: str = "~/.ssh/known_hosts"
     host_key_checking: str = "accept-new"
+    shared_home: bool = True
 
     @property
     def bin_prefix(self):
@@ -230,6 +231,7 @@ SETTINGS = {
     "ENCRYPT": ("encrypt", _yes_no),
     "KNOWN_HOSTS": ("known_hosts", _local_path),
     "HOST_KEY_CHECKING": ("host_key_checking", _one_of("accept-new", "strict")),
+    "SHARED_HOME": ("shared_home", _yes_no),
 }
 
 

@@ -6,6 +6,7 @@ parallel round trip (`tasks.runner.Fleet`) and returns per-host results. Steps
 never print and never exit: tasks decide what to show (`tasks.report`).
 """
 
+import base64
 from dataclasses import dataclass, field
 
 from . import checks, commands
@@ -41,18 +42,37 @@ def stop_master(fleet, inventory, master):
     return _check_left(result)[master.name]
 
 
-def start_engines(fleet, inventory, hosts, restart=False, cores=None):
+def start_engines(fleet, inventory, hosts, restart=False, cores=None, engine_file=None):
     """
     Start the missing engines on *hosts*; each result's facts hold ``expected``.
 
     *cores* (``{host name: count}``, read by `read_facts`) saves the hosts without
-    ``engines=`` from counting their cores again.
+    ``engines=`` from counting their cores again. Without a shared home,
+    *engine_file* (the controller's connection file, see `read_engine_file`) is
+    written on each host first.
     """
     settings = inventory.settings
     cores = cores or {}
-    scripts = {host: _script(inventory, commands.start_engines(
-        settings, host.name, host.engines or cores.get(host.name), restart)) for host in hosts}
+    scripts = {}
+    for host in hosts:
+        script = _script(inventory, commands.start_engines(
+            settings, host.name, host.engines or cores.get(host.name), restart))
+        scripts[host] = script if settings.shared_home else (script, engine_file)
     return fleet.run(scripts, settings.engine_timeout + SLACK)
+
+
+def read_engine_file(fleet, inventory, master_result=None):
+    """
+    The controller's engine connection file, read from the master.
+
+    *master_result*, from `start_master`, holds it already when there is no shared home.
+    """
+    if master_result is None or "engine_file" not in master_result.facts:
+        script = _script(inventory, commands.read_engine_file())
+        master_result = fleet.run({inventory.master: script}, SLACK)[inventory.master.name]
+    if not master_result.ok or not master_result.facts.get("engine_file"):
+        return None
+    return base64.b64decode(master_result.facts["engine_file"]).decode()
 
 
 def stop_engines(fleet, inventory, hosts, graceful=True):

@@ -9,6 +9,7 @@ never stops the others; it is named in its result.
 """
 
 import errno
+import io
 import os
 import shutil
 import socket
@@ -62,8 +63,12 @@ class _HostConnection(Connection):
         self.slots = slots
 
     def run(self, commands, **kwargs):
+        command = commands[self.inventory_host.name]
+        if isinstance(command, tuple):  # (command, text for its stdin)
+            command, text = command
+            kwargs["in_stream"] = io.StringIO(text)
         with self.slots:
-            return self._execute(commands[self.inventory_host.name], **kwargs)
+            return self._execute(command, **kwargs)
 
     def _execute(self, command, **kwargs):
         return super().run(command, **kwargs)
@@ -153,7 +158,8 @@ class Fleet:
         """
         Run ``commands[host]`` on each host, all at once, within *timeout* seconds.
 
-        :param commands: a dict from inventory `Host` to a command line.
+        :param commands: a dict from inventory `Host` to a command line, or to a
+            ``(command line, text)`` pair whose text goes to the command's stdin.
         :param out_stream: where stdout goes as it comes (it is captured anyway).
         :returns: a dict from inventory host name to `HostResult`.
         """

@@ -14,6 +14,8 @@ from sshhosts import FakeHosts, why_not_available
 
 PROJECT = Path(__file__).resolve().parent.parent
 FAB = Path(sys.executable).parent / "fab"
+SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's: a CLUSTER_ENV made with it suits every user
+REQUIREMENTS = PROJECT / "tasks" / "cluster-requirements.txt"
 CLUSTER_PROGRAMS = ("ipengine", "ipcontroller", "jupyter", "ipyparallel", "SCREEN", "screen")
 
 
@@ -81,3 +83,17 @@ def leftovers(fake_hosts, numbers):
         if procs or host.screens():
             found[host.name] = procs + host.screens()
     return found
+
+
+@pytest.fixture(scope="session")
+def wheelhouse(tmp_path_factory):
+    """The cluster's packages as wheels for the hosts' Python, downloaded into a temporary folder."""
+    if subprocess.run([SYSTEM_PYTHON, "-c", "import ensurepip"]).returncode != 0:
+        pytest.skip("needs Debian's python3 and python3-venv")
+    version = subprocess.run([SYSTEM_PYTHON, "-c", "import platform; print(platform.python_version())"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    folder = tmp_path_factory.mktemp("wheelhouse")
+    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:",
+                    f"--python-version={version}", "-d", str(folder), "-r", str(REQUIREMENTS)],
+                   check=True, timeout=600)
+    return folder

@@ -117,6 +117,9 @@ class FakeHosts:
             subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(self.keys / key)],
                            check=True)
         shutil.copy(self.keys / "client_key.pub", self.keys / "authorized_keys")
+        # Users other than root log in with the same key: sshd reads it as them.
+        os.chmod(self.keys, 0o755)
+        os.chmod(self.keys / "authorized_keys", 0o644)
         self.client_key = self.keys / "client_key"
         self.known_hosts = self.keys / "known_hosts"  # for the inventories: never the user's
         self.hosts = [FakeHost(first + i, self.keys) for i in range(count)]

@@ -3,29 +3,7 @@ End to end: ``cluster.install`` from a wheelhouse, with no index, into a fresh
 CLUSTER_ENV on fake hosts, then a cluster brought up with that environment.
 """
 
-import subprocess
-import sys
-
-import pytest
-
-from conftest import PROJECT, engines_per_host, fab, write_inventory
-
-REQUIREMENTS = PROJECT / "tasks" / "cluster-requirements.txt"
-SYSTEM_PYTHON = "/usr/bin/python3"
-
-
-@pytest.fixture(scope="module")
-def wheelhouse(tmp_path_factory):
-    """The cluster's packages as wheels for the hosts' Python, downloaded into a temporary folder."""
-    if subprocess.run([SYSTEM_PYTHON, "-c", "import ensurepip"]).returncode != 0:
-        pytest.skip("needs Debian's python3 and python3-venv")
-    version = subprocess.run([SYSTEM_PYTHON, "-c", "import platform; print(platform.python_version())"],
-                             capture_output=True, text=True, check=True).stdout.strip()
-    folder = tmp_path_factory.mktemp("wheelhouse")
-    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:",
-                    f"--python-version={version}", "-d", str(folder), "-r", str(REQUIREMENTS)],
-                   check=True, timeout=600)
-    return folder
+from conftest import SYSTEM_PYTHON, engines_per_host, fab, write_inventory
 
 
 def test_install_offline_then_bring_a_cluster_up_with_it(fake_hosts, wheelhouse, tmp_path):
