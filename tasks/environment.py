@@ -48,21 +48,19 @@ def install(settings, requirements, python="python3", archive=None):
         f'  {q(python)} -m venv "$env" || exit 1',
         "  echo created=yes",
         "fi",
-        "reqs=$(mktemp)",
+        'work=$(mktemp -d) && trap \'rm -rf "$work"\' EXIT || exit 1',
+        'reqs="$work/requirements.txt"',
         f"printf '%s\\n' {q(requirements)} > \"$reqs\"",
     ]
     if archive:
         lines += [
-            "wheels=$(mktemp -d)",
-            f'tar -xzf "$HOME"/{q(archive)} -C "$wheels" && rm -f "$HOME"/{q(archive)} || exit 1',
-            f'{pip} --no-index --find-links "$wheels" -r "$reqs" || exit 1',
-            'rm -rf "$wheels"',
+            f'tar -xzf "$HOME"/{q(archive)} -C "$work"; status=$?; rm -f "$HOME"/{q(archive)}',
+            '[ "$status" = 0 ] || exit 1',
+            f'{pip} --no-index --find-links "$work" -r "$reqs" || exit 1',
         ]
     else:
         lines.append(f'{pip} -r "$reqs" || exit 1')
-    lines += [
-        'rm -f "$reqs"',
+    lines.append(
         "\"$env/bin/python\" -c 'import importlib.metadata as m; print(\"ipyparallel=\" "
-        "+ m.version(\"ipyparallel\"))'",
-    ]
+        "+ m.version(\"ipyparallel\"))'")
     return "\n".join(lines)

@@ -23,5 +23,6 @@ def test_install_from_an_index_creates_the_env_only_if_missing():
 
 def test_install_from_a_wheelhouse_uses_no_index():
     script = environment.install(SETTINGS, "a==1", archive=".ipp-wheels.tar.gz")
-    assert 'tar -xzf "$HOME"/.ipp-wheels.tar.gz -C "$wheels"' in script
-    assert '--no-index --find-links "$wheels" -r "$reqs"' in script
+    assert 'tar -xzf "$HOME"/.ipp-wheels.tar.gz -C "$work"' in script
+    assert '--no-index --find-links "$work" -r "$reqs"' in script
+    assert "trap 'rm -rf \"$work\"' EXIT" in script
