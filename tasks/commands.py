@@ -133,7 +133,14 @@ def controller_args(settings, location):
     ]
 
 
-def start_master(settings, location):
+def put_examples():
+    """Unpack the example notebooks (a base64 tar.gz on stdin) into ``$notebook_dir/ipp-examples``,
+    never overwriting a file that is already there."""
+    return ('mkdir -p "$notebook_dir/ipp-examples" && base64 -d'
+            ' | tar -xzf - --skip-old-files -C "$notebook_dir/ipp-examples" || exit 1')
+
+
+def start_master(settings, location, examples=False):
     """
     Start what is missing of the controller and Jupyter, then wait for the controller.
 
@@ -141,14 +148,17 @@ def start_master(settings, location):
     is removed first, so that waiting for the file means waiting for this controller.
     Jupyter starts at the same time, listening on 127.0.0.1 only; its token is made
     on the host into a 0600 file that Jupyter reads through ``JUPYTER_TOKEN_FILE``,
-    so it is on no command line. Reports ``controller=`` and ``jupyter=`` (started
-    or running) and ``token=``.
+    so it is on no command line; its kernels get the cluster's profile in
+    ``IPP_PROFILE``. With *examples*, the example notebooks come on stdin (see
+    `put_examples`). Reports ``controller=`` and ``jupyter=`` (started or running)
+    and ``token=``.
     """
     environment = "".join(q(pair) + " " for pair in controller_env(settings))
     controller = " ".join(q(arg) for arg in controller_args(settings, location))
+    notebook_dir = q(settings.notebook_dir) if settings.notebook_dir else '"$HOME"'
     jupyter = " ".join(q(arg) for arg in [
         "server", "--no-browser", "--ip=127.0.0.1", f"--port={settings.jupyter_port}",
-        "--ServerApp.port_retries=0",
+        "--ServerApp.port_retries=0", "--ServerApp.default_url=/tree",
     ])
     timeout = int(settings.engine_timeout)
     return "\n".join([
@@ -158,12 +168,14 @@ def start_master(settings, location):
         f'  launch controller "$name-controller" env {environment}"${{bin}}ipcontroller" {controller}',
         "  echo controller=started",
         "fi",
+        f"notebook_dir={notebook_dir}",
+        *([put_examples()] if examples else []),
         'token_file="$run/jupyter.token"',
         '[ -s "$token_file" ] || od -An -N24 -tx1 /dev/urandom | tr -d " \\n" > "$token_file"',
         'if sessions "$name-jupyter" >/dev/null; then echo jupyter=running; else',
         '  root_flag=; [ "$(id -u)" != 0 ] || root_flag=--allow-root  # Jupyter refuses root else',
-        '  launch jupyter "$name-jupyter" env "JUPYTER_TOKEN_FILE=$token_file" \\',
-        f'    "${{bin}}jupyter" {jupyter} --ServerApp.root_dir="$HOME" $root_flag',
+        '  launch jupyter "$name-jupyter" env "JUPYTER_TOKEN_FILE=$token_file" "IPP_PROFILE=$profile" \\',
+        f'    "${{bin}}jupyter" {jupyter} --ServerApp.root_dir="$notebook_dir" $root_flag',
         "  echo jupyter=started",
         "fi",
         'echo "token=$(cat "$token_file")"',

@@ -70,6 +70,7 @@ class Settings:
     known_hosts: str = "~/.ssh/known_hosts"
     host_key_checking: str = "accept-new"
     shared_home: bool = True
+    notebook_dir: str = ""
 
     @property
     def bin_prefix(self):
@@ -232,6 +233,7 @@ SETTINGS = {
     "KNOWN_HOSTS": ("known_hosts", _local_path),
     "HOST_KEY_CHECKING": ("host_key_checking", _one_of("accept-new", "strict")),
     "SHARED_HOME": ("shared_home", _yes_no),
+    "NOTEBOOK_DIR": ("notebook_dir", _absolute_path),
 }
 
 

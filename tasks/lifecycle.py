@@ -9,7 +9,7 @@ never print and never exit: tasks decide what to show (`tasks.report`).
 import base64
 from dataclasses import dataclass, field
 
-from . import checks, commands
+from . import checks, commands, examples
 from .facts import parse_probe, session_names
 from .runner import FAILED
 
@@ -29,10 +29,15 @@ def _script(inventory, *parts):
 
 
 def start_master(fleet, inventory, master):
-    """Start what is missing on *master*; returns its `HostResult` (with ``token``)."""
+    """
+    Start what is missing on *master*, and put the example notebooks there.
+
+    :returns: the master's `HostResult` (with ``token``).
+    """
     settings = inventory.settings
-    part = commands.start_master(settings, location(fleet, master))
-    result = fleet.run({master: _script(inventory, part)}, settings.engine_timeout + SLACK)
+    part = commands.start_master(settings, location(fleet, master), examples=True)
+    command = (_script(inventory, part), examples.packed())
+    result = fleet.run({master: command}, settings.engine_timeout + SLACK)
     return result[master.name]
 
 
