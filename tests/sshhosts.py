@@ -65,11 +65,22 @@ class FakeHost:
         while time.monotonic() < deadline:
             try:
                 with socket.create_connection((self.address, 22), timeout=1) as sock:
-                    if sock.recv(4).startswith(b"SSH-"):
-                        return
+                    probe_port = sock.getsockname()[1]
+                    answered = sock.recv(4).startswith(b"SSH-")
             except OSError:
                 time.sleep(0.05)
+                continue
+            if answered:
+                self._wait_for_log(f"port {probe_port}", deadline)
+                return
         raise RuntimeError(f"{self.name}: sshd did not answer on {self.address}:22")
+
+    def _wait_for_log(self, text, deadline):
+        """Wait until sshd has logged the probe's connection, so a test that compares the
+        log before and after a command sees only what that command did."""
+        log = self.keys / f"{self.name}.sshd.log"
+        while time.monotonic() < deadline and text not in log.read_text():
+            time.sleep(0.02)
 
     @property
     def init_pid(self):
