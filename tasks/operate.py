@@ -126,6 +126,7 @@ def tunnel(c, port=0):
             return
         local_port = int(port) or free_port(remote_port)
         with fleet_.connection(master).forward_local(local_port, remote_port=remote_port):
+            _wait_listening(local_port, inventory.settings.connect_timeout)
             print(f"Jupyter: http://localhost:{local_port}/?token={token}", flush=True)
             print("forwarding; press Ctrl-C to stop", flush=True)
             try:
@@ -133,6 +134,20 @@ def tunnel(c, port=0):
                     time.sleep(3600)
             except KeyboardInterrupt:
                 pass
+
+
+def _wait_listening(port, timeout):
+    """Block until Fabric's tunnel thread listens on *port*: forward_local returns before it does,
+    and a URL printed earlier can be refused."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("localhost", port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise Exit(f"error: could not listen on localhost:{port}", code=1)
+            time.sleep(0.02)
 
 
 @task(help={"wheelhouse": "a folder of wheels to install from, with no index (offline clusters)",

@@ -101,6 +101,7 @@ def test_logs_show_each_session_under_its_host(cluster):
 
 
 def test_tunnel_reaches_jupyter_on_the_next_free_port(cluster, fake_hosts):
+    assert cluster("cluster.up").returncode == 0
     env = dict(os.environ, CLUSTER_INVENTORY=str(cluster.inventory))
     tunnel = subprocess.Popen([str(FAB), "-i", str(fake_hosts.client_key), "cluster.tunnel"],
                               cwd=PROJECT, env=env, stdout=subprocess.PIPE, text=True)

@@ -1,0 +1,108 @@
+"""
+``python -m bench [--quick] [--rounds N] [--out DIR]``: run the benchmark, print
+its Markdown tables, and write them and the plot to DIR (results.md, results.png).
+"""
+
+import argparse
+import os
+import sys
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+
+from . import methods, report
+
+sys.path.insert(0, str(methods.PROJECT / "tests"))
+from sshhosts import FakeHosts, why_not_available  # noqa: E402  (the test suite's fake hosts)
+
+FULL = dict(hosts=(1, 2, 4, 8), per_host=(1, 2), control=(1, 8, 32, 64), rounds=3)
+QUICK = dict(hosts=(2,), per_host=(2,), control=(1, 8), rounds=1)
+FIRST_HOST = 101  # 127.0.2.101 and up: never the test suite's hosts
+
+
+def say(text):
+    print(text, file=sys.stderr, flush=True)
+
+
+def startup(fake_hosts, folder, layouts, rounds):
+    """Every method up then down on every layout, *rounds* times, alternating the order."""
+    every = [methods.FabCluster(fake_hosts, folder), methods.IpclusterSSH(fake_hosts),
+             methods.LocalFloor()]
+    times = defaultdict(list)
+    for round_ in range(rounds):
+        order = every[round_ % 3:] + every[:round_ % 3]
+        for layout in layouts:
+            for method in order:
+                up = method.up(layout)
+                down = method.down()
+                times[(method.label, "up", layout.label)].append(up)
+                times[(method.label, "down", layout.label)].append(down)
+                say(f"round {round_ + 1}/{rounds}  {layout.label:>6}  {method.label:<14}"
+                    f" up {up:6.2f} s  down {down:6.2f} s")
+    return times
+
+
+def control_path(fake_hosts, folder, sizes, rounds):
+    """``cluster.status`` (with the default cap of 32 connections, and with 64) and
+    ``cluster.run true`` on each number of hosts."""
+    tasks = [("cluster.status", ("cluster.status",), 32),
+             ("cluster.status, PARALLEL=64", ("cluster.status",), 64),
+             ("cluster.run true", ("cluster.run", "true"), 32)]
+    control = defaultdict(list)
+    for round_ in range(rounds):
+        for hosts in sizes:
+            for label, task, parallel in tasks:
+                seconds = methods.control_path(fake_hosts, folder, hosts, task, parallel)
+                control[label, hosts].append(seconds)
+                say(f"round {round_ + 1}/{rounds}  {hosts:>3} hosts  {label:<28} {seconds:6.2f} s")
+    return control
+
+
+def main():
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="one small size, one round")
+    parser.add_argument("--rounds", type=int, help="rounds of every measure (default 3, quick 1)")
+    parser.add_argument("--out", help="folder for results.md and results.png "
+                                      "(default bench/results, or a temporary one with --quick)")
+    args = parser.parse_args()
+    plan = QUICK if args.quick else FULL
+    rounds = args.rounds or plan["rounds"]
+    out = Path(args.out or (tempfile.mkdtemp(prefix="ippbench-") if args.quick
+                            else methods.PROJECT / "bench" / "results"))
+    reason = why_not_available()
+    if reason:
+        sys.exit(f"error: {reason}")
+    if methods.cluster_processes():
+        sys.exit("error: cluster processes already run on this machine; stop them first, "
+                 "they would be counted as left behind:\n" + "\n".join(methods.cluster_processes()))
+
+    count = max(max(plan["control"]), max(plan["hosts"]) + 1)
+    with tempfile.TemporaryDirectory() as ipython_dir, FakeHosts(count, FIRST_HOST) as fake_hosts:
+        os.environ["IPYTHONDIR"] = ipython_dir  # ipyparallel's own profiles go there
+        folder = Path(ipython_dir)
+        master, engine_hosts = fake_hosts.hosts[0], fake_hosts.hosts[1:]
+        layouts = [methods.Layout(master, tuple(engine_hosts[:n]), per_host)
+                   for per_host in plan["per_host"] for n in plan["hosts"]]
+        say(f"{count} fake hosts up; {rounds} round(s)")
+        fab_list = [methods.fab_list() for _ in range(max(3, rounds))]
+        times = startup(fake_hosts, folder, layouts, rounds)
+        control = control_path(fake_hosts, folder, plan["control"], rounds)
+
+    out.mkdir(parents=True, exist_ok=True)
+    text = "\n\n".join([
+        f"Machine: {report.machine()}. {rounds} round(s); median (min-max).",
+        "Engines up (until every engine registered) and down (until no process is left):",
+        report.startup_table(times, layouts),
+        "Control path (fake hosts, no engines running):",
+        report.control_table(control, plan["control"]),
+        f"`fab -l`: {report.cell(fab_list)}",
+        report.goals(times, layouts, control, plan["control"], fab_list),
+    ]) + "\n"
+    (out / "results.md").write_text(text)
+    report.plot(times, layouts, out / "results.png")
+    print(text)
+    say(f"written: {out / 'results.md'}, {out / 'results.png'}")
+
+
+if __name__ == "__main__":
+    main()
