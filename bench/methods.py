@@ -92,6 +92,7 @@ def fab(inventory, key, *args, timeout=900):
 
 
 def fab_ok(inventory, key, *args):
+    """`fab`, where a non-zero exit is a BenchError with fab's stderr."""
     result = fab(inventory, key, *args)
     if result.returncode != 0:
         raise BenchError(f"fab {' '.join(args)} exited {result.returncode}:\n{result.stderr}")
@@ -119,7 +120,19 @@ class FabCluster:
         return timed(stop)[0]
 
 
-class IpclusterSSH:
+class _IpyparallelCluster:
+    """What ipyparallel's own `Cluster` methods share: start, wait for every engine, stop."""
+
+    cluster = None
+
+    def down(self):
+        def stop():
+            self.cluster.stop_cluster_sync()
+            wait_until_clean(f"{self.label} stop")
+        return timed(stop)[0]
+
+
+class IpclusterSSH(_IpyparallelCluster):
     """ipyparallel's ``Cluster(engines="ssh")``: the controller here, on the master's address."""
 
     label = "ipcluster-ssh"
@@ -143,14 +156,8 @@ class IpclusterSSH:
             f"root@{host.address}": layout.per_host for host in layout.engine_hosts}
         return timed(lambda: _start_and_wait(self.cluster, layout.engines))[0]
 
-    def down(self):
-        def stop():
-            self.cluster.stop_cluster_sync()
-            wait_until_clean("ipcluster-ssh stop")
-        return timed(stop)[0]
 
-
-class LocalFloor:
+class LocalFloor(_IpyparallelCluster):
     """The floor: the same number of engines started here by ``Cluster(n=...)``, no SSH."""
 
     label = "floor"
@@ -160,12 +167,6 @@ class LocalFloor:
 
         self.cluster = ipp.Cluster(n=layout.engines, profile=f"{NAME}-local")
         return timed(lambda: _start_and_wait(self.cluster, layout.engines))[0]
-
-    def down(self):
-        def stop():
-            self.cluster.stop_cluster_sync()
-            wait_until_clean("local stop")
-        return timed(stop)[0]
 
 
 def _start_and_wait(cluster, engines):
