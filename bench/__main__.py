@@ -4,6 +4,7 @@ its Markdown tables, and write them and the plot to DIR (results.md, results.png
 """
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -99,6 +100,10 @@ def main():
         report.goals(times, layouts, control, plan["control"], fab_list),
     ]) + "\n"
     (out / "results.md").write_text(text)
+    (out / "results.json").write_text(json.dumps({  # every sample, to plot or compare again
+        "machine": report.machine(), "fab -l": fab_list,
+        "startup": [[*key, samples] for key, samples in times.items()],
+        "control": [[*key, samples] for key, samples in control.items()]}, indent=1))
     report.plot(times, layouts, out / "results.png")
     print(text)
     say(f"written: {out / 'results.md'}, {out / 'results.png'}")

@@ -102,6 +102,7 @@ def plot(times, layouts, path):
         axis.set(title=f"{engines} engine(s) per host", xlabel="engine hosts",
                  ylabel="seconds until all engines registered", xscale="log", ylim=(0, None))
         axis.set_xticks(hosts, [str(h) for h in hosts])
+        axis.minorticks_off()
         axis.grid(alpha=0.3)
     axes[0][0].legend()
     figure.tight_layout()

@@ -1,0 +1,53 @@
+"""The benchmark's tables and goals, from made-up timings (the benchmark itself is not a test)."""
+
+from bench.methods import Layout
+from bench.report import cell, control_table, goals, plot, startup_table
+
+LAYOUTS = [Layout("m", ("a",), 2), Layout("m", ("a", "b"), 2)]
+
+
+def times(fab_up, ssh_up, floor_up, fab_down, ssh_down):
+    found = {}
+    for layout in LAYOUTS:
+        for method, up, down in (("fab", fab_up, fab_down), ("ipcluster-ssh", ssh_up, ssh_down),
+                                 ("floor", floor_up, [1.0])):
+            found[method, "up", layout.label] = up
+            found[method, "down", layout.label] = down
+    return found
+
+
+def test_a_cell_is_the_median_then_min_max():
+    assert cell([3.0, 1.0, 2.0]) == "2.00 s (1.00-3.00)"
+    assert cell([1.5]) == "1.50 s"
+
+
+def test_startup_table_has_a_row_per_layout_with_ratios():
+    table = startup_table(times([4.0], [10.0], [4.0], [1.0], [10.0]), LAYOUTS).splitlines()
+    assert table[0].startswith("| hosts x engines | fab cluster.up | ipcluster-ssh up |")
+    assert table[2:] == [
+        f"| {label} | 4.00 s | 10.00 s | 4.00 s | 0.40 | 1.00 | 1.00 s | 10.00 s | 0.10 |"
+        for label in ("1 x 2", "2 x 2")]
+
+
+def test_goals_say_which_hold():
+    control = {("cluster.status", 1): [1.0], ("cluster.status", 64): [2.5]}
+    rows = goals(times([4.0], [10.0], [6.0], [1.0], [1.5]), LAYOUTS, control, [1, 64],
+                 [0.3]).splitlines()[2:]
+    assert rows == [
+        "| cluster.up <= 0.6 x ipcluster-ssh | 0.40 | yes |",
+        "| cluster.up <= 1.25 x floor | 0.67 | yes |",
+        "| cluster.down <= 0.5 x ipcluster-ssh stop | 0.67 | NO |",
+        "| cluster.status on 64 hosts <= 2 x on 1 | 2.50 | NO |",
+        "| fab -l < 0.5 s | 0.30 | yes |",
+    ]
+
+
+def test_control_table_keeps_the_tasks_order():
+    control = {("b", 1): [1.0], ("b", 8): [2.0], ("a", 1): [1.0], ("a", 8): [1.0]}
+    assert control_table(control, [1, 8]).splitlines()[2:] == [
+        "| b | 1.00 s | 2.00 s | 2.00 |", "| a | 1.00 s | 1.00 s | 1.00 |"]
+
+
+def test_plot_writes_a_png(tmp_path):
+    plot(times([4.0], [10.0], [4.0], [1.0], [10.0]), LAYOUTS, tmp_path / "plot.png")
+    assert (tmp_path / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
