@@ -66,6 +66,12 @@ def start_engines(fleet, inventory, hosts, restart=False, cores=None, engine_fil
     return fleet.run(scripts, settings.engine_timeout + SLACK)
 
 
+def read_token(fleet, inventory):
+    """The master's `HostResult` with the Jupyter token in its ``token`` fact."""
+    script = _script(inventory, commands.read_token())
+    return fleet.run({inventory.master: script}, SLACK)[inventory.master.name]
+
+
 def read_engine_file(fleet, inventory, master_result=None):
     """
     The controller's engine connection file, read from the master.

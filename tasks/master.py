@@ -9,7 +9,7 @@ from fabric import task
 from invoke import Collection
 from invoke.exceptions import Exit
 
-from . import commands, lifecycle, report
+from . import lifecycle, report
 from .context import fleet, load
 
 
@@ -35,6 +35,17 @@ def bring_down(fleet_, inventory, master):
     report.fail_if(report.failures({master.name: result}))
 
 
+def _start(c, inventory):
+    with fleet(c, inventory) as fleet_:
+        result = bring_up(fleet_, inventory, inventory.master)
+    print(url_for(inventory, result.facts["token"]))
+
+
+def _stop(c, inventory):
+    with fleet(c, inventory) as fleet_:
+        bring_down(fleet_, inventory, inventory.master)
+
+
 def _host_from(c):
     host = getattr(c, "original_host", None)
     if not host:
@@ -45,18 +56,13 @@ def _host_from(c):
 @task
 def start(c):
     """Start the controller and Jupyter on the inventory's master (what is missing only)."""
-    inventory = load()
-    with fleet(c, inventory) as fleet_:
-        result = bring_up(fleet_, inventory, inventory.master)
-    print(url_for(inventory, result.facts["token"]))
+    _start(c, load())
 
 
 @task
 def stop(c):
     """Stop the controller and Jupyter on the inventory's master; nothing is left running."""
-    inventory = load()
-    with fleet(c, inventory) as fleet_:
-        bring_down(fleet_, inventory, inventory.master)
+    _stop(c, load())
 
 
 @task
@@ -72,29 +78,22 @@ def status(c):
 def url(c):
     """Print the Jupyter URL with its token: http://localhost:PORT/?token=TOKEN."""
     inventory = load()
-    master = inventory.master
     with fleet(c, inventory) as fleet_:
-        result = fleet_.run({master: commands.script(inventory.settings, commands.read_token())},
-                            lifecycle.SLACK)[master.name]
-    report.fail_if(report.failures({master.name: result}))
+        result = lifecycle.read_token(fleet_, inventory)
+    report.fail_if(report.failures({inventory.master.name: result}))
     print(url_for(inventory, result.facts["token"]))
 
 
 @task(name="start-master")
 def start_master(c):
     """Start the controller and Jupyter on the host given with -H (fab -H HOST start-master)."""
-    inventory = load(master=_host_from(c))
-    with fleet(c, inventory) as fleet_:
-        result = bring_up(fleet_, inventory, inventory.master)
-    print(url_for(inventory, result.facts["token"]))
+    _start(c, load(master=_host_from(c)))
 
 
 @task(name="stop-master")
 def stop_master(c):
     """Stop the controller and Jupyter on the host given with -H (fab -H HOST stop-master)."""
-    inventory = load(master=_host_from(c))
-    with fleet(c, inventory) as fleet_:
-        bring_down(fleet_, inventory, inventory.master)
+    _stop(c, load(master=_host_from(c)))
 
 
 ns = Collection("master", start, stop, status, url)

@@ -117,8 +117,7 @@ def tunnel(c, port=0):
     master = inventory.master
     remote_port = inventory.settings.jupyter_port
     with fleet(c, inventory) as fleet_:
-        result = fleet_.run({master: commands.script(inventory.settings, commands.read_token())},
-                            lifecycle.SLACK)[master.name]
+        result = lifecycle.read_token(fleet_, inventory)
         report.fail_if(report.failures({master.name: result}))
         token = result.facts["token"]
         if master.is_local:
