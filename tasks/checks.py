@@ -1,45 +1,9 @@
 """
-What is true on a host: the commands that read it, and the pure functions that judge it.
+Judge a host's facts (read by ``tasks/remote/facts.sh``): pure functions.
 
-`facts` reads, in one round trip, everything ``cluster.info`` shows and
-``cluster.check`` needs; `problems` compares one host's facts with the master's
-and says what is wrong and what to do about it.
+`problems` compares one host's facts with the master's and says what is wrong
+and what to do about it.
 """
-
-from . import commands
-
-# Prints key=value facts about the host and CLUSTER_ENV. The Python part reads
-# versions from package metadata, which is much faster than importing them.
-_FACTS = r"""
-echo "cores=$(nproc)"
-awk '/^MemTotal:/ {print "mem_total_kb=" $2} /^MemAvailable:/ {print "mem_available_kb=" $2}' /proc/meminfo
-echo "load=$(cut -d' ' -f1-3 /proc/loadavg)"
-echo "users=$(who 2>/dev/null | awk '{print $1}' | sort -u | tr '\n' ' ')"
-command -v screen >/dev/null && echo screen=yes || echo screen=no
-missing=
-for program in ipcontroller ipengine jupyter; do
-  if [ -n "$bin" ]; then [ -x "$bin$program" ] || missing="$missing $program"
-  else command -v "$program" >/dev/null || missing="$missing $program"; fi
-done
-echo "missing=$missing"
-"""
-
-_VERSIONS = ("import sys, importlib.metadata as m\n"
-             "print('python=%d.%d.%d' % sys.version_info[:3])\n"
-             "for name in ('ipyparallel', 'jupyter_server'):\n"
-             "    try: print(name + '=' + m.version(name))\n"
-             "    except m.PackageNotFoundError: print(name + '=')\n")
-
-
-def facts(settings):
-    """The command part that prints a host's facts (``cores=``, ``python=``, ...)."""
-    python = commands.python(settings)
-    return "\n".join([
-        _FACTS,
-        f'if {commands.q(python)} -c "" 2>/dev/null; then',
-        f"  {commands.q(python)} -c {commands.q(_VERSIONS)}",
-        "else echo python=; fi",
-    ])
 
 
 def _minor(version):
@@ -72,4 +36,7 @@ def problems(facts_, master_facts, settings):
     elif ipp and master_ipp and ipp != master_ipp:
         found.append(f"ipyparallel {ipp} here but {master_ipp} on the master: "
                      "install the same version everywhere (fab cluster.install)")
+    if facts_.get("port_user"):
+        found.append(f"JUPYTER_PORT {settings.jupyter_port} is taken here by "
+                     f"{facts_['port_user']}: choose another JUPYTER_PORT in cluster.env")
     return found

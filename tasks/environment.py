@@ -9,7 +9,7 @@ installs them, from an index or from an uploaded wheelhouse.
 import os
 import tarfile
 
-from .commands import q
+from .commands import Step, as_base64
 
 REQUIREMENTS = os.path.join(os.path.dirname(__file__), "cluster-requirements.txt")
 
@@ -34,33 +34,8 @@ def install(settings, requirements, python="python3", archive=None):
     Create ``CLUSTER_ENV`` with *python* if it lacks one, and install *requirements* there.
 
     With *archive* (a tar.gz of wheels already put on the host, path relative to
-    the home), pip installs from it alone, with no index. Hosts that share the
-    environment's file system take turns (a lock file beside it). Reports
-    ``created=`` and the installed versions.
+    the home), pip installs from it alone, with no index. See
+    ``tasks/remote/install_env.sh``; reports ``created=`` and ``ipyparallel=``.
     """
-    env = settings.cluster_env
-    pip = '"$env/bin/python" -m pip install --disable-pip-version-check -q'
-    lines = [
-        "umask 022  # the environment is for every user of the host to run",
-        f"env={q(env)}",
-        'mkdir -p "$(dirname "$env")" && exec 8> "$env.install-lock" && flock 8',
-        'if [ -x "$env/bin/python" ]; then echo created=no; else',
-        f'  {q(python)} -m venv "$env" || exit 1',
-        "  echo created=yes",
-        "fi",
-        'work=$(mktemp -d) && trap \'rm -rf "$work"\' EXIT || exit 1',
-        'reqs="$work/requirements.txt"',
-        f"printf '%s\\n' {q(requirements)} > \"$reqs\"",
-    ]
-    if archive:
-        lines += [
-            f'tar -xzf "$HOME"/{q(archive)} -C "$work"; status=$?; rm -f "$HOME"/{q(archive)}',
-            '[ "$status" = 0 ] || exit 1',
-            f'{pip} --no-index --find-links "$work" -r "$reqs" || exit 1',
-        ]
-    else:
-        lines.append(f'{pip} -r "$reqs" || exit 1')
-    lines.append(
-        "\"$env/bin/python\" -c 'import importlib.metadata as m; print(\"ipyparallel=\" "
-        "+ m.version(\"ipyparallel\"))'")
-    return "\n".join(lines)
+    return Step("install_env", (settings.cluster_env, python, archive or ""),
+                as_base64(requirements))

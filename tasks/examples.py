@@ -2,7 +2,6 @@
 The example notebooks that ``cluster.up`` puts on the master, packed for the trip.
 """
 
-import base64
 import io
 import tarfile
 from pathlib import Path
@@ -12,9 +11,9 @@ FOLDER = Path(__file__).resolve().parent.parent / "notebooks"
 
 
 def packed():
-    """The notebooks as a base64 tar.gz, to send on the stdin of `tasks.commands.start_master`."""
+    """The notebooks as a tar.gz, for `tasks.commands.put_examples`."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
         for notebook in sorted(FOLDER.glob("*.ipynb")):
             tar.add(notebook, arcname=notebook.name)
-    return base64.b64encode(buffer.getvalue()).decode() + "\n"
+    return buffer.getvalue()

@@ -24,8 +24,8 @@ def location(fleet, host):
     return fleet.connection(host).host  # resolves an ~/.ssh/config alias to its HostName
 
 
-def _script(inventory, *parts):
-    return commands.script(inventory.settings, *parts)
+def _script(inventory, *steps):
+    return commands.script(inventory.settings, *steps)
 
 
 def start_master(fleet, inventory, master):
@@ -35,9 +35,11 @@ def start_master(fleet, inventory, master):
     :returns: the master's `HostResult` (with ``token``).
     """
     settings = inventory.settings
-    part = commands.start_master(settings, location(fleet, master), examples=True)
-    command = (_script(inventory, part), examples.packed())
-    result = fleet.run({master: command}, settings.engine_timeout + SLACK)
+    steps = [commands.put_examples(settings, examples.packed()),
+             commands.start_master(settings, location(fleet, master))]
+    if not settings.shared_home:
+        steps.append(commands.read_engine_file())
+    result = fleet.run({master: _script(inventory, *steps)}, settings.engine_timeout + SLACK)
     return result[master.name]
 
 
@@ -56,14 +58,11 @@ def start_engines(fleet, inventory, hosts, restart=False, cores=None, engine_fil
     *engine_file* (the controller's connection file, see `read_engine_file`) is
     written on each host first.
     """
-    settings = inventory.settings
     cores = cores or {}
-    scripts = {}
-    for host in hosts:
-        script = _script(inventory, commands.start_engines(
-            settings, host.name, host.engines or cores.get(host.name), restart))
-        scripts[host] = script if settings.shared_home else (script, engine_file)
-    return fleet.run(scripts, settings.engine_timeout + SLACK)
+    first = [] if inventory.settings.shared_home else [commands.write_engine_file(engine_file)]
+    scripts = {host: _script(inventory, *first, commands.start_engines(
+        host.name, host.engines or cores.get(host.name), restart)) for host in hosts}
+    return fleet.run(scripts, inventory.settings.engine_timeout + SLACK)
 
 
 def read_token(fleet, inventory):
@@ -124,8 +123,9 @@ def _check_left(results):
 
 def read_facts(fleet, inventory, hosts):
     """Read each host's facts (cores, memory, versions, ...) in one round trip."""
-    part = checks.facts(inventory.settings)
-    return fleet.run({host: _script(inventory, part) for host in hosts}, SLACK)
+    port = inventory.settings.jupyter_port
+    return fleet.run({host: _script(inventory, commands.facts(
+        port if host == inventory.master else None)) for host in hosts}, SLACK)
 
 
 def check_problems(inventory, results):

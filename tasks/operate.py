@@ -43,7 +43,8 @@ def run(c, command, role="", hosts=""):
     inventory = load()
     chosen = _hosts(inventory, role, hosts)
     with fleet(c, inventory) as fleet_:
-        results = fleet_.run({host: commands.user_command(command) for host in chosen}, None)
+        script = commands.script(inventory.settings, commands.user_command(command))
+        results = fleet_.run({host: script for host in chosen}, None)
     _print_outputs(results)
     report.fail_if(report.failures(results))
 

@@ -1,11 +1,13 @@
 """
-Run commands on many hosts at once and say, for each host, what happened.
+Run scripts on many hosts at once and say, for each host, what happened.
 
-`Fleet` is the one place that talks to hosts: it keeps one connection per host
-for the life of a task (so that the steps of a task reuse them), runs each host's
-own command through a Fabric `ThreadingGroup`, caps how many run at once, and
-turns every outcome, including exceptions, into a `HostResult`. One bad host
-never stops the others; it is named in its result.
+`Fleet` is the one place that talks to hosts. It keeps one Fabric `Connection`
+per host for the life of a task, so that the steps of a task reuse it, and works
+on at most ``PARALLEL`` hosts at once with as many worker threads (a pool: a
+thousand hosts never mean a thousand threads). Each host's script goes on the
+standard input of `tasks.commands.REMOTE_SHELL` through the connection's own
+``run``; every outcome, exceptions included, becomes a `HostResult`. One bad
+host never stops the others; it is named in its result.
 """
 
 import errno
@@ -13,15 +15,15 @@ import io
 import os
 import shutil
 import socket
-import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from fabric import Config, Connection, ThreadingGroup
-from fabric.exceptions import GroupException
+from fabric import Config, Connection
 from invoke.exceptions import CommandTimedOut
 from paramiko.ssh_exception import BadHostKeyException, NoValidConnectionsError, SSHException
 
 from . import hostkeys
+from .commands import REMOTE_SHELL
 from .facts import parse_facts
 
 OK, FAILED, UNREACHABLE = "ok", "failed", "unreachable"
@@ -29,7 +31,7 @@ OK, FAILED, UNREACHABLE = "ok", "failed", "unreachable"
 
 @dataclass
 class HostResult:
-    """What one command did on one host: ``state`` is ok, failed or unreachable."""
+    """What one script did on one host: ``state`` is ok, failed or unreachable."""
 
     host: object
     state: str
@@ -56,52 +58,13 @@ class _WholeText(io.StringIO):
         return super().read()
 
 
-class _HostConnection(Connection):
-    """
-    A `Connection` that runs its own host's command, inside the fleet's slots.
+class LocalConnection(Connection):
+    """The inventory's ``localhost``: commands run here, without SSH; files are copied."""
 
-    `ThreadingGroup.run` hands every connection the same arguments; here the
-    first one is a mapping from inventory host name to command, so that each
-    host gets its own, and the shared semaphore caps concurrent sessions.
-    """
-
-    # Declared here so that setting them stays on the object: invoke's contexts turn
-    # unknown attributes into (shared) config values.
-    inventory_host = None
-    slots = None
-
-    def __init__(self, host, slots, **kwargs):
-        super().__init__(host.hostname, user=host.user, port=host.port, **kwargs)
-        self.inventory_host = host
-        self.slots = slots
-
-    def run(self, commands, **kwargs):
-        command = commands[self.inventory_host.name]
-        if isinstance(command, tuple):  # (command, text for its stdin)
-            command, text = command
-            kwargs["in_stream"] = _WholeText(text)
-        with self.slots:
-            return self._execute(command, **kwargs)
-
-    def _execute(self, command, **kwargs):
-        return super().run(command, **kwargs)
-
-    def put(self, files, **kwargs):
-        """Like `run`: *files* maps inventory host name to ``(local path, remote path)``."""
-        with self.slots:
-            return self._put(*files[self.inventory_host.name])
-
-    def _put(self, local, remote):
-        return super().put(local, remote)
-
-
-class _LocalConnection(_HostConnection):
-    """The inventory's ``localhost``: commands run locally, without SSH."""
-
-    def _execute(self, command, **kwargs):
+    def run(self, command, **kwargs):
         return self.local(command, **kwargs)
 
-    def _put(self, local, remote):
+    def put(self, local, remote=None, preserve_mode=True):
         target = os.path.join(os.path.expanduser("~"), remote)
         os.makedirs(os.path.dirname(target), exist_ok=True)
         shutil.copyfile(local, target)
@@ -119,10 +82,10 @@ def _unreachable(error):
         errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN)
 
 
-def _outcome(host, value, settings):
-    """Turn a Fabric result or exception into a `HostResult`."""
-    if isinstance(value, (BadHostKeyException, hostkeys.UnknownHost)):
-        return HostResult(host, UNREACHABLE, reason=hostkeys.explain(value, settings))
+def outcome(host, connection, value, settings):
+    """Turn what Fabric returned or raised on *host* (through *connection*) into a `HostResult`."""
+    if isinstance(value, (BadHostKeyException, hostkeys.HostKeyRefused)):
+        return HostResult(host, UNREACHABLE, reason=hostkeys.explain(value, settings, connection))
     if isinstance(value, CommandTimedOut):
         return HostResult(host, FAILED, reason=f"timed out after {value.timeout} s")
     if _unreachable(value):
@@ -142,7 +105,7 @@ def _outcome(host, value, settings):
 
 class Fleet:
     """
-    Connections to the hosts of an inventory, and a way to run commands on them.
+    Connections to the hosts of an inventory, and a way to run scripts on them.
 
     Use it as a context manager so that connections are closed at the end.
     """
@@ -150,34 +113,36 @@ class Fleet:
     def __init__(self, settings, config=None):
         self.settings = settings
         self.config = config if isinstance(config, Config) else Config()
-        self.slots = threading.BoundedSemaphore(settings.parallel)
         self.connections = {}
 
     def connection(self, host):
-        """The (reused) connection to *host*, an inventory `Host`."""
+        """The (reused) Fabric connection to *host*, an inventory `Host`."""
         if host.name not in self.connections:
             timeout = self.config.timeouts.connect or self.settings.connect_timeout
             # Constructor connect_kwargs replace the config's: merge to keep -i and friends.
             connect_kwargs = dict(self.config.connect_kwargs,
                                   banner_timeout=timeout, auth_timeout=timeout)
-            kind = _LocalConnection if host.is_local else _HostConnection
-            connection = kind(host, self.slots, config=self.config, connect_timeout=timeout,
-                              connect_kwargs=connect_kwargs)
-            hostkeys.apply(connection.client, self.settings)
+            kind = LocalConnection if host.is_local else Connection
+            connection = kind(host.hostname, user=host.user, port=host.port, config=self.config,
+                              connect_timeout=timeout, connect_kwargs=connect_kwargs)
+            if not host.is_local:
+                hostkeys.apply(connection, self.settings)
             self.connections[host.name] = connection
         return self.connections[host.name]
 
-    def run(self, commands, timeout, out_stream=None):
+    def run(self, scripts, timeout, out_stream=None):
         """
-        Run ``commands[host]`` on each host, all at once, within *timeout* seconds.
+        Run ``scripts[host]`` (see `tasks.commands.script`) on each host, within *timeout* s.
 
-        :param commands: a dict from inventory `Host` to a command line, or to a
-            ``(command line, text)`` pair whose text goes to the command's stdin.
+        :param scripts: a dict from inventory `Host` to the script for its stdin.
         :param out_stream: where stdout goes as it comes (it is captured anyway).
-        :returns: a dict from inventory host name to `HostResult`.
+        :returns: a dict from inventory host name to `HostResult`, in the order of *scripts*.
         """
-        return self._fan_out("run", commands, warn=True, in_stream=False, timeout=timeout,
-                             hide="err" if out_stream else True, out_stream=out_stream)
+        def run_one(connection, script):
+            return connection.run(REMOTE_SHELL, in_stream=_WholeText(script), warn=True,
+                                  timeout=timeout, hide="err" if out_stream else True,
+                                  out_stream=out_stream)
+        return self._fan_out(run_one, scripts)
 
     def put(self, files):
         """
@@ -185,19 +150,31 @@ class Fleet:
 
         A relative remote path is relative to the home directory.
         """
-        return self._fan_out("put", files)
+        return self._fan_out(lambda connection, pair: connection.put(*pair), files)
 
-    def _fan_out(self, method, per_host, **kwargs):
+    def _fan_out(self, action, per_host):
+        """Do ``action(connection, value)`` for each host, at most ``PARALLEL`` at once."""
         if not per_host:
             return {}
-        by_name = {host.name: value for host, value in per_host.items()}
-        group = ThreadingGroup.from_connections(self.connection(h) for h in per_host)
-        try:
-            results = getattr(group, method)(by_name, **kwargs)
-        except GroupException as error:
-            results = error.result
-        return {cxn.inventory_host.name: _outcome(cxn.inventory_host, value, self.settings)
-                for cxn, value in results.items()}
+        # Past PARALLEL hosts, a connection is closed after its use: idle connections keep
+        # a thread each (paramiko's transport), and threads must stay about PARALLEL.
+        keep_open = len(per_host) <= self.settings.parallel
+
+        def one(host, connection, value):
+            try:
+                result = action(connection, value)
+            except Exception as error:  # every failure is this host's result, never the task's
+                result = error
+            if not keep_open:
+                connection.close()
+            return outcome(host, connection, result, self.settings)
+
+        connections = {host: self.connection(host) for host in per_host}
+        workers = min(self.settings.parallel, len(per_host))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fleet") as pool:
+            futures = {host.name: pool.submit(one, host, connections[host], value)
+                       for host, value in per_host.items()}
+        return {name: future.result() for name, future in futures.items()}
 
     def close(self):
         for connection in self.connections.values():

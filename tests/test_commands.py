@@ -1,89 +1,225 @@
-"""Unit tests for the command builders: given these settings, these exact commands."""
+"""
+Unit tests of what runs on the hosts: the scripts of `tasks.commands`, run here by a
+local ``/bin/sh -s`` as a host runs them, with stand-ins for ipcontroller, ipengine
+and jupyter that record how they were called. No SSH, no root.
+"""
 
-import json
-import shlex
+import dataclasses
+import io
+import os
+import shutil
+import stat
 import subprocess
+import tarfile
+import time
+from pathlib import Path
 
-from tasks import commands
+import pytest
+
+from tasks import commands, environment
 from tasks.inventory import Settings
-from tasks.probe import PROBE_SOURCE
 
-SETTINGS = Settings(cluster_env="/opt/ipp env", cluster_name="lab", ipp_profile="p1",
-                    jupyter_port=9999, engine_timeout=45)
+REMOTE = Path(commands.__file__).parent / "remote"
+SHELLS = ("sh", "dash", "bash", "zsh", "ksh", "fish", "tcsh", "csh")
+needs_screen = pytest.mark.skipif(not shutil.which("screen"), reason="needs screen")
 
-
-def body(command):
-    """The script inside ``env -u IPP_CLUSTER_TAG sh -c '...'``."""
-    words = shlex.split(command)
-    assert words[:5] == ["env", "-u", "IPP_CLUSTER_TAG", "sh", "-c"] and len(words) == 6
-    return words[5]
-
-
-def test_script_is_one_sh_command_with_the_values_quoted_in_its_prelude():
-    script = body(commands.script(SETTINGS, "echo part1", "echo part2"))
-    assert "name=lab\nprofile=p1\nbin='/opt/ipp env/bin/'\n" in script
-    assert script.index("echo part1") < script.index("echo part2")
-    assert script.startswith("set -u\numask 077\n")
+# A stand-in for ipcontroller, ipengine and jupyter: it writes its arguments and its
+# tag to a file named after itself and, as ipcontroller, the engine connection file.
+STAND_IN = """#!/bin/sh
+me=$(basename "$0")
+{ printf '%s\\n' "$@"; echo "tag=$IPP_CLUSTER_TAG"; echo "curve=${IPP_ENABLE_CURVE:-}"; \
+echo "token_file=${JUPYTER_TOKEN_FILE:-}"; } > "$HOME/$me.$$.args"
+if [ "$me" = ipcontroller ]; then
+  sec="$HOME/.ipython/profile_p1/security"; mkdir -p "$sec"; echo '{}' > "$sec/ipcontroller-engine.json"
+fi
+exec sleep 600
+"""
 
 
-def test_prelude_runs_in_sh_and_sets_the_run_and_security_dirs(tmp_path):
-    script = commands.script(SETTINGS, 'echo "run=$run"', 'echo "file=$engine_file"')
-    out = subprocess.run(script, shell=True, capture_output=True, text=True,
-                         env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}).stdout
-    host = subprocess.run(["uname", "-n"], capture_output=True, text=True).stdout.strip()
-    assert f"run={tmp_path}/.ipp-cluster/lab/{host}" in out
-    assert f"file={tmp_path}/.ipython/profile_p1/security/ipcontroller-engine.json" in out
+@pytest.fixture
+def host(tmp_path):
+    """Run a script as a host would: ``/bin/sh -s`` with it on stdin, in a home of its own."""
+    bin_dir = tmp_path / "env" / "bin"
+    bin_dir.mkdir(parents=True)
+    for name in ("ipcontroller", "ipengine", "jupyter"):
+        (bin_dir / name).write_text(STAND_IN)
+        (bin_dir / name).chmod(0o755)
+    settings = Settings(cluster_env=str(tmp_path / "env"), cluster_name=f"t{os.getpid()}",
+                        ipp_profile="p1", jupyter_port=9999, engine_timeout=5)
+    env = {"HOME": str(tmp_path), "PATH": os.environ["PATH"], "SCREENDIR": str(tmp_path / "screens")}
+    (tmp_path / "screens").mkdir(mode=0o700)
+
+    def run(*steps, settings=settings):
+        return subprocess.run(commands.REMOTE_SHELL, shell=True, input=commands.script(settings, *steps),
+                              capture_output=True, text=True, env=env, timeout=60)
+    run.home, run.settings = tmp_path, settings
+    yield run
+    run(commands.stop_engines(), commands.stop_master())
 
 
-def test_a_hostile_value_stays_one_word():
-    hostile = Settings(cluster_name="x", ipp_profile="$(touch /tmp/pwned)")
-    script = body(commands.script(hostile, commands.host_status()))
-    assert "profile='$(touch /tmp/pwned)'" in script
+def calls(home, program, count):
+    """The argument lists the stand-in *program* was called with, once there are *count*."""
+    deadline = time.monotonic() + 10
+    while len(paths := sorted(home.glob(f"{program}.*.args"))) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.1)  # a file just created may still be written to
+    return [path.read_text().splitlines() for path in paths]
 
 
-def test_controller_listens_where_engines_reach_it():
-    assert commands.controller_args(SETTINGS, "node01") == [
-        "--profile=p1", "--ip=*", "--location=node01",
-        "--HeartMonitor.period=1000", "--HeartMonitor.max_heartmonitor_misses=5"]
-    assert "--ip=127.0.0.1" in commands.controller_args(SETTINGS, "127.0.0.1")
+def facts(result):
+    assert result.returncode == 0, result.stderr
+    return dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
 
 
-def test_start_master_quotes_the_controller_and_starts_jupyter_on_loopback_only():
-    part = commands.start_master(SETTINGS, "node 01")
-    assert ('launch controller "$name-controller" env "${bin}ipcontroller" --profile=p1 '
-            "'--ip=*' '--location=node 01'") in part
-    assert "--ip=127.0.0.1 --port=9999 --ServerApp.port_retries=0" in part
-    assert '"JUPYTER_TOKEN_FILE=$token_file"' in part
-    assert "wait_file \"$engine_file\" 45" in part
-    assert part.index("\nlock\n") < part.index("launch") < part.index("exec 9>&-") < part.index(
-        "wait_file")
+def test_values_stay_one_word_and_are_never_run(host, tmp_path):
+    marker = tmp_path / "pwned"
+    result = host(commands.Step("tail_logs", (1, f"x; touch {marker}", f"$(touch {marker})")),
+                  commands.user_command(f'printf "%s|" "$0" "{marker}"'))
+    assert result.returncode == 0, result.stderr
+    assert not marker.exists()
+    assert result.stdout == f"sh|{marker}|"
 
 
-def test_encryption_turns_on_curve_in_the_controller_only():
-    encrypted = Settings(encrypt=True)
-    assert 'env IPP_ENABLE_CURVE=1 "${bin}ipcontroller"' in commands.start_master(encrypted, "m")
-    assert "CURVE" not in commands.start_engines(encrypted, "n", 2)
+def test_a_step_reads_only_its_own_data_and_a_failing_step_ends_the_script(host):
+    text = "line one\n{\"key\": \"secret\"}\n"
+    result = host(commands.user_command("cat"), commands.write_engine_file(text),
+                  commands.read_engine_file(), commands.read_token(),
+                  commands.user_command("echo never"))
+    assert result.returncode == 1
+    assert "no Jupyter token in" in result.stderr and "never" not in result.stdout
+    engine_file = host.home / ".ipython/profile_p1/security/ipcontroller-engine.json"
+    assert engine_file.read_text() == text
+    assert stat.S_IMODE(engine_file.stat().st_mode) == 0o600
+    assert facts(host(commands.read_engine_file()))["engine_file"] == commands.as_base64(text).replace(
+        "\n", "")
 
 
-def test_start_engines_uses_the_count_or_the_cores_and_labels_each_engine():
-    fixed = commands.start_engines(SETTINGS, "alice@node02:2222", 4)
-    assert "count=4\n" in fixed and "restart=no\n" in fixed
-    assert '"--Session.session="alice@node02:2222"/$n/$stamp"' in fixed
-    cores = commands.start_engines(SETTINGS, "node;03", None, restart=True)
-    assert "count=$(nproc)\n" in cores and "restart=yes\n" in cores
-    assert "\"--Session.session=\"'node;03'\"/$n/$stamp\"" in cores
+def test_examples_are_unpacked_and_never_overwrite_a_file(host):
+    def packed(content):
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+            info = tarfile.TarInfo("a.ipynb")
+            info.size = len(content)
+            tar.addfile(info, io.BytesIO(content))
+        return buffer.getvalue()
+    assert host(commands.put_examples(host.settings, packed(b"first"))).returncode == 0
+    assert host(commands.put_examples(host.settings, packed(b"second"))).returncode == 0
+    assert (host.home / "ipp-examples" / "a.ipynb").read_bytes() == b"first"
 
 
-def test_stops_halt_each_role():
-    assert commands.stop_engines() == 'lock\nhalt engine "$name-engine-[0-9]+"'
-    assert commands.stop_master().splitlines()[1:3] == [
-        'halt controller "$name-controller"', 'halt jupyter "$name-jupyter"']
+@needs_screen
+def test_start_master_starts_controller_and_jupyter_once_with_their_settings(host):
+    settings = dataclasses.replace(host.settings, encrypt=True)
+    first = facts(host(commands.start_master(settings, "node 01"), settings=settings))
+    assert (first["controller"], first["jupyter"]) == ("started", "started")
+    again = facts(host(commands.start_master(settings, "node 01"), settings=settings))
+    assert (again["controller"], again["jupyter"], again["token"]) == ("running", "running",
+                                                                      first["token"])
+    [controller] = calls(host.home, "ipcontroller", 1)
+    assert controller[:5] == ["--profile=p1", "--ip=*", "--location=node 01",
+                              "--HeartMonitor.period=1000", "--HeartMonitor.max_heartmonitor_misses=5"]
+    assert f"tag={settings.cluster_name}/controller" in controller and "curve=1" in controller
+    [jupyter] = calls(host.home, "jupyter", 1)
+    assert jupyter[:6] == ["server", "--no-browser", "--ip=127.0.0.1", "--port=9999",
+                           "--ServerApp.port_retries=0", "--ServerApp.default_url=/tree"]
+    assert len(first["token"]) == 48 and not any(first["token"] in arg for arg in jupyter)
+    token_file = Path(next(a for a in jupyter if a.startswith("token_file="))[len("token_file="):])
+    assert token_file.read_text() == first["token"]
+    stopped = facts(host(commands.stop_master()))
+    assert (stopped["left_controller"], stopped["left_jupyter"]) == ("0", "0")
 
 
-def test_probe_runs_the_cluster_python_with_json_arguments():
-    words = shlex.split(commands.probe(SETTINGS, expected={"n1": 2}, wait=5, jupyter=False))
-    assert words[0] == "/opt/ipp env/bin/python" and words[1:3] == ["-c", PROBE_SOURCE]
-    assert json.loads(words[3]) == {"profile": "p1", "port": 9999, "expected": {"n1": 2},
-                                    "wait": 5, "shutdown": [], "jupyter": False}
-    assert words[4] == "$run/jupyter.token"
-    assert shlex.split(commands.probe(Settings()))[0] == "python3"
+@needs_screen
+def test_engines_are_labelled_counted_restarted_and_stopped_to_the_last_process(host):
+    host(commands.write_engine_file("{}"))
+    started = facts(host(commands.start_engines("alice@node02:2222", 2)))
+    assert (started["expected"], started["started"]) == ("2", "2")
+    assert facts(host(commands.start_engines("alice@node02:2222", 2)))["started"] == "0"
+    engines = calls(host.home, "ipengine", 2)
+    sessions = sorted(args[1].split("/")[:2] for args in engines)
+    assert sessions == [["--Session.session=alice@node02:2222", "1"],
+                        ["--Session.session=alice@node02:2222", "2"]]
+    status = facts(host(commands.host_status(2)))
+    assert sorted(status["sessions"].split()) == [f"{host.settings.cluster_name}-engine-{n}"
+                                                  for n in (1, 2)]
+    assert facts(host(commands.start_engines("x", 1)))["started"] == "1"  # fewer: all restarted
+    assert len(calls(host.home, "ipengine", 3)) == 3
+    run_dir = host.home / ".ipp-cluster" / host.settings.cluster_name / os.uname().nodename
+    assert stat.S_IMODE(run_dir.stat().st_mode) == 0o700
+    assert (run_dir / f"{host.settings.cluster_name}-engine-1.log").exists()
+    assert facts(host(commands.stop_engines()))["left_engine"] == "0"
+    tag = f"IPP_CLUSTER_TAG={host.settings.cluster_name}/".encode()
+    assert not [p for p in Path("/proc").glob("[0-9]*/environ") if _carries(p, tag)]
+
+
+def _carries(environ, tag):
+    try:
+        return any(entry.startswith(tag) for entry in environ.read_bytes().split(b"\0"))
+    except OSError:
+        return False
+
+
+def test_install_creates_the_env_and_installs_from_a_wheelhouse_with_no_index(host, tmp_path):
+    fake_python = tmp_path / "python3"
+    fake_python.write_text('#!/bin/sh\nmkdir -p "$3/bin"; printf \'#!/bin/sh\\necho "$@" >> '
+                           f'{tmp_path}/pip.log\\n\' > "$3/bin/python"; chmod +x "$3/bin/python"\n')
+    fake_python.chmod(0o755)
+    (tmp_path / "wheels.tar.gz").write_bytes(_empty_tar())
+    settings = Settings(cluster_env=str(tmp_path / "cluster env"))
+    result = host(environment.install(settings, "a==1\nb==2", str(fake_python), "wheels.tar.gz"),
+                  settings=settings)
+    assert facts(result)["created"] == "yes"
+    pip = (tmp_path / "pip.log").read_text().splitlines()
+    assert "--no-index --find-links" in pip[0] and pip[0].endswith("requirements.txt")
+    assert not (tmp_path / "wheels.tar.gz").exists()
+    again = host(environment.install(settings, "a==1", str(fake_python)), settings=settings)
+    assert facts(again)["created"] == "no" and "--no-index" not in (tmp_path / "pip.log").read_text(
+        ).splitlines()[2]
+
+
+def _empty_tar():
+    buffer = io.BytesIO()
+    tarfile.open(fileobj=buffer, mode="w:gz").close()
+    return buffer.getvalue()
+
+
+def test_data_holding_the_end_line_is_refused():
+    with pytest.raises(ValueError, match="IPP-END-OF-DATA"):
+        commands.script(Settings(), commands.Step("put_examples", (), "x\nIPP-END-OF-DATA\ny\n"))
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_every_login_shell_reads_the_command_line_alike(shell, tmp_path):
+    """What reaches the login shell is one short line; its meaning is the same everywhere."""
+    if not shutil.which(shell):
+        pytest.skip(f"{shell} is not installed")
+    assert "\n" not in commands.REMOTE_SHELL and len(commands.REMOTE_SHELL) < 40
+    script = commands.script(Settings(cluster_name="x"), commands.user_command(
+        "printf '%s|' \"$0\" 'it'\"'\"'s' '!x' '{a,b}' '$HOME' '~'"))
+    out = subprocess.run([shutil.which(shell), "-c", commands.REMOTE_SHELL], input=script, text=True,
+                         capture_output=True, env={"PATH": os.environ["PATH"], "HOME": str(tmp_path),
+                                                   "IPP_CLUSTER_TAG": "x/jupyter"}, timeout=30)
+    assert (out.returncode, out.stdout) == (0, "sh|it's|!x|{a,b}|$HOME|~|"), out.stderr
+
+
+def test_shellcheck_passes_on_every_shell_file_and_on_a_whole_script():
+    shellcheck = shutil.which("shellcheck")
+    if not shellcheck:
+        if os.environ.get("CI"):
+            pytest.fail("shellcheck is missing: the README's test command installs it")
+        pytest.skip("needs shellcheck (apt-get install shellcheck)")
+    files = sorted(REMOTE.glob("*.sh"))
+    assert len(files) >= 10
+    result = subprocess.run([shellcheck, "-s", "sh", *map(str, files)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
+    settings = Settings(cluster_env="/opt/env")
+    steps = [commands.put_examples(settings, b"x"), commands.start_master(settings, "m"),
+             commands.read_engine_file(), commands.write_engine_file("{}"),
+             commands.start_engines("n", 2), commands.stop_engines(), commands.stop_master(),
+             commands.host_status(2), commands.read_token(), commands.user_command("true"),
+             commands.tail_logs(["engine"], 5), commands.facts(8888), commands.probe(settings),
+             environment.install(settings, "a==1")]
+    assert {step.function for step in steps} == {path.stem for path in files} - {"lib"}
+    whole = commands.script(settings, *steps)
+    result = subprocess.run([shellcheck, "-s", "sh", "-"], input=whole, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout

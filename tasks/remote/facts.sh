@@ -1,0 +1,37 @@
+# shellcheck shell=sh
+# shellcheck disable=SC2154  # name, bin, python: set by setup() in lib.sh
+
+facts() {  # facts [PORT] < VERSIONS_PY: what cluster.info shows and cluster.check judges
+  # Reports cores=, mem_total_kb=, mem_available_kb=, load=, users=, screen=, missing=
+  # (programs missing from CLUSTER_ENV), python=, ipyparallel=, jupyter_server= and,
+  # with PORT, port_user= when another program than this cluster's Jupyter listens
+  # there (the name of its user).
+  echo "cores=$(nproc)"
+  awk '/^MemTotal:/ {print "mem_total_kb=" $2} /^MemAvailable:/ {print "mem_available_kb=" $2}' \
+    /proc/meminfo
+  echo "load=$(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "users=$(who 2>/dev/null | awk '{print $1}' | sort -u | tr '\n' ' ')"
+  if command -v screen >/dev/null; then echo screen=yes; else echo screen=no; fi
+  missing=
+  for program in ipcontroller ipengine jupyter; do
+    if [ -n "$bin" ]; then
+      [ -x "$bin$program" ] || missing="$missing $program"
+    else
+      command -v "$program" >/dev/null || missing="$missing $program"
+    fi
+  done
+  echo "missing=$missing"
+  if [ -n "${1:-}" ] && ! sessions "$name-jupyter" >/dev/null; then
+    port_user "$1"
+  fi
+  if "$python" -c '' 2>/dev/null; then "$python" -; else echo python=; fi
+}
+
+port_user() {  # port_user PORT: report port_user= (who listens on TCP PORT), if anyone does
+  listener=$(ss -ltnHe "sport = :$1" 2>/dev/null | head -n 1)
+  [ -n "$listener" ] || return 0
+  owner=$(printf '%s\n' "$listener" | sed -n 's/.*uid:\([0-9]*\).*/\1/p')
+  owner=${owner:-0}  # ss names no uid for root's sockets
+  user=$(getent passwd "$owner" | cut -d: -f1)
+  echo "port_user=${user:-uid $owner}"
+}

@@ -1,0 +1,77 @@
+# shellcheck shell=sh
+# shellcheck disable=SC2034  # the variables setup() sets are read by the steps
+#
+# The library every step uses. `tasks.commands.script` sends it first on the
+# standard input of `/bin/sh -s`, then the step files, then one call per step.
+# Values come in as the arguments of those calls, never as text in this code.
+#
+# Every long-running program runs in its own detached, logged screen session and
+# carries IPP_CLUSTER_TAG=<cluster>/<role> in its environment. A stop quits the
+# role's sessions, then ends every process of this user that still carries the
+# tag (found through /proc/PID/environ): that includes the children that leave
+# the session, like the "nanny" each ipengine starts. Only this user's processes
+# are ever looked at, also as root: another user's cluster of the same name on
+# the same host is theirs.
+
+setup() {  # setup NAME PROFILE BIN TIMEOUT: the variables every step uses
+  set -u
+  umask 077
+  name=$1 profile=$2 bin=$3 timeout=$4
+  base="$HOME/.ipp-cluster/$name"
+  run="$base/$(uname -n)"
+  sec="${IPYTHONDIR:-$HOME/.ipython}/profile_$profile/security"
+  engine_file="$sec/ipcontroller-engine.json"
+  if [ -n "$bin" ]; then python="${bin}python"; else python=python3; fi
+  uid=$(id -u)
+}
+
+sessions() {  # sessions REGEX: the names of this user's screen sessions matching REGEX
+  screen -ls 2>/dev/null | sed -n 's/^[[:space:]]*[0-9][0-9]*\.\([^[:space:]]*\).*/\1/p' | grep -xE "$1"
+}
+
+tagged() {  # tagged ROLE: the pids of this user's processes that carry ROLE's tag
+  pgrep -U "$uid" | sed 's|.*|/proc/&/environ|' \
+    | xargs -r grep -lzxF "IPP_CLUSTER_TAG=$name/$1" 2>/dev/null | cut -d/ -f3
+}
+
+launch() {  # launch ROLE SESSION PROGRAM ARGS...: PROGRAM in a detached, logged, tagged screen
+  role=$1 session=$2
+  shift 2
+  printf '\n=== %s: %s\n' "$(date)" "$session" >> "$run/$session.log"
+  screen -c "$run/screenrc" -dmS "$session" -L -Logfile "$run/$session.log" \
+    env "IPP_CLUSTER_TAG=$name/$role" "$@" 9>&-  # the program must not hold the lock
+}
+
+lock() {  # lock: take this host's lock of the cluster (let it go with: exec 9>&-)
+  mkdir -p "$run" && exec 9> "$run/lock"
+  flock -w 60 9 || { echo "another fab held $run/lock for 60 s" >&2; exit 1; }
+}
+
+make_run_dir() {  # make_run_dir: create the run directory (0700), take the lock, ready screen
+  mkdir -p "$run" && chmod 700 "$HOME/.ipp-cluster" "$base" "$run" || exit 1
+  lock
+  printf 'logfile flush 1\n' > "$run/screenrc"
+  screen -wipe >/dev/null 2>&1
+}
+
+halt() {  # halt ROLE REGEX: quit the sessions matching REGEX, end every process of ROLE, report
+  for session in $(sessions "$2"); do screen -S "$session" -X quit >/dev/null 2>&1; done
+  pids=$(tagged "$1")
+  # shellcheck disable=SC2086  # one word per pid
+  [ -z "$pids" ] || kill -TERM $pids 2>/dev/null
+  tries=0
+  while [ -n "$(tagged "$1")" ] && [ "$tries" -lt 50 ]; do sleep 0.1; tries=$((tries + 1)); done
+  pids=$(tagged "$1")
+  # shellcheck disable=SC2086
+  [ -z "$pids" ] || { kill -KILL $pids 2>/dev/null; sleep 0.2; }
+  echo "left_$1=$(tagged "$1" | wc -l)"
+}
+
+wait_file() {  # wait_file PATH SECONDS: succeed as soon as PATH is a non-empty file
+  tries=0
+  while [ ! -s "$1" ]; do
+    [ "$tries" -ge "$(($2 * 10))" ] && return 1
+    sleep 0.1
+    tries=$((tries + 1))
+  done
+}

@@ -1,0 +1,49 @@
+# shellcheck shell=sh
+# shellcheck disable=SC2154  # name, run, bin, sec, engine_file, timeout: set by setup() in lib.sh
+
+# Heartbeat of the controller: a dead engine is dropped after PERIOD * MISSES ms.
+HEARTBEAT_PERIOD_MS=1000
+HEARTBEAT_MISSES=5
+
+start_master() {  # start_master LOCATION LISTEN_IP JUPYTER_PORT NOTEBOOK_DIR ENCRYPT(yes|no)
+  # Start what is missing of the controller and Jupyter, then wait for the controller.
+  # The controller writes its engine connection file when it is ready; a stale one is
+  # removed first, so that waiting for the file means waiting for this controller.
+  # Jupyter listens on 127.0.0.1 only and reads its token from a 0600 file made here
+  # (JUPYTER_TOKEN_FILE), so the token is on no command line; its kernels get the
+  # cluster's profile in IPP_PROFILE. Reports controller= and jupyter= (started or
+  # running) and token=.
+  location=$1 listen_ip=$2 port=$3 notebook_dir=${4:-$HOME} encrypt=$5
+  make_run_dir
+  if sessions "$name-controller" >/dev/null; then
+    echo controller=running
+  else
+    rm -f "$engine_file" "$sec/ipcontroller-client.json"
+    curve=
+    [ "$encrypt" = yes ] && curve=IPP_ENABLE_CURVE=1
+    launch controller "$name-controller" env $curve "${bin}ipcontroller" \
+      "--profile=$profile" "--ip=$listen_ip" "--location=$location" \
+      "--HeartMonitor.period=$HEARTBEAT_PERIOD_MS" \
+      "--HeartMonitor.max_heartmonitor_misses=$HEARTBEAT_MISSES"
+    echo controller=started
+  fi
+  token_file="$run/jupyter.token"
+  [ -s "$token_file" ] || od -An -N24 -tx1 /dev/urandom | tr -d ' \n' > "$token_file"
+  if sessions "$name-jupyter" >/dev/null; then
+    echo jupyter=running
+  else
+    root_flag=
+    [ "$uid" != 0 ] || root_flag=--allow-root  # Jupyter refuses to run as root without it
+    launch jupyter "$name-jupyter" env "JUPYTER_TOKEN_FILE=$token_file" "IPP_PROFILE=$profile" \
+      "${bin}jupyter" server --no-browser --ip=127.0.0.1 "--port=$port" \
+      --ServerApp.port_retries=0 --ServerApp.default_url=/tree \
+      "--ServerApp.root_dir=$notebook_dir" $root_flag
+    echo jupyter=started
+  fi
+  echo "token=$(cat "$token_file")"
+  exec 9>&-
+  wait_file "$engine_file" "$timeout" || {
+    echo "the controller wrote no connection file in $timeout s; see $run/$name-controller.log" >&2
+    exit 1
+  }
+}

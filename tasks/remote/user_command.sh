@@ -1,0 +1,5 @@
+# shellcheck shell=sh
+
+user_command() {  # user_command COMMAND: run a user's COMMAND with sh, whatever the login shell
+  sh -c "$1"
+}
