@@ -20,7 +20,11 @@ from dataclasses import dataclass, field
 
 from fabric import Config, Connection
 from invoke.exceptions import CommandTimedOut
-from paramiko.ssh_exception import BadHostKeyException, NoValidConnectionsError, SSHException
+from paramiko.ssh_exception import (
+    BadHostKeyException,
+    NoValidConnectionsError,
+    SSHException,
+)
 
 from . import hostkeys
 from .commands import REMOTE_SHELL

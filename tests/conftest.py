@@ -5,8 +5,11 @@ to run ``fab`` as a user would, in a subprocess, from the project folder.
 
 import json
 import os
+import pwd
 import subprocess
 import sys
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -97,3 +100,36 @@ def wheelhouse(tmp_path_factory):
                     f"--python-version={version}", "-d", str(folder), "-r", str(REQUIREMENTS)],
                    check=True, timeout=600)
     return folder
+
+
+@pytest.fixture(scope="session")
+def shared_env(fake_hosts, wheelhouse):
+    """A CLUSTER_ENV every user can run, made by root with cluster.install on host1."""
+    folder = tempfile.mkdtemp(prefix="ipp-env-")
+    os.chmod(folder, 0o755)
+    env = os.path.join(folder, "env")
+    inventory = write_inventory(
+        Path(folder) / "inv", "[master]\n127.0.2.1\n", CLUSTER_ENV=env,
+        KNOWN_HOSTS=fake_hosts.known_hosts)
+    result = fab("cluster.install", f"--wheelhouse={wheelhouse}", f"--python={SYSTEM_PYTHON}",
+                 inventory=inventory, key=fake_hosts.client_key, timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr
+    yield env
+    subprocess.run(["rm", "-rf", folder])
+
+
+@contextmanager
+def users(*names, shell="/bin/bash"):
+    """Users with 0700 homes of their own (*shell* may be a ``{name: shell}`` dict); removed,
+    with their processes, after."""
+    for name in names:
+        login = shell.get(name, "/bin/bash") if isinstance(shell, dict) else shell
+        subprocess.run(["useradd", "-m", "-s", login, name], check=True)
+        subprocess.run(["usermod", "-p", "*", name], check=True)  # no password, not locked: keys work
+        os.chmod(pwd.getpwnam(name).pw_dir, 0o700)
+    try:
+        yield names
+    finally:
+        for name in names:
+            subprocess.run(["pkill", "-KILL", "-u", name])
+            subprocess.run(["userdel", "-r", name], stderr=subprocess.DEVNULL)

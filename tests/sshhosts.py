@@ -1,7 +1,7 @@
 """
 Fake SSH hosts on this machine, for the end-to-end tests and the benchmark.
 
-Host N is a real ``sshd`` listening on 127.0.2.N:22 in its own mount, UTS and
+Host N is a real ``sshd`` listening on 127.0.2.N, ports 22 and 2222, in its own mount, UTS and
 PID namespaces: it has its own hostname (``hostN``), its own ``/run/screen``
 and its own processes, and shares this machine's file system (like a cluster
 with a shared home). Killing its sshd, pid 1 of its namespace, kills every
@@ -21,6 +21,7 @@ SSHD = "/usr/sbin/sshd"
 SSHD_CONFIG = """\
 ListenAddress {address}
 Port 22
+Port 2222
 HostKey {keys}/host_key
 PidFile {keys}/{name}.pid
 PermitRootLogin prohibit-password

@@ -12,7 +12,15 @@ import sys
 import time
 
 import pytest
-from conftest import FAB, PROJECT, engines_per_host, fab, leftovers, three_host_inventory, write_inventory
+from conftest import (
+    FAB,
+    PROJECT,
+    engines_per_host,
+    fab,
+    leftovers,
+    three_host_inventory,
+    write_inventory,
+)
 
 NAME = PROFILE = "faults"
 PORT = 18811

@@ -10,7 +10,13 @@ import urllib.error
 import urllib.request
 
 import pytest
-from conftest import engines_per_host, fab, leftovers, three_host_inventory, write_inventory
+from conftest import (
+    engines_per_host,
+    fab,
+    leftovers,
+    three_host_inventory,
+    write_inventory,
+)
 
 NAME = PROFILE = "e2e"
 PORT = 18801

@@ -7,46 +7,21 @@ controller's connection file goes from the master to each of them.
 import os
 import pwd
 import subprocess
-import tempfile
-from pathlib import Path
 
 import pytest
-
-from conftest import SYSTEM_PYTHON, engines_per_host, fab, leftovers, write_inventory
+from conftest import engines_per_host, fab, leftovers, users, write_inventory
 
 USERS = ("ippuser2", "ippuser3")
 
 
 @pytest.fixture(scope="module")
-def users():
-    """Two users with 0700 homes of their own; removed, with their processes, after."""
-    for user in USERS:
-        subprocess.run(["useradd", "-m", "-s", "/bin/bash", user], check=True)
-        subprocess.run(["usermod", "-p", "*", user], check=True)  # no password, not locked: keys work
-        os.chmod(pwd.getpwnam(user).pw_dir, 0o700)
-    yield USERS
-    for user in USERS:
-        subprocess.run(["pkill", "-KILL", "-u", user])
-        subprocess.run(["userdel", "-r", user], stderr=subprocess.DEVNULL)
+def engine_users():
+    """Two users with 0700 homes of their own."""
+    with users(*USERS) as names:
+        yield names
 
 
-@pytest.fixture(scope="module")
-def shared_env(fake_hosts, wheelhouse):
-    """A CLUSTER_ENV every user can run, made by root with cluster.install on host1."""
-    folder = tempfile.mkdtemp(prefix="ipp-env-")
-    os.chmod(folder, 0o755)
-    env = os.path.join(folder, "env")
-    inventory = write_inventory(
-        Path(folder) / "inv", "[master]\n127.0.2.1\n", CLUSTER_ENV=env,
-        KNOWN_HOSTS=fake_hosts.known_hosts)
-    result = fab("cluster.install", f"--wheelhouse={wheelhouse}", f"--python={SYSTEM_PYTHON}",
-                 inventory=inventory, key=fake_hosts.client_key, timeout=900)
-    assert result.returncode == 0, result.stdout + result.stderr
-    yield env
-    subprocess.run(["rm", "-rf", folder])
-
-
-def test_engines_of_other_users_get_the_connection_file_and_register(fake_hosts, users, shared_env,
+def test_engines_of_other_users_get_the_connection_file_and_register(fake_hosts, engine_users, shared_env,
                                                                     tmp_path):
     hosts = "[master]\n127.0.2.1\n[engines]\nippuser2@127.0.2.2 engines=2\nippuser3@127.0.2.3 engines=1\n"
     inventory = write_inventory(tmp_path / "inv", hosts, CLUSTER_ENV=shared_env, CLUSTER_NAME="nsh",
@@ -60,7 +35,7 @@ def test_engines_of_other_users_get_the_connection_file_and_register(fake_hosts,
         assert up.returncode == 0, up.stdout + up.stderr
         assert engines_per_host("nsh") == {"host2": 2, "host3": 1}
         master_file = os.path.expanduser("~/.ipython/profile_nsh/security/ipcontroller-engine.json")
-        for user in users:
+        for user in engine_users:
             home = pwd.getpwnam(user).pw_dir
             copy = f"{home}/.ipython/profile_nsh/security/ipcontroller-engine.json"
             assert open(copy).read() == open(master_file).read()

@@ -14,7 +14,6 @@ import sys
 import nbclient
 import nbformat
 import pytest
-
 from conftest import FAB, PROJECT, fab, write_inventory
 
 NAME = "nbk"

@@ -81,14 +81,6 @@ def _status(fake_hosts, tmp_path, known_hosts, **settings):
     return fab("master.status", inventory=inventory, key=fake_hosts.client_key)
 
 
-def test_a_new_host_key_is_accepted_and_remembered(fake_hosts, tmp_path):
-    known = tmp_path / "ssh" / "known_hosts"
-    result = _status(fake_hosts, tmp_path, known)
-    assert "unreachable" not in result.stderr, result.stderr
-    host_key = (fake_hosts.keys / "host_key.pub").read_text().split()[1]
-    assert known.read_text().split() == ["127.0.2.5", "ssh-ed25519", host_key]
-
-
 def test_a_changed_host_key_is_refused_before_anything_runs(fake_hosts, tmp_path):
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "other")],
                    check=True)

@@ -2,7 +2,14 @@
 
 import pytest
 
-from tasks.inventory import Host, InventoryError, Settings, load_inventory, parse_hosts, parse_settings
+from tasks.inventory import (
+    Host,
+    InventoryError,
+    Settings,
+    load_inventory,
+    parse_hosts,
+    parse_settings,
+)
 
 GOOD_HOSTS = """\
 # a comment
