@@ -118,3 +118,16 @@ def test_shipped_inventory_is_a_local_cluster():
     inventory = load_inventory(load_inventory.__globals__["DEFAULT_DIR"])
     assert inventory.master.is_local and [h.name for h in inventory.engines] == ["localhost"]
     assert inventory.settings == Settings()
+
+
+def test_the_dotenv_parser_we_rely_on_still_gives_keys_values_lines_and_errors():
+    """`dotenv.parser.parse_stream` is not python-dotenv's public API (it is the only one that
+    gives line numbers); requirements.txt pins the major version, and this fails loudly if the
+    parser changes within it."""
+    import io
+
+    from dotenv.parser import parse_stream
+    bindings = list(parse_stream(io.StringIO("# c\n\nA=1\nB='two words'\nnot a binding\n")))
+    assert [(b.key, b.value, b.original.string, b.original.line, b.error) for b in bindings] == [
+        (None, None, "# c\n", 1, False), ("A", "1", "\nA=1\n", 2, False),  # a blank line leads
+        ("B", "two words", "B='two words'\n", 4, False), (None, None, "not a binding\n", 5, True)]

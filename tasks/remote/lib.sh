@@ -30,8 +30,12 @@ sessions() {  # sessions REGEX: the names of this user's screen sessions matchin
 }
 
 tagged() {  # tagged ROLE: the pids of this user's processes that carry ROLE's tag
-  pgrep -U "$uid" | sed 's|.*|/proc/&/environ|' \
-    | xargs -r grep -lzxF "IPP_CLUSTER_TAG=$name/$1" 2>/dev/null | cut -d/ -f3
+  # Root can read every environ: of the processes that carry the tag, keep those whose
+  # real uid is this user's (their status file's Uid: line).
+  # shellcheck disable=SC2016  # $2 is awk's
+  grep -lzxF "IPP_CLUSTER_TAG=$name/$1" /proc/[0-9]*/environ 2>/dev/null \
+    | sed 's|environ$|status|' | xargs -r awk -v uid="$uid" \
+      '/^Uid:/ && $2 == uid { split(FILENAME, part, "/"); print part[3] }' 2>/dev/null
 }
 
 launch() {  # launch ROLE SESSION PROGRAM ARGS...: PROGRAM in a detached, logged, tagged screen

@@ -97,11 +97,10 @@ def jupyter_answers(port, token_file):
 def ask_controller(args, deadline, show):
     """The controller part of the report: ``controller``, ``engines`` and ``error``."""
     import ipyparallel as ipp
-    from IPython.core.profiledir import ProfileDir
     from IPython.paths import get_ipython_dir
 
-    profile = ProfileDir.find_profile_dir_by_name(get_ipython_dir(), args["profile"])
-    if not os.path.exists(os.path.join(profile.security_dir, "ipcontroller-client.json")):
+    security = os.path.join(get_ipython_dir(), f"profile_{args['profile']}", "security")
+    if not os.path.exists(os.path.join(security, "ipcontroller-client.json")):
         raise RuntimeError("no client connection file: the controller is not running")
     client = ipp.Client(profile=args["profile"], timeout=3)
     try:
