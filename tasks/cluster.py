@@ -9,31 +9,19 @@ from . import engines, lifecycle, master, operate, report
 from .context import fleet, load
 
 
-def preflight(fleet_, inventory):
-    """
-    Check every host; exit if the master is not fit, else return the problems found.
-
-    Engine hosts with a problem are left out of this start and named at the end.
-    """
-    facts = lifecycle.read_facts(fleet_, inventory, inventory.hosts)
-    problems = lifecycle.check_problems(inventory, facts)
-    if inventory.master.name in problems:
-        report.fail_if(report.lines(problems))
-    cores = {name: int(r.facts["cores"]) for name, r in facts.items() if r.facts.get("cores")}
-    return problems, cores
-
-
 def _up(c, inventory):
     with fleet(c, inventory) as fleet_:
-        unfit, cores = preflight(fleet_, inventory)
+        unfit, cores = lifecycle.preflight(fleet_, inventory)
+        if inventory.master.name in unfit:
+            report.fail_if(report.lines(unfit))
         started = master.bring_up(fleet_, inventory, inventory.master)
         # Engines of an earlier controller cannot talk to a new one: restart them.
         fresh_controller = started.facts.get("controller") == "started"
         fit = tuple(host for host in inventory.engines if host.name not in unfit)
         problems = report.lines(unfit) + engines.bring_up(
-            fleet_, inventory, restart=fresh_controller, jupyter=True, hosts=fit, cores=cores,
+            fleet_, inventory, fit, restart=fresh_controller, jupyter=True, cores=cores,
             master_result=started)
-    print(f"Jupyter: {master.url_for(inventory, started.facts['token'])}")
+    print(f"Jupyter: {report.jupyter_url(inventory.settings.jupyter_port, started.facts['token'])}")
     report.fail_if(problems)
 
 

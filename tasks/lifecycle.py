@@ -7,6 +7,7 @@ never print and never exit: tasks decide what to show (`tasks.report`).
 """
 
 import base64
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 from . import checks, commands, examples
@@ -63,6 +64,63 @@ def start_engines(fleet, inventory, hosts, restart=False, cores=None, engine_fil
     scripts = {host: _script(inventory, *first, commands.start_engines(
         host.name, host.engines or cores.get(host.name), restart)) for host in hosts}
     return fleet.run(scripts, inventory.settings.engine_timeout + SLACK)
+
+
+@dataclass
+class EnginesUp:
+    """What bringing engines up did: each host's start, then the controller's count."""
+
+    started: dict                                  # host name -> `HostResult` of the start
+    expected: dict = field(default_factory=dict)   # host name -> engines wanted there
+    registered: dict = None                        # host name -> engines registered; None: unknown
+    problems: list = field(default_factory=list)   # ``host: reason`` lines of what fell short
+
+
+def engines_up(fleet, inventory, hosts, restart=False, jupyter=False, cores=None,
+               master_result=None, watch=None):
+    """
+    Start the missing engines on *hosts*, then wait until they registered (and, with
+    *jupyter*, until Jupyter answers). *master_result* is what `start_master` returned,
+    if the master was just started; ``watch(expected)``, if given, is a context manager
+    giving a stream for the probe's progress lines (see `tasks.progress`).
+
+    :returns: an `EnginesUp`.
+    """
+    settings, master = inventory.settings, inventory.master.name
+    engine_file = None
+    if not settings.shared_home:
+        engine_file = read_engine_file(fleet, inventory, master_result)
+        if engine_file is None:
+            return EnginesUp({}, problems=[f"{master}: cannot read the controller's connection"
+                                           " file: is the controller up?"])
+    started = start_engines(fleet, inventory, hosts, restart, cores, engine_file)
+    up = EnginesUp(started, {name: int(r.facts["expected"]) for name, r in started.items() if r.ok},
+                   problems=[f"{name}: {r.reason}" for name, r in started.items() if not r.ok])
+    if not up.expected:
+        return up
+    with watch(up.expected) if watch else nullcontext() as stream:
+        result, probe = wait_for_engines(fleet, inventory, up.expected, settings.engine_timeout,
+                                         jupyter, stream)
+    if probe is None:
+        up.problems.append(f"{master}: cannot ask the controller: {result.reason or 'no answer'}")
+        return up
+    up.registered = probe["engines"]
+    for name, (have, want) in shortfalls(up.expected, up.registered).items():
+        up.problems.append(f"{name}: {have} of {want} engines registered after "
+                           f"{settings.engine_timeout:g} s; see the logs in "
+                           f"~/.ipp-cluster/{settings.cluster_name}/<hostname>/ on that host")
+    if jupyter and not probe["jupyter"]:
+        up.problems.append(f"{master}: Jupyter does not answer on 127.0.0.1:{settings.jupyter_port};"
+                           f" see its log, {settings.cluster_name}-jupyter.log")
+    if probe["error"]:
+        up.problems.append(f"{master}: controller: {probe['error']}")
+    return up
+
+
+def shortfalls(expected, registered):
+    """``{host name: (registered, expected)}`` for the hosts whose count is not as expected."""
+    return {name: (registered.get(name, 0), want) for name, want in expected.items()
+            if registered.get(name, 0) != want}
 
 
 def read_token(fleet, inventory):
@@ -139,6 +197,17 @@ def check_problems(inventory, results):
         if problems:
             found[name] = problems
     return found
+
+
+def preflight(fleet, inventory):
+    """
+    Check every host before a start: ``({host name: [problem, ...]}, {host name: cores})``.
+
+    The same round trip reads the cores of each host, for the hosts without ``engines=``.
+    """
+    facts = read_facts(fleet, inventory, inventory.hosts)
+    cores = {name: int(r.facts["cores"]) for name, r in facts.items() if r.facts.get("cores")}
+    return check_problems(inventory, facts), cores
 
 
 def wait_for_engines(fleet, inventory, expected, wait, jupyter=False, progress=None):
@@ -219,7 +288,7 @@ def _status_row(name, host, result, probe, is_master, is_engine_host):
         row.update(registered=registered, expected=expected)
         if running != expected:
             row["problems"].append(f"{running} of {expected} engine sessions running")
-        if registered != expected:
-            row["problems"].append(f"{registered} of {expected} engines registered")
+        for have, want in shortfalls({host.name: expected}, {host.name: registered}).values():
+            row["problems"].append(f"{have} of {want} engines registered")
     return row
 

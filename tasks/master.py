@@ -13,11 +13,6 @@ from . import lifecycle, report
 from .context import fleet, load
 
 
-def url_for(inventory, token):
-    """The Jupyter URL as seen from the master (or through a tunnel to it)."""
-    return f"http://localhost:{inventory.settings.jupyter_port}/?token={token}"
-
-
 def bring_up(fleet_, inventory, master):
     """Start the controller and Jupyter on *master*; exit non-zero if that failed."""
     result = lifecycle.start_master(fleet_, inventory, master)
@@ -38,7 +33,7 @@ def bring_down(fleet_, inventory, master):
 def _start(c, inventory):
     with fleet(c, inventory) as fleet_:
         result = bring_up(fleet_, inventory, inventory.master)
-    print(url_for(inventory, result.facts["token"]))
+    print(report.jupyter_url(inventory.settings.jupyter_port, result.facts["token"]))
 
 
 def _stop(c, inventory):
@@ -81,7 +76,7 @@ def url(c):
     with fleet(c, inventory) as fleet_:
         result = lifecycle.read_token(fleet_, inventory)
     report.fail_if(report.failures({inventory.master.name: result}))
-    print(url_for(inventory, result.facts["token"]))
+    print(report.jupyter_url(inventory.settings.jupyter_port, result.facts["token"]))
 
 
 @task(name="start-master")

@@ -6,7 +6,6 @@ They are mounted in the ``cluster`` namespace.
 """
 
 import os
-import re
 import socket
 import tempfile
 import time
@@ -14,7 +13,7 @@ import time
 from fabric import task
 from invoke.exceptions import Exit
 
-from . import commands, environment, lifecycle, report
+from . import environment, lifecycle, operations, report
 from .context import fleet, load
 
 
@@ -43,8 +42,7 @@ def run(c, command, role="", hosts=""):
     inventory = load()
     chosen = _hosts(inventory, role, hosts)
     with fleet(c, inventory) as fleet_:
-        script = commands.script(inventory.settings, commands.user_command(command))
-        results = fleet_.run({host: script for host in chosen}, None)
+        results = operations.run_command(fleet_, inventory, chosen, command)
     _print_outputs(results)
     report.fail_if(report.failures(results))
 
@@ -55,14 +53,8 @@ def logs(c, role="", hosts="", lines=20):
     """Show the last lines of each screen session's log, under its host and session name."""
     inventory = load()
     chosen = _hosts(inventory, role, hosts)
-    roles = {inventory.master.name: ["controller", "jupyter"]}
-    scripts = {}
-    for host in chosen:
-        host_roles = (roles.get(host.name, []) if role != "engines" else []) + (
-            ["engine"] if host in inventory.engines and role != "master" else [])
-        scripts[host] = commands.script(inventory.settings, commands.tail_logs(host_roles, lines))
     with fleet(c, inventory) as fleet_:
-        results = fleet_.run(scripts, lifecycle.SLACK)
+        results = operations.read_logs(fleet_, inventory, chosen, role or None, lines)
     _print_outputs(results)
     report.fail_if(report.failures(results))
 
@@ -122,12 +114,12 @@ def tunnel(c, port=0):
         report.fail_if(report.failures({master.name: result}))
         token = result.facts["token"]
         if master.is_local:
-            print(f"the master is this machine: http://localhost:{remote_port}/?token={token}")
+            print(f"the master is this machine: {report.jupyter_url(remote_port, token)}")
             return
         local_port = int(port) or free_port(remote_port)
         with fleet_.connection(master).forward_local(local_port, remote_port=remote_port):
             _wait_listening(local_port, inventory.settings.connect_timeout)
-            print(f"Jupyter: http://localhost:{local_port}/?token={token}", flush=True)
+            print(f"Jupyter: {report.jupyter_url(local_port, token)}", flush=True)
             print("forwarding; press Ctrl-C to stop", flush=True)
             try:
                 while True:
@@ -159,21 +151,10 @@ def install(c, wheelhouse="", python="python3"):
     if not settings.cluster_env:
         raise Exit(f"error: {inventory.folder}/cluster.env: set CLUSTER_ENV, the environment "
                    "to create on every host", code=2)
-    uploads, problems = {}, []
+    if wheelhouse and not os.path.isdir(wheelhouse):
+        raise Exit(f"error: --wheelhouse={wheelhouse} is not a folder", code=2)
     with fleet(c, inventory) as fleet_, tempfile.TemporaryDirectory() as folder:
-        hosts = inventory.hosts
-        if wheelhouse:
-            if not os.path.isdir(wheelhouse):
-                raise Exit(f"error: wheelhouse {wheelhouse} is not a folder", code=2)
-            archive = environment.pack(wheelhouse, folder)
-            uploads = {h: (archive, f".ipp-cluster-wheels-{re.sub(r'[^A-Za-z0-9]', '_', h.name)}.tar.gz")
-                       for h in hosts}
-            put = fleet_.put(uploads)
-            problems += report.failures(put)
-            hosts = [h for h in hosts if put[h.name].ok]
-        pinned = environment.requirements()
-        scripts = {h: commands.script(settings, environment.install(
-            settings, pinned, python, uploads.get(h, (None, None))[1])) for h in hosts}
-        results = fleet_.run(scripts, 1800)
+        archive = environment.pack(wheelhouse, folder) if wheelhouse else None
+        put, results = operations.install(fleet_, inventory, python, archive)
     report.results_table("install", results, [("created", "created"), ("ipyparallel", "ipyparallel")])
-    report.fail_if(problems + report.failures(results))
+    report.fail_if(report.failures(put) + report.failures(results))

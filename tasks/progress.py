@@ -8,6 +8,7 @@ writes the probe's output to, and turns those lines into updates.
 
 import json
 import time
+from contextlib import contextmanager
 
 from rich.progress import (
     BarColumn,
@@ -81,3 +82,11 @@ class ProgressStream:
 
     def flush(self):
         pass
+
+
+@contextmanager
+def watching(expected):
+    """Show engines registering out of *expected* while the block runs; yields the stream
+    for the probe's output (``watch`` of `tasks.lifecycle.engines_up`)."""
+    with EngineProgress(expected) as progress:
+        yield ProgressStream(progress)

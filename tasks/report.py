@@ -68,6 +68,11 @@ def engines_table(expected, registered):
     console.print(table)
 
 
+def jupyter_url(port, token):
+    """The Jupyter URL on a local *port* (the master's own, or a tunnel's) with its *token*."""
+    return f"http://localhost:{port}/?token={token}"
+
+
 def fail_if(problems):
     """Exit non-zero with one line per problem (``host: reason``), if there are any."""
     if problems:

@@ -138,13 +138,20 @@ def test_two_ups_at_once_start_one_of_each(cluster, fake_hosts):
 def test_nothing_half_started_stays_after_the_next_down(cluster, fake_hosts, interrupt):
     assert cluster("cluster.down").returncode == 0
     up = subprocess.Popen(_fab_argv(cluster, fake_hosts, "cluster.up"), cwd=PROJECT,
-                          env=_env(cluster), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(2)
+                          env=_env(cluster), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not any(engine_pids(fake_hosts, n) for n in (2, 3, 4)):  # half-way: engines starting
+        assert up.poll() is None and time.monotonic() < deadline, up.communicate()
+        time.sleep(0.05)
+    assert up.poll() is None  # ... and up still waits for them to register
     if interrupt == "ctrl-c":
         up.send_signal(signal.SIGINT)
     else:
-        cluster("cluster.down")
-    up.wait(timeout=120)
+        beside = cluster("cluster.down")
+        assert beside.returncode == 0, beside.stdout + beside.stderr
+        assert "cluster stopped" in beside.stdout
+    out, err = up.communicate(timeout=120)
+    assert up.returncode != 0, out + err  # it did not finish: it was interrupted
     down = cluster("cluster.down")
     assert down.returncode == 0, down.stdout + down.stderr
     assert leftovers(fake_hosts, (1, 2, 3, 4)) == {}

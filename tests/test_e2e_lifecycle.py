@@ -42,10 +42,18 @@ def test_up_registers_two_engines_on_each_engine_host(cluster):
     assert engines_per_host(PROFILE) == {"host2": 2, "host3": 2, "host4": 2}
 
 
-def test_up_again_starts_nothing_twice(cluster):
+def cluster_pids(fake_hosts):
+    """The pids of the controller, Jupyter and engines on host1-4."""
+    return {host.name: host.run("pgrep -f '[b]in/(ipcontroller|ipengine|jupyter)' | sort")
+            for host in fake_hosts.hosts[:4]}
+
+
+def test_up_again_starts_nothing_twice(cluster, fake_hosts):
+    before = cluster_pids(fake_hosts)
+    assert all(before.values())
     result = cluster("cluster.up")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "running" in result.stdout and "started" not in result.stdout.split("engines")[0]
+    assert cluster_pids(fake_hosts) == before
     assert engines_per_host(PROFILE) == {"host2": 2, "host3": 2, "host4": 2}
 
 

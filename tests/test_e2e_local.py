@@ -42,9 +42,11 @@ def test_shipped_inventory_brings_a_local_cluster_up_and_down():
                 "c = ipp.Client(timeout=20)\n"
                 "print(json.dumps(c[:].apply_sync(os.cpu_count)))\n")
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
         cores = json.loads(out.stdout.strip().splitlines()[-1])
         assert len(cores) == os.cpu_count() and set(cores) == {os.cpu_count()}
-        assert fab("cluster.status", inventory=inventory).returncode == 0
+        status = fab("cluster.status", inventory=inventory)
+        assert status.returncode == 0, status.stdout + status.stderr
     finally:
         down = fab("cluster.down", inventory=inventory)
     assert down.returncode == 0, down.stdout + down.stderr

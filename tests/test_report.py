@@ -1,0 +1,61 @@
+"""Unit tests of what tasks show: the tables, the error lines and the exit codes."""
+
+import pytest
+from invoke.exceptions import Exit
+
+from tasks import report
+from tasks.inventory import Host
+from tasks.runner import FAILED, OK, UNREACHABLE, HostResult
+
+
+def results():
+    return {
+        "node01": HostResult(Host("node01", "node01"), OK, facts={"left_engine": "0"}),
+        "node02": HostResult(Host("node02", "node02"), FAILED, reason="exit 1: no screen"),
+        "node03": HostResult(Host("node03", "node03"), UNREACHABLE, reason="unreachable: timed out"),
+    }
+
+
+def test_a_results_table_has_a_row_per_host_with_its_state_facts_and_reason(capsys):
+    report.results_table("engines stopped", results(), [("engines left", "left_engine")])
+    rows = [line for line in capsys.readouterr().out.splitlines() if "node0" in line]
+    cells = [[cell.strip() for cell in row.split("│")[1:-1]] for row in rows]
+    assert cells == [["node01", "ok", "0", ""], ["node02", "failed", "", "exit 1: no screen"],
+                     ["node03", "unreachable", "", "unreachable: timed out"]]
+
+
+def test_failures_name_each_host_and_exit_1_only_when_something_failed():
+    lines = report.failures(results())
+    assert lines == ["node02: exit 1: no screen", "node03: unreachable: timed out"]
+    assert report.fail_if([]) is None
+    with pytest.raises(Exit) as stop:
+        report.fail_if(lines)
+    assert stop.value.code == 1
+    assert stop.value.message == ("error: node02: exit 1: no screen\n"
+                                  "error: node03: unreachable: timed out")
+
+
+def test_status_rows_exit_non_zero_naming_every_host_with_problems(capsys):
+    rows = [{"host": "m", "roles": ["master"], "state": OK, "sessions": ["a", "b"],
+             "registered": None, "expected": None, "problems": []},
+            {"host": "n1", "roles": ["engines"], "state": OK, "sessions": ["c"],
+             "registered": 1, "expected": 2, "problems": ["1 of 2 engines registered"]},
+            {"host": "n2", "roles": ["engines"], "state": UNREACHABLE, "sessions": [],
+             "registered": None, "expected": None, "problems": ["unreachable: refused"]}]
+    with pytest.raises(Exit) as stop:
+        report.status_and_exit("cluster", rows)
+    assert stop.value.message == ("error: n1: 1 of 2 engines registered\n"
+                                  "error: n2: unreachable: refused")
+    out = capsys.readouterr().out
+    assert "1/2" in out and out.count(" no ") == 1  # n2 is the one host not reachable
+
+
+def test_the_engines_table_totals_what_registered(capsys):
+    report.engines_table({"n1": 2, "n2": 2}, {"n1": 2, "n2": 1})
+    out = capsys.readouterr().out
+    total = next(line for line in out.splitlines() if "total" in line)
+    assert [cell.strip() for cell in total.split("│")[1:-1]] == ["total", "3", "4", ""]
+
+
+def test_one_url_for_jupyter():
+    assert report.jupyter_url(8889, "abc") == "http://localhost:8889/?token=abc"
