@@ -1,6 +1,8 @@
 """
 ``python -m bench [--quick] [--rounds N] [--out DIR]``: run the benchmark, print
-its Markdown tables, and write them and the plot to DIR (results.md, results.png).
+its Markdown tables, and write them, every sample and the plot to DIR (results.md,
+results.json, results.png). A full run into the default ``bench/results`` also
+writes its tables into the README, between the ``bench-results`` markers.
 """
 
 import argparse
@@ -11,13 +13,14 @@ import tempfile
 from collections import defaultdict
 from pathlib import Path
 
+from tests.sshhosts import FakeHosts, why_not_available
+
 from . import methods, report
 
-sys.path.insert(0, str(methods.PROJECT / "tests"))
-from sshhosts import FakeHosts, why_not_available  # noqa: E402  (the test suite's fake hosts)
-
-FULL = dict(hosts=(1, 2, 4, 8), per_host=(1, 2), control=(1, 8, 32, 64), rounds=3)
-QUICK = dict(hosts=(2,), per_host=(2,), control=(1, 8), rounds=1)
+FULL = dict(hosts=(1, 2, 4, 8), per_host=(1, 2), control=(1, 8, 32, 64), threads=(64, 256), rounds=3)
+QUICK = dict(hosts=(2,), per_host=(2,), control=(1, 8), threads=(8, 32), rounds=1)
+README = methods.PROJECT / "README.md"
+MARKERS = ("<!-- bench-results -->\n", "<!-- /bench-results -->\n")
 FIRST_HOST = 101  # 127.0.2.101 and up: never the test suite's hosts
 
 
@@ -45,7 +48,8 @@ def startup(fake_hosts, folder, layouts, rounds):
 
 def control_path(fake_hosts, folder, sizes, rounds):
     """``cluster.status`` (with the default cap of 32 connections, and with 64) and
-    ``cluster.run true`` on each number of hosts."""
+    ``cluster.run true`` on each number of hosts, and the floor: OpenSSH's ``ssh HOST true``
+    on as many hosts, 32 at a time."""
     tasks = [("cluster.status", ("cluster.status",), 32),
              ("cluster.status, PARALLEL=64", ("cluster.status",), 64),
              ("cluster.run true", ("cluster.run", "true"), 32)]
@@ -56,7 +60,27 @@ def control_path(fake_hosts, folder, sizes, rounds):
                 seconds = methods.control_path(fake_hosts, folder, hosts, task, parallel)
                 control[label, hosts].append(seconds)
                 say(f"round {round_ + 1}/{rounds}  {hosts:>3} hosts  {label:<28} {seconds:6.2f} s")
+            seconds = methods.ssh_floor(fake_hosts, hosts)
+            control[report.FLOOR, hosts].append(seconds)
+            say(f"round {round_ + 1}/{rounds}  {hosts:>3} hosts  {report.FLOOR:<28} {seconds:6.2f} s")
     return control
+
+
+def threads(fake_hosts, folder, sizes):
+    """The peak thread count of ``fab cluster.run true`` on each number of hosts (real ones,
+    then silent ones past the fake hosts)."""
+    peaks = {}
+    for total in sizes:
+        peaks[total] = methods.peak_threads(fake_hosts, folder, min(total, len(fake_hosts.hosts)), total)
+        say(f"{total:>4} hosts  peak threads of fab {peaks[total]}")
+    return peaks
+
+
+def write_readme(text):
+    """Put *text* between the README's bench-results markers."""
+    readme = README.read_text()
+    start, end = (readme.index(marker) for marker in MARKERS)
+    README.write_text(readme[:start + len(MARKERS[0])] + text + readme[end:])
 
 
 def main():
@@ -77,7 +101,7 @@ def main():
         sys.exit("error: cluster processes already run on this machine; stop them first, "
                  "they would be counted as left behind:\n" + "\n".join(methods.cluster_processes()))
 
-    count = max(max(plan["control"]), max(plan["hosts"]) + 1)
+    count = max(max(plan["control"]), max(plan["hosts"]) + 1, min(plan["threads"]))
     with tempfile.TemporaryDirectory() as ipython_dir, FakeHosts(count, FIRST_HOST) as fake_hosts:
         os.environ["IPYTHONDIR"] = ipython_dir  # ipyparallel's own profiles go there
         folder = Path(ipython_dir)
@@ -88,14 +112,19 @@ def main():
         fab_list = [methods.fab_list() for _ in range(max(3, rounds))]
         times = startup(fake_hosts, folder, layouts, rounds)
         control = control_path(fake_hosts, folder, plan["control"], rounds)
+        peaks = threads(fake_hosts, folder, plan["threads"])
 
     out.mkdir(parents=True, exist_ok=True)
     text = "\n\n".join([
         f"Machine: {report.machine()}. {rounds} round(s); median (min-max).",
         "Engines up (until every engine registered) and down (until no process is left):",
         report.startup_table(times, layouts),
-        "Control path (fake hosts, no engines running):",
+        "Control path (fake hosts, no engines running), and its floor: OpenSSH's `ssh HOST true`"
+        " on as many hosts, 32 at a time:",
         report.control_table(control, plan["control"]),
+        "The control path as a multiple of its floor:",
+        report.floor_table(control, plan["control"]),
+        report.threads_line(peaks),
         f"`fab -l`: {report.cell(fab_list)}",
         report.goals(times, layouts, control, plan["control"], fab_list),
     ]) + "\n"
@@ -103,8 +132,11 @@ def main():
     (out / "results.json").write_text(json.dumps({  # every sample, to plot or compare again
         "machine": report.machine(), "fab -l": fab_list,
         "startup": [[*key, samples] for key, samples in times.items()],
-        "control": [[*key, samples] for key, samples in control.items()]}, indent=1))
+        "control": [[*key, samples] for key, samples in control.items()],
+        "threads": peaks}, indent=1))
     report.plot(times, layouts, out / "results.png")
+    if not args.out and not args.quick:
+        write_readme(text)
     print(text)
     say(f"written: {out / 'results.md'}, {out / 'results.png'}")
 

@@ -9,11 +9,16 @@ the same finish line.
 """
 
 import os
+import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests import sshhosts
 
 PROJECT = Path(__file__).resolve().parent.parent
 FAB = Path(sys.executable).parent / "fab"
@@ -76,12 +81,9 @@ def timed(step):
 
 def write_inventory(folder, hosts, fake_hosts, **settings):
     """An inventory folder for the fake hosts, with cluster name and profile ``ippbench``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "hosts").write_text(hosts)
-    settings = dict(CLUSTER_ENV=sys.prefix, CLUSTER_NAME=NAME, IPP_PROFILE=NAME,
-                    JUPYTER_PORT=18988, KNOWN_HOSTS=fake_hosts.known_hosts, **settings)
-    (folder / "cluster.env").write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
-    return folder
+    return sshhosts.write_inventory(folder, hosts, **{
+        "CLUSTER_ENV": sys.prefix, "CLUSTER_NAME": NAME, "IPP_PROFILE": NAME, "JUPYTER_PORT": 18988,
+        "KNOWN_HOSTS": fake_hosts.known_hosts, **settings})
 
 
 def fab(inventory, key, *args, timeout=900):
@@ -194,3 +196,71 @@ def fab_list():
     """Seconds of ``fab -l``: the import of the fabfile and of every task module."""
     return timed(lambda: subprocess.run([str(FAB), "-l"], cwd=PROJECT, check=True,
                                         capture_output=True))[0]
+
+
+def ssh_floor(fake_hosts, hosts, at_once=32):
+    """
+    Seconds of OpenSSH's ``ssh HOST true`` on the first *hosts* fake hosts, *at_once* at a time:
+    the logins alone, which on these hosts share this machine's cores. No tool that logs in
+    to every host can be faster.
+    """
+    def login(host):
+        return subprocess.run(
+            ["ssh", "-F", "/dev/null", "-i", str(fake_hosts.client_key), "-o", "BatchMode=yes",
+             "-o", f"UserKnownHostsFile={fake_hosts.known_hosts}", "-o", "StrictHostKeyChecking=no",
+             "-o", "GlobalKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", f"root@{host.address}",
+             "true"], capture_output=True, text=True, timeout=120)
+
+    def all_logins():
+        with ThreadPoolExecutor(max_workers=at_once) as pool:
+            failed = [r.stderr for r in pool.map(login, fake_hosts.hosts[:hosts]) if r.returncode]
+        if failed:
+            raise BenchError(f"ssh true on {hosts} hosts failed: {failed[0]}")
+    return timed(all_logins)[0]
+
+
+@contextmanager
+def silent_hosts(count, first=1):
+    """*count* hosts that accept TCP on port 22 and never say a word: 127.0.3.FIRST and up."""
+    sockets = []
+    try:
+        for number in range(first, first + count):
+            listener = socket.socket()
+            listener.bind((f"127.0.3.{number}", 22))
+            listener.listen(64)
+            sockets.append(listener)
+        yield [f"127.0.3.{n}" for n in range(first, first + count)]
+    finally:
+        for listener in sockets:
+            listener.close()
+
+
+def peak_threads(fake_hosts, folder, hosts, total):
+    """
+    The most threads ``fab cluster.run true`` had at once, on the first *hosts* fake hosts
+    and ``total - hosts`` silent ones (each waits its connect timeout), read from
+    /proc/PID/status every 5 ms.
+    """
+    with silent_hosts(total - hosts) as silent:
+        addresses = [host.address for host in fake_hosts.hosts[:hosts]] + silent
+        text = f"[master]\n{addresses[0]}\n\n[engines]\n" + "".join(f"{a}\n" for a in addresses)
+        inventory = write_inventory(folder / f"threads-{total}", text, fake_hosts, CONNECT_TIMEOUT=2)
+        env = dict(os.environ, CLUSTER_INVENTORY=str(inventory))
+        process = subprocess.Popen([str(FAB), "-i", str(fake_hosts.client_key), "cluster.run", "true"],
+                                   cwd=PROJECT, env=env, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.PIPE, text=True)
+        most = 0
+        while process.poll() is None:
+            try:
+                with open(f"/proc/{process.pid}/status") as status:
+                    most = max(most, next(int(line.split()[1]) for line in status
+                                          if line.startswith("Threads:")))
+            except (OSError, StopIteration):
+                pass
+            time.sleep(0.005)
+        stderr = process.communicate()[1]
+    unreachable = stderr.count("unreachable")
+    if unreachable != total - hosts:
+        raise BenchError(f"threads on {total} hosts: {unreachable} unreachable, expected "
+                         f"{total - hosts}:\n{stderr}")
+    return most

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from sshhosts import FakeHosts, why_not_available
+from tests.sshhosts import FakeHosts, why_not_available, write_inventory  # noqa: F401 (for the tests)
 
 PROJECT = Path(__file__).resolve().parent.parent
 FAB = Path(sys.executable).parent / "fab"
@@ -30,14 +30,6 @@ def fab(*args, inventory=None, key=None, timeout=300):
     identity = ["-i", str(key)] if key else []
     return subprocess.run([str(FAB), *identity, *args], cwd=PROJECT, env=env,
                           capture_output=True, text=True, timeout=timeout)
-
-
-def write_inventory(folder, hosts_text, **settings):
-    """Write an inventory folder with *hosts_text* and ``KEY=VALUE`` *settings*."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "hosts").write_text(hosts_text)
-    (folder / "cluster.env").write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
-    return folder
 
 
 def three_host_inventory(folder, fake_hosts, name, port, **settings):

@@ -1,5 +1,6 @@
 """
-Fake SSH hosts on this machine, for the end-to-end tests and the benchmark.
+Fake SSH hosts on this machine, and inventories for them: the harness of the
+end-to-end tests and of the benchmark (``from tests.sshhosts import ...``).
 
 Host N is a real ``sshd`` listening on 127.0.2.N, ports 22 and 2222, in its own mount, UTS and
 PID namespaces: it has its own hostname (``hostN``), its own ``/run/screen``
@@ -42,6 +43,14 @@ def why_not_available():
         if not program or not os.path.exists(program):
             return f"missing {program or 'unshare/screen'}: install openssh-server and screen"
     return None
+
+
+def write_inventory(folder, hosts_text, **settings):
+    """Write an inventory folder with *hosts_text* and ``KEY=VALUE`` *settings*."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "hosts").write_text(hosts_text)
+    (folder / "cluster.env").write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
+    return folder
 
 
 class FakeHost:

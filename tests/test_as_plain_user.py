@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 
 import pytest
-from conftest import PROJECT, SYSTEM_PYTHON, users
+from tests.conftest import PROJECT, SYSTEM_PYTHON, users
 
 USER = "ippplain"
 COPIED = ("fabfile.py", "pytest.ini", "requirements.txt", "tasks", "tests", "inventory", "notebooks",

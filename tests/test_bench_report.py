@@ -1,7 +1,7 @@
 """The benchmark's tables and goals, from made-up timings (the benchmark itself is not a test)."""
 
 from bench.methods import Layout
-from bench.report import cell, control_table, goals, plot, startup_table
+from bench.report import FLOOR, cell, control_table, floor_table, goals, plot, startup_table, threads_line
 
 LAYOUTS = [Layout("m", ("a",), 2), Layout("m", ("a", "b"), 2)]
 
@@ -30,16 +30,26 @@ def test_startup_table_has_a_row_per_layout_with_ratios():
 
 
 def test_goals_say_which_hold():
-    control = {("cluster.status", 1): [1.0], ("cluster.status", 64): [2.5]}
+    control = {("cluster.status", 64): [2.5], ("cluster.run true", 64): [2.1], (FLOOR, 64): [2.0]}
     rows = goals(times([4.0], [10.0], [6.0], [1.0], [1.5]), LAYOUTS, control, [1, 64],
                  [0.3]).splitlines()[2:]
     assert rows == [
         "| cluster.up <= 0.6 x ipcluster-ssh | 0.40 | yes |",
         "| cluster.up <= 1.25 x floor | 0.67 | yes |",
         "| cluster.down <= 0.5 x ipcluster-ssh stop | 0.67 | NO |",
-        "| cluster.status on 64 hosts <= 2 x on 1 | 2.50 | NO |",
+        "| cluster.status on 64 hosts <= 1.1 x its floor | 1.25 | NO |",
+        "| cluster.run true on 64 hosts <= 1.1 x its floor | 1.05 | yes |",
         "| fab -l < 0.5 s | 0.30 | yes |",
     ]
+
+
+def test_the_control_path_is_shown_as_a_multiple_of_its_floor():
+    control = {("cluster.status", 8): [3.0], ("cluster.run true", 8): [2.0], (FLOOR, 8): [2.0],
+               ("cluster.status", 64): [8.0], ("cluster.run true", 64): [7.0], (FLOOR, 64): [7.0]}
+    assert floor_table(control, [8, 64]).splitlines() == [
+        "| task / floor | 8 hosts | 64 hosts |", "|---|---|---|",
+        "| cluster.status | 1.50 | 1.14 |", "| cluster.run true | 1.00 | 1.00 |"]
+    assert threads_line({64: 150, 256: 152}).endswith(": 150 at 64 hosts, 152 at 256 hosts.")
 
 
 def test_control_table_keeps_the_tasks_order():

@@ -12,7 +12,7 @@ import sys
 import time
 
 import pytest
-from conftest import (
+from tests.conftest import (
     FAB,
     PROJECT,
     engines_per_host,

@@ -3,7 +3,7 @@ End to end: ``cluster.install`` from a wheelhouse, with no index, into a fresh
 CLUSTER_ENV on fake hosts, then a cluster brought up with that environment.
 """
 
-from conftest import SYSTEM_PYTHON, engines_per_host, fab, write_inventory
+from tests.conftest import SYSTEM_PYTHON, engines_per_host, fab, write_inventory
 
 
 def test_install_offline_then_bring_a_cluster_up_with_it(fake_hosts, wheelhouse, tmp_path):

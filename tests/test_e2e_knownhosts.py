@@ -8,8 +8,8 @@ import subprocess
 import sys
 
 import pytest
-from conftest import PROJECT, FAB, fab, leftovers, write_inventory
-from test_knownhosts import EVERY_KIND
+from tests.conftest import PROJECT, FAB, fab, leftovers, write_inventory
+from tests.test_knownhosts import EVERY_KIND
 
 
 def host_key(fake_hosts):

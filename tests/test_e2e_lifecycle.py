@@ -10,7 +10,7 @@ import urllib.error
 import urllib.request
 
 import pytest
-from conftest import (
+from tests.conftest import (
     engines_per_host,
     fab,
     leftovers,

@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import PROJECT, fab
+from tests.conftest import PROJECT, fab
 
 
 def tagged_processes(tag):

@@ -7,7 +7,7 @@ shell reads alike; the programs come on its standard input.
 import shutil
 
 import pytest
-from conftest import fab, leftovers, users, write_inventory
+from tests.conftest import fab, leftovers, users, write_inventory
 
 SHELLS = ["sh", "bash", "zsh", "fish", "tcsh", "csh", "ksh"]
 BANNER = "Welcome to the lab cluster: be nice, load=low"

@@ -14,7 +14,7 @@ import sys
 import nbclient
 import nbformat
 import pytest
-from conftest import FAB, PROJECT, fab, write_inventory
+from tests.conftest import FAB, PROJECT, fab, write_inventory
 
 NAME = "nbk"
 PORT = 18871

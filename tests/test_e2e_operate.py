@@ -12,7 +12,7 @@ import subprocess
 import urllib.request
 
 import pytest
-from conftest import FAB, PROJECT, fab, three_host_inventory
+from tests.conftest import FAB, PROJECT, fab, three_host_inventory
 
 NAME = "ops"
 PORT = 18841

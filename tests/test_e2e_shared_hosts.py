@@ -5,7 +5,7 @@ only their own processes.
 """
 
 import pytest
-from conftest import fab, leftovers, users, write_inventory
+from tests.conftest import fab, leftovers, users, write_inventory
 
 NAME = "shared"  # every user's cluster has this name and profile
 OWNER, OTHER = "ippowner", "ippother"
