@@ -246,9 +246,11 @@ def peak_threads(fake_hosts, folder, hosts, total):
         text = f"[master]\n{addresses[0]}\n\n[engines]\n" + "".join(f"{a}\n" for a in addresses)
         inventory = write_inventory(folder / f"threads-{total}", text, fake_hosts, CONNECT_TIMEOUT=2)
         env = dict(os.environ, CLUSTER_INVENTORY=str(inventory))
-        process = subprocess.Popen([str(FAB), "-i", str(fake_hosts.client_key), "cluster.run", "true"],
-                                   cwd=PROJECT, env=env, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.PIPE, text=True)
+        errors = folder / f"threads-{total}.stderr"  # a file: a pipe read at the end could fill
+        with open(errors, "w") as stderr:
+            process = subprocess.Popen([str(FAB), "-i", str(fake_hosts.client_key), "cluster.run",
+                                        "true"], cwd=PROJECT, env=env, stdout=subprocess.DEVNULL,
+                                       stderr=stderr)
         most = 0
         while process.poll() is None:
             try:
@@ -258,7 +260,7 @@ def peak_threads(fake_hosts, folder, hosts, total):
             except (OSError, StopIteration):
                 pass
             time.sleep(0.005)
-        stderr = process.communicate()[1]
+        stderr = errors.read_text()
     unreachable = stderr.count("unreachable")
     if unreachable != total - hosts:
         raise BenchError(f"threads on {total} hosts: {unreachable} unreachable, expected "

@@ -34,11 +34,11 @@ def _print_outputs(results):
             report.console.print(f"[red]{result.reason}[/]")
 
 
-@task(help={"command": "the shell command to run on each host",
+@task(help={"command": "the command to run on each host, with sh (whatever the login shell)",
             "role": "only the master, or only the engines",
             "hosts": "only these hosts (comma-separated inventory names)"})
 def run(c, command, role="", hosts=""):
-    """Run a shell command on every host (or a role, or named hosts); print each host's output."""
+    """Run a command with sh on every host (or a role, or named hosts), whatever the login shell."""
     inventory = load()
     chosen = _hosts(inventory, role, hosts)
     with fleet(c, inventory) as fleet_:

@@ -12,6 +12,7 @@ host never stops the others; it is named in its result.
 
 import errno
 import io
+import logging
 import os
 import shutil
 import socket
@@ -31,6 +32,10 @@ from .commands import REMOTE_SHELL
 from .facts import parse_facts
 
 OK, FAILED, UNREACHABLE = "ok", "failed", "unreachable"
+
+# paramiko logs a traceback for every host that fails to connect (Python's last-resort
+# handler prints it on stderr): each host's failure is in its result instead.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 
 @dataclass

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
 from tests.sshhosts import FakeHosts, why_not_available, write_inventory  # noqa: F401 (for the tests)
 
 PROJECT = Path(__file__).resolve().parent.parent

@@ -14,6 +14,7 @@ import subprocess
 import tempfile
 
 import pytest
+
 from tests.conftest import PROJECT, SYSTEM_PYTHON, users
 
 USER = "ippplain"

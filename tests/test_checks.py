@@ -21,6 +21,8 @@ def test_a_host_like_the_master_has_no_problem():
                                 "install the same version everywhere (fab cluster.install)"]),
     ({"ipyparallel": ""}, ["ipyparallel is not installed in /opt/env: run fab cluster.install"]),
     ({"missing": " ipengine jupyter"}, ["ipengine, jupyter missing from /opt/env: run fab cluster.install"]),
+    ({"port_user": "alice"}, ["JUPYTER_PORT 8888 is taken here by alice: choose another JUPYTER_PORT in "
+                              "cluster.env"]),
     ({"python": "", "ipyparallel": "", "missing": " ipcontroller ipengine jupyter"},
      ["no Python in /opt/env: run fab cluster.install",
       "ipcontroller, ipengine, jupyter missing from /opt/env: run fab cluster.install"]),

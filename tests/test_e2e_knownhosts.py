@@ -8,7 +8,8 @@ import subprocess
 import sys
 
 import pytest
-from tests.conftest import PROJECT, FAB, fab, leftovers, write_inventory
+
+from tests.conftest import FAB, PROJECT, fab, leftovers, write_inventory
 from tests.test_knownhosts import EVERY_KIND
 
 

@@ -10,6 +10,7 @@ import urllib.error
 import urllib.request
 
 import pytest
+
 from tests.conftest import (
     engines_per_host,
     fab,

@@ -7,6 +7,7 @@ shell reads alike; the programs come on its standard input.
 import shutil
 
 import pytest
+
 from tests.conftest import fab, leftovers, users, write_inventory
 
 SHELLS = ["sh", "bash", "zsh", "fish", "tcsh", "csh", "ksh"]

@@ -9,6 +9,7 @@ import pwd
 import subprocess
 
 import pytest
+
 from tests.conftest import engines_per_host, fab, leftovers, users, write_inventory
 
 USERS = ("ippuser2", "ippuser3")

@@ -14,6 +14,7 @@ import sys
 import nbclient
 import nbformat
 import pytest
+
 from tests.conftest import FAB, PROJECT, fab, write_inventory
 
 NAME = "nbk"

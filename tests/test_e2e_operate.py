@@ -12,6 +12,7 @@ import subprocess
 import urllib.request
 
 import pytest
+
 from tests.conftest import FAB, PROJECT, fab, three_host_inventory
 
 NAME = "ops"

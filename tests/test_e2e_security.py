@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+
 from tests.conftest import engines_per_host, fab, write_inventory
 
 MASTER = "[master]\n127.0.2.2\n"

@@ -5,6 +5,7 @@ only their own processes.
 """
 
 import pytest
+
 from tests.conftest import fab, leftovers, users, write_inventory
 
 NAME = "shared"  # every user's cluster has this name and profile
