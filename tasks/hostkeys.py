@@ -60,8 +60,9 @@ class _Policy(MissingHostKeyPolicy):
         self.path, self.accept_new, self.hashed = path, accept_new, hashed
 
     def missing_host_key(self, client, hostname, key):
-        self._judge(hostname, key, _entries(self.path))
-        if not self.accept_new:
+        if not self.accept_new:  # never writes the file, so no lock
+            if self._judge(hostname, key, _entries(self.path)):
+                return
             raise HostKeyRefused(
                 f"host key of {hostname} is not in {self.path} and HOST_KEY_CHECKING=strict;"
                 f" add it with: ssh-keyscan {_keyscan_args(hostname)} >> {self.path}")
