@@ -6,6 +6,9 @@ and what to do about it.
 """
 
 
+import difflib
+
+
 def _minor(version):
     return ".".join(version.split(".")[:2])
 
@@ -21,6 +24,8 @@ def problems(facts_, master_facts, settings):
     found = []
     if facts_.get("screen") != "yes":
         found.append("screen is not installed: install it (apt-get install screen)")
+    if facts_.get("env_exists") == "no":
+        return found + [_missing_env(settings.cluster_env, facts_.get("env_siblings", "").split())]
     if not facts_.get("python"):
         found.append(f"no Python in {where}: run fab cluster.install")
     missing = facts_.get("missing", "").split()
@@ -40,3 +45,13 @@ def problems(facts_, master_facts, settings):
         found.append(f"JUPYTER_PORT {settings.jupyter_port} is taken here by "
                      f"{facts_['port_user']}: choose another JUPYTER_PORT in cluster.env")
     return found
+
+
+def _missing_env(cluster_env, siblings):
+    """What to do when the folder CLUSTER_ENV is missing: perhaps it is misspelled."""
+    close = difflib.get_close_matches(cluster_env, siblings, n=1, cutoff=0.75)
+    if close:
+        return (f"CLUSTER_ENV {cluster_env} does not exist, but {close[0]} does: "
+                "correct CLUSTER_ENV in cluster.env")
+    return (f"CLUSTER_ENV {cluster_env} does not exist: correct CLUSTER_ENV in cluster.env if it"
+            " is misspelled, else create it there with fab cluster.install")

@@ -4,25 +4,40 @@ Tasks for the whole cluster: the master first, then the engines on every engine 
 
 from fabric import task
 from invoke import Collection
+from invoke.exceptions import Exit
 
 from . import engines, lifecycle, master, operate, report
-from .context import fleet, load
+from .context import fleet, load, reads_inventory
+from .progress import watching
 
 
 def _up(c, inventory):
-    with fleet(c, inventory) as fleet_:
-        unfit, cores = lifecycle.preflight(fleet_, inventory)
-        if inventory.master.name in unfit:
-            report.fail_if(report.lines(unfit))
-        started = master.bring_up(fleet_, inventory, inventory.master)
-        # Engines of an earlier controller cannot talk to a new one: restart them.
-        fresh_controller = started.facts.get("controller") == "started"
-        fit = tuple(host for host in inventory.engines if host.name not in unfit)
-        problems = report.lines(unfit) + engines.bring_up(
-            fleet_, inventory, fit, restart=fresh_controller, jupyter=True, cores=cores,
-            master_result=started)
-    print(f"Jupyter: {report.jupyter_url(inventory.settings.jupyter_port, started.facts['token'])}")
-    report.fail_if(problems)
+    done = "nothing had started"
+    try:
+        with fleet(c, inventory) as fleet_:
+            checked = lifecycle.preflight(fleet_, inventory)
+            unfit = checked.problems
+            if inventory.master.name in unfit:
+                report.fail_if(report.lines(unfit))
+            done = f"the master ({inventory.master.name}) was starting"
+            started = lifecycle.start_master(fleet_, inventory, inventory.master)
+            if not started.ok:
+                master.show(started, inventory.master)
+                report.fail_if(report.failures({inventory.master.name: started}))
+            done = "the master had started and the engines were starting"
+            # Engines of an earlier controller cannot talk to a new one: restart them.
+            fresh_controller = started.facts.get("controller") == "started"
+            fit = tuple(host for host in inventory.engines if host.name not in unfit)
+            up = lifecycle.engines_up(fleet_, inventory, fit, restart=fresh_controller,
+                                      cores=checked.cores, master_result=started, watch=watching,
+                                      skipped=checked.skipped(inventory.engines))
+    except KeyboardInterrupt:
+        raise Exit(f"interrupted: {done}; fab cluster.down stops what started", code=130) from None
+    master.show(started, inventory.master)
+    engines.show(up, inventory)
+    if started.ok:
+        print(f"Jupyter: {report.jupyter_url(inventory.settings.jupyter_port, started.facts['token'])}")
+    report.fail_if(report.lines(unfit) + up.problems)
 
 
 def _down(c, inventory):
@@ -35,18 +50,21 @@ def _down(c, inventory):
 
 
 @task
+@reads_inventory
 def up(c):
     """Start the master, then the engines on every engine host; wait until all registered."""
     _up(c, load())
 
 
 @task
+@reads_inventory
 def down(c):
     """Stop engines, controller and Jupyter: no process or screen of the cluster is left."""
     _down(c, load())
 
 
 @task
+@reads_inventory
 def restart(c):
     """Stop the whole cluster, then bring it up again."""
     inventory = load()
@@ -55,12 +73,14 @@ def restart(c):
 
 
 @task
+@reads_inventory
 def status(c):
     """Show a row per host (reachable, sessions, engines); exit 0 only if all is as wanted."""
     inventory = load()
     with fleet(c, inventory) as fleet_:
         rows = lifecycle.read_status(fleet_, inventory).rows
-    report.status_and_exit("cluster", rows)
+    report.status_and_exit("cluster", rows, stopped=f"the cluster {inventory.settings.cluster_name!r}"
+                           " is stopped: nothing of it runs on any host (fab cluster.up starts it)")
 
 
 ns = Collection("cluster", up, down, restart, status, operate.run, operate.info, operate.check,

@@ -144,15 +144,18 @@ def facts(port=None):
     return Step("facts", (port or "",), program("versions.py"))
 
 
-def probe(settings, expected=None, wait=0.0, shutdown=(), jupyter=True):
+def probe(settings, expected=None, wait=0.0, shutdown=(), jupyter=True, controller=True,
+          started=False):
     """
     Ask the controller, through ipyparallel's own `Client` on the master, for engines.
 
     See ``tasks/remote/probe.py``: with *expected* (``{label: count}``) and *wait*
     seconds it waits for those counts; with *shutdown* (labels) it first shuts those
-    engines down; with *jupyter* it checks that Jupyter answers. Reports ``probe=``.
+    engines down; with *jupyter* it checks (and waits) that Jupyter answers, *started*
+    saying that it was just started. Reports ``probe=``.
     """
-    arguments = json.dumps({"profile": settings.ipp_profile, "port": settings.jupyter_port,
-                            "expected": expected or {}, "wait": wait,
-                            "shutdown": list(shutdown), "jupyter": jupyter})
+    arguments = json.dumps({"name": settings.cluster_name, "profile": settings.ipp_profile,
+                            "port": settings.jupyter_port, "expected": expected or {},
+                            "wait": wait, "shutdown": list(shutdown), "jupyter": jupyter,
+                            "controller": controller, "started": started})
     return Step("probe", (arguments,), program("probe.py"))

@@ -11,6 +11,18 @@ from invoke.exceptions import Exit
 from .inventory import InventoryError, load_inventory, parse_host
 from .runner import Fleet
 
+#: What ``fab -h TASK`` says of the inventory, for every task that reads it.
+INVENTORY_NOTE = """
+    Reads the inventory folder $CLUSTER_INVENTORY (default: inventory/ in the
+    project): hosts (which host plays which role) and cluster.env (the settings).
+"""
+
+
+def reads_inventory(function):
+    """Say in *function*'s docstring (shown by ``fab -h TASK``) where the inventory comes from."""
+    function.__doc__ = (function.__doc__ or "").rstrip() + "\n" + INVENTORY_NOTE
+    return function
+
 
 def load(master=None):
     """
@@ -30,3 +42,12 @@ def load(master=None):
 def fleet(c, inventory):
     """A `Fleet` for *inventory*, using the task context's Fabric config."""
     return Fleet(inventory.settings, c.config)
+
+
+def whole_number(option, value, low, high):
+    """The value of a command-line *option* as a whole number from *low* to *high*, or exit 2."""
+    text = str(value).strip()
+    if not text.lstrip("-").isdigit() or not low <= int(text) <= high:
+        raise Exit(f"error: --{option}={value}: must be a whole number from {low} to {high}",
+                   code=2)
+    return int(text)

@@ -6,20 +6,26 @@ from fabric import task
 from invoke import Collection
 
 from . import lifecycle, report
-from .context import fleet, load
+from .context import fleet, load, reads_inventory
 from .progress import watching
 
 
 def bring_up(fleet_, inventory, hosts=None, **options):
     """
     Start the missing engines on every engine host (or *hosts*), show the engines
-    table and return the problems; *options* go to `tasks.lifecycle.engines_up`.
+    table and return the `tasks.lifecycle.EnginesUp`; *options* go to
+    `tasks.lifecycle.engines_up`.
     """
     hosts = inventory.engines if hosts is None else hosts
     up = lifecycle.engines_up(fleet_, inventory, hosts, watch=watching, **options)
-    if up.registered is not None:
-        report.engines_table(up.expected, up.registered)
-    return up.problems
+    show(up, inventory)
+    return up
+
+
+def show(up, inventory):
+    """Print the engines table of an `tasks.lifecycle.EnginesUp`, in the inventory's order."""
+    if up.started or up.skipped:
+        report.engines_table(up, [host.name for host in inventory.engines])
 
 
 def bring_down(fleet_, inventory):
@@ -30,14 +36,16 @@ def bring_down(fleet_, inventory):
 
 
 @task
+@reads_inventory
 def start(c):
     """Start the engines missing on each engine host; return when all have registered."""
     inventory = load()
     with fleet(c, inventory) as fleet_:
-        report.fail_if(bring_up(fleet_, inventory))
+        report.fail_if(bring_up(fleet_, inventory).problems)
 
 
 @task
+@reads_inventory
 def stop(c):
     """Stop every engine on every engine host; no engine process is left."""
     inventory = load()
@@ -46,20 +54,23 @@ def stop(c):
 
 
 @task
+@reads_inventory
 def restart(c):
     """Stop every engine, start them again and return when they have registered."""
     inventory = load()
     with fleet(c, inventory) as fleet_:
-        report.fail_if(bring_down(fleet_, inventory) + bring_up(fleet_, inventory))
+        report.fail_if(bring_down(fleet_, inventory) + bring_up(fleet_, inventory).problems)
 
 
 @task
+@reads_inventory
 def status(c):
     """Show the engines running and registered per host; exit 0 only if all are."""
     inventory = load()
     with fleet(c, inventory) as fleet_:
         rows = lifecycle.read_status(fleet_, inventory, master=False).rows
-    report.status_and_exit("engines", rows)
+    report.status_and_exit("engines", rows, stopped="the engines are stopped: none runs on any"
+                           " engine host (fab engines.start starts them)")
 
 
 ns = Collection("engines", start, stop, restart, status)

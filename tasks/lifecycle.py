@@ -29,9 +29,10 @@ def _script(inventory, *steps):
     return commands.script(inventory.settings, *steps)
 
 
-def start_master(fleet, inventory, master):
+def start_master(fleet, inventory, master, wait_jupyter=False):
     """
-    Start what is missing on *master*, and put the example notebooks there.
+    Start what is missing on *master*, and put the example notebooks there. With
+    *wait_jupyter*, wait until Jupyter answers, or ends (see `judge_jupyter`).
 
     :returns: the master's `HostResult` (with ``token``).
     """
@@ -40,8 +41,25 @@ def start_master(fleet, inventory, master):
              commands.start_master(settings, location(fleet, master))]
     if not settings.shared_home:
         steps.append(commands.read_engine_file())
-    result = fleet.run({master: _script(inventory, *steps)}, settings.engine_timeout + SLACK)
-    return result[master.name]
+    if wait_jupyter:
+        steps.append(commands.probe(settings, wait=settings.engine_timeout, controller=False,
+                                    started=True))
+    result = fleet.run({master: _script(inventory, *steps)}, 2 * settings.engine_timeout + SLACK)
+    result = result[master.name]
+    if wait_jupyter and result.ok:
+        judge_jupyter(result, parse_probe(result.facts))
+    return result
+
+
+def judge_jupyter(master_result, probe):
+    """Fail *master_result* (of `start_master`) when the probe says Jupyter does not answer."""
+    problem = probe["jupyter_problem"] if probe else "the master's probe gave no answer"
+    if problem:
+        master_result.state, master_result.reason = FAILED, problem
+        master_result.facts["jupyter"] = "FAILED"
+    elif master_result.facts.get("jupyter"):
+        master_result.facts["jupyter"] += ", answers"
+    return master_result
 
 
 def stop_master(fleet, inventory, master):
@@ -74,19 +92,22 @@ class EnginesUp:
     expected: dict = field(default_factory=dict)   # host name -> engines wanted there
     registered: dict = None                        # host name -> engines registered; None: unknown
     problems: list = field(default_factory=list)   # ``host: reason`` lines of what fell short
+    skipped: dict = field(default_factory=dict)    # host name -> (state, why) it was not started
 
 
-def engines_up(fleet, inventory, hosts, restart=False, jupyter=False, cores=None,
-               master_result=None, watch=None):
+def engines_up(fleet, inventory, hosts, restart=False, cores=None, master_result=None,
+               watch=None, skipped=None):
     """
-    Start the missing engines on *hosts*, then wait until they registered (and, with
-    *jupyter*, until Jupyter answers). *master_result* is what `start_master` returned,
-    if the master was just started; ``watch(expected)``, if given, is a context manager
-    giving a stream for the probe's progress lines (see `tasks.progress`).
+    Start the missing engines on *hosts*, then wait until they registered. With
+    *master_result* (what `start_master` returned), also wait until Jupyter answers,
+    and judge it (`judge_jupyter`). ``watch(expected)``, if given, is a context manager
+    giving a stream for the probe's progress lines (see `tasks.progress`). *skipped*
+    (``{host name: (state, reason)}``) are engine hosts left out, shown as such.
 
     :returns: an `EnginesUp`.
     """
     settings, master = inventory.settings, inventory.master.name
+    jupyter = master_result is not None
     engine_file = None
     if not settings.shared_home:
         engine_file = read_engine_file(fleet, inventory, master_result)
@@ -95,12 +116,16 @@ def engines_up(fleet, inventory, hosts, restart=False, jupyter=False, cores=None
                                            " file: is the controller up?"])
     started = start_engines(fleet, inventory, hosts, restart, cores, engine_file)
     up = EnginesUp(started, {name: int(r.facts["expected"]) for name, r in started.items() if r.ok},
-                   problems=[f"{name}: {r.reason}" for name, r in started.items() if not r.ok])
-    if not up.expected:
+                   problems=[f"{name}: {r.reason}" for name, r in started.items() if not r.ok],
+                   skipped=dict(skipped or {}))
+    if not up.expected and not jupyter:
         return up
-    with watch(up.expected) if watch else nullcontext() as stream:
+    with watch(up.expected) if watch and up.expected else nullcontext() as stream:
+        just_started = jupyter and master_result.facts.get("jupyter") == "started"
         result, probe = wait_for_engines(fleet, inventory, up.expected, settings.engine_timeout,
-                                         jupyter, stream)
+                                         jupyter, stream, just_started)
+    if jupyter:
+        judge_jupyter(master_result, probe)
     if probe is None:
         up.problems.append(f"{master}: cannot ask the controller: {result.reason or 'no answer'}")
         return up
@@ -109,9 +134,8 @@ def engines_up(fleet, inventory, hosts, restart=False, jupyter=False, cores=None
         up.problems.append(f"{name}: {have} of {want} engines registered after "
                            f"{settings.engine_timeout:g} s; see the logs in "
                            f"~/.ipp-cluster/{settings.cluster_name}/<hostname>/ on that host")
-    if jupyter and not probe["jupyter"]:
-        up.problems.append(f"{master}: Jupyter does not answer on 127.0.0.1:{settings.jupyter_port};"
-                           f" see its log, {settings.cluster_name}-jupyter.log")
+    if jupyter and not master_result.ok:
+        up.problems.append(f"{master}: {master_result.reason}")
     if probe["error"]:
         up.problems.append(f"{master}: controller: {probe['error']}")
     return up
@@ -124,9 +148,14 @@ def shortfalls(expected, registered):
 
 
 def read_token(fleet, inventory):
-    """The master's `HostResult` with the Jupyter token in its ``token`` fact."""
-    script = _script(inventory, commands.read_token())
-    return fleet.run({inventory.master: script}, SLACK)[inventory.master.name]
+    """
+    The master's `HostResult` with the Jupyter token in its ``token`` fact; failed,
+    saying why, when Jupyter does not answer (a URL would lead nowhere).
+    """
+    script = _script(inventory, commands.read_token(),
+                     commands.probe(inventory.settings, controller=False))
+    result = fleet.run({inventory.master: script}, SLACK)[inventory.master.name]
+    return judge_jupyter(result, parse_probe(result.facts)) if result.ok else result
 
 
 def read_engine_file(fleet, inventory, master_result=None):
@@ -199,26 +228,39 @@ def check_problems(inventory, results):
     return found
 
 
-def preflight(fleet, inventory):
-    """
-    Check every host before a start: ``({host name: [problem, ...]}, {host name: cores})``.
+@dataclass
+class Preflight:
+    """What the check before a start found: problems per host, cores, and how each answered."""
 
-    The same round trip reads the cores of each host, for the hosts without ``engines=``.
-    """
+    problems: dict  # host name -> [problem, ...], only for hosts that have some
+    cores: dict     # host name -> cores, for the hosts without ``engines=``
+    states: dict    # host name -> the state of its facts' `HostResult` (ok, unreachable, ...)
+
+    def skipped(self, hosts):
+        """``{name: (state, why)}`` of *hosts* that cannot be started (state: skipped when reachable)."""
+        return {h.name: (self.states[h.name] if self.states[h.name] != "ok" else "skipped",
+                         "; ".join(self.problems[h.name])) for h in hosts if h.name in self.problems}
+
+
+def preflight(fleet, inventory):
+    """Check every host before a start, in one round trip that also reads their cores."""
     facts = read_facts(fleet, inventory, inventory.hosts)
     cores = {name: int(r.facts["cores"]) for name, r in facts.items() if r.facts.get("cores")}
-    return check_problems(inventory, facts), cores
+    states = {name: r.state for name, r in facts.items()}
+    return Preflight(check_problems(inventory, facts), cores, states)
 
 
-def wait_for_engines(fleet, inventory, expected, wait, jupyter=False, progress=None):
+def wait_for_engines(fleet, inventory, expected, wait, jupyter=False, progress=None,
+                     started=False):
     """
     Wait up to *wait* s until each host has its ``expected[name]`` engines registered
-    (and, with *jupyter*, until Jupyter answers). *progress* receives the probe's
-    output as it comes (see `tasks.progress`).
+    (and, with *jupyter*, until Jupyter answers or ends; *started*: it was just started).
+    *progress* receives the probe's output as it comes (see `tasks.progress`).
 
     :returns: the master's `HostResult` and the probe's report (None if it failed).
     """
-    probe = commands.probe(inventory.settings, expected=expected, wait=wait, jupyter=jupyter)
+    probe = commands.probe(inventory.settings, expected=expected, wait=wait, jupyter=jupyter,
+                           started=started)
     result = fleet.run({inventory.master: _script(inventory, probe)}, wait + SLACK, progress)
     master_result = result[inventory.master.name]
     return master_result, parse_probe(master_result.facts)
@@ -265,6 +307,8 @@ def _master_problems(name, sessions, probe):
     for program, answers in answered.items():
         if f"{name}-{program}" not in sessions:
             problems.append(f"{program} not running")
+        elif not answers and program == "jupyter" and probe and probe["jupyter_problem"]:
+            problems.append(probe["jupyter_problem"])
         elif not answers:
             why = probe["error"] if probe and program == "controller" else ""
             problems.append(f"{program} does not answer" + (f" ({why})" if why else ""))

@@ -10,14 +10,20 @@ from invoke import Collection
 from invoke.exceptions import Exit
 
 from . import lifecycle, report
-from .context import fleet, load
+from .context import fleet, load, reads_inventory
+
+
+def show(result, master):
+    """Print the master's table: controller and Jupyter started or running, and answering."""
+    report.results_table("master", {master.name: result},
+                         [("controller", "controller"), ("jupyter", "jupyter")])
 
 
 def bring_up(fleet_, inventory, master):
-    """Start the controller and Jupyter on *master*; exit non-zero if that failed."""
-    result = lifecycle.start_master(fleet_, inventory, master)
-    report.results_table("master", {master.name: result},
-                         [("controller", "controller"), ("jupyter", "jupyter")])
+    """Start the controller and Jupyter on *master*, wait until Jupyter answers; exit
+    non-zero, without a URL, if that failed."""
+    result = lifecycle.start_master(fleet_, inventory, master, wait_jupyter=True)
+    show(result, master)
     report.fail_if(report.failures({master.name: result}))
     return result
 
@@ -49,27 +55,32 @@ def _host_from(c):
 
 
 @task
+@reads_inventory
 def start(c):
     """Start the controller and Jupyter on the inventory's master (what is missing only)."""
     _start(c, load())
 
 
 @task
+@reads_inventory
 def stop(c):
     """Stop the controller and Jupyter on the inventory's master; nothing is left running."""
     _stop(c, load())
 
 
 @task
+@reads_inventory
 def status(c):
     """Show whether the controller and Jupyter run and answer; exit 0 only if both do."""
     inventory = load()
     with fleet(c, inventory) as fleet_:
         rows = lifecycle.read_status(fleet_, inventory, engines=False).rows
-    report.status_and_exit("master", rows)
+    report.status_and_exit("master", rows, stopped="the master is stopped: neither the controller"
+                           " nor Jupyter runs (fab master.start starts them)")
 
 
 @task
+@reads_inventory
 def url(c):
     """Print the Jupyter URL with its token: http://localhost:PORT/?token=TOKEN."""
     inventory = load()
@@ -80,12 +91,14 @@ def url(c):
 
 
 @task(name="start-master")
+@reads_inventory
 def start_master(c):
     """Start the controller and Jupyter on the host given with -H (fab -H HOST start-master)."""
     _start(c, load(master=_host_from(c)))
 
 
 @task(name="stop-master")
+@reads_inventory
 def stop_master(c):
     """Stop the controller and Jupyter on the host given with -H (fab -H HOST stop-master)."""
     _stop(c, load(master=_host_from(c)))

@@ -14,14 +14,17 @@ from fabric import task
 from invoke.exceptions import Exit
 
 from . import environment, lifecycle, operations, report
-from .context import fleet, load
+from .context import fleet, load, reads_inventory, whole_number
 
 
 def _hosts(inventory, role, hosts):
+    """The hosts that ``--role`` and ``--hosts`` choose, or exit 2 naming the bad option."""
+    if role not in ("", "master", "engines"):
+        raise Exit(f"error: --role={role}: must be master or engines", code=2)
     try:
         return inventory.select(role or None, [h for h in (hosts or "").split(",") if h])
     except ValueError as error:
-        raise Exit(f"error: {error}", code=2) from None
+        raise Exit(f"error: --hosts={hosts}: {error}", code=2) from None
 
 
 def _print_outputs(results):
@@ -34,9 +37,13 @@ def _print_outputs(results):
             report.console.print(f"[red]{result.reason}[/]")
 
 
+ROLE_HELP = "only this role: master or engines (default: every host)"
+HOSTS_HELP = "only these hosts: comma-separated inventory names"
+
+
 @task(help={"command": "the command to run on each host, with sh (whatever the login shell)",
-            "role": "only the master, or only the engines",
-            "hosts": "only these hosts (comma-separated inventory names)"})
+            "role": ROLE_HELP, "hosts": HOSTS_HELP})
+@reads_inventory
 def run(c, command, role="", hosts=""):
     """Run a command with sh on every host (or a role, or named hosts), whatever the login shell."""
     inventory = load()
@@ -47,10 +54,12 @@ def run(c, command, role="", hosts=""):
     report.fail_if(report.failures(results))
 
 
-@task(help={"role": "only the master, or only the engines", "hosts": "only these hosts",
-            "lines": "how many lines of each log (default 20)"})
-def logs(c, role="", hosts="", lines=20):
+@task(help={"role": ROLE_HELP, "hosts": HOSTS_HELP,
+            "lines": "how many lines of each log, 1 to 100000 (default 20)"})
+@reads_inventory
+def logs(c, role="", hosts="", lines="20"):
     """Show the last lines of each screen session's log, under its host and session name."""
+    lines = whole_number("lines", lines, 1, 100000)
     inventory = load()
     chosen = _hosts(inventory, role, hosts)
     with fleet(c, inventory) as fleet_:
@@ -64,6 +73,7 @@ def _gib(kb):
 
 
 @task
+@reads_inventory
 def info(c):
     """One row per host: cores, memory, load, users, and Python/ipyparallel in CLUSTER_ENV."""
     inventory = load()
@@ -80,13 +90,15 @@ def info(c):
 
 
 @task
+@reads_inventory
 def check(c):
     """Check every host before a start: reachable, screen, CLUSTER_ENV, same versions as the master."""
     inventory = load()
     with fleet(c, inventory) as fleet_:
         results = lifecycle.read_facts(fleet_, inventory, inventory.hosts)
     problems = lifecycle.check_problems(inventory, results)
-    report.results_table("check", results, [("python", "python"), ("ipyparallel", "ipyparallel")])
+    report.results_table("check", results, [("python", "python"), ("ipyparallel", "ipyparallel")],
+                         problems)
     report.fail_if(report.lines(problems))
     print(f"ready: {len(results)} hosts")
 
@@ -103,9 +115,11 @@ def free_port(preferred):
     raise Exit(f"error: no free local port from {preferred} to {preferred + 99}", code=1)
 
 
-@task(help={"port": "the local port (default: JUPYTER_PORT, or the next free one)"})
-def tunnel(c, port=0):
+@task(help={"port": "the local port, 1 to 65535 (default: JUPYTER_PORT, or the next free one)"})
+@reads_inventory
+def tunnel(c, port=""):
     """Forward a local port to Jupyter on the master, print the URL with its token, hold until Ctrl-C."""
+    port = whole_number("port", port, 1, 65535) if port != "" else 0
     inventory = load()
     master = inventory.master
     remote_port = inventory.settings.jupyter_port
@@ -116,7 +130,7 @@ def tunnel(c, port=0):
         if master.is_local:
             print(f"the master is this machine: {report.jupyter_url(remote_port, token)}")
             return
-        local_port = int(port) or free_port(remote_port)
+        local_port = port or free_port(remote_port)
         with fleet_.connection(master).forward_local(local_port, remote_port=remote_port):
             _wait_listening(local_port, inventory.settings.connect_timeout)
             print(f"Jupyter: {report.jupyter_url(local_port, token)}", flush=True)
@@ -144,6 +158,7 @@ def _wait_listening(port, timeout):
 
 @task(help={"wheelhouse": "a folder of wheels to install from, with no index (offline clusters)",
             "python": "the Python that creates CLUSTER_ENV where it is missing (default python3)"})
+@reads_inventory
 def install(c, wheelhouse="", python="python3"):
     """Create CLUSTER_ENV on every host that lacks it and install the cluster's pinned packages."""
     inventory = load()

@@ -20,18 +20,24 @@ def _mark(ok):
     return "[green]ok[/]" if ok else "[red]FAILED[/]"
 
 
-def results_table(title, results, columns=()):
+def results_table(title, results, columns=(), problems=None):
     """
     Print a table of `HostResult`s: host, state, the facts named in *columns*, reason.
 
     :param columns: ``(heading, fact)`` pairs.
+    :param problems: ``{host name: [problem, ...]}`` found in the results: such a
+        host's state is ``not ready``, never ``ok``, and its detail names them.
     """
+    problems = problems or {}
     table = Table(title=title, title_justify="left")
     for heading in ["host", "state", *(c[0] for c in columns), "detail"]:
         table.add_column(heading)
     for name, result in results.items():
-        table.add_row(name, _mark(result.ok) if result.ok else f"[red]{result.state}[/]",
-                      *(result.facts.get(fact, "") for _, fact in columns), result.reason)
+        state, detail = result.state, result.reason
+        if result.ok and problems.get(name):
+            state, detail = "not ready", "; ".join(problems[name])
+        table.add_row(name, _mark(True) if state == "ok" else f"[red]{state}[/]",
+                      *(result.facts.get(fact, "") for _, fact in columns), detail)
     console.print(table)
 
 
@@ -43,28 +49,53 @@ def status_table(title, rows):
     for row in rows:
         engines = "" if row["expected"] is None else f"{row['registered']}/{row['expected']}"
         table.add_row(row["host"], ",".join(row["roles"]),
-                      "no" if row["state"] == "unreachable" else "yes",
+                      {"unreachable": "no", "auth failed": "no login"}.get(row["state"], "yes"),
                       str(len(row["sessions"])), engines,
                       "[red]" + "; ".join(row["problems"]) + "[/]" if row["problems"] else "[green]ok[/]")
     console.print(table)
 
 
-def status_and_exit(title, rows):
-    """Print the status rows, then exit non-zero naming each host that is not as wanted."""
+def status_and_exit(title, rows, stopped=None):
+    """
+    Print the status rows, then exit non-zero naming each host that is not as wanted.
+    When every host answered and none runs anything of the cluster, say only *stopped*
+    (exit 3, as a stopped service's status does).
+    """
+    if stopped and all(row["state"] == "ok" and not row["sessions"] for row in rows):
+        raise Exit(stopped, code=3)
     status_table(title, rows)
     fail_if([f"{row['host']}: {'; '.join(row['problems'])}" for row in rows if row["problems"]])
 
 
-def engines_table(expected, registered):
-    """Print engines registered against expected, a row per host, and the total."""
+def engines_table(up, order):
+    """
+    Print what bringing engines up did (a `tasks.lifecycle.EnginesUp`): a row for each
+    host of *order* (inventory names) that was started, failed or skipped, and the total.
+    """
     table = Table(title="engines", title_justify="left")
-    for heading in ("host", "registered", "expected", ""):
+    for heading in ("host", "registered", "expected", "state", "detail"):
         table.add_column(heading)
-    for host, want in expected.items():
-        have = registered.get(host, 0)
-        table.add_row(host, str(have), str(want), _mark(have == want))
-    table.add_row("total", str(sum(registered.get(h, 0) for h in expected)),
-                  str(sum(expected.values())), "")
+    registered = up.registered or {}
+    unknown = "?" if up.registered is None else "0"
+    good = 0
+    for name in order:
+        if name in up.expected:
+            have, want = registered.get(name), up.expected[name]
+            good += have == want
+            table.add_row(name, str(have) if have is not None else unknown, str(want),
+                          _mark(have == want), "" if have == want else "not all registered")
+        elif name in up.started:
+            result = up.started[name]
+            table.add_row(name, "", "", f"[red]{result.state}[/]", result.reason)
+        elif name in up.skipped:
+            state, why = up.skipped[name]
+            table.add_row(name, "", "", f"[red]{state}[/]", why)
+    hosts = [name for name in order if name in up.expected or name in up.started
+             or name in up.skipped]
+    total = sum(registered.get(name, 0) for name in up.expected)
+    table.add_row("total", str(total) if up.registered is not None else "?",
+                  str(sum(up.expected.values())), _mark(good == len(hosts)),
+                  "" if good == len(hosts) else f"{good} of {len(hosts)} hosts as expected")
     console.print(table)
 
 

@@ -22,16 +22,17 @@ from dataclasses import dataclass, field
 from fabric import Config, Connection
 from invoke.exceptions import CommandTimedOut
 from paramiko.ssh_exception import (
+    AuthenticationException,
     BadHostKeyException,
     NoValidConnectionsError,
     SSHException,
 )
 
-from . import hostkeys
+from . import hostkeys, sshauth
 from .commands import REMOTE_SHELL
 from .facts import parse_facts
 
-OK, FAILED, UNREACHABLE = "ok", "failed", "unreachable"
+OK, FAILED, UNREACHABLE, AUTH_FAILED = "ok", "failed", "unreachable", "auth failed"
 
 # paramiko logs a traceback for every host that fails to connect (Python's last-resort
 # handler prints it on stderr): each host's failure is in its result instead.
@@ -40,7 +41,7 @@ logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 @dataclass
 class HostResult:
-    """What one script did on one host: ``state`` is ok, failed or unreachable."""
+    """What one script did on one host: ``state`` is ok, failed, unreachable or auth failed."""
 
     host: object
     state: str
@@ -91,15 +92,33 @@ def _unreachable(error):
         errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN)
 
 
+def _why_unreachable(error, connection):
+    """What a user can act on, for an *error* of connecting through *connection*."""
+    where = f"{connection.host}:{connection.port}"
+    if isinstance(error, socket.gaierror):
+        return (f"unknown host name {connection.host!r}: not in DNS, /etc/hosts or ~/.ssh/config;"
+                " check the inventory's hosts file")
+    if isinstance(error, NoValidConnectionsError):
+        return f"nothing accepts connections on {where}: is sshd running there, on that port?"
+    if isinstance(error, socket.timeout) and not isinstance(error, SSHException):
+        return f"no answer from {where} within {connection.connect_timeout:g} s"
+    text = str(error) or type(error).__name__
+    if text == "No existing session" or "banner" in text:
+        return f"{where} accepted the connection but sent no SSH greeting (is it an SSH server?)"
+    return text
+
+
 def outcome(host, connection, value, settings):
     """Turn what Fabric returned or raised on *host* (through *connection*) into a `HostResult`."""
     if isinstance(value, (BadHostKeyException, hostkeys.HostKeyRefused)):
         return HostResult(host, UNREACHABLE, reason=hostkeys.explain(value, settings, connection))
+    if isinstance(value, AuthenticationException):
+        return HostResult(host, AUTH_FAILED, reason=sshauth.explain(connection))
     if isinstance(value, CommandTimedOut):
         return HostResult(host, FAILED, reason=f"timed out after {value.timeout} s")
     if _unreachable(value):
-        text = str(value) or type(value).__name__
-        return HostResult(host, UNREACHABLE, reason=f"unreachable: {text}")
+        reason = f"unreachable: {_why_unreachable(value, connection)}"
+        return HostResult(host, UNREACHABLE, reason=reason)
     if isinstance(value, Exception):
         return HostResult(host, FAILED, reason=f"{type(value).__name__}: {value}")
     if not hasattr(value, "exited"):  # a transfer, which raises when it fails

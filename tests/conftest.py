@@ -23,9 +23,9 @@ REQUIREMENTS = PROJECT / "tasks" / "cluster-requirements.txt"
 CLUSTER_PROGRAMS = ("ipengine", "ipcontroller", "jupyter", "ipyparallel", "SCREEN", "screen")
 
 
-def fab(*args, inventory=None, key=None, timeout=300):
-    """Run ``fab ARGS`` in the project folder; returns the CompletedProcess."""
-    env = dict(os.environ, COLUMNS="200")
+def fab(*args, inventory=None, key=None, timeout=300, env=None):
+    """Run ``fab ARGS`` in the project folder (*env*: more environment); returns the CompletedProcess."""
+    env = dict(os.environ, COLUMNS="200", **(env or {}))
     if inventory is not None:
         env["CLUSTER_INVENTORY"] = str(inventory)
     identity = ["-i", str(key)] if key else []

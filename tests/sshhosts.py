@@ -54,11 +54,17 @@ def write_inventory(folder, hosts_text, **settings):
 
 
 class FakeHost:
-    """One fake host: ``name`` (hostN), ``address`` (127.0.2.N) and its sshd process."""
+    """
+    One fake host: ``name`` (hostN), ``address`` and its sshd process. On this machine's
+    network its address is 127.0.2.N; with *network* (a `tests.testnet.TestNetwork`) the
+    host is in a network namespace of its own, at its address there.
+    """
 
-    def __init__(self, number, keys):
+    def __init__(self, number, keys, network=None):
         self.number, self.keys = number, keys
-        self.name, self.address = f"host{number}", f"127.0.2.{number}"
+        self.name = f"host{number}"
+        self.address = network.address(self.name) if network else f"127.0.2.{number}"
+        self.netns = ["ip", "netns", "exec", network.namespace(self.name)] if network else []
         self.config = keys / f"{self.name}.sshd_config"
         self.config.write_text(SSHD_CONFIG.format(address=self.address, keys=keys, name=self.name))
         self.process = None
@@ -68,10 +74,13 @@ class FakeHost:
         inner = (f"hostname {self.name}; mkdir -p /run/screen; mount -t tmpfs tmpfs /run/screen;"
                  f" chmod 777 /run/screen; exec {SSHD} -D -e -f {self.config}")
         self.process = subprocess.Popen(
-            ["unshare", "--mount", "--uts", "--pid", "--fork", "--mount-proc",
+            [*self.netns, "unshare", "--mount", "--uts", "--pid", "--fork", "--mount-proc",
              "--kill-child=SIGKILL", "sh", "-c", inner],
             stdout=subprocess.DEVNULL, stderr=open(self.keys / f"{self.name}.sshd.log", "ab"))
         deadline = time.monotonic() + timeout
+        if self.netns:  # this process cannot reach it: sshd says when it listens
+            self._wait_for_log(f"Server listening on {self.address} port 2222", deadline)
+            return
         while time.monotonic() < deadline:
             try:
                 with socket.create_connection((self.address, 22), timeout=1) as sock:
@@ -107,7 +116,7 @@ class FakeHost:
     def run(self, command):
         """Run *command* (a shell string) inside the host's namespaces; returns stdout."""
         return subprocess.run(
-            ["nsenter", "-t", str(self.init_pid), "-m", "-u", "-p", "sh", "-c", command],
+            ["nsenter", "-t", str(self.init_pid), "-n", "-m", "-u", "-p", "sh", "-c", command],
             capture_output=True, text=True, check=True).stdout
 
     def processes(self):
@@ -131,7 +140,7 @@ class FakeHosts:
     the end, so nothing they ran is left on the machine.
     """
 
-    def __init__(self, count, first=1):
+    def __init__(self, count, first=1, network=None):
         self.keys = Path(tempfile.mkdtemp(prefix="fakehosts-"))
         os.makedirs("/run/sshd", exist_ok=True)
         for key in ("host_key", "client_key"):
@@ -143,7 +152,7 @@ class FakeHosts:
         os.chmod(self.keys / "authorized_keys", 0o644)
         self.client_key = self.keys / "client_key"
         self.known_hosts = self.keys / "known_hosts"  # for the inventories: never the user's
-        self.hosts = [FakeHost(first + i, self.keys) for i in range(count)]
+        self.hosts = [FakeHost(first + i, self.keys, network) for i in range(count)]
 
     def start(self):
         for host in self.hosts:

@@ -1,7 +1,16 @@
 """The benchmark's tables and goals, from made-up timings (the benchmark itself is not a test)."""
 
 from bench.methods import Layout
-from bench.report import FLOOR, cell, control_table, floor_table, goals, plot, startup_table, threads_line
+from bench.report import (
+    FLOOR,
+    cell,
+    control_table,
+    floor_table,
+    goals,
+    plot,
+    startup_table,
+    threads_line,
+)
 
 LAYOUTS = [Layout("m", ("a",), 2), Layout("m", ("a", "b"), 2)]
 

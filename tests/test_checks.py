@@ -23,6 +23,11 @@ def test_a_host_like_the_master_has_no_problem():
     ({"missing": " ipengine jupyter"}, ["ipengine, jupyter missing from /opt/env: run fab cluster.install"]),
     ({"port_user": "alice"}, ["JUPYTER_PORT 8888 is taken here by alice: choose another JUPYTER_PORT in "
                               "cluster.env"]),
+    ({"env_exists": "no", "env_siblings": "/opt/anaconda /opt/enw", "python": ""},
+     ["CLUSTER_ENV /opt/env does not exist, but /opt/enw does: correct CLUSTER_ENV in cluster.env"]),
+    ({"env_exists": "no", "env_siblings": "/opt/anaconda", "python": ""},
+     ["CLUSTER_ENV /opt/env does not exist: correct CLUSTER_ENV in cluster.env if it is "
+      "misspelled, else create it there with fab cluster.install"]),
     ({"python": "", "ipyparallel": "", "missing": " ipcontroller ipengine jupyter"},
      ["no Python in /opt/env: run fab cluster.install",
       "ipcontroller, ipengine, jupyter missing from /opt/env: run fab cluster.install"]),

@@ -52,7 +52,8 @@ def test_engines_are_counted_per_label_and_waited_for(controller):
     shown = []
     report = probe.probe({"profile": "probe", "expected": LABELS, "wait": 30}, "/nonexistent",
                          shown.append)
-    assert report == {"controller": True, "engines": LABELS, "jupyter": False, "error": ""}
+    assert report == {"controller": True, "engines": LABELS, "error": "", "jupyter": False,
+                      "jupyter_problem": ""}
     assert shown and json.loads(shown[-1][len("progress="):]) == LABELS
 
 
@@ -113,3 +114,53 @@ def test_the_probe_runs_as_the_hosts_run_it_a_program_on_stdin(controller):
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout.strip().splitlines()[-1][len("probe="):])
     assert report["controller"] is True and report["engines"] == {"nodeA": 2}
+
+
+@pytest.fixture
+def jupyter_session(tmp_path):
+    """A run directory and a live screen session named like a cluster's Jupyter (``NAME-jupyter``)."""
+    name = f"probe{os.getpid()}"
+    subprocess.run(["screen", "-dmS", f"{name}-jupyter", "sleep", "60"], check=True)
+    try:
+        yield name, tmp_path
+    finally:
+        subprocess.run(["screen", "-S", f"{name}-jupyter", "-X", "quit"])
+
+
+def test_jupyter_that_ended_is_reported_at_once_with_the_last_line_of_its_log(tmp_path):
+    (tmp_path / "gone-jupyter.log").write_text(
+        "\x1b[32m[I 2026-11-24 23:42:51.662 ServerApp]\x1b[m The port 8891 is already in use.\n"
+        "\x1b[35m[C 2026-11-24 23:42:51.662 ServerApp]\x1b[m\x0f ERROR: the Jupyter server could not"
+        " be started because port 8891 is not available.\r\n\n")
+    args = {"name": "gone", "port": 8891, "jupyter": True, "controller": False, "wait": 60}
+    started = time.monotonic()
+    report = probe.probe(dict(args, started=True), str(tmp_path))
+    assert time.monotonic() - started < 30  # not the 60 s wait
+    log = str(tmp_path / "gone-jupyter.log").replace(os.path.expanduser("~"), "~", 1)
+    assert report["jupyter_problem"] == (
+        "Jupyter exited: ERROR: the Jupyter server could not be started because port 8891 is not"
+        f" available. (its log: {log})")
+    report = probe.probe(args, str(tmp_path))
+    assert report["jupyter_problem"] == "Jupyter is not running: fab master.start starts it"
+
+
+def test_jupyter_running_on_another_port_than_jupyter_port_is_named(jupyter_session):
+    name, run = jupyter_session
+    (run / "jupyter.port").write_text("8888\n")
+    report = probe.probe({"name": name, "port": 8891, "jupyter": True, "controller": False,
+                          "wait": 60}, str(run))
+    assert report["jupyter_problem"] == ("Jupyter runs on port 8888, not on JUPYTER_PORT=8891: "
+                                         "run fab master.stop, then start it again")
+
+
+def test_jupyter_alive_but_silent_is_waited_for_until_the_deadline(jupyter_session):
+    name, run = jupyter_session
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    started = time.monotonic()
+    report = probe.probe({"name": name, "port": port, "jupyter": True, "controller": False,
+                          "wait": 1}, str(run))
+    assert time.monotonic() - started >= 1
+    assert report["jupyter_problem"].startswith(f"Jupyter does not answer on 127.0.0.1:{port}; "
+                                                "see its log, ")

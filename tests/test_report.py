@@ -5,6 +5,7 @@ from invoke.exceptions import Exit
 
 from tasks import report
 from tasks.inventory import Host
+from tasks.lifecycle import EnginesUp
 from tasks.runner import FAILED, OK, UNREACHABLE, HostResult
 
 
@@ -50,11 +51,40 @@ def test_status_rows_exit_non_zero_naming_every_host_with_problems(capsys):
     assert "1/2" in out and out.count(" no ") == 1  # n2 is the one host not reachable
 
 
-def test_the_engines_table_totals_what_registered(capsys):
-    report.engines_table({"n1": 2, "n2": 2}, {"n1": 2, "n2": 1})
+def _cells(out, first):
+    line = next(line for line in out.splitlines() if line.startswith(f"│ {first} "))
+    return [cell.strip() for cell in line.split("│")[1:-1]]
+
+
+def test_the_engines_table_has_a_row_for_every_host_and_totals_what_registered(capsys):
+    up = EnginesUp({"n1": HostResult("n1", OK), "n2": HostResult("n2", OK),
+                    "n3": HostResult("n3", UNREACHABLE, reason="unreachable: refused")},
+                   expected={"n1": 2, "n2": 2}, registered={"n1": 2, "n2": 1},
+                   skipped={"n4": ("skipped", "screen is not installed")})
+    report.engines_table(up, ["n4", "n3", "n2", "n1"])
     out = capsys.readouterr().out
-    total = next(line for line in out.splitlines() if "total" in line)
-    assert [cell.strip() for cell in total.split("│")[1:-1]] == ["total", "3", "4", ""]
+    rows = [line.split("│")[1].strip() for line in out.splitlines() if line.startswith("│ ")]
+    assert rows == ["n4", "n3", "n2", "n1", "total"]  # the inventory's order, every host
+    assert _cells(out, "n4") == ["n4", "", "", "skipped", "screen is not installed"]
+    assert _cells(out, "n3") == ["n3", "", "", "unreachable", "unreachable: refused"]
+    assert _cells(out, "n2") == ["n2", "1", "2", "FAILED", "not all registered"]
+    assert _cells(out, "n1") == ["n1", "2", "2", "ok", ""]
+    assert _cells(out, "total") == ["total", "3", "4", "FAILED", "1 of 4 hosts as expected"]
+
+
+def test_a_stopped_cluster_is_one_line_and_exit_3(capsys):
+    rows = [{"host": "m", "roles": ["master"], "state": OK, "sessions": [], "registered": None,
+             "expected": None, "problems": ["controller not running", "jupyter not running"]},
+            {"host": "n1", "roles": ["engines"], "state": OK, "sessions": [], "registered": 0,
+             "expected": 2, "problems": ["0 of 2 engine sessions running"]}]
+    with pytest.raises(Exit) as stop:
+        report.status_and_exit("cluster", rows, stopped="the cluster is stopped")
+    assert (stop.value.message, stop.value.code) == ("the cluster is stopped", 3)
+    assert capsys.readouterr().out == ""
+    rows[1]["state"] = UNREACHABLE  # a host that did not answer may run something
+    with pytest.raises(Exit) as stop:
+        report.status_and_exit("cluster", rows, stopped="the cluster is stopped")
+    assert stop.value.code == 1
 
 
 def test_one_url_for_jupyter():

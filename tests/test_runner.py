@@ -3,6 +3,7 @@ Unit tests of the runner's fan-out and of how it names each outcome, with Fabric
 own mocked SSH sessions (`fabric.testing`): no SSH, no root.
 """
 
+import getpass
 import socket
 import threading
 
@@ -11,9 +12,9 @@ from fabric.testing.base import Command, MockRemote, Session
 from paramiko import ECDSAKey
 from paramiko.ssh_exception import AuthenticationException, BadHostKeyException
 
-from tasks import commands
+from tasks import commands, sshauth
 from tasks.inventory import Host, Settings
-from tasks.runner import FAILED, OK, UNREACHABLE, Fleet
+from tasks.runner import AUTH_FAILED, FAILED, OK, UNREACHABLE, Fleet
 
 SETTINGS = Settings(parallel=2, known_hosts="/nonexistent/known_hosts")
 HOSTS = [Host(f"node0{n}", f"node0{n}") for n in range(1, 6)]
@@ -49,7 +50,10 @@ def test_each_host_gets_the_same_short_command_and_its_own_script_on_stdin(remot
         assert session.channels[0]._stdin.getvalue() == script
 
 
-def test_every_outcome_is_named_per_host_and_one_bad_host_stops_none(remote):
+def test_every_outcome_is_named_per_host_and_one_bad_host_stops_none(remote, tmp_path,
+                                                                      monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.ssh/id_* keys, and no agent
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
     key = ECDSAKey.generate()
     sessions(remote,
              dict(cmd=commands.REMOTE_SHELL, out=b"ok=1\n"),
@@ -62,11 +66,12 @@ def test_every_outcome_is_named_per_host_and_one_bad_host_stops_none(remote):
     assert [(name, r.state, r.reason) for name, r in results.items()] == [
         ("node01", OK, ""),
         ("node02", FAILED, "exit 3: screen: not found"),
-        ("node03", UNREACHABLE, "unreachable: timed out"),
+        ("node03", UNREACHABLE, "unreachable: no answer from node03:22 within 10 s"),
         ("node04", UNREACHABLE, "REFUSED: the host key of node04 has changed (a man in the middle, or "
          "a reinstalled host); if you know why, remove the old key with: ssh-keygen -f "
          "/nonexistent/known_hosts -R node04"),
-        ("node05", UNREACHABLE, "unreachable: Authentication failed."),
+        ("node05", AUTH_FAILED, f"auth failed: {getpass.getuser()}@node05, keys tried: none "
+         "(name one with fab -i KEY)"),
     ]
     assert results["node02"].stdout == "half\n"
 
@@ -107,3 +112,12 @@ def test_a_plain_connection_runs_a_command_as_fabric_does(remote):
     with Fleet(SETTINGS) as fleet:
         result = fleet.connection(HOSTS[0]).run("uname -n", hide=True, in_stream=False)
     assert result.stdout == "node01\n"
+
+
+def test_a_failed_login_names_the_keys_it_offered(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    (tmp_path / ".ssh").mkdir()
+    (tmp_path / ".ssh" / "id_ed25519").write_text("a key")
+    assert sshauth.keys_tried({"key_filename": ["/keys/lab"]}) == ["/keys/lab", "~/.ssh/id_ed25519"]
+    assert sshauth.keys_tried({"key_filename": "/keys/lab", "look_for_keys": False}) == ["/keys/lab"]

@@ -2,8 +2,9 @@
 # shellcheck disable=SC2154  # name, bin, python: set by setup() in lib.sh
 
 facts() {  # facts [PORT] < VERSIONS_PY: what cluster.info shows and cluster.check judges
-  # Reports cores=, mem_total_kb=, mem_available_kb=, load=, users=, screen=, missing=
-  # (programs missing from CLUSTER_ENV), python=, ipyparallel=, jupyter_server= and,
+  # Reports cores=, mem_total_kb=, mem_available_kb=, load=, users=, screen=,
+  # env_exists= (CLUSTER_ENV is a folder) and, when not, env_siblings= (the Python
+  # environments next to it), missing= (programs missing from CLUSTER_ENV), python=, ipyparallel=, jupyter_server= and,
   # with PORT, port_user= when another program than this cluster's Jupyter listens
   # there (the name of its user).
   echo "cores=$(nproc)"
@@ -12,6 +13,19 @@ facts() {  # facts [PORT] < VERSIONS_PY: what cluster.info shows and cluster.che
   echo "load=$(cut -d' ' -f1-3 /proc/loadavg)"
   echo "users=$(who 2>/dev/null | awk '{print $1}' | sort -u | tr '\n' ' ')"
   if command -v screen >/dev/null; then echo screen=yes; else echo screen=no; fi
+  if [ -n "$bin" ]; then
+    env=${bin%/bin/}
+    if [ -d "$env" ]; then
+      echo env_exists=yes
+    else  # a typo? name the environments next to where it should be
+      echo env_exists=no
+      printf 'env_siblings='
+      for sibling in "${env%/*}"/*/ "${env%/*}"/.[!.]*/; do
+        [ -x "${sibling}bin/python" ] && printf '%s ' "${sibling%/}"
+      done
+      echo
+    fi
+  fi
   missing=
   for program in ipcontroller ipengine jupyter; do
     if [ -n "$bin" ]; then

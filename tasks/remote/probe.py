@@ -1,27 +1,32 @@
 """
 Ask the controller about its engines, on the master, with ipyparallel's own `Client`.
 
-``tasks/remote/probe.sh`` runs it with the cluster's Python (``python - ARGS TOKEN_FILE``,
+``tasks/remote/probe.sh`` runs it with the cluster's Python (``python - ARGS RUN_DIR``,
 this file on stdin), where the controller and its client connection file are, so the
 machine running ``fab`` needs no route to the controller's ports. ARGS is JSON:
 
-- ``profile``: the IPython profile of the cluster;
+- ``name`` and ``profile``: the cluster's name and IPython profile;
+- ``controller`` (default true): ask the controller at all;
 - ``expected`` (``{label: count}``) and ``wait`` (seconds): return as soon as every
   label has exactly its count of engines, printing ``progress={label: count}`` each
   time the counts change;
 - ``shutdown`` (labels): first ask those labels' engines to shut down;
 - ``jupyter`` and ``port``: also check (and wait) that Jupyter answers on that port
-  with the token read from TOKEN_FILE (it is on no command line).
+  with the token read from RUN_DIR/jupyter.token (it is on no command line); stop
+  waiting as soon as its screen session has ended (``started``: it was just started,
+  so its log's last line says why).
 
 It ends with one line, ``probe={...}``: ``controller`` (a client could connect),
-``engines`` (registered engines per label), ``jupyter`` (it answered) and ``error``
-(why the controller could not be asked). An engine's label is the part of its
+``engines`` (registered engines per label), ``error`` (why the controller could not
+be asked), ``jupyter`` (it answered) and ``jupyter_problem`` (why it did not). An engine's label is the part of its
 uuid before the first ``/``: `tasks/remote/start_engines.sh` starts each engine with
 ``--Session.session=LABEL/N/TIME``.
 """
 
 import json
 import os
+import re
+import subprocess
 import sys
 import time
 import urllib.request
@@ -94,6 +99,66 @@ def jupyter_answers(port, token_file):
         return False
 
 
+def session_alive(session):
+    """True while this user has a screen session named *session*."""
+    listing = subprocess.run(["screen", "-ls"], capture_output=True, text=True).stdout
+    for line in listing.splitlines():
+        pid, dot, name = line.strip().split("\t")[0].partition(".")
+        if pid.isdigit() and dot and name == session:
+            return True
+    return False
+
+
+def last_line(log):
+    """The last line a program wrote in its screen log, without colours and log prefix."""
+    try:
+        with open(log, "rb") as file:
+            file.seek(max(0, os.path.getsize(log) - 4096))
+            text = file.read().decode(errors="replace")
+    except OSError:
+        return ""
+    lines = [_LOG_PREFIX.sub("", _CONTROL.sub("", line)).strip() for line in text.splitlines()]
+    return next((line for line in reversed(lines) if line), "")
+
+
+_CONTROL = re.compile(r"\x1b\[[0-9;]*[A-Za-z]|[\x00-\x08\x0b-\x1f\x7f]")  # and control codes
+_LOG_PREFIX = re.compile(r"^\[[A-Z] [0-9-]+ [0-9:.]+ [A-Za-z]+\] *")
+
+
+def jupyter_problem(args, run):
+    """
+    ``(problem, final)`` about Jupyter now: ``("", True)`` when it answers on its port;
+    *final* when waiting cannot change the answer (it runs on another port, or its
+    session has ended: with ``started``, its log's last line says why).
+    """
+    port, session = args["port"], f"{args['name']}-jupyter"
+    log = os.path.join(run, f"{session}.log").replace(os.path.expanduser("~"), "~", 1)
+    if jupyter_answers(port, os.path.join(run, "jupyter.token")):
+        return "", True
+    if not session_alive(session):
+        if not args.get("started"):
+            return "Jupyter is not running: fab master.start starts it", True
+        return f"Jupyter exited: {last_line(os.path.expanduser(log))} (its log: {log})", True
+    try:
+        with open(os.path.join(run, "jupyter.port")) as file:
+            running_port = int(file.read())
+    except (OSError, ValueError):
+        running_port = port
+    if running_port != port:
+        return (f"Jupyter runs on port {running_port}, not on JUPYTER_PORT={port}: "
+                "run fab master.stop, then start it again"), True
+    return f"Jupyter does not answer on 127.0.0.1:{port}; see its log, {log}", False
+
+
+def wait_for_jupyter(args, run, deadline):
+    """Wait until Jupyter answers or cannot answer, at most until *deadline*: the problem or ''."""
+    while True:
+        problem, final = jupyter_problem(args, run)
+        if final or time.monotonic() >= deadline:
+            return problem
+        time.sleep(0.1)
+
+
 def ask_controller(args, deadline, show):
     """The controller part of the report: ``controller``, ``engines`` and ``error``."""
     import ipyparallel as ipp
@@ -111,20 +176,20 @@ def ask_controller(args, deadline, show):
         client.close()
 
 
-def probe(args, token_file, show=print):
+def probe(args, run, show=print):
     """The report of one probe (see the module's docstring)."""
     deadline = time.monotonic() + args.get("wait", 0)
-    report = {"controller": False, "engines": {}, "jupyter": False, "error": ""}
-    try:
-        report["engines"] = ask_controller(args, deadline, show)
-        report["controller"] = True
-    except Exception as error:
-        report["error"] = f"{type(error).__name__}: {error}"
-    while args.get("jupyter"):
-        report["jupyter"] = jupyter_answers(args["port"], token_file)
-        if report["jupyter"] or time.monotonic() >= deadline:
-            break
-        time.sleep(0.1)
+    report = {"controller": False, "engines": {}, "error": "",
+              "jupyter": False, "jupyter_problem": ""}
+    if args.get("controller", True):
+        try:
+            report["engines"] = ask_controller(args, deadline, show)
+            report["controller"] = True
+        except Exception as error:
+            report["error"] = f"{type(error).__name__}: {error}"
+    if args.get("jupyter"):
+        report["jupyter_problem"] = wait_for_jupyter(args, run, deadline)
+        report["jupyter"] = not report["jupyter_problem"]
     return report
 
 

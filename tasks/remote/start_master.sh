@@ -34,6 +34,7 @@ start_master() {  # start_master LOCATION LISTEN_IP JUPYTER_PORT NOTEBOOK_DIR EN
   else
     root_flag=
     [ "$uid" != 0 ] || root_flag=--allow-root  # Jupyter refuses to run as root without it
+    echo "$port" > "$run/jupyter.port"  # what the probe compares with JUPYTER_PORT
     launch jupyter "$name-jupyter" env "JUPYTER_TOKEN_FILE=$token_file" "IPP_PROFILE=$profile" \
       "${bin}jupyter" server --no-browser --ip=127.0.0.1 "--port=$port" \
       --ServerApp.port_retries=0 --ServerApp.default_url=/tree \

@@ -1,0 +1,41 @@
+"""
+Say which keys an SSH login offered, for the message of a failed authentication.
+
+paramiko says only ``Authentication failed.``; a user needs the account and the
+keys that were tried to know what to fix: the keys named with ``-i`` or
+``IdentityFile`` (Fabric's ``key_filename``), those of an SSH agent, and the
+default files paramiko looks for in ``~/.ssh``.
+"""
+
+import os
+
+import paramiko
+
+#: The files paramiko tries when no key is named (``look_for_keys``), in its order.
+DEFAULT_KEYS = ("~/.ssh/id_rsa", "~/.ssh/id_dsa", "~/.ssh/id_ecdsa", "~/.ssh/id_ed25519")
+
+
+def keys_tried(connect_kwargs):
+    """The keys a paramiko login with *connect_kwargs* offers: paths, and the agent's count."""
+    named = connect_kwargs.get("key_filename") or []
+    keys = [named] if isinstance(named, str) else list(named)
+    if connect_kwargs.get("look_for_keys", True):
+        keys += [path for path in DEFAULT_KEYS if os.path.isfile(os.path.expanduser(path))]
+    if connect_kwargs.get("allow_agent", True) and os.environ.get("SSH_AUTH_SOCK"):
+        try:
+            count = len(paramiko.Agent().get_keys())
+        except Exception:  # an agent that does not answer offers nothing
+            count = 0
+        if count:
+            keys.append(f"{count} from the SSH agent")
+    return list(dict.fromkeys(keys))  # Fabric may name an -i key twice
+
+
+def explain(connection):
+    """``auth failed: user@host[:port], keys tried: ...`` for *connection*, a Fabric `Connection`."""
+    where = f"{connection.user}@{connection.host}"
+    if connection.port != 22:
+        where += f":{connection.port}"
+    keys = keys_tried(connection.connect_kwargs)
+    tried = ", ".join(keys) if keys else "none (name one with fab -i KEY)"
+    return f"auth failed: {where}, keys tried: {tried}"
