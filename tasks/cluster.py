@@ -6,21 +6,23 @@ from fabric import task
 from invoke import Collection
 from invoke.exceptions import Exit
 
-from . import engines, lifecycle, master, operate, report
+from . import engines, lifecycle, master, operate, preflight, report
 from .context import fleet, load, reads_inventory
 from .progress import watching
+from .status import read_status
 
 
 def _up(c, inventory):
     done = "nothing had started"
     try:
         with fleet(c, inventory) as fleet_:
-            checked = lifecycle.preflight(fleet_, inventory)
+            checked = preflight.preflight(fleet_, inventory)
             unfit = checked.problems
             if inventory.master.name in unfit:
                 report.fail_if(report.lines(unfit))
             done = f"the master ({inventory.master.name}) was starting"
-            started = lifecycle.start_master(fleet_, inventory, inventory.master)
+            started = lifecycle.start_master(fleet_, inventory, inventory.master,
+                                             peers=checked.peers)
             if not started.ok:
                 master.show(started, inventory.master)
                 report.fail_if(report.failures({inventory.master.name: started}))
@@ -78,10 +80,10 @@ def status(c):
     """Show a row per host (reachable, sessions, engines); exit 0 only if all is as wanted."""
     inventory = load()
     with fleet(c, inventory) as fleet_:
-        rows = lifecycle.read_status(fleet_, inventory).rows
+        rows = read_status(fleet_, inventory).rows
     report.status_and_exit("cluster", rows, stopped=f"the cluster {inventory.settings.cluster_name!r}"
                            " is stopped: nothing of it runs on any host (fab cluster.up starts it)")
 
 
 ns = Collection("cluster", up, down, restart, status, operate.run, operate.info, operate.check,
-                operate.logs, operate.tunnel, operate.install)
+                operate.logs, operate.tunnel, operate.connect, operate.install)

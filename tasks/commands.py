@@ -78,15 +78,11 @@ def as_base64(data):
     return base64.encodebytes(data if isinstance(data, bytes) else data.encode()).decode()
 
 
-def listen_ip(location):
-    """Where the controller listens: loopback when engines reach it there, else every address."""
-    return "127.0.0.1" if location in ("127.0.0.1", "localhost") else "*"
-
-
-def start_master(settings, location):
-    """Start what is missing of controller and Jupyter, the controller at *location*."""
-    return Step("start_master", (location, listen_ip(location), settings.jupyter_port,
-                                 settings.notebook_dir, "yes" if settings.encrypt else "no"))
+def start_master(settings, address):
+    """Start what is missing of controller and Jupyter, the controller on *address* alone
+    (see `tasks.address`)."""
+    return Step("start_master", (address, settings.jupyter_port, settings.notebook_dir,
+                                 "yes" if settings.encrypt else "no"))
 
 
 def put_examples(settings, packed):
@@ -102,6 +98,16 @@ def stop_master():
 def read_engine_file():
     """Report the controller's engine connection file, base64, as ``engine_file=``."""
     return Step("read_engine_file")
+
+
+def read_client_file():
+    """Report the controller's client connection file, base64, as ``client_file=``."""
+    return Step("read_client_file")
+
+
+def peer_address():
+    """Report ``peer_address=``: where the host sees this SSH connection come from."""
+    return Step("peer_address")
 
 
 def write_engine_file(text):

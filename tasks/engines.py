@@ -8,6 +8,7 @@ from invoke import Collection
 from . import lifecycle, report
 from .context import fleet, load, reads_inventory
 from .progress import watching
+from .status import read_status
 
 
 def bring_up(fleet_, inventory, hosts=None, **options):
@@ -68,7 +69,7 @@ def status(c):
     """Show the engines running and registered per host; exit 0 only if all are."""
     inventory = load()
     with fleet(c, inventory) as fleet_:
-        rows = lifecycle.read_status(fleet_, inventory, master=False).rows
+        rows = read_status(fleet_, inventory, master=False).rows
     report.status_and_exit("engines", rows, stopped="the engines are stopped: none runs on any"
                            " engine host (fab engines.start starts them)")
 

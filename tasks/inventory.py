@@ -12,6 +12,7 @@ bad inventory stops a task before any host is contacted.
 """
 
 import io
+import ipaddress
 import os
 import re
 from dataclasses import dataclass
@@ -71,6 +72,7 @@ class Settings:
     host_key_checking: str = "accept-new"
     shared_home: bool = True
     notebook_dir: str = ""
+    controller_address: str = ""
 
     @property
     def bin_prefix(self):
@@ -202,6 +204,13 @@ def _one_of(*choices):
     return convert
 
 
+def _ipv4(value):
+    try:
+        return str(ipaddress.IPv4Address(value)) if value else ""
+    except ValueError:
+        raise ValueError("must be an IPv4 address of the master (or empty)") from None
+
+
 def _local_path(value):
     if not value.startswith(("/", "~")):
         raise ValueError("must be an absolute path (or start with ~)")
@@ -234,6 +243,7 @@ SETTINGS = {
     "HOST_KEY_CHECKING": ("host_key_checking", _one_of("accept-new", "strict")),
     "SHARED_HOME": ("shared_home", _yes_no),
     "NOTEBOOK_DIR": ("notebook_dir", _absolute_path),
+    "CONTROLLER_ADDRESS": ("controller_address", _ipv4),
 }
 
 

@@ -10,35 +10,42 @@ import base64
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 
-from . import checks, commands, examples
-from .facts import parse_probe, session_names
-from .runner import FAILED
+from . import address, commands, examples
+from .facts import parse_probe
+from .runner import FAILED, HostResult
 
 #: Extra seconds a command may take beyond the wait it does itself.
 SLACK = 30
-
-
-def location(fleet, host):
-    """The address engines use to reach the controller on *host*, as the inventory says."""
-    if host.is_local:
-        return "127.0.0.1"
-    return fleet.connection(host).host  # resolves an ~/.ssh/config alias to its HostName
 
 
 def _script(inventory, *steps):
     return commands.script(inventory.settings, *steps)
 
 
-def start_master(fleet, inventory, master, wait_jupyter=False):
+def read_peer_addresses(fleet, inventory):
+    """``{engine host: address}``: where each remote engine host sees fab's SSH come from."""
+    hosts = address.remote_engines(inventory)
+    results = fleet.run({host: _script(inventory, commands.peer_address()) for host in hosts}, SLACK)
+    return address.peers_from(inventory, results)
+
+
+def start_master(fleet, inventory, master, wait_jupyter=False, peers=None):
     """
     Start what is missing on *master*, and put the example notebooks there. With
-    *wait_jupyter*, wait until Jupyter answers, or ends (see `judge_jupyter`).
+    *wait_jupyter*, wait until Jupyter answers, or ends (see `judge_jupyter`). *peers*
+    (from `read_peer_addresses`) are read here when the controller's address needs them.
 
-    :returns: the master's `HostResult` (with ``token``).
+    :returns: the master's `HostResult` (with ``token`` and ``controller_address``).
     """
     settings = inventory.settings
+    if peers is None and address.needs_peer_addresses(inventory):
+        peers = read_peer_addresses(fleet, inventory)
+    try:
+        listen = address.controller_address(inventory, peers)
+    except address.AddressError as error:
+        return HostResult(master, FAILED, reason=str(error))
     steps = [commands.put_examples(settings, examples.packed()),
-             commands.start_master(settings, location(fleet, master))]
+             commands.start_master(settings, listen)]
     if not settings.shared_home:
         steps.append(commands.read_engine_file())
     if wait_jupyter:
@@ -208,48 +215,6 @@ def _check_left(results):
     return results
 
 
-def read_facts(fleet, inventory, hosts):
-    """Read each host's facts (cores, memory, versions, ...) in one round trip."""
-    port = inventory.settings.jupyter_port
-    return fleet.run({host: _script(inventory, commands.facts(
-        port if host == inventory.master else None)) for host in hosts}, SLACK)
-
-
-def check_problems(inventory, results):
-    """The problems a preflight check finds, ``{host name: [problem, ...]}``, from `read_facts`."""
-    master = results.get(inventory.master.name)
-    master_facts = master.facts if master is not None and master.ok else {}
-    found = {}
-    for name, result in results.items():
-        problems = [result.reason] if not result.ok else checks.problems(
-            result.facts, master_facts, inventory.settings)
-        if problems:
-            found[name] = problems
-    return found
-
-
-@dataclass
-class Preflight:
-    """What the check before a start found: problems per host, cores, and how each answered."""
-
-    problems: dict  # host name -> [problem, ...], only for hosts that have some
-    cores: dict     # host name -> cores, for the hosts without ``engines=``
-    states: dict    # host name -> the state of its facts' `HostResult` (ok, unreachable, ...)
-
-    def skipped(self, hosts):
-        """``{name: (state, why)}`` of *hosts* that cannot be started (state: skipped when reachable)."""
-        return {h.name: (self.states[h.name] if self.states[h.name] != "ok" else "skipped",
-                         "; ".join(self.problems[h.name])) for h in hosts if h.name in self.problems}
-
-
-def preflight(fleet, inventory):
-    """Check every host before a start, in one round trip that also reads their cores."""
-    facts = read_facts(fleet, inventory, inventory.hosts)
-    cores = {name: int(r.facts["cores"]) for name, r in facts.items() if r.facts.get("cores")}
-    states = {name: r.state for name, r in facts.items()}
-    return Preflight(check_problems(inventory, facts), cores, states)
-
-
 def wait_for_engines(fleet, inventory, expected, wait, jupyter=False, progress=None,
                      started=False):
     """
@@ -264,75 +229,3 @@ def wait_for_engines(fleet, inventory, expected, wait, jupyter=False, progress=N
     result = fleet.run({inventory.master: _script(inventory, probe)}, wait + SLACK, progress)
     master_result = result[inventory.master.name]
     return master_result, parse_probe(master_result.facts)
-
-
-@dataclass
-class Status:
-    """What runs where: one `HostResult` per host and the controller's report."""
-
-    results: dict
-    probe: dict = None
-    rows: list = field(default_factory=list)
-
-
-def read_status(fleet, inventory, master=True, engines=True):
-    """
-    Ask the hosts what runs, and the controller which engines it has, in one round trip.
-
-    *master* and *engines* choose which roles are checked.
-
-    :returns: a `Status` whose ``rows`` are dicts: host, roles, state, sessions,
-        registered, expected and problems (an empty list when all is as wanted).
-    """
-    engine_hosts = {host.name for host in inventory.engines} if engines else set()
-    hosts = [h for h in inventory.hosts
-             if h.name in engine_hosts or (master and h == inventory.master)]
-    parts = {host: [commands.host_status(host.engines)] for host in hosts}
-    parts.setdefault(inventory.master, []).append(commands.probe(inventory.settings))
-    results = fleet.run({h: _script(inventory, *p) for h, p in parts.items()}, SLACK)
-    probe = parse_probe(results[inventory.master.name].facts)
-    status = Status(results, probe)
-    for host in hosts:
-        is_master = master and host == inventory.master
-        status.rows.append(_status_row(inventory.settings.cluster_name, host, results[host.name],
-                                       probe, is_master, host.name in engine_hosts))
-    return status
-
-
-def _master_problems(name, sessions, probe):
-    """What is wrong with the controller and Jupyter: not running, or running but silent."""
-    answered = {"controller": bool(probe and probe["controller"]),
-                "jupyter": bool(probe and probe["jupyter"])}
-    problems = []
-    for program, answers in answered.items():
-        if f"{name}-{program}" not in sessions:
-            problems.append(f"{program} not running")
-        elif not answers and program == "jupyter" and probe and probe["jupyter_problem"]:
-            problems.append(probe["jupyter_problem"])
-        elif not answers:
-            why = probe["error"] if probe and program == "controller" else ""
-            problems.append(f"{program} does not answer" + (f" ({why})" if why else ""))
-    return problems
-
-
-def _status_row(name, host, result, probe, is_master, is_engine_host):
-    roles = (["master"] if is_master else []) + (["engines"] if is_engine_host else [])
-    sessions = session_names(result.facts)
-    row = {"host": host.name, "roles": roles, "state": result.state, "sessions": sessions,
-           "registered": None, "expected": None, "problems": []}
-    if not result.ok:
-        row["problems"].append(result.reason)
-        return row
-    if is_master:
-        row["problems"] += _master_problems(name, sessions, probe)
-    if is_engine_host:
-        expected = int(result.facts.get("expected", 0))
-        running = sum(1 for s in sessions if s.startswith(f"{name}-engine-"))
-        registered = (probe or {}).get("engines", {}).get(host.name, 0)
-        row.update(registered=registered, expected=expected)
-        if running != expected:
-            row["problems"].append(f"{running} of {expected} engine sessions running")
-        for have, want in shortfalls({host.name: expected}, {host.name: registered}).values():
-            row["problems"].append(f"{have} of {want} engines registered")
-    return row
-

@@ -11,6 +11,7 @@ from invoke.exceptions import Exit
 
 from . import lifecycle, report
 from .context import fleet, load, reads_inventory
+from .status import read_status
 
 
 def show(result, master):
@@ -74,7 +75,7 @@ def status(c):
     """Show whether the controller and Jupyter run and answer; exit 0 only if both do."""
     inventory = load()
     with fleet(c, inventory) as fleet_:
-        rows = lifecycle.read_status(fleet_, inventory, engines=False).rows
+        rows = read_status(fleet_, inventory, engines=False).rows
     report.status_and_exit("master", rows, stopped="the master is stopped: neither the controller"
                            " nor Jupyter runs (fab master.start starts them)")
 

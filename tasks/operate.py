@@ -9,11 +9,12 @@ import os
 import socket
 import tempfile
 import time
+from contextlib import ExitStack
 
 from fabric import task
 from invoke.exceptions import Exit
 
-from . import environment, lifecycle, operations, report
+from . import client, environment, lifecycle, operations, preflight, report
 from .context import fleet, load, reads_inventory, whole_number
 
 
@@ -78,7 +79,7 @@ def info(c):
     """One row per host: cores, memory, load, users, and Python/ipyparallel in CLUSTER_ENV."""
     inventory = load()
     with fleet(c, inventory) as fleet_:
-        results = lifecycle.read_facts(fleet_, inventory, inventory.hosts)
+        results = preflight.read_facts(fleet_, inventory, inventory.hosts)
     for result in results.values():
         result.facts["mem_total"] = _gib(result.facts.get("mem_total_kb"))
         result.facts["mem_available"] = _gib(result.facts.get("mem_available_kb"))
@@ -95,17 +96,19 @@ def check(c):
     """Check every host before a start: reachable, screen, CLUSTER_ENV, same versions as the master."""
     inventory = load()
     with fleet(c, inventory) as fleet_:
-        results = lifecycle.read_facts(fleet_, inventory, inventory.hosts)
-    problems = lifecycle.check_problems(inventory, results)
+        results = preflight.read_facts(fleet_, inventory, inventory.hosts)
+    problems = preflight.check_problems(inventory, results)
     report.results_table("check", results, [("python", "python"), ("ipyparallel", "ipyparallel")],
                          problems)
     report.fail_if(report.lines(problems))
     print(f"ready: {len(results)} hosts")
 
 
-def free_port(preferred):
-    """*preferred* if nothing listens there on 127.0.0.1, else the next free port."""
+def free_port(preferred, taken=()):
+    """*preferred* if nothing listens there on 127.0.0.1 (and not *taken*), else the next free port."""
     for port in range(preferred, min(preferred + 100, 65536)):
+        if port in taken:
+            continue
         with socket.socket() as probe:
             try:
                 probe.bind(("127.0.0.1", port))
@@ -154,6 +157,51 @@ def _wait_listening(port, timeout):
             if time.monotonic() > deadline:
                 raise Exit(f"error: could not listen on localhost:{port}", code=1)
             time.sleep(0.02)
+
+
+@task
+@reads_inventory
+def connect(c):
+    """Bring the controller's client file here (0600) and print how ipp.Client uses it through SSH."""
+    inventory = load()
+    master = inventory.master
+    with fleet(c, inventory) as fleet_:
+        result = operations.read_client_file(fleet_, inventory)
+        report.fail_if(report.failures({master.name: result}))
+        data = client.decode(result.facts["client_file"])
+        if master.is_local:
+            path = client.save(inventory.settings, data)
+            _print_client(path, client.lines(path))
+        elif not inventory.settings.encrypt:
+            path = client.save(inventory.settings, data)
+            _print_client(path, client.lines(path, *client.server_of(fleet_.connection(master))))
+        else:
+            _hold_forwards(fleet_.connection(master), inventory.settings, data)
+
+
+def _print_client(path, lines):
+    print(f"# the cluster's client connection file is {path}; in Python:", flush=True)
+    print("\n".join(lines), flush=True)
+
+
+def _hold_forwards(connection, settings, data):
+    """ENCRYPT=yes: forward a local port to each of the controller's, until Ctrl-C."""
+    remote, forwards = client.remote_address(data), {}
+    with ExitStack() as stack:
+        for name, port in client.ports(data).items():
+            forwards[name] = free_port(port, taken=set(forwards.values()))
+            stack.enter_context(connection.forward_local(
+                forwards[name], remote_port=port, remote_host=remote))
+        for port in forwards.values():
+            _wait_listening(port, settings.connect_timeout)
+        path = client.save(settings, client.through_forwards(data, forwards))
+        _print_client(path, client.lines(path))
+        print("# forwarding the controller's ports; press Ctrl-C to stop", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
 
 
 @task(help={"wheelhouse": "a folder of wheels to install from, with no index (offline clusters)",

@@ -52,3 +52,10 @@ def install(fleet, inventory, python, archive=None):
     scripts = {h: commands.script(settings, environment.install(
         settings, pinned, python, uploads[h][1] if archive else None)) for h in hosts}
     return put, fleet.run(scripts, INSTALL_TIMEOUT)
+
+
+def read_client_file(fleet, inventory):
+    """The master's `HostResult`; its ``client_file`` fact is the client connection file, base64."""
+    script = commands.script(inventory.settings, commands.read_client_file())
+    return fleet.run({inventory.master: script}, SLACK)[inventory.master.name]
+

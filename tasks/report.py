@@ -42,7 +42,7 @@ def results_table(title, results, columns=(), problems=None):
 
 
 def status_table(title, rows):
-    """Print the rows of `tasks.lifecycle.read_status`."""
+    """Print the rows of `tasks.status.read_status`."""
     table = Table(title=title, title_justify="left")
     for heading in ("host", "roles", "reachable", "sessions", "engines", "problems"):
         table.add_column(heading)

@@ -46,7 +46,8 @@ def host(tmp_path):
         (bin_dir / name).chmod(0o755)
     settings = Settings(cluster_env=str(tmp_path / "env"), cluster_name=f"t{os.getpid()}",
                         ipp_profile="p1", jupyter_port=9999, engine_timeout=5)
-    env = {"HOME": str(tmp_path), "PATH": os.environ["PATH"], "SCREENDIR": str(tmp_path / "screens")}
+    env = {"HOME": str(tmp_path), "PATH": os.environ["PATH"], "SCREENDIR": str(tmp_path / "screens"),
+           "SSH_CONNECTION": "10.0.0.9 50022 10.0.0.7 22"}  # as sshd sets it
     (tmp_path / "screens").mkdir(mode=0o700)
 
     def run(*steps, settings=settings):
@@ -110,13 +111,15 @@ def test_examples_are_unpacked_and_never_overwrite_a_file(host):
 @needs_screen
 def test_start_master_starts_controller_and_jupyter_once_with_their_settings(host):
     settings = dataclasses.replace(host.settings, encrypt=True)
-    first = facts(host(commands.start_master(settings, "node 01"), settings=settings))
+    first = facts(host(commands.start_master(settings, "ssh"), settings=settings))
     assert (first["controller"], first["jupyter"]) == ("started", "started")
-    again = facts(host(commands.start_master(settings, "node 01"), settings=settings))
+    assert first["controller_address"] == "10.0.0.7"  # where the SSH connection came in
+    again = facts(host(commands.start_master(settings, "10.0.0.8"), settings=settings))
     assert (again["controller"], again["jupyter"], again["token"]) == ("running", "running",
                                                                       first["token"])
+    assert again["controller_address"] == "10.0.0.7"  # what the running controller listens on
     [controller] = calls(host.home, "ipcontroller", 1)
-    assert controller[:5] == ["--profile=p1", "--ip=*", "--location=node 01",
+    assert controller[:5] == ["--profile=p1", "--ip=10.0.0.7", "--location=10.0.0.7",
                               "--HeartMonitor.period=1000", "--HeartMonitor.max_heartmonitor_misses=5"]
     assert f"tag={settings.cluster_name}/controller" in controller and "curve=1" in controller
     [jupyter] = calls(host.home, "jupyter", 1)
@@ -213,13 +216,25 @@ def test_shellcheck_passes_on_every_shell_file_and_on_a_whole_script():
     result = subprocess.run([shellcheck, "-s", "sh", *map(str, files)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
     settings = Settings(cluster_env="/opt/env")
-    steps = [commands.put_examples(settings, b"x"), commands.start_master(settings, "m"),
+    steps = [commands.put_examples(settings, b"x"), commands.start_master(settings, "ssh"),
              commands.read_engine_file(), commands.write_engine_file("{}"),
              commands.start_engines("n", 2), commands.stop_engines(), commands.stop_master(),
              commands.host_status(2), commands.read_token(), commands.user_command("true"),
+             commands.read_client_file(), commands.peer_address(),
              commands.tail_logs(["engine"], 5), commands.facts(8888), commands.probe(settings),
              environment.install(settings, "a==1")]
     assert {step.function for step in steps} == {path.stem for path in files} - {"lib"}
     whole = commands.script(settings, *steps)
     result = subprocess.run([shellcheck, "-s", "sh", "-"], input=whole, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
+
+
+def test_the_master_without_an_ipv4_address_for_the_engines_refuses_to_start(host):
+    result = host(commands.start_master(host.settings, "node01"))
+    assert result.returncode == 1 and calls(host.home, "ipcontroller", 0) == []
+    assert result.stderr == ("cannot tell the master's IPv4 address for the engines (SSH came in on"
+                             " 'node01'): set CONTROLLER_ADDRESS in cluster.env\n")
+
+
+def test_a_host_says_where_its_ssh_connection_comes_from(host):
+    assert facts(host(commands.peer_address()))["peer_address"] == "10.0.0.9"

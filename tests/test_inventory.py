@@ -78,7 +78,9 @@ def test_settings_defaults_and_values():
 @pytest.mark.parametrize("text, line, reason", [
     ("A=1\n", 1, "unknown setting 'A'; known: CLUSTER_ENV, CLUSTER_NAME, IPP_PROFILE, "
                  "JUPYTER_PORT, ENGINE_TIMEOUT, CONNECT_TIMEOUT, PARALLEL, ENCRYPT, KNOWN_HOSTS, "
-                 "HOST_KEY_CHECKING, SHARED_HOME, NOTEBOOK_DIR"),
+                 "HOST_KEY_CHECKING, SHARED_HOME, NOTEBOOK_DIR, CONTROLLER_ADDRESS"),
+    ("CONTROLLER_ADDRESS=master\n", 1,
+     "CONTROLLER_ADDRESS='master' must be an IPv4 address of the master (or empty)"),
     ("ENCRYPT=maybe\n", 1, "ENCRYPT='maybe' must be yes or no"),
     ("HOST_KEY_CHECKING=no\n", 1, "HOST_KEY_CHECKING='no' must be accept-new or strict"),
     ("KNOWN_HOSTS=known\n", 1, "KNOWN_HOSTS='known' must be an absolute path (or start with ~)"),

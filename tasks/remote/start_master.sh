@@ -5,28 +5,43 @@
 HEARTBEAT_PERIOD_MS=1000
 HEARTBEAT_MISSES=5
 
-start_master() {  # start_master LOCATION LISTEN_IP JUPYTER_PORT NOTEBOOK_DIR ENCRYPT(yes|no)
+start_master() {  # start_master ADDRESS JUPYTER_PORT NOTEBOOK_DIR ENCRYPT(yes|no)
   # Start what is missing of the controller and Jupyter, then wait for the controller.
+  # The controller listens on ADDRESS alone, where the engines reach it; "ssh" means
+  # the address that this SSH connection came in on (see tasks/address.py).
   # The controller writes its engine connection file when it is ready; a stale one is
   # removed first, so that waiting for the file means waiting for this controller.
   # Jupyter listens on 127.0.0.1 only and reads its token from a 0600 file made here
   # (JUPYTER_TOKEN_FILE), so the token is on no command line; its kernels get the
   # cluster's profile in IPP_PROFILE. Reports controller= and jupyter= (started or
-  # running) and token=.
-  location=$1 listen_ip=$2 port=$3 notebook_dir=${4:-$HOME} encrypt=$5
+  # running), controller_address= and token=.
+  address=$1 port=$2 notebook_dir=${3:-$HOME} encrypt=$4
+  if [ "$address" = ssh ]; then
+    address=$(printf '%s\n' "${SSH_CONNECTION:-}" | cut -d' ' -f3)
+    address=${address#::ffff:}  # IPv4 seen by an IPv6 socket
+  fi
+  case $address in
+    *.*.*.*) ;;
+    *) echo "cannot tell the master's IPv4 address for the engines (SSH came in on" \
+         "'$address'): set CONTROLLER_ADDRESS in cluster.env" >&2
+       exit 1 ;;
+  esac
   make_run_dir
   if sessions "$name-controller" >/dev/null; then
     echo controller=running
+    address=$(cat "$run/controller.address" 2>/dev/null || echo "$address")
   else
     rm -f "$engine_file" "$sec/ipcontroller-client.json"
     curve=
     [ "$encrypt" = yes ] && curve=IPP_ENABLE_CURVE=1
+    echo "$address" > "$run/controller.address"
     launch controller "$name-controller" env $curve "${bin}ipcontroller" \
-      "--profile=$profile" "--ip=$listen_ip" "--location=$location" \
+      "--profile=$profile" "--ip=$address" "--location=$address" \
       "--HeartMonitor.period=$HEARTBEAT_PERIOD_MS" \
       "--HeartMonitor.max_heartmonitor_misses=$HEARTBEAT_MISSES"
     echo controller=started
   fi
+  echo "controller_address=$address"
   token_file="$run/jupyter.token"
   [ -s "$token_file" ] || od -An -N24 -tx1 /dev/urandom | tr -d ' \n' > "$token_file"
   if sessions "$name-jupyter" >/dev/null; then

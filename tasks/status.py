@@ -1,0 +1,82 @@
+"""
+What runs where (``cluster.status``, ``master.status``, ``engines.status``): each
+host's sessions and the controller's count of engines, in one round trip, turned
+into one row per host with what is wrong there.
+"""
+
+from dataclasses import dataclass, field
+
+from . import commands
+from .facts import parse_probe, session_names
+from .lifecycle import SLACK, shortfalls
+
+
+@dataclass
+class Status:
+    """What runs where: one `HostResult` per host and the controller's report."""
+
+    results: dict
+    probe: dict = None
+    rows: list = field(default_factory=list)
+
+
+def read_status(fleet, inventory, master=True, engines=True):
+    """
+    Ask the hosts what runs, and the controller which engines it has, in one round trip.
+
+    *master* and *engines* choose which roles are checked.
+
+    :returns: a `Status` whose ``rows`` are dicts: host, roles, state, sessions,
+        registered, expected and problems (an empty list when all is as wanted).
+    """
+    engine_hosts = {host.name for host in inventory.engines} if engines else set()
+    hosts = [h for h in inventory.hosts
+             if h.name in engine_hosts or (master and h == inventory.master)]
+    parts = {host: [commands.host_status(host.engines)] for host in hosts}
+    parts.setdefault(inventory.master, []).append(commands.probe(inventory.settings))
+    results = fleet.run({h: commands.script(inventory.settings, *p) for h, p in parts.items()}, SLACK)
+    probe = parse_probe(results[inventory.master.name].facts)
+    status = Status(results, probe)
+    for host in hosts:
+        is_master = master and host == inventory.master
+        status.rows.append(_status_row(inventory.settings.cluster_name, host, results[host.name],
+                                       probe, is_master, host.name in engine_hosts))
+    return status
+
+
+def _master_problems(name, sessions, probe):
+    """What is wrong with the controller and Jupyter: not running, or running but silent."""
+    answered = {"controller": bool(probe and probe["controller"]),
+                "jupyter": bool(probe and probe["jupyter"])}
+    problems = []
+    for program, answers in answered.items():
+        if f"{name}-{program}" not in sessions:
+            problems.append(f"{program} not running")
+        elif not answers and program == "jupyter" and probe and probe["jupyter_problem"]:
+            problems.append(probe["jupyter_problem"])
+        elif not answers:
+            why = probe["error"] if probe and program == "controller" else ""
+            problems.append(f"{program} does not answer" + (f" ({why})" if why else ""))
+    return problems
+
+
+def _status_row(name, host, result, probe, is_master, is_engine_host):
+    roles = (["master"] if is_master else []) + (["engines"] if is_engine_host else [])
+    sessions = session_names(result.facts)
+    row = {"host": host.name, "roles": roles, "state": result.state, "sessions": sessions,
+           "registered": None, "expected": None, "problems": []}
+    if not result.ok:
+        row["problems"].append(result.reason)
+        return row
+    if is_master:
+        row["problems"] += _master_problems(name, sessions, probe)
+    if is_engine_host:
+        expected = int(result.facts.get("expected", 0))
+        running = sum(1 for s in sessions if s.startswith(f"{name}-engine-"))
+        registered = (probe or {}).get("engines", {}).get(host.name, 0)
+        row.update(registered=registered, expected=expected)
+        if running != expected:
+            row["problems"].append(f"{running} of {expected} engine sessions running")
+        for have, want in shortfalls({host.name: expected}, {host.name: registered}).values():
+            row["problems"].append(f"{have} of {want} engines registered")
+    return row
