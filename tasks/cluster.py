@@ -7,7 +7,7 @@ from invoke import Collection
 from invoke.exceptions import Exit
 
 from . import engines, lifecycle, master, operate, preflight, report
-from .context import fleet, load, reads_inventory
+from .context import HOSTS_HELP, choose, fleet, load, reads_inventory
 from .progress import watching
 from .status import read_status
 
@@ -74,15 +74,17 @@ def restart(c):
     _up(c, inventory)
 
 
-@task
+@task(help={"hosts": HOSTS_HELP})
 @reads_inventory
-def status(c):
+def status(c, hosts=""):
     """Show a row per host (reachable, sessions, engines); exit 0 only if all is as wanted."""
     inventory = load()
+    chosen = choose(inventory, "", hosts)
     with fleet(c, inventory) as fleet_:
-        rows = read_status(fleet_, inventory).rows
-    report.status_and_exit("cluster", rows, stopped=f"the cluster {inventory.settings.cluster_name!r}"
-                           " is stopped: nothing of it runs on any host (fab cluster.up starts it)")
+        rows = read_status(fleet_, inventory, hosts=chosen).rows
+    stopped = (f"the cluster {inventory.settings.cluster_name!r} is stopped: nothing of it runs"
+               " on any host (fab cluster.up starts it)")
+    report.status_and_exit("cluster", rows, stopped=None if hosts else stopped)
 
 
 ns = Collection("cluster", up, down, restart, status, operate.run, operate.info, operate.check,

@@ -4,6 +4,7 @@ and a `Fleet` of connections configured from Fabric's own config (``-i``,
 ``--ssh-config``, ``-t`` and friends are honoured).
 """
 
+import sys
 from dataclasses import replace
 
 from invoke.exceptions import Exit
@@ -36,6 +37,8 @@ def load(master=None):
             inventory = replace(inventory, master=parse_host(master, "-H", 0))
     except InventoryError as error:
         raise Exit(f"error: {error}", code=2) from None
+    for line in inventory.warnings:
+        print(f"warning: {line}", file=sys.stderr)
     return inventory
 
 
@@ -51,3 +54,18 @@ def whole_number(option, value, low, high):
         raise Exit(f"error: --{option}={value}: must be a whole number from {low} to {high}",
                    code=2)
     return int(text)
+
+
+#: The help of every ``--hosts`` option.
+HOSTS_HELP = "only these hosts: comma-separated inventory names or patterns (node0*)"
+
+
+def choose(inventory, role="", hosts=""):
+    """The hosts that ``--role`` and ``--hosts`` (comma-separated names or patterns) choose,
+    or exit 2 naming the bad option."""
+    if role not in ("", "master", "engines"):
+        raise Exit(f"error: --role={role}: must be master or engines", code=2)
+    try:
+        return inventory.select(role or None, [h for h in hosts.split(",") if h])
+    except ValueError as error:
+        raise Exit(f"error: --hosts={hosts}: {error}", code=2) from None

@@ -6,7 +6,7 @@ from fabric import task
 from invoke import Collection
 
 from . import lifecycle, report
-from .context import fleet, load, reads_inventory
+from .context import HOSTS_HELP, choose, fleet, load, reads_inventory
 from .progress import watching
 from .status import read_status
 
@@ -29,49 +29,55 @@ def show(up, inventory):
         report.engines_table(up, [host.name for host in inventory.engines])
 
 
-def bring_down(fleet_, inventory):
-    """Stop every engine on every engine host, show the table and return the problems."""
-    results = lifecycle.stop_engines(fleet_, inventory, inventory.engines)
+def bring_down(fleet_, inventory, hosts):
+    """Stop every engine on *hosts*, show the table and return the problems."""
+    results = lifecycle.stop_engines(fleet_, inventory, hosts)
     report.results_table("engines stopped", results, [("engines left", "left_engine")])
     return report.failures(results)
 
 
-@task
+@task(help={"hosts": HOSTS_HELP})
 @reads_inventory
-def start(c):
-    """Start the engines missing on each engine host; return when all have registered."""
+def start(c, hosts=""):
+    """Start the engines missing on each engine host (or those named); return when all have registered."""
     inventory = load()
+    chosen = choose(inventory, "engines", hosts)
     with fleet(c, inventory) as fleet_:
-        report.fail_if(bring_up(fleet_, inventory).problems)
+        report.fail_if(bring_up(fleet_, inventory, chosen).problems)
 
 
-@task
+@task(help={"hosts": HOSTS_HELP})
 @reads_inventory
-def stop(c):
-    """Stop every engine on every engine host; no engine process is left."""
+def stop(c, hosts=""):
+    """Stop every engine on every engine host (or those named: a drain); no engine process is left."""
     inventory = load()
+    chosen = choose(inventory, "engines", hosts)
     with fleet(c, inventory) as fleet_:
-        report.fail_if(bring_down(fleet_, inventory))
+        report.fail_if(bring_down(fleet_, inventory, chosen))
 
 
-@task
+@task(help={"hosts": HOSTS_HELP})
 @reads_inventory
-def restart(c):
-    """Stop every engine, start them again and return when they have registered."""
+def restart(c, hosts=""):
+    """Stop the engines (of every engine host, or those named), start them again and return
+    when they have registered; other hosts' engines are untouched."""
     inventory = load()
+    chosen = choose(inventory, "engines", hosts)
     with fleet(c, inventory) as fleet_:
-        report.fail_if(bring_down(fleet_, inventory) + bring_up(fleet_, inventory).problems)
+        report.fail_if(bring_down(fleet_, inventory, chosen)
+                       + bring_up(fleet_, inventory, chosen).problems)
 
 
-@task
+@task(help={"hosts": HOSTS_HELP})
 @reads_inventory
-def status(c):
+def status(c, hosts=""):
     """Show the engines running and registered per host; exit 0 only if all are."""
     inventory = load()
+    chosen = choose(inventory, "engines", hosts)
     with fleet(c, inventory) as fleet_:
-        rows = read_status(fleet_, inventory, master=False).rows
-    report.status_and_exit("engines", rows, stopped="the engines are stopped: none runs on any"
-                           " engine host (fab engines.start starts them)")
+        rows = read_status(fleet_, inventory, master=False, hosts=chosen).rows
+    stopped = "the engines are stopped: none runs on any engine host (fab engines.start starts them)"
+    report.status_and_exit("engines", rows, stopped=None if hosts else stopped)
 
 
 ns = Collection("engines", start, stop, restart, status)

@@ -3,7 +3,8 @@ Read an inventory folder into plain, immutable objects.
 
 An inventory folder holds two files:
 
-- ``hosts``: Ansible-style INI naming the ``[master]`` and the ``[engines]``;
+- ``hosts``: Ansible's INI naming the ``[master]`` and the ``[engines]``, with ranges,
+  children and group variables (read by `tasks.hostsfile`);
 - ``cluster.env``: dotenv settings, read here with python-dotenv's parser.
 
 Nothing here touches the network or a remote host. Every problem raises
@@ -11,14 +12,17 @@ Nothing here touches the network or a remote host. Every problem raises
 bad inventory stops a task before any host is contacted.
 """
 
+import fnmatch
 import io
 import ipaddress
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from dotenv.parser import parse_stream
+
+from . import hostsfile
 
 #: The inventory used when ``CLUSTER_INVENTORY`` is not set.
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "inventory"
@@ -28,7 +32,6 @@ _HOST = r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]"
 _HOST_RE = re.compile(rf"^(?:(?P<user>{_USER})@)?(?P<host>{_HOST})(?::(?P<port>[0-9]+))?$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
 _PATH_RE = re.compile(r"^/[A-Za-z0-9._/+@-]*$")
-_SECTIONS = ("master", "engines")
 
 
 class InventoryError(ValueError):
@@ -49,6 +52,7 @@ class Host:
     user: str = None
     port: int = None
     engines: int = None  # None: one engine per core of the host
+    key: str = None      # ansible_ssh_private_key_file: the key for this host
 
     @property
     def is_local(self):
@@ -88,6 +92,7 @@ class Inventory:
     engines: tuple
     settings: Settings
     folder: str
+    warnings: tuple = ()  # lines to show once, such as ignored Ansible variables
 
     @property
     def hosts(self):
@@ -100,20 +105,29 @@ class Inventory:
 
     def select(self, role=None, names=None):
         """
-        The hosts of *role* (``master``, ``engines`` or None for all), or those *names*.
+        The hosts of *role* (``master``, ``engines`` or None for all), or of those of them
+        that *names* name: inventory names or shell-style patterns (``node0*``).
 
-        :raises ValueError: for an unknown role or a name not in the inventory.
+        :raises ValueError: for an unknown role, or a name that matches none of them.
         """
         if role not in (None, "master", "engines"):
             raise ValueError(f"unknown role {role!r}: use master or engines")
         chosen = {None: self.hosts, "master": (self.master,), "engines": self.engines}[role]
-        if names:
-            known = {host.name: host for host in self.hosts}
-            unknown = [name for name in names if name not in known]
-            if unknown:
-                raise ValueError(f"not in the inventory: {', '.join(unknown)}")
-            chosen = tuple(host for host in chosen if host.name in names)
-        return chosen
+        if not names:
+            return chosen
+        unknown = [name for name in names if not any(_matches(h.name, name) for h in self.hosts)]
+        if unknown:
+            raise ValueError(f"not in the inventory: {', '.join(unknown)}")
+        elsewhere = [name for name in names if not any(_matches(h.name, name) for h in chosen)]
+        if elsewhere:
+            raise ValueError(f"not {'an engine host' if role == 'engines' else 'the master'}: "
+                             + ", ".join(elsewhere))
+        return tuple(host for host in chosen if any(_matches(host.name, name) for name in names))
+
+
+def _matches(host_name, name):
+    """True when *name* is *host_name*, or a shell-style pattern that matches it."""
+    return host_name == name or fnmatch.fnmatchcase(host_name, name)
 
 
 def parse_host(text, path, line):
@@ -130,52 +144,35 @@ def parse_host(text, path, line):
                 port=int(port) if port else None)
 
 
-def _parse_host_line(text, path, line):
-    host_text, *pairs = text.split()
-    host = parse_host(host_text, path, line)
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if key != "engines" or not sep:
-            raise InventoryError(path, line, f"unknown host setting {pair!r} (only engines=N is known)")
-        if not value.isdigit() or int(value) < 1:
-            raise InventoryError(path, line, f"engines={value!r} must be a whole number of at least 1")
-        host = Host(host.name, host.hostname, host.user, host.port, int(value))
-    return host
-
-
-def parse_hosts(text, path="hosts"):
+def parse_hosts(text, path="hosts", warnings=None):
     """
-    Parse the ``hosts`` file into ``(master, engines)``.
+    Parse the ``hosts`` file (Ansible's INI, see `tasks.hostsfile`) into ``(master, engines)``.
 
-    Raises `InventoryError` for a line outside a section, an unknown section,
-    a bad host, an unknown setting, a duplicate host or a missing master.
+    *warnings*, a list, receives the warning line about ignored Ansible variables.
+    Raises `InventoryError` with the line of the problem.
     """
-    roles = {name: [] for name in _SECTIONS}
-    section = None
-    for number, raw in enumerate(text.splitlines(), start=1):
-        content = raw.split("#", 1)[0].strip()
-        if not content:
-            continue
-        if content.startswith("["):
-            if not content.endswith("]") or content[1:-1].strip() not in _SECTIONS:
-                raise InventoryError(path, number, f"unknown section {content!r}: "
-                                     "expected [master] or [engines]")
-            section = content[1:-1].strip()
-            continue
-        if section is None:
-            raise InventoryError(path, number, f"{content!r} is outside a section: "
-                                 "put it under [master] or [engines]")
-        host = _parse_host_line(content, path, number)
-        if section == "master" and host.engines is not None:
-            raise InventoryError(path, number, "engines= belongs under [engines], not [master]")
-        if any(known.name == host.name for known in roles[section]):
-            raise InventoryError(path, number, f"duplicate host {host.name!r} in [{section}]")
-        if section == "master" and roles["master"]:
-            raise InventoryError(path, number, "[master] must hold exactly one host")
-        roles[section].append(host)
-    if not roles["master"]:
-        raise InventoryError(path, 0, "no [master] section with a host")
-    return roles["master"][0], tuple(roles["engines"])
+    def error_at(line):
+        return lambda reason: InventoryError(path, line, reason)
+    parsed = hostsfile.read(text, path, parse_host, error_at)
+    master, engines, variables = hostsfile.resolve(parsed, error_at)
+    for name, own in parsed.host_vars.items():
+        if "engines" in own and name not in engines:
+            raise error_at(parsed.hosts[name][1])("engines= belongs under [engines], not [master]")
+    if warnings is not None and hostsfile.warning(parsed):
+        warnings.append(hostsfile.warning(parsed))
+    hosts = {name: _with_variables(parsed.hosts[name][0], variables[name], parsed.host_vars[name])
+             for name in (master, *engines)}
+    return hosts[master], tuple(hosts[name] for name in engines)
+
+
+def _with_variables(host, merged, own):
+    """*host* (from its NAME) with its variables: its own first, then its NAME's user and
+    port, then its groups' (*merged* holds all of them, its own last)."""
+    user = own.get("ansible_user") or host.user or merged.get("ansible_user")
+    port = own.get("ansible_port") or host.port or merged.get("ansible_port")
+    return replace(host, hostname=merged.get("ansible_host", host.hostname), user=user,
+                   port=port, engines=merged.get("engines"),
+                   key=merged.get("ansible_ssh_private_key_file"))
 
 
 def _absolute_path(value):
@@ -287,6 +284,8 @@ def load_inventory(folder=None):
             if name == "hosts":
                 raise InventoryError(folder / name, 0, "missing: the inventory needs a hosts file") from None
             texts[name] = ""
-    master, engines = parse_hosts(texts["hosts"], folder / "hosts")
+    warnings = []
+    master, engines = parse_hosts(texts["hosts"], folder / "hosts", warnings)
     settings = parse_settings(texts["cluster.env"], folder / "cluster.env")
-    return Inventory(master=master, engines=engines, settings=settings, folder=str(folder))
+    return Inventory(master=master, engines=engines, settings=settings, folder=str(folder),
+                     warnings=tuple(warnings))

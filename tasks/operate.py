@@ -15,17 +15,7 @@ from fabric import task
 from invoke.exceptions import Exit
 
 from . import client, environment, lifecycle, operations, preflight, report
-from .context import fleet, load, reads_inventory, whole_number
-
-
-def _hosts(inventory, role, hosts):
-    """The hosts that ``--role`` and ``--hosts`` choose, or exit 2 naming the bad option."""
-    if role not in ("", "master", "engines"):
-        raise Exit(f"error: --role={role}: must be master or engines", code=2)
-    try:
-        return inventory.select(role or None, [h for h in (hosts or "").split(",") if h])
-    except ValueError as error:
-        raise Exit(f"error: --hosts={hosts}: {error}", code=2) from None
+from .context import HOSTS_HELP, choose, fleet, load, reads_inventory, whole_number
 
 
 def _print_outputs(results):
@@ -39,7 +29,6 @@ def _print_outputs(results):
 
 
 ROLE_HELP = "only this role: master or engines (default: every host)"
-HOSTS_HELP = "only these hosts: comma-separated inventory names"
 
 
 @task(help={"command": "the command to run on each host, with sh (whatever the login shell)",
@@ -48,7 +37,7 @@ HOSTS_HELP = "only these hosts: comma-separated inventory names"
 def run(c, command, role="", hosts=""):
     """Run a command with sh on every host (or a role, or named hosts), whatever the login shell."""
     inventory = load()
-    chosen = _hosts(inventory, role, hosts)
+    chosen = choose(inventory, role, hosts)
     with fleet(c, inventory) as fleet_:
         results = operations.run_command(fleet_, inventory, chosen, command)
     _print_outputs(results)
@@ -62,7 +51,7 @@ def logs(c, role="", hosts="", lines="20"):
     """Show the last lines of each screen session's log, under its host and session name."""
     lines = whole_number("lines", lines, 1, 100000)
     inventory = load()
-    chosen = _hosts(inventory, role, hosts)
+    chosen = choose(inventory, role, hosts)
     with fleet(c, inventory) as fleet_:
         results = operations.read_logs(fleet_, inventory, chosen, role or None, lines)
     _print_outputs(results)

@@ -20,18 +20,20 @@ class Status:
     rows: list = field(default_factory=list)
 
 
-def read_status(fleet, inventory, master=True, engines=True):
+def read_status(fleet, inventory, master=True, engines=True, hosts=None):
     """
     Ask the hosts what runs, and the controller which engines it has, in one round trip.
 
-    *master* and *engines* choose which roles are checked.
+    *master* and *engines* choose which roles are checked; *hosts*, which hosts are shown
+    (the master is asked about the engines in any case).
 
     :returns: a `Status` whose ``rows`` are dicts: host, roles, state, sessions,
         registered, expected and problems (an empty list when all is as wanted).
     """
     engine_hosts = {host.name for host in inventory.engines} if engines else set()
-    hosts = [h for h in inventory.hosts
-             if h.name in engine_hosts or (master and h == inventory.master)]
+    shown = {host.name for host in (inventory.hosts if hosts is None else hosts)}
+    hosts = [h for h in inventory.hosts if h.name in shown
+             and (h.name in engine_hosts or (master and h == inventory.master))]
     parts = {host: [commands.host_status(host.engines)] for host in hosts}
     parts.setdefault(inventory.master, []).append(commands.probe(inventory.settings))
     results = fleet.run({h: commands.script(inventory.settings, *p) for h, p in parts.items()}, SLACK)

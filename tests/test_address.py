@@ -2,7 +2,13 @@
 
 import pytest
 
-from tasks.address import FROM_SSH, LOOPBACK, AddressError, controller_address, needs_peer_addresses
+from tasks.address import (
+    FROM_SSH,
+    LOOPBACK,
+    AddressError,
+    controller_address,
+    needs_peer_addresses,
+)
 from tasks.inventory import Inventory, Settings, parse_hosts
 
 

@@ -27,15 +27,15 @@ BAD_INVENTORIES = [
     ("[master]\n127.0.2.2\n[engines]\n127.0.2.3\n127.0.2.3\n", "", "hosts", 5,
      "duplicate host '127.0.2.3' in [engines]"),
     ("[engines]\n127.0.2.3\n", "", "hosts", 0, "no [master] section with a host"),
-    ("[master]\n127.0.2.2\n[nodes]\n127.0.2.3\n", "", "hosts", 3,
-     "unknown section '[nodes]': expected [master] or [engines]"),
+    ("[master]\n127.0.2.2\n[engines]\n127.0.2.[9:3]\n", "", "hosts", 4,
+     "bad range [9:3] in '127.0.2.[9:3]': its start is after its end"),
     ("[master]\n127.0.2.2:99999\n", "", "hosts", 2,
      "port 99999 of '127.0.2.2:99999' is out of range (1-65535)"),
-    ("[master]\n127.0.2.2 extra\n", "", "hosts", 2,
-     "unknown host setting 'extra' (only engines=N is known)"),
+    ("[master]\n127.0.2.2 extra\n", "", "hosts", 2, "cannot parse 'extra': expected key=value "
+     "(a host line is NAME [key=value ...])"),
     (MASTER, "WORKERS=3\n", "cluster.env", 1, "unknown setting 'WORKERS'; known: CLUSTER_ENV, "
      "CLUSTER_NAME, IPP_PROFILE, JUPYTER_PORT, ENGINE_TIMEOUT, CONNECT_TIMEOUT, PARALLEL, "
-     "ENCRYPT, KNOWN_HOSTS, HOST_KEY_CHECKING, SHARED_HOME, NOTEBOOK_DIR"),
+     "ENCRYPT, KNOWN_HOSTS, HOST_KEY_CHECKING, SHARED_HOME, NOTEBOOK_DIR, CONTROLLER_ADDRESS"),
     (MASTER, "CLUSTER_ENV=opt/env\n", "cluster.env", 1,
      "CLUSTER_ENV='opt/env' must be an absolute path of letters, digits and ._/+@- (or empty)"),
     (MASTER, "CLUSTER_ENV=/opt/env; touch {marker}\n", "cluster.env", 1,
@@ -48,7 +48,7 @@ BAD_INVENTORIES = [
     ("[master]\n127.0.2.2\n[engines]\n`touch {marker}`\n", "", "hosts", 4, "bad host '`touch': "
      "expected [user@]host[:port] with letters, digits, '.', '-' or '_'"),
     ("[master]\n127.0.2.2\n[engines]\nnode 01\n", "", "hosts", 4,
-     "unknown host setting '01' (only engines=N is known)"),
+     "cannot parse '01': expected key=value (a host line is NAME [key=value ...])"),
 ]
 
 

@@ -33,6 +33,68 @@ def test_reads_roles_users_ports_and_engine_counts():
     )
 
 
+ANSIBLE = """\
+[master]
+head ansible_host=10.0.0.1 ansible_user=admin
+
+[cpu_nodes]
+node[01:03]
+node[10:20:5] engines=4
+alice@node99:2200
+
+[gpu_nodes]
+gpu-[a:b]-[1:2] ansible_port=2222 ansible_python_interpreter=/usr/bin/python3
+
+[old_gpus]
+gpu-a-1
+
+[gpu_nodes:children]
+old_gpus
+
+[engines:children]
+cpu_nodes
+gpu_nodes
+
+[all:vars]
+ansible_user=lab
+engines=2
+ansible_become=true
+
+[engines:vars]
+engines=8
+ansible_ssh_private_key_file=~/.ssh/lab_key
+
+[gpu_nodes:vars]
+engines=1
+ansible_user=gpu
+
+[old_gpus:vars]
+engines=3
+"""
+
+
+def test_an_ansible_inventory_with_ranges_children_and_variables():
+    warnings = []
+    master, engines = parse_hosts(ANSIBLE, "inv/hosts", warnings)
+    assert master == Host("head", "10.0.0.1", user="admin", engines=2)
+    key = "~/.ssh/lab_key"
+    cpu = [Host(f"node{n}", f"node{n}", user="lab", engines=8, key=key) for n in ("01", "02", "03")]
+    cpu += [Host(f"node{n}", f"node{n}", user="lab", engines=4, key=key) for n in (10, 15, 20)]
+    cpu += [Host("alice@node99:2200", "node99", user="alice", port=2200, engines=8, key=key)]
+    gpus = [Host(f"gpu-{r}-{n}", f"gpu-{r}-{n}", user="gpu", port=2222, engines=1, key=key)
+            for r in "ab" for n in (1, 2)]
+    gpus[0] = Host("gpu-a-1", "gpu-a-1", user="gpu", port=2222, engines=3, key=key)  # deepest group
+    assert engines == (*cpu, *gpus)
+    assert warnings == ["inv/hosts: ignored (they mean nothing here): ansible_become, "
+                        "ansible_python_interpreter"]
+
+
+def test_a_range_pads_as_written_and_letters_and_ipv6_work():
+    _, engines = parse_hosts("[master]\nm\n[engines]\nn[8:10]\nn[008:010]\nr[A:C:2]\nroot@[fe80::1]:22\n")
+    assert [h.name for h in engines] == ["n8", "n9", "n10", "n008", "n009", "n010", "rA", "rC",
+                                         "root@[fe80::1]:22"]
+
+
 def test_localhost_is_local_and_other_names_are_not():
     master, engines = parse_hosts("[master]\nlocalhost\n[engines]\nroot@localhost\n")
     assert master.is_local and not engines[0].is_local
@@ -44,10 +106,38 @@ def test_localhost_is_local_and_other_names_are_not():
     ("[master]\nm\n[engines]\nnode01 engines=0\n", 4,
      "engines='0' must be a whole number of at least 1"),
     ("[master]\nm\n[engines]\nnode01 cores=2\n", 4,
-     "unknown host setting 'cores=2' (only engines=N is known)"),
+     "unknown host setting 'cores=2' (known: engines=N, ansible_host, ansible_port, "
+     "ansible_user, ansible_ssh_private_key_file)"),
+    ("[master]\nm\n[engines:vars]\ncores=2\n[engines]\nn1\n", 4,
+     "unknown group variable 'cores=2' (known: engines=N, ansible_host, ansible_port, "
+     "ansible_user, ansible_ssh_private_key_file)"),
+    ("[master]\nm\n[engines]\nnode[05:01]\n", 4,
+     "bad range [05:01] in 'node[05:01]': its start is after its end"),
+    ("[master]\nm\n[engines]\nnode[01:x]\n", 4, "bad range [01:x] in 'node[01:x]': expected "
+     "[START:END] or [START:END:STEP], of numbers or single letters"),
+    ("[master]\nm\n[engines]\nnode[1:9:0]\n", 4,
+     "bad range [1:9:0] in 'node[1:9:0]': its step must be a whole number of at least 1"),
+    ("[master]\nm\n[engines]\nnode[1:20000]\n", 4,
+     "'node[1:20000]' makes 20000 hosts; at most 10000 in one line"),
+    ("[master]\nm\n[engines]\nr[a:z]-n[1:400]\n", 4,
+     "'r[a:z]-n[1:400]' makes 10400 hosts; at most 10000 in one line"),
+    ("[master]\nm\n[engines:children]\ngpu\n[gpu:children]\nengines\n", 6,
+     "group 'engines' is its own child: engines -> gpu -> engines"),
+    ("[master]\nm\n[gpu:children]\ngpu\n", 4, "group 'gpu' is its own child: gpu -> gpu"),
+    ("[master]\nm\n[gpus:vars]\nengines=2\n", 3,
+     "[gpus:vars] is for an unknown group 'gpus': no [gpus] or [gpus:children] section names it"),
+    ("[master]\nm\n[engines]\nn1 ansible_port=0\n", 4,
+     "ansible_port='0' must be a port number from 1 to 65535"),
+    ("[master]\nm\n[engines]\nn1 ansible_user=a;b\n", 4, "ansible_user='a;b' is not a valid user"),
+    ("[master]\nm\n[engines]\nn1 ansible_host=$(id)\n", 4,
+     "ansible_host='$(id)' is not a valid host"),
+    ("[master]\nm\n[engines]\nn1 'unclosed\n", 4,
+     "cannot parse \"n1 'unclosed\": No closing quotation"),
+    ("[master]\nm\n[engines:extra]\n", 3,
+     "bad section '[engines:extra]': expected [GROUP], [GROUP:vars] or [GROUP:children]"),
     ("[master]\nm\n[engines]\nnode01\nnode01 engines=2\n", 5, "duplicate host 'node01' in [engines]"),
     ("[engines]\nnode01\n", 0, "no [master] section with a host"),
-    ("[master]\nm\n[workers]\nnode01\n", 3, "unknown section '[workers]': expected [master] or [engines]"),
+    ("[master]\nm\n[master:children]\nheads\n[heads]\nh1\n", 6, "[master] must hold exactly one host"),
     ("node01\n[master]\nm\n", 1, "'node01' is outside a section: put it under [master] or [engines]"),
     ("[master]\nm1\nm2\n", 3, "[master] must hold exactly one host"),
     ("[master]\nm engines=2\n", 2, "engines= belongs under [engines], not [master]"),

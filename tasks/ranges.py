@@ -1,0 +1,87 @@
+"""
+Expand Ansible's host ranges: ``node[01:28]``, ``rack[a:d]-node[1:4]``, ``n[0:20:5]``.
+
+Pure functions. A range is ``[START:END]`` or ``[START:END:STEP]`` of numbers (a
+START written with a leading zero pads every number to its width, as Ansible does)
+or of single letters; several ranges in one name give every combination. A
+bracketed IPv6 address (``[fe80::1]``) is not a range.
+"""
+
+import ipaddress
+import itertools
+import re
+import string
+
+#: The most hosts one line may make: a typo such as ``node[1:100000]`` is refused.
+LIMIT = 10_000
+
+_BRACKETS = re.compile(r"\[([^\]]*)\]")
+_NUMBER, _LETTER = re.compile(r"^[0-9]+$"), re.compile(r"^[a-zA-Z]$")
+
+
+class RangeError(ValueError):
+    """A range that cannot be expanded; the message says which and why."""
+
+
+def _is_ipv6(text):
+    try:
+        return ipaddress.ip_address(text).version == 6
+    except ValueError:
+        return False
+
+
+def _values(pattern, text):
+    """The values of one range's *text* (what is between the brackets)."""
+    parts = text.split(":")
+    if len(parts) not in (2, 3):
+        raise RangeError(f"bad range [{text}] in {pattern!r}: expected [START:END] or "
+                         "[START:END:STEP], of numbers or single letters")
+    start, end = parts[0], parts[1]
+    step = parts[2] if len(parts) == 3 else "1"
+    if not _NUMBER.match(step) or int(step) < 1:
+        raise RangeError(f"bad range [{text}] in {pattern!r}: its step must be a whole number"
+                         " of at least 1")
+    if _NUMBER.match(start) and _NUMBER.match(end):
+        first, last = int(start), int(end)
+        width = len(start) if len(start) > 1 and start.startswith("0") else 0
+        values = [str(n).zfill(width) for n in range(first, last + 1, int(step))]
+    elif _LETTER.match(start) and _LETTER.match(end) and start.islower() == end.islower():
+        letters = string.ascii_lowercase if start.islower() else string.ascii_uppercase
+        first, last = letters.index(start), letters.index(end)
+        values = list(letters[first:last + 1:int(step)])
+    else:
+        raise RangeError(f"bad range [{text}] in {pattern!r}: expected [START:END] or "
+                         "[START:END:STEP], of numbers or single letters")
+    if first > last:
+        raise RangeError(f"bad range [{text}] in {pattern!r}: its start is after its end")
+    return values
+
+
+def expand(pattern, limit=LIMIT):
+    """
+    The names *pattern* stands for, in order (itself when it has no range).
+
+    :raises RangeError: for a malformed or reversed range, or more than *limit* names.
+    """
+    pieces, ranges, position = [], [], 0
+    for match in _BRACKETS.finditer(pattern):
+        if _is_ipv6(match[1]):
+            continue
+        pieces.append(pattern[position:match.start()])
+        ranges.append(_values(pattern, match[1]))
+        position = match.end()
+    if not ranges:
+        return [pattern]
+    pieces.append(pattern[position:])
+    count = 1
+    for values in ranges:
+        count *= len(values)
+    if count > limit:
+        raise RangeError(f"{pattern!r} makes {count} hosts; at most {limit} in one line")
+    names = []
+    for combination in itertools.product(*ranges):
+        name = pieces[0]
+        for value, piece in zip(combination, pieces[1:]):
+            name += value + piece
+        names.append(name)
+    return names
