@@ -15,10 +15,11 @@ from pathlib import Path
 
 from tests.sshhosts import FakeHosts, why_not_available
 
-from . import methods, report
+from . import healing, methods, report
 
-FULL = dict(hosts=(1, 2, 4, 8), per_host=(1, 2), control=(1, 8, 32, 64), threads=(64, 256), rounds=3)
-QUICK = dict(hosts=(2,), per_host=(2,), control=(1, 8), threads=(8, 32), rounds=1)
+FULL = dict(hosts=(1, 2, 4, 8), per_host=(1, 2), control=(1, 8, 32, 64), threads=(64, 256), rounds=3,
+            healing=7)
+QUICK = dict(hosts=(2,), per_host=(2,), control=(1, 8), threads=(8, 32), rounds=1, healing=3)
 README = methods.PROJECT / "README.md"
 MARKERS = ("<!-- bench-results -->\n", "<!-- /bench-results -->\n")
 FIRST_HOST = 101  # 127.0.2.101 and up: never the test suite's hosts
@@ -113,6 +114,8 @@ def main():
         times = startup(fake_hosts, folder, layouts, rounds)
         control = control_path(fake_hosts, folder, plan["control"], rounds)
         peaks = threads(fake_hosts, folder, plan["threads"])
+        healed = healing.measure(fake_hosts, folder, plan["healing"])
+        say(f"self-healing: {healed}")
 
     out.mkdir(parents=True, exist_ok=True)
     text = "\n\n".join([
@@ -125,6 +128,7 @@ def main():
         "The control path as a multiple of its floor:",
         report.floor_table(control, plan["control"]),
         report.threads_line(peaks),
+        report.healing_table(healed),
         f"`fab -l`: {report.cell(fab_list)}",
         report.goals(times, layouts, control, plan["control"], fab_list),
     ]) + "\n"
@@ -133,7 +137,7 @@ def main():
         "machine": report.machine(), "fab -l": fab_list,
         "startup": [[*key, samples] for key, samples in times.items()],
         "control": [[*key, samples] for key, samples in control.items()],
-        "threads": peaks}, indent=1))
+        "threads": peaks, "healing": healed}, indent=1))
     report.plot(times, layouts, out / "results.png")
     if not args.out and not args.quick:
         write_readme(text)

@@ -60,6 +60,13 @@ def startup_table(times, layouts):
     return table(header, rows)
 
 
+def healing_table(samples):
+    """The self-healing measures (`bench.healing`): a row each, median (min-max) of the samples."""
+    rows = [["`kill -9` of an engine -> its successor registered", cell(samples["restart"])],
+            ["memory guard: MEMORY_LIMIT crossed -> the engine ended", cell(samples["memory"])]]
+    return table(["self-healing engines (1 host, 2 engines)", "seconds"], rows)
+
+
 def control_table(control, sizes):
     """control[(task label, hosts)] -> seconds; a row per task, a column per size."""
     tasks = sorted({name for name, _ in control}, key=list(dict.fromkeys(n for n, _ in control)).index)

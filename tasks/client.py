@@ -70,7 +70,8 @@ def lines(path, server=None, key=None):
     options = ""
     if server:
         options = f", sshserver={server!r}" + (f", sshkey={key!r}" if key else "") + ", paramiko=True"
-    return ["import ipyparallel as ipp", f"rc = ipp.Client({str(path)!r}{options})"]
+    # Through SSH, over a slow link, ipyparallel's 10 s for the first answer can be short.
+    return ["import ipyparallel as ipp", f"rc = ipp.Client({str(path)!r}{options}, timeout=30)"]
 
 
 def server_of(connection):

@@ -115,9 +115,12 @@ def write_engine_file(text):
     return Step("write_engine_file", (), as_base64(text))
 
 
-def start_engines(label, count=None, restart=False):
-    """Start the engines missing on a host; *count* None means one per core."""
-    return Step("start_engines", (label, count or "", "yes" if restart else "no"))
+def start_engines(settings, label, count=None, restart=False):
+    """Start the engines missing on a host, each kept by the nanny (``tasks/remote/nanny.py``);
+    *count* None means one per core."""
+    return Step("start_engines", (label, count or "", "yes" if restart else "no",
+                                  "yes" if settings.engine_restart else "no",
+                                  settings.memory_limit), program("nanny.py"))
 
 
 def stop_engines():

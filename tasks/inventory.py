@@ -77,6 +77,8 @@ class Settings:
     shared_home: bool = True
     notebook_dir: str = ""
     controller_address: str = ""
+    engine_restart: bool = True
+    memory_limit: str = ""  # bytes, "auto" (the host's memory / its engines) or "": none
 
     @property
     def bin_prefix(self):
@@ -208,6 +210,16 @@ def _ipv4(value):
         raise ValueError("must be an IPv4 address of the master (or empty)") from None
 
 
+def _memory(value):
+    match = re.match(r"^([0-9]+(?:\.[0-9]+)?)([KMGT]?)i?B?$", value, re.IGNORECASE)
+    if value in ("", "auto"):
+        return value
+    if not match or float(match[1]) <= 0:
+        raise ValueError("must be a size such as 4G or 512M, auto, or empty")
+    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    return str(int(float(match[1]) * units[match[2].upper()]))
+
+
 def _local_path(value):
     if not value.startswith(("/", "~")):
         raise ValueError("must be an absolute path (or start with ~)")
@@ -241,6 +253,8 @@ SETTINGS = {
     "SHARED_HOME": ("shared_home", _yes_no),
     "NOTEBOOK_DIR": ("notebook_dir", _absolute_path),
     "CONTROLLER_ADDRESS": ("controller_address", _ipv4),
+    "ENGINE_RESTART": ("engine_restart", _yes_no),
+    "MEMORY_LIMIT": ("memory_limit", _memory),
 }
 
 

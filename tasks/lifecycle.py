@@ -87,7 +87,7 @@ def start_engines(fleet, inventory, hosts, restart=False, cores=None, engine_fil
     cores = cores or {}
     first = [] if inventory.settings.shared_home else [commands.write_engine_file(engine_file)]
     scripts = {host: _script(inventory, *first, commands.start_engines(
-        host.name, host.engines or cores.get(host.name), restart)) for host in hosts}
+        inventory.settings, host.name, host.engines or cores.get(host.name), restart)) for host in hosts}
     return fleet.run(scripts, inventory.settings.engine_timeout + SLACK)
 
 

@@ -44,13 +44,14 @@ def results_table(title, results, columns=(), problems=None):
 def status_table(title, rows):
     """Print the rows of `tasks.status.read_status`."""
     table = Table(title=title, title_justify="left")
-    for heading in ("host", "roles", "reachable", "sessions", "engines", "problems"):
+    for heading in ("host", "roles", "reachable", "sessions", "engines", "restarts", "problems"):
         table.add_column(heading)
     for row in rows:
         engines = "" if row["expected"] is None else f"{row['registered']}/{row['expected']}"
+        restarts = "" if row.get("restarts") is None else str(row["restarts"])
         table.add_row(row["host"], ",".join(row["roles"]),
                       {"unreachable": "no", "auth failed": "no login"}.get(row["state"], "yes"),
-                      str(len(row["sessions"])), engines,
+                      str(len(row["sessions"])), engines, restarts,
                       "[red]" + "; ".join(row["problems"]) + "[/]" if row["problems"] else "[green]ok[/]")
     console.print(table)
 

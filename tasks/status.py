@@ -66,7 +66,7 @@ def _status_row(name, host, result, probe, is_master, is_engine_host):
     roles = (["master"] if is_master else []) + (["engines"] if is_engine_host else [])
     sessions = session_names(result.facts)
     row = {"host": host.name, "roles": roles, "state": result.state, "sessions": sessions,
-           "registered": None, "expected": None, "problems": []}
+           "registered": None, "expected": None, "restarts": None, "problems": []}
     if not result.ok:
         row["problems"].append(result.reason)
         return row
@@ -76,7 +76,12 @@ def _status_row(name, host, result, probe, is_master, is_engine_host):
         expected = int(result.facts.get("expected", 0))
         running = sum(1 for s in sessions if s.startswith(f"{name}-engine-"))
         registered = (probe or {}).get("engines", {}).get(host.name, 0)
-        row.update(registered=registered, expected=expected)
+        row.update(registered=registered, expected=expected,
+                   restarts=int(result.facts.get("restarts", 0)))
+        for key, line in sorted(result.facts.items()):
+            if key.startswith("gaveup_"):
+                row["problems"].append(f"engine {key[len('gaveup_'):]} crash-looping: {line};"
+                                       f" fab cluster.logs --hosts={host.name} says why")
         if running != expected:
             row["problems"].append(f"{running} of {expected} engine sessions running")
         for have, want in shortfalls({host.name: expected}, {host.name: registered}).values():

@@ -10,6 +10,7 @@ import os
 import shutil
 import stat
 import subprocess
+import sys
 import tarfile
 import time
 from pathlib import Path
@@ -44,6 +45,7 @@ def host(tmp_path):
     for name in ("ipcontroller", "ipengine", "jupyter"):
         (bin_dir / name).write_text(STAND_IN)
         (bin_dir / name).chmod(0o755)
+    (bin_dir / "python").symlink_to(sys.executable)  # runs the nanny and the probe
     settings = Settings(cluster_env=str(tmp_path / "env"), cluster_name=f"t{os.getpid()}",
                         ipp_profile="p1", jupyter_port=9999, engine_timeout=5)
     env = {"HOME": str(tmp_path), "PATH": os.environ["PATH"], "SCREENDIR": str(tmp_path / "screens"),
@@ -135,9 +137,9 @@ def test_start_master_starts_controller_and_jupyter_once_with_their_settings(hos
 @needs_screen
 def test_engines_are_labelled_counted_restarted_and_stopped_to_the_last_process(host):
     host(commands.write_engine_file("{}"))
-    started = facts(host(commands.start_engines("alice@node02:2222", 2)))
+    started = facts(host(commands.start_engines(host.settings, "alice@node02:2222", 2)))
     assert (started["expected"], started["started"]) == ("2", "2")
-    assert facts(host(commands.start_engines("alice@node02:2222", 2)))["started"] == "0"
+    assert facts(host(commands.start_engines(host.settings, "alice@node02:2222", 2)))["started"] == "0"
     engines = calls(host.home, "ipengine", 2)
     sessions = sorted(args[1].split("/")[:2] for args in engines)
     assert sessions == [["--Session.session=alice@node02:2222", "1"],
@@ -145,7 +147,7 @@ def test_engines_are_labelled_counted_restarted_and_stopped_to_the_last_process(
     status = facts(host(commands.host_status(2)))
     assert sorted(status["sessions"].split()) == [f"{host.settings.cluster_name}-engine-{n}"
                                                   for n in (1, 2)]
-    assert facts(host(commands.start_engines("x", 1)))["started"] == "1"  # fewer: all restarted
+    assert facts(host(commands.start_engines(host.settings, "x", 1)))["started"] == "1"  # fewer: all restarted
     assert len(calls(host.home, "ipengine", 3)) == 3
     run_dir = host.home / ".ipp-cluster" / host.settings.cluster_name / os.uname().nodename
     assert stat.S_IMODE(run_dir.stat().st_mode) == 0o700
@@ -218,7 +220,7 @@ def test_shellcheck_passes_on_every_shell_file_and_on_a_whole_script():
     settings = Settings(cluster_env="/opt/env")
     steps = [commands.put_examples(settings, b"x"), commands.start_master(settings, "ssh"),
              commands.read_engine_file(), commands.write_engine_file("{}"),
-             commands.start_engines("n", 2), commands.stop_engines(), commands.stop_master(),
+             commands.start_engines(settings, "n", 2), commands.stop_engines(), commands.stop_master(),
              commands.host_status(2), commands.read_token(), commands.user_command("true"),
              commands.read_client_file(), commands.peer_address(),
              commands.tail_logs(["engine"], 5), commands.facts(8888), commands.probe(settings),

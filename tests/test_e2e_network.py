@@ -125,7 +125,7 @@ def test_from_the_laptop_only_ssh_reaches_the_cluster_and_connect_and_tunnel_do(
         lines = connect.stdout.strip().splitlines()[1:]
         assert lines == ["import ipyparallel as ipp",
                          f"rc = ipp.Client({path!r}, sshserver='root@{master}', "
-                         f"sshkey={str(network.hosts.client_key)!r}, paramiko=True)"]
+                         f"sshkey={str(network.hosts.client_key)!r}, paramiko=True, timeout=30)"]
         assert engine_counts(network, lines, tmp_path / "home") == ENGINES
 
         with holding(network, inv, "cluster.tunnel") as first:
@@ -150,7 +150,7 @@ def test_connect_with_encryption_forwards_the_controllers_ports_itself(network, 
         assert up.returncode == 0, up.stdout + up.stderr
         with holding(network, inv, "cluster.connect", lines=3) as printed:
             path = os.path.expanduser("~/.ipp-cluster/netcurve/client/ipcontroller-client.json")
-            assert printed[1:] == ["import ipyparallel as ipp", f"rc = ipp.Client({path!r})"]
+            assert printed[1:] == ["import ipyparallel as ipp", f"rc = ipp.Client({path!r}, timeout=30)"]
             with open(path) as file:
                 assert json.load(file)["curve_serverkey"]  # still encrypted, end to end
             assert engine_counts(network, printed[1:], tmp_path / "home") == ENGINES

@@ -168,10 +168,12 @@ def test_settings_defaults_and_values():
 @pytest.mark.parametrize("text, line, reason", [
     ("A=1\n", 1, "unknown setting 'A'; known: CLUSTER_ENV, CLUSTER_NAME, IPP_PROFILE, "
                  "JUPYTER_PORT, ENGINE_TIMEOUT, CONNECT_TIMEOUT, PARALLEL, ENCRYPT, KNOWN_HOSTS, "
-                 "HOST_KEY_CHECKING, SHARED_HOME, NOTEBOOK_DIR, CONTROLLER_ADDRESS"),
+                 "HOST_KEY_CHECKING, SHARED_HOME, NOTEBOOK_DIR, CONTROLLER_ADDRESS, ENGINE_RESTART, MEMORY_LIMIT"),
     ("CONTROLLER_ADDRESS=master\n", 1,
      "CONTROLLER_ADDRESS='master' must be an IPv4 address of the master (or empty)"),
     ("ENCRYPT=maybe\n", 1, "ENCRYPT='maybe' must be yes or no"),
+    ("MEMORY_LIMIT=lots\n", 1, "MEMORY_LIMIT='lots' must be a size such as 4G or 512M, auto, or empty"),
+    ("MEMORY_LIMIT=0G\n", 1, "MEMORY_LIMIT='0G' must be a size such as 4G or 512M, auto, or empty"),
     ("HOST_KEY_CHECKING=no\n", 1, "HOST_KEY_CHECKING='no' must be accept-new or strict"),
     ("KNOWN_HOSTS=known\n", 1, "KNOWN_HOSTS='known' must be an absolute path (or start with ~)"),
     ("\n\nCLUSTER_ENV=env\n", 3,
@@ -223,3 +225,9 @@ def test_the_dotenv_parser_we_rely_on_still_gives_keys_values_lines_and_errors()
     assert [(b.key, b.value, b.original.string, b.original.line, b.error) for b in bindings] == [
         (None, None, "# c\n", 1, False), ("A", "1", "\nA=1\n", 2, False),  # a blank line leads
         ("B", "two words", "B='two words'\n", 4, False), (None, None, "not a binding\n", 5, True)]
+
+
+@pytest.mark.parametrize("value, stored", [("4G", str(4 << 30)), ("512M", str(512 << 20)),
+                                           ("1.5GiB", str(3 << 29)), ("auto", "auto"), ("", "")])
+def test_memory_limit_is_a_size_in_bytes_or_auto(value, stored):
+    assert parse_settings(f"MEMORY_LIMIT={value}\n").memory_limit == stored

@@ -1,32 +1,35 @@
 # shellcheck shell=sh
 # shellcheck disable=SC2154  # name, run, bin, profile, engine_file, timeout: set by setup() in lib.sh
 
-start_engines() {  # start_engines LABEL COUNT RESTART(yes|no)
-  # Start the engines missing on this host, each in a screen session of its own.
-  # LABEL is the host's name in the inventory: each engine registers with a
-  # Session.session of LABEL/N/TIME, so that the controller can tell the engines of
-  # each host apart. COUNT empty means one engine per core. With RESTART=yes, or when
-  # more engines run than wanted, every engine is stopped first.
+start_engines() {  # start_engines LABEL COUNT RESTART ENGINE_RESTART MEMORY_LIMIT < NANNY_PY
+  # Start the engines missing on this host, each in a screen session of its own, kept
+  # by the nanny (tasks/remote/nanny.py, on stdin, written to the run directory): it
+  # starts a crashed engine again (ENGINE_RESTART=yes) and ends one past MEMORY_LIMIT
+  # (bytes, auto or empty). LABEL is the host's name in the inventory: each engine
+  # registers with a Session.session of LABEL/N/TIME, so that the controller can tell
+  # the engines of each host apart. COUNT empty means one engine per core. With
+  # RESTART=yes, or when more engines run than wanted, every engine is stopped first.
   # Reports expected= and started=.
-  label=$1 count=${2:-$(nproc)} restart=$3
+  label=$1 count=${2:-$(nproc)} restart=$3 keep=$4 limit=$5
   echo "expected=$count"
   wait_file "$engine_file" "$timeout" || {
     echo "no connection file $engine_file after $timeout s: is the controller up?" >&2
     exit 1
   }
   make_run_dir
+  cat > "$run/nanny.py.new" && mv "$run/nanny.py.new" "$run/nanny.py"
   running=$(sessions "$name-engine-[0-9]+")
   for session in $running; do [ "${session##*-}" -le "$count" ] || restart=yes; done
   if [ "$restart" = yes ]; then
     halt engine "$name-engine-[0-9]+" >/dev/null
     running=
   fi
-  stamp=$(date +%s%N)
   started=0 n=1
   while [ "$n" -le "$count" ]; do
     if ! printf '%s\n' "$running" | grep -qx "$name-engine-$n"; then
-      launch engine "$name-engine-$n" "${bin}ipengine" "--profile=$profile" \
-        "--Session.session=$label/$n/$stamp"
+      rm -f "$run/$name-engine-$n.gaveup"
+      launch engine "$name-engine-$n" "$python" "$run/nanny.py" "$label" "$n" "$keep" \
+        "$limit" "$count" "$run/$name-engine-$n.gaveup" -- "${bin}ipengine" "--profile=$profile"
       started=$((started + 1))
     fi
     n=$((n + 1))

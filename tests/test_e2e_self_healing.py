@@ -1,0 +1,148 @@
+"""
+End to end: engines that come back by themselves, and the memory guard. Host 1 is
+the master; hosts 2 and 3 run two engines each, with MEMORY_LIMIT=300M.
+"""
+
+import json
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import fab as run_fab
+from tests.conftest import leftovers, three_host_inventory
+
+NAME = PROFILE = "healing"
+PORT = 18881
+LIMIT = "300M"
+
+
+@pytest.fixture(scope="module")
+def cluster(fake_hosts, tmp_path_factory):
+    """fab on a master (host1) and two engines on each of host2 and host3; downed after."""
+    inventory = three_host_inventory(tmp_path_factory.mktemp("inv"), fake_hosts, NAME, PORT,
+                                     MEMORY_LIMIT=LIMIT)
+    (inventory / "hosts").write_text("[master]\n127.0.2.1\n[engines]\n127.0.2.2 engines=2\n"
+                                     "127.0.2.3 engines=2\n")
+
+    def run(*args, **kwargs):
+        return run_fab(*args, inventory=inventory, key=fake_hosts.client_key, **kwargs)
+    run.inventory = inventory
+    up = run("cluster.up")
+    assert up.returncode == 0, up.stdout + up.stderr
+    yield run
+    for host in fake_hosts.hosts[:3]:
+        host.run(f"umount {sys.prefix}/bin/ipengine 2>/dev/null || true")
+    run("cluster.down")
+
+
+def client(code, timeout=120):
+    """Run *code* after ``c = ipp.Client(...)``; returns its last line, parsed as JSON."""
+    head = ("import ipyparallel as ipp, json, os, socket\n"
+            f"c = ipp.Client(profile={PROFILE!r}, timeout=20)\n")
+    out = subprocess.run([sys.executable, "-c", head + code], capture_output=True, text=True,
+                         timeout=timeout)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+WHO = ("def who():\n    import os, socket\n    return socket.gethostname(), os.getpid()\n"
+       "print(json.dumps({i: v for i, v in c[:].apply_async(who).get_dict().items()}))\n")
+
+
+def engines():
+    """``{engine id: [hostname, pid]}`` of the registered engines."""
+    return {int(i): tuple(v) for i, v in client(WHO).items()}
+
+
+def on(found, hostname):
+    return {i: v for i, v in found.items() if v[0] == hostname}
+
+
+def wait_for(hostname, count, gone=(), timeout=10.0):
+    """Seconds until *hostname* has *count* engines again, none of them a pid in *gone*."""
+    began = time.monotonic()
+    while time.monotonic() - began < timeout:
+        mine = on(engines(), hostname)
+        if len(mine) == count and not {v[1] for v in mine.values()} & set(gone):
+            return time.monotonic() - began
+        time.sleep(0.2)
+    raise AssertionError(f"{hostname}: not {count} engines after {timeout} s: {on(engines(), hostname)}")
+
+
+def test_an_engine_killed_with_sigkill_comes_back_by_itself(cluster, fake_hosts):
+    victim = on(engines(), "host2")
+    pid = sorted(v[1] for v in victim.values())[0]
+    fake_hosts.hosts[1].run(f"kill -9 {pid}")
+    wait_for("host2", 2, gone=[pid], timeout=10)
+    status = cluster("cluster.status")
+    assert status.returncode == 0, status.stdout + status.stderr
+    row = next(line for line in status.stdout.splitlines() if line.startswith("│ 127.0.2.2 "))
+    assert [cell.strip() for cell in row.split("│")[5:7]] == ["2/2", "1"]  # engines, restarts
+
+
+def test_a_task_that_ends_its_engine_fails_with_ipyparallels_error_and_the_engine_returns(cluster):
+    target, (_, pid) = sorted(on(engines(), "host3").items())[0]
+    error = client(f"try:\n    c[{target}].apply_sync(os._exit, 1)\n    print('null')\n"
+                   "except Exception as e:  # a RemoteError naming the EngineError\n"
+                   "    print(json.dumps(getattr(e, 'ename', type(e).__name__)))\n")
+    assert error == "EngineError"
+    wait_for("host3", 2, gone=[pid], timeout=10)
+
+
+def test_an_engine_past_memory_limit_is_ended_logged_and_restarted_others_untouched(cluster):
+    (target, (_, pid)), (_, other) = sorted(on(engines(), "host3").items())
+    code = ("def hog():\n    import time\n    held = []\n    for _ in range(60):\n"
+            "        held.append(bytearray(20 << 20))\n        time.sleep(0.05)\n    return len(held)\n"
+            f"try:\n    c[{target}].apply_sync(hog)\n    print('null')\n"
+            "except Exception as e:  # a RemoteError naming the EngineError\n"
+            "    print(json.dumps(getattr(e, 'ename', type(e).__name__)))\n")
+    assert client(code) == "EngineError"
+    wait_for("host3", 2, gone=[pid], timeout=10)
+    assert other in on(engines(), "host3").values()  # the other engine of the host: untouched
+    logs = cluster("cluster.logs", "--hosts=127.0.2.3", "--lines=200")
+    assert "over MEMORY_LIMIT (300 MiB): ending it" in logs.stdout
+    assert "restart: the engine ended (passed MEMORY_LIMIT (300 MiB) by " in logs.stdout
+
+
+def test_a_crash_loop_gives_up_and_a_down_during_back_off_leaves_nothing(cluster, fake_hosts,
+                                                                         tmp_path):
+    host3 = fake_hosts.hosts[2]
+    failing = tmp_path / "ipengine"
+    failing.write_text("#!/bin/sh\nexit 3\n")
+    failing.chmod(0o755)
+    host3.run(f"mount --bind {failing} {sys.prefix}/bin/ipengine")  # host3 alone sees it
+    pids = sorted(v[1] for v in on(engines(), "host3").values())
+    host3.run(f"kill -9 {pids[0]}")
+    deadline = time.monotonic() + 90  # back-off 1+2+4+8+16 s, then it gives up
+    while time.monotonic() < deadline:
+        status = cluster("cluster.status")
+        if "crash-looping" in status.stderr:
+            break
+        time.sleep(2)
+    assert status.returncode == 1
+    assert re.search(r"error: 127\.0\.2\.3: engine [12] crash-looping: gave up: the engine ended 6 "
+                     r"times in 5 min, the last time: exit code 3; fab cluster\.logs "
+                     r"--hosts=127\.0\.2\.3 says why", status.stderr), status.stderr
+    host3.run(f"kill -9 {pids[1]}")  # the other engine now waits in its back-off
+    time.sleep(0.5)
+    down = cluster("cluster.down")
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert leftovers(fake_hosts, (1, 2, 3)) == {}
+    time.sleep(3)  # longer than that back-off: nothing starts afterwards
+    assert leftovers(fake_hosts, (1, 2, 3)) == {}
+    host3.run(f"umount {sys.prefix}/bin/ipengine")
+
+
+def test_with_engine_restart_no_a_dead_engine_stays_dead(cluster, fake_hosts):
+    env = cluster.inventory / "cluster.env"
+    env.write_text(env.read_text() + "ENGINE_RESTART=no\n")
+    up = cluster("cluster.up")
+    assert up.returncode == 0, up.stdout + up.stderr
+    pid = sorted(v[1] for v in on(engines(), "host2").values())[0]
+    fake_hosts.hosts[1].run(f"kill -9 {pid}")
+    time.sleep(8)  # the controller drops it; nothing starts it again
+    assert len(on(engines(), "host2")) == 1
+    assert cluster("cluster.status").returncode == 1

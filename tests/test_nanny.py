@@ -1,0 +1,115 @@
+"""
+Unit tests of the engines' nanny (``tasks/remote/nanny.py``) with real processes
+standing in for ipengine: restarts with back-off, giving up, the memory guard, and a
+stop that is never undone. Its waits are shortened; nothing else is changed.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from tasks.remote import nanny
+
+#: Stand-ins for ipengine: each writes its pid and its arguments to a file, then...
+STAND_IN = "import os, sys; open(sys.argv[1], 'a').write(f'{os.getpid()} {sys.argv[-1]}\\n'); "
+CRASH = STAND_IN + "os._exit(3)"
+SLEEP = STAND_IN + "import time; time.sleep(60)"
+GREEDY = STAND_IN + "import time; hog = [bytearray(20 << 20) for _ in range(10)]; time.sleep(60)"
+
+
+@pytest.fixture(autouse=True)
+def quick(monkeypatch):
+    monkeypatch.setattr(nanny, "BACKOFF_FIRST", 0.05)
+    monkeypatch.setattr(nanny, "POLL", 0.02)
+
+
+def keeper(tmp_path, program, restart=True, limit=""):
+    options = {"label": "node01", "number": "2", "restart": restart, "limit": limit,
+               "engines": 1, "marker": str(tmp_path / "gaveup")}
+    return nanny.Nanny(options, [sys.executable, "-c", program, str(tmp_path / "starts")])
+
+
+def starts(tmp_path):
+    path = tmp_path / "starts"
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def test_a_crashing_engine_is_started_again_with_back_off_then_given_up(tmp_path, capsys):
+    began = time.monotonic()
+    assert keeper(tmp_path, CRASH).run() == 1
+    took = time.monotonic() - began
+    lines = starts(tmp_path)
+    assert len(lines) == nanny.GIVE_UP_AFTER + 1
+    assert all(line.split()[1].startswith("--Session.session=node01/2/") for line in lines)
+    assert len({line.split()[1] for line in lines}) == len(lines)  # a new session id each start
+    assert took >= 0.05 * (1 + 2 + 4 + 8 + 16)  # the back-off: 1, 2, 4, 8, 16 times the first
+    assert (tmp_path / "gaveup").read_text() == (
+        "gave up: the engine ended 6 times in 5 min, the last time: exit code 3\n")
+    log = capsys.readouterr().out
+    assert log.count(": restart: the engine ended (exit code 3); starting it again in ") == 5
+
+
+def test_with_engine_restart_no_a_dead_engine_stays_dead(tmp_path, capsys):
+    assert keeper(tmp_path, CRASH, restart=False).run() == 1
+    assert len(starts(tmp_path)) == 1
+    assert "ENGINE_RESTART=no: it stays stopped" in capsys.readouterr().out
+
+
+def test_an_engine_past_its_memory_limit_is_ended_and_started_again(tmp_path, capsys):
+    runner = keeper(tmp_path, GREEDY, limit=str(100 << 20))
+    thread = threading.Thread(target=runner.run)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while len(starts(tmp_path)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    runner.stop(signal.SIGTERM, None)
+    thread.join(timeout=30)
+    assert len(starts(tmp_path)) >= 2
+    log = capsys.readouterr().out
+    assert "over MEMORY_LIMIT (100 MiB): ending it" in log
+    assert "restart: the engine ended (passed MEMORY_LIMIT (100 MiB) by " in log
+
+
+def test_a_stop_during_the_back_off_wait_starts_nothing_more(tmp_path):
+    script = tmp_path / "nanny.py"
+    source = open(nanny.__file__).read()  # as the hosts run it, with a first wait of 5 s
+    script.write_text(source.replace("BACKOFF_FIRST, BACKOFF_MAX = 1.0", "BACKOFF_FIRST, BACKOFF_MAX = 5.0"))
+    process = subprocess.Popen([sys.executable, str(script), "node01", "1", "yes", "", "1",
+                                str(tmp_path / "gaveup"), "--", sys.executable, "-c", CRASH,
+                                str(tmp_path / "starts")], stdout=subprocess.PIPE, text=True)
+    assert "restart:" in process.stdout.readline()  # now waiting 5 s
+    process.send_signal(signal.SIGHUP)  # what screen sends when its session is quit
+    assert process.wait(timeout=5) == 0
+    time.sleep(6)
+    assert len(starts(tmp_path)) == 1
+
+
+def test_a_stop_ends_the_running_engine_and_the_nanny(tmp_path):
+    runner = keeper(tmp_path, SLEEP)
+    thread = threading.Thread(target=runner.run)
+    thread.start()
+    while not starts(tmp_path):
+        time.sleep(0.02)
+    pid = int(starts(tmp_path)[0].split()[0])
+    runner.stop(signal.SIGTERM, None)
+    thread.join(timeout=10)
+    assert not thread.is_alive() and not os.path.exists(f"/proc/{pid}/status") or _zombie(pid)
+    assert len(starts(tmp_path)) == 1
+
+
+def _zombie(pid):
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def test_auto_shares_the_hosts_memory_among_its_engines(tmp_path):
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:       16384000 kB\nMemFree:  1 kB\n")
+    assert nanny.memory_limit("auto", 4, meminfo) == 16384000 * 1024 // 4
+    assert nanny.memory_limit(str(1 << 30), 4) == 1 << 30
+    assert nanny.memory_limit("", 4) is None
