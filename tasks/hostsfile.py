@@ -36,7 +36,8 @@ KNOWN = ("engines", *USED)
 
 @dataclass
 class _Group:
-    line: int = 0                                   # where it is first named
+    """A group of the file: its own hosts, and the groups it names as children."""
+
     hosts: dict = field(default_factory=dict)       # host names (keys), in file order
     children: list = field(default_factory=list)    # (group name, line)
 
@@ -109,7 +110,7 @@ def read(text, path, parse_host, error_at):
             if kind == "vars":
                 parsed.vars_lines.setdefault(section, number)
             else:
-                parsed.groups.setdefault(section, _Group(number))
+                parsed.groups.setdefault(section, _Group())
             continue
         if section is None:
             raise error(f"{content!r} is outside a section: put it under [master] or [engines]")
@@ -120,7 +121,7 @@ def read(text, path, parse_host, error_at):
             if not re.match(rf"^{_GROUP}$", content):
                 raise error(f"bad group name {content!r} in [{section}:children]")
             parsed.groups[section].children.append((content, number))
-            parsed.groups.setdefault(content, _Group(number))
+            parsed.groups.setdefault(content, _Group())
         else:
             _host_line(content, section, number, parsed, parse_host, error)
     return parsed
