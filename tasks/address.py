@@ -16,8 +16,6 @@ one that every engine host reaches, and nothing else of the master's is opened:
   is no one answer: the user must say it.
 """
 
-import ipaddress
-
 LOOPBACK = "127.0.0.1"
 
 #: Tells ``start_master.sh`` to use the address its SSH connection came in on.
@@ -26,15 +24,6 @@ FROM_SSH = "ssh"
 
 class AddressError(ValueError):
     """No single address of the master serves every engine host: the message says what to set."""
-
-
-def is_address(text):
-    """True for an IPv4 or IPv6 address literal."""
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
 
 
 def remote_engines(inventory):

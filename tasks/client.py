@@ -14,6 +14,8 @@ import json
 import os
 from pathlib import Path
 
+from . import sshauth
+
 
 def save(settings, data):
     """
@@ -79,6 +81,5 @@ def server_of(connection):
     server = f"{connection.user}@{connection.host}"
     if connection.port != 22:
         server += f":{connection.port}"
-    keys = connection.connect_kwargs.get("key_filename") or []
-    key = keys if isinstance(keys, str) else (keys[0] if keys else None)
-    return server, key
+    keys = sshauth.named_keys(connection.connect_kwargs)
+    return server, keys[0] if keys else None

@@ -158,12 +158,10 @@ def connect(c):
         result = operations.read_client_file(fleet_, inventory)
         report.fail_if(report.failures({master.name: result}))
         data = client.decode(result.facts["client_file"])
-        if master.is_local:
+        if master.is_local or not inventory.settings.encrypt:
             path = client.save(inventory.settings, data)
-            _print_client(path, client.lines(path))
-        elif not inventory.settings.encrypt:
-            path = client.save(inventory.settings, data)
-            _print_client(path, client.lines(path, *client.server_of(fleet_.connection(master))))
+            through = () if master.is_local else client.server_of(fleet_.connection(master))
+            _print_client(path, client.lines(path, *through))
         else:
             _hold_forwards(fleet_.connection(master), inventory.settings, data)
 

@@ -58,4 +58,3 @@ def read_client_file(fleet, inventory):
     """The master's `HostResult`; its ``client_file`` fact is the client connection file, base64."""
     script = commands.script(inventory.settings, commands.read_client_file())
     return fleet.run({inventory.master: script}, SLACK)[inventory.master.name]
-

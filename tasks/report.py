@@ -76,15 +76,14 @@ def engines_table(up, order):
     table = Table(title="engines", title_justify="left")
     for heading in ("host", "registered", "expected", "state", "detail"):
         table.add_column(heading)
-    registered = up.registered or {}
-    unknown = "?" if up.registered is None else "0"
+    registered, asked = up.registered or {}, up.registered is not None  # else counts are "?"
     good = 0
     for name in order:
         if name in up.expected:
-            have, want = registered.get(name), up.expected[name]
+            have, want = registered.get(name, 0), up.expected[name]
             good += have == want
-            table.add_row(name, str(have) if have is not None else unknown, str(want),
-                          _mark(have == want), "" if have == want else "not all registered")
+            table.add_row(name, str(have) if asked else "?", str(want), _mark(have == want),
+                          "" if have == want else "not all registered")
         elif name in up.started:
             result = up.started[name]
             table.add_row(name, "", "", f"[red]{result.state}[/]", result.reason)
@@ -94,7 +93,7 @@ def engines_table(up, order):
     hosts = [name for name in order if name in up.expected or name in up.started
              or name in up.skipped]
     total = sum(registered.get(name, 0) for name in up.expected)
-    table.add_row("total", str(total) if up.registered is not None else "?",
+    table.add_row("total", str(total) if asked else "?",
                   str(sum(up.expected.values())), _mark(good == len(hosts)),
                   "" if good == len(hosts) else f"{good} of {len(hosts)} hosts as expected")
     console.print(table)

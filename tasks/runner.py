@@ -151,9 +151,8 @@ class Fleet:
             connect_kwargs = dict(self.config.connect_kwargs,
                                   banner_timeout=timeout, auth_timeout=timeout)
             if host.key:  # the inventory's ansible_ssh_private_key_file comes first
-                named = connect_kwargs.get("key_filename") or []
-                named = [named] if isinstance(named, str) else list(named)
-                connect_kwargs["key_filename"] = [os.path.expanduser(host.key), *named]
+                connect_kwargs["key_filename"] = [os.path.expanduser(host.key),
+                                                  *sshauth.named_keys(connect_kwargs)]
             kind = LocalConnection if host.is_local else Connection
             connection = kind(host.hostname, user=host.user, port=host.port, config=self.config,
                               connect_timeout=timeout, connect_kwargs=connect_kwargs)

@@ -15,10 +15,15 @@ import paramiko
 DEFAULT_KEYS = ("~/.ssh/id_rsa", "~/.ssh/id_dsa", "~/.ssh/id_ecdsa", "~/.ssh/id_ed25519")
 
 
+def named_keys(connect_kwargs):
+    """The key files named in *connect_kwargs* (Fabric's ``key_filename``: a path or a list)."""
+    named = connect_kwargs.get("key_filename") or []
+    return [named] if isinstance(named, str) else list(named)
+
+
 def keys_tried(connect_kwargs):
     """The keys a paramiko login with *connect_kwargs* offers: paths, and the agent's count."""
-    named = connect_kwargs.get("key_filename") or []
-    keys = [named] if isinstance(named, str) else list(named)
+    keys = named_keys(connect_kwargs)
     if connect_kwargs.get("look_for_keys", True):
         keys += [path for path in DEFAULT_KEYS if os.path.isfile(os.path.expanduser(path))]
     if connect_kwargs.get("allow_agent", True) and os.environ.get("SSH_AUTH_SOCK"):

@@ -70,6 +70,24 @@ def engines_per_host(profile):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def engines_by_id(profile):
+    """``{engine id: (hostname, pid)}`` as the cluster's engines answer ipyparallel's Client."""
+    code = ("import ipyparallel as ipp, json\n"
+            "def who():\n"
+            "    import os, socket\n"
+            "    return socket.gethostname(), os.getpid()\n"
+            f"c = ipp.Client(profile={profile!r}, timeout=20)\n"
+            "print(json.dumps(c[:].apply_async(who).get_dict()))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return {int(i): tuple(v) for i, v in json.loads(out.stdout.strip().splitlines()[-1]).items()}
+
+
+def on(engines, hostname):
+    """The engines of *engines* (from `engines_by_id`) that run on *hostname*."""
+    return {i: v for i, v in engines.items() if v[0] == hostname}
+
+
 def leftovers(fake_hosts, numbers):
     """Cluster processes and screen sessions still on the given fake hosts."""
     found = {}

@@ -5,13 +5,12 @@ Host 1 is the master; ``127.0.2.[2:4]`` run two engines each (``[engines:vars]``
 and ``node05`` is host 5 reached through ``ansible_host``/``ansible_port``/``ansible_user``.
 """
 
-import json
 import subprocess
 import sys
 
 import pytest
 
-from tests.conftest import fab, write_inventory
+from tests.conftest import engines_by_id, fab, on, write_inventory
 
 NAME = PROFILE = "perhost"
 PORT = 18871
@@ -43,23 +42,6 @@ def cluster(fake_hosts, tmp_path_factory):
     run("cluster.down")
 
 
-def engines_by_id():
-    """``{engine id: (hostname, pid)}`` as the controller's engines answer, with ipp.Client."""
-    code = ("import ipyparallel as ipp, json\n"
-            "def who():\n"
-            "    import os, socket\n"
-            "    return socket.gethostname(), os.getpid()\n"
-            f"c = ipp.Client(profile={PROFILE!r}, timeout=20)\n"
-            "print(json.dumps(c[:].apply_async(who).get_dict()))\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    return {int(i): tuple(v) for i, v in json.loads(out.stdout.strip().splitlines()[-1]).items()}
-
-
-def on(engines, hostname):
-    return {i: v for i, v in engines.items() if v[0] == hostname}
-
-
 def ipengines(fake_hosts, number):
     return set(fake_hosts.hosts[number - 1].run("pgrep -f '[b]in/ipengine' || true").split())
 
@@ -69,31 +51,31 @@ def test_a_range_and_group_variables_bring_their_engines_up(cluster):
     assert up.returncode == 0, up.stdout + up.stderr
     assert up.stderr == (f"warning: {cluster.inventory}/hosts: ignored (they mean nothing here): "
                          "ansible_python_interpreter\n")
-    engines = engines_by_id()
+    engines = engines_by_id(PROFILE)
     assert sorted(v[0] for v in engines.values()) == ["host2"] * 2 + ["host3"] * 2 + ["host4"] * 2
 
 
 def test_a_host_added_later_is_started_alone_under_its_name(cluster, fake_hosts):
-    before = engines_by_id()
+    before = engines_by_id(PROFILE)
     (cluster.inventory / "hosts").write_text(HOSTS.replace("127.0.2.[2:4]\n", "127.0.2.[2:4]\n" + NODE05))
     started = cluster("engines.start", "--hosts=node0*")
     assert started.returncode == 0, started.stdout + started.stderr
     assert "│ node05 " in started.stdout and "│ 127.0.2.2 " not in started.stdout
-    after = engines_by_id()
+    after = engines_by_id(PROFILE)
     assert {i: v for i, v in after.items() if i in before} == before  # the others untouched
     assert [v[0] for i, v in after.items() if i not in before] == ["host5"]
     status = cluster("cluster.status")
     assert status.returncode == 0, status.stdout + status.stderr
     up = cluster("cluster.up")  # starts only what is missing: nothing
-    assert up.returncode == 0 and engines_by_id() == after
+    assert up.returncode == 0 and engines_by_id(PROFILE) == after
 
 
 def test_restart_of_one_host_leaves_every_other_engine_as_it_was(cluster, fake_hosts):
-    before = engines_by_id()
+    before = engines_by_id(PROFILE)
     pids = {n: ipengines(fake_hosts, n) for n in (2, 4, 5)}
     restarted = cluster("engines.restart", "--hosts=127.0.2.3")
     assert restarted.returncode == 0, restarted.stdout + restarted.stderr
-    after = engines_by_id()
+    after = engines_by_id(PROFILE)
     assert {i: v for i, v in after.items() if v[0] != "host3"} == {
         i: v for i, v in before.items() if v[0] != "host3"}
     assert {n: ipengines(fake_hosts, n) for n in (2, 4, 5)} == pids
@@ -117,7 +99,7 @@ def test_stop_of_one_host_drains_it_while_the_others_keep_working(cluster, fake_
     assert stopped.returncode == 0, stopped.stdout + stopped.stderr
     assert client.stdout.read().strip() == "['host2', 'host2']" and client.wait(timeout=60) == 0
     assert ipengines(fake_hosts, 3) == set()
-    engines = engines_by_id()
+    engines = engines_by_id(PROFILE)
     assert sorted({v[0] for v in engines.values()}) == ["host2", "host4", "host5"]
     status = cluster("engines.status", "--hosts=127.0.2.2,node05")
     assert status.returncode == 0, status.stdout + status.stderr

@@ -11,8 +11,8 @@ import time
 
 import pytest
 
+from tests.conftest import engines_by_id, leftovers, on, three_host_inventory
 from tests.conftest import fab as run_fab
-from tests.conftest import leftovers, three_host_inventory
 
 NAME = PROFILE = "healing"
 PORT = 18881
@@ -48,17 +48,9 @@ def client(code, timeout=120):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-WHO = ("def who():\n    import os, socket\n    return socket.gethostname(), os.getpid()\n"
-       "print(json.dumps({i: v for i, v in c[:].apply_async(who).get_dict().items()}))\n")
-
-
 def engines():
-    """``{engine id: [hostname, pid]}`` of the registered engines."""
-    return {int(i): tuple(v) for i, v in client(WHO).items()}
-
-
-def on(found, hostname):
-    return {i: v for i, v in found.items() if v[0] == hostname}
+    """``{engine id: (hostname, pid)}`` of the registered engines."""
+    return engines_by_id(PROFILE)
 
 
 def wait_for(hostname, count, gone=(), timeout=10.0):

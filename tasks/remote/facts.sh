@@ -4,7 +4,8 @@
 facts() {  # facts [PORT] < VERSIONS_PY: what cluster.info shows and cluster.check judges
   # Reports cores=, mem_total_kb=, mem_available_kb=, load=, users=, screen=,
   # env_exists= (CLUSTER_ENV is a folder) and, when not, env_siblings= (the Python
-  # environments next to it), missing= (programs missing from CLUSTER_ENV), python=, ipyparallel=, jupyter_server= and,
+  # environments next to it), missing= (programs missing from CLUSTER_ENV), python=,
+  # ipyparallel=, jupyter_server= and,
   # with PORT, port_user= when another program than this cluster's Jupyter listens
   # there (the name of its user).
   echo "cores=$(nproc)"
