@@ -1,5 +1,5 @@
 """
-``python -m bench [--quick] [--rounds N] [--out DIR]``: run the benchmark, print
+``python -m bench [--quick | --smallest] [--rounds N] [--out DIR]``: run the benchmark, print
 its Markdown tables, and write them, every sample and the plot to DIR (results.md,
 results.json, results.png). A full run into the default ``bench/results`` also
 writes its tables into the README, between the ``bench-results`` markers.
@@ -20,6 +20,8 @@ from . import healing, methods, report
 FULL = dict(hosts=(1, 2, 4, 8), per_host=(1, 2), control=(1, 8, 32, 64), threads=(64, 256), rounds=3,
             healing=7)
 QUICK = dict(hosts=(2,), per_host=(2,), control=(1, 8), threads=(8, 32), rounds=1, healing=3)
+#: What the test suite runs (tests/test_bench.py), so that the benchmark cannot rot unseen.
+SMALLEST = dict(hosts=(1,), per_host=(1,), control=(1,), threads=(2,), rounds=1, healing=1)
 README = methods.PROJECT / "README.md"
 MARKERS = ("<!-- bench-results -->\n", "<!-- /bench-results -->\n")
 FIRST_HOST = 101  # 127.0.2.101 and up: never the test suite's hosts
@@ -51,14 +53,14 @@ def control_path(fake_hosts, folder, sizes, rounds):
     """``cluster.status`` (with the default cap of 32 connections, and with 64) and
     ``cluster.run true`` on each number of hosts, and the floor: OpenSSH's ``ssh HOST true``
     on as many hosts, 32 at a time."""
-    tasks = [("cluster.status", ("cluster.status",), 32),
-             ("cluster.status, PARALLEL=64", ("cluster.status",), 64),
-             ("cluster.run true", ("cluster.run", "true"), 32)]
+    tasks = [("cluster.status", ("cluster.status",), 32, 3),  # 3: the cluster is stopped
+             ("cluster.status, PARALLEL=64", ("cluster.status",), 64, 3),
+             ("cluster.run true", ("cluster.run", "true"), 32, 0)]
     control = defaultdict(list)
     for round_ in range(rounds):
         for hosts in sizes:
-            for label, task, parallel in tasks:
-                seconds = methods.control_path(fake_hosts, folder, hosts, task, parallel)
+            for label, task, parallel, code in tasks:
+                seconds = methods.control_path(fake_hosts, folder, hosts, task, parallel, code)
                 control[label, hosts].append(seconds)
                 say(f"round {round_ + 1}/{rounds}  {hosts:>3} hosts  {label:<28} {seconds:6.2f} s")
             seconds = methods.ssh_floor(fake_hosts, hosts)
@@ -87,11 +89,14 @@ def write_readme(text):
 def main():
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="one small size, one round")
+    parser.add_argument("--smallest", action="store_true",
+                        help="one engine host, one round: the test suite's run")
     parser.add_argument("--rounds", type=int, help="rounds of every measure (default 3, quick 1)")
     parser.add_argument("--out", help="folder for results.md and results.png "
                                       "(default bench/results, or a temporary one with --quick)")
     args = parser.parse_args()
-    plan = QUICK if args.quick else FULL
+    plan = SMALLEST if args.smallest else QUICK if args.quick else FULL
+    args.quick = args.quick or args.smallest  # neither writes into the README
     rounds = args.rounds or plan["rounds"]
     out = Path(args.out or (tempfile.mkdtemp(prefix="ippbench-") if args.quick
                             else methods.PROJECT / "bench" / "results"))

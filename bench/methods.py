@@ -179,15 +179,16 @@ def _start_and_wait(cluster, engines):
         client.close()
 
 
-def control_path(fake_hosts, folder, hosts, task, parallel):
-    """Seconds of one ``fab TASK`` on the first *hosts* fake hosts (every one an engine host)."""
+def control_path(fake_hosts, folder, hosts, task, parallel, code):
+    """Seconds of one ``fab TASK`` on the first *hosts* fake hosts (every one an engine host),
+    which must exit with *code*."""
     chosen = fake_hosts.hosts[:hosts]
     text = f"[master]\n{chosen[0].address}\n\n[engines]\n" + "".join(
         f"{host.address} engines=1\n" for host in chosen)
     inventory = write_inventory(folder / f"control-{hosts}-{parallel}", text, fake_hosts,
                                 PARALLEL=parallel)
     seconds, result = timed(lambda: fab(inventory, fake_hosts.client_key, *task))
-    if "unreachable" in result.stdout + result.stderr or result.returncode not in (0, 1):
+    if "unreachable" in result.stdout + result.stderr or result.returncode != code:
         raise BenchError(f"fab {' '.join(task)} on {hosts} hosts:\n{result.stdout}{result.stderr}")
     return seconds
 

@@ -12,6 +12,7 @@ on 127.0.0.1 as to a local controller (curve works as usual there).
 import base64
 import json
 import os
+import tempfile
 from pathlib import Path
 
 from . import sshauth
@@ -21,17 +22,22 @@ def save(settings, data):
     """
     Write a client connection file (*data*, bytes) where ``cluster.connect`` keeps it:
     ``~/.ipp-cluster/NAME/client/ipcontroller-client.json``, the folders 0700 and the
-    file 0600 (it holds the key that signs every message). Returns its path.
+    file 0600 (it holds the key that signs every message), atomically. Returns its path.
     """
     folder = Path.home() / ".ipp-cluster" / settings.cluster_name / "client"
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     for part in (folder.parent.parent, folder.parent, folder):
         part.chmod(0o700)
     path = folder / "ipcontroller-client.json"
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "wb") as file:
-        os.fchmod(file.fileno(), 0o600)
-        file.write(data)
+    # Written beside it, then renamed: a client never reads half a file.
+    descriptor, partial = tempfile.mkstemp(dir=folder, prefix=".ipcontroller-client.")
+    try:
+        with os.fdopen(descriptor, "wb") as file:  # mkstemp makes it 0600
+            file.write(data)
+        os.replace(partial, path)
+    except BaseException:
+        os.unlink(partial)
+        raise
     return path
 
 
@@ -78,8 +84,5 @@ def lines(path, server=None, key=None):
 
 def server_of(connection):
     """``(user@host[:port], key or None)`` of a Fabric *connection*, for `lines`."""
-    server = f"{connection.user}@{connection.host}"
-    if connection.port != 22:
-        server += f":{connection.port}"
     keys = sshauth.named_keys(connection.connect_kwargs)
-    return server, keys[0] if keys else None
+    return sshauth.login(connection), keys[0] if keys else None

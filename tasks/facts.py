@@ -16,7 +16,7 @@ def parse_facts(stdout):
 
 
 def parse_probe(facts):
-    """Return the master probe's report (see `tasks.probe`), or None if it printed none."""
+    """Return the master probe's report (see `tasks.remote.probe`), or None if it printed none."""
     text = facts.get("probe")
     if not text:
         return None

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from dotenv.parser import parse_stream
 
-from . import hostsfile
+from . import hostsfile, ranges
 
 #: The inventory used when ``CLUSTER_INVENTORY`` is not set.
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "inventory"
@@ -108,10 +108,13 @@ class Inventory:
     def select(self, role=None, names=None):
         """
         The hosts of *role* (``master``, ``engines`` or None for all), or of those of them
-        that *names* name: inventory names or shell-style patterns (``node0*``).
+        that *names* name: inventory names, shell-style patterns (``node0*``) or Ansible's
+        ranges (``node[1:3]``, each name of it), as the inventory's own hosts lines.
 
-        :raises ValueError: for an unknown role, or a name that matches none of them.
+        :raises ValueError: for an unknown role, a bad range, or a name that matches none.
         """
+        names = [each for name in names or () for each in
+                 (ranges.expand(name) if _RANGE.search(name) else [name])]
         if role not in (None, "master", "engines"):
             raise ValueError(f"unknown role {role!r}: use master or engines")
         chosen = {None: self.hosts, "master": (self.master,), "engines": self.engines}[role]
@@ -125,6 +128,10 @@ class Inventory:
             raise ValueError(f"not {'an engine host' if role == 'engines' else 'the master'}: "
                              + ", ".join(elsewhere))
         return tuple(host for host in chosen if any(_matches(host.name, name) for name in names))
+
+
+#: A bracket with a colon is Ansible's range; without one, a shell pattern's class (``n[12]``).
+_RANGE = re.compile(r"\[[^\]]*:[^\]]*\]")
 
 
 def _matches(host_name, name):

@@ -9,12 +9,11 @@ import os
 import socket
 import tempfile
 import time
-from contextlib import ExitStack
 
 from fabric import task
 from invoke.exceptions import Exit
 
-from . import client, environment, lifecycle, operations, preflight, report
+from . import client, environment, forward, lifecycle, operations, preflight, report
 from .context import HOSTS_HELP, choose, fleet, load, reads_inventory, whole_number
 
 
@@ -123,29 +122,43 @@ def tunnel(c, port=""):
             print(f"the master is this machine: {report.jupyter_url(remote_port, token)}")
             return
         local_port = port or free_port(remote_port)
-        with fleet_.connection(master).forward_local(local_port, remote_port=remote_port):
-            _wait_listening(local_port, inventory.settings.connect_timeout)
+        with _forwards(fleet_.connection(master), inventory.settings, "127.0.0.1",
+                       {local_port: remote_port}) as forwards:
             print(f"Jupyter: {report.jupyter_url(local_port, token)}", flush=True)
-            print("forwarding; press Ctrl-C to stop", flush=True)
-            try:
-                while True:
-                    time.sleep(3600)
-            except KeyboardInterrupt:
-                pass
+            _hold(forwards, "forwarding; press Ctrl-C to stop")
 
 
-def _wait_listening(port, timeout):
-    """Block until Fabric's tunnel thread listens on *port*: forward_local returns before it does,
-    and a URL printed earlier can be refused."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            socket.create_connection(("localhost", port), timeout=1).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise Exit(f"error: could not listen on localhost:{port}", code=1)
-            time.sleep(0.02)
+def _forwards(connection, settings, remote_host, ports):
+    """`forward.Forwards` of *ports* through *connection*, each checked end to end, or exit 1."""
+    connection.open()  # already open after the step before: this only makes sure
+    transport = connection.transport
+    # A dead connection must end the hold, not leave forwards that go nowhere.
+    transport.set_keepalive(KEEPALIVE)
+    try:
+        forwards = forward.Forwards(transport, remote_host, ports, settings.connect_timeout)
+    except forward.ForwardError as error:
+        raise Exit(f"error: {error}", code=1) from None
+    try:
+        forwards.check(ports.values())
+    except forward.ForwardError as error:
+        forwards.close()
+        raise Exit(f"error: {error}", code=1) from None
+    return forwards
+
+
+#: Seconds between SSH keepalives while ports are forwarded.
+KEEPALIVE = 15
+
+
+def _hold(forwards, message):
+    """Print *message*, then hold *forwards* until Ctrl-C (exit 0) or until they fail (exit 1)."""
+    print(message, flush=True)
+    try:
+        while forwards.alive():
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        return
+    raise Exit(f"error: {forwards.problem}; the forwards are gone: run the task again", code=1)
 
 
 @task
@@ -172,23 +185,19 @@ def _print_client(path, lines):
 
 
 def _hold_forwards(connection, settings, data):
-    """ENCRYPT=yes: forward a local port to each of the controller's, until Ctrl-C."""
-    remote, forwards = client.remote_address(data), {}
-    with ExitStack() as stack:
-        for name, port in client.ports(data).items():
-            forwards[name] = free_port(port, taken=set(forwards.values()))
-            stack.enter_context(connection.forward_local(
-                forwards[name], remote_port=port, remote_host=remote))
-        for port in forwards.values():
-            _wait_listening(port, settings.connect_timeout)
-        path = client.save(settings, client.through_forwards(data, forwards))
-        _print_client(path, client.lines(path))
-        print("# forwarding the controller's ports; press Ctrl-C to stop", flush=True)
+    """ENCRYPT=yes: forward a local port to each of the controller's, until Ctrl-C. The client
+    file that points at them is removed when they end."""
+    remote, local = client.remote_address(data), {}
+    for name, port in client.ports(data).items():
+        local[name] = free_port(port, taken=set(local.values()))
+    remote_ports = {local[name]: port for name, port in client.ports(data).items()}
+    with _forwards(connection, settings, remote, remote_ports) as forwards:
+        path = client.save(settings, client.through_forwards(data, local))
         try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            pass
+            _print_client(path, client.lines(path))
+            _hold(forwards, "# forwarding the controller's ports; press Ctrl-C to stop")
+        finally:
+            path.unlink(missing_ok=True)
 
 
 @task(help={"wheelhouse": "a folder of wheels to install from, with no index (offline clusters)",

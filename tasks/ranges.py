@@ -31,7 +31,9 @@ def _is_ipv6(text):
 
 
 def _values(pattern, text):
-    """The values of one range's *text* (what is between the brackets)."""
+    """The values of one range's *text* (what is between the brackets), as ``(values,
+    width)``: *values* a ``range`` of numbers (padded to *width* when it is not 0) or a
+    string of letters. Nothing is built yet: ``n[1:1000000000]`` is counted, then refused."""
     parts = text.split(":")
     if len(parts) not in (2, 3):
         raise RangeError(f"bad range [{text}] in {pattern!r}: expected [START:END] or "
@@ -44,17 +46,21 @@ def _values(pattern, text):
     if _NUMBER.match(start) and _NUMBER.match(end):
         first, last = int(start), int(end)
         width = len(start) if len(start) > 1 and start.startswith("0") else 0
-        values = [str(n).zfill(width) for n in range(first, last + 1, int(step))]
+        values = range(first, last + 1, int(step))
     elif _LETTER.match(start) and _LETTER.match(end) and start.islower() == end.islower():
         letters = string.ascii_lowercase if start.islower() else string.ascii_uppercase
         first, last = letters.index(start), letters.index(end)
-        values = list(letters[first:last + 1:int(step)])
+        values, width = letters[first:last + 1:int(step)], 0
     else:
         raise RangeError(f"bad range [{text}] in {pattern!r}: expected [START:END] or "
                          "[START:END:STEP], of numbers or single letters")
     if first > last:
         raise RangeError(f"bad range [{text}] in {pattern!r}: its start is after its end")
-    return values
+    return values, width
+
+
+def _text(value, width):
+    return str(value).zfill(width)
 
 
 def expand(pattern, limit=LIMIT):
@@ -74,12 +80,13 @@ def expand(pattern, limit=LIMIT):
         return [pattern]
     pieces.append(pattern[position:])
     count = 1
-    for values in ranges:
+    for values, _ in ranges:
         count *= len(values)
     if count > limit:
         raise RangeError(f"{pattern!r} makes {count} hosts; at most {limit} in one line")
     names = []
-    for combination in itertools.product(*ranges):
+    texts = [[_text(value, width) for value in values] for values, width in ranges]
+    for combination in itertools.product(*texts):
         name = pieces[0]
         for value, piece in zip(combination, pieces[1:]):
             name += value + piece

@@ -11,8 +11,11 @@ import os
 
 import paramiko
 
-#: The files paramiko tries when no key is named (``look_for_keys``), in its order.
-DEFAULT_KEYS = ("~/.ssh/id_rsa", "~/.ssh/id_dsa", "~/.ssh/id_ecdsa", "~/.ssh/id_ed25519")
+#: The files paramiko (5.x: no DSA) tries after the named keys and the agent's
+#: (``look_for_keys``), in its order; ``~/ssh`` is its Windows folder. A test compares this
+#: with what paramiko logs that it tried, so a new paramiko cannot make it wrong unseen.
+DEFAULT_KEYS = tuple(f"~/{folder}/id_{kind}" for kind in ("rsa", "ecdsa", "ed25519")
+                     for folder in (".ssh", "ssh"))
 
 
 def named_keys(connect_kwargs):
@@ -22,10 +25,9 @@ def named_keys(connect_kwargs):
 
 
 def keys_tried(connect_kwargs):
-    """The keys a paramiko login with *connect_kwargs* offers: paths, and the agent's count."""
+    """The keys a paramiko login with *connect_kwargs* offers, in its order: the named
+    files, the agent's (as a count), then the default files that exist."""
     keys = named_keys(connect_kwargs)
-    if connect_kwargs.get("look_for_keys", True):
-        keys += [path for path in DEFAULT_KEYS if os.path.isfile(os.path.expanduser(path))]
     if connect_kwargs.get("allow_agent", True) and os.environ.get("SSH_AUTH_SOCK"):
         try:
             count = len(paramiko.Agent().get_keys())
@@ -33,14 +35,20 @@ def keys_tried(connect_kwargs):
             count = 0
         if count:
             keys.append(f"{count} from the SSH agent")
+    if connect_kwargs.get("look_for_keys", True):
+        keys += [path for path in DEFAULT_KEYS if os.path.isfile(os.path.expanduser(path))]
     return list(dict.fromkeys(keys))  # Fabric may name an -i key twice
+
+
+def login(connection):
+    """``user@host``, with ``:port`` when it is not 22, of a Fabric *connection*."""
+    where = f"{connection.user}@{connection.host}"
+    return where if connection.port == 22 else f"{where}:{connection.port}"
 
 
 def explain(connection):
     """``auth failed: user@host[:port], keys tried: ...`` for *connection*, a Fabric `Connection`."""
-    where = f"{connection.user}@{connection.host}"
-    if connection.port != 22:
-        where += f":{connection.port}"
+    where = login(connection)
     keys = keys_tried(connection.connect_kwargs)
     tried = ", ".join(keys) if keys else "none (name one with fab -i KEY)"
     return f"auth failed: {where}, keys tried: {tried}"

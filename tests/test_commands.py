@@ -52,9 +52,9 @@ def host(tmp_path):
            "SSH_CONNECTION": "10.0.0.9 50022 10.0.0.7 22"}  # as sshd sets it
     (tmp_path / "screens").mkdir(mode=0o700)
 
-    def run(*steps, settings=settings):
+    def run(*steps, settings=settings, **more_env):
         return subprocess.run(commands.REMOTE_SHELL, shell=True, input=commands.script(settings, *steps),
-                              capture_output=True, text=True, env=env, timeout=60)
+                              capture_output=True, text=True, env=dict(env, **more_env), timeout=60)
     run.home, run.settings = tmp_path, settings
     yield run
     run(commands.stop_engines(), commands.stop_master())
@@ -236,6 +236,19 @@ def test_the_master_without_an_ipv4_address_for_the_engines_refuses_to_start(hos
     assert result.returncode == 1 and calls(host.home, "ipcontroller", 0) == []
     assert result.stderr == ("cannot tell the master's IPv4 address for the engines (SSH came in on"
                              " 'node01'): set CONTROLLER_ADDRESS in cluster.env\n")
+
+
+@pytest.mark.parametrize("came_in_on", ["127.0.0.1", "::ffff:127.0.0.1"])
+def test_a_master_reached_on_its_loopback_refuses_it_for_remote_engines(host, came_in_on):
+    """fab reached the master through a port forward: SSH came in on its loopback, which
+    the engine hosts would take for their own."""
+    result = host(commands.start_master(host.settings, "ssh"),
+                  SSH_CONNECTION=f"127.0.0.1 50022 {came_in_on} 22")
+    assert result.returncode == 1 and calls(host.home, "ipcontroller", 0) == []
+    assert result.stderr == (
+        f"SSH came in on the master's loopback ({came_in_on.removeprefix('::ffff:')}: through a "
+        "port forward?), which the engine hosts cannot reach: set CONTROLLER_ADDRESS in "
+        "cluster.env to the master's address on the engines' network\n")
 
 
 def test_a_host_says_where_its_ssh_connection_comes_from(host):

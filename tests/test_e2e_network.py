@@ -15,6 +15,8 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
+import threading
 from contextlib import contextmanager
 
 import pytest
@@ -32,8 +34,9 @@ def network():
     reason = why_not_available() or testnet.why_not_available()
     if reason:
         pytest.skip(reason)
-    with testnet.TestNetwork(3, f"ipp{os.getpid()}") as net, FakeHosts(3, network=net) as hosts:
-        net.hosts = hosts
+    with testnet.TestNetwork(3, f"ipp{os.getpid()}") as net, FakeHosts(3, network=net) as hosts, \
+            tempfile.TemporaryDirectory(prefix="laptop-home-") as home:
+        net.hosts, net.laptop_home = hosts, home  # fab's files on the laptop: never the runner's
         yield net
 
 
@@ -52,6 +55,8 @@ def fab_on(net, where, inventory, *args, **popen):
     else:
         enter = ["ip", "netns", "exec", net.namespace(testnet.LAPTOP)]
     env = dict(os.environ, CLUSTER_INVENTORY=str(inventory), COLUMNS="200")
+    if where != "master":
+        env["HOME"] = net.laptop_home
     argv = [*enter, str(FAB), "-i", str(net.hosts.client_key), *args]
     if popen:
         return subprocess.Popen(argv, cwd=PROJECT, env=env, text=True, **popen)
@@ -120,7 +125,7 @@ def test_from_the_laptop_only_ssh_reaches_the_cluster_and_connect_and_tunnel_do(
 
         connect = fab_on(network, "laptop", inv, "cluster.connect")
         assert connect.returncode == 0, connect.stdout + connect.stderr
-        path = os.path.expanduser("~/.ipp-cluster/netlaptop/client/ipcontroller-client.json")
+        path = os.path.join(network.laptop_home, ".ipp-cluster/netlaptop/client/ipcontroller-client.json")
         assert os.stat(path).st_mode & 0o777 == 0o600
         lines = connect.stdout.strip().splitlines()[1:]
         assert lines == ["import ipyparallel as ipp",
@@ -149,24 +154,56 @@ def test_connect_with_encryption_forwards_the_controllers_ports_itself(network, 
         up = fab_on(network, "laptop", inv, "cluster.up")
         assert up.returncode == 0, up.stdout + up.stderr
         with holding(network, inv, "cluster.connect", lines=3) as printed:
-            path = os.path.expanduser("~/.ipp-cluster/netcurve/client/ipcontroller-client.json")
+            path = os.path.join(network.laptop_home,
+                                ".ipp-cluster/netcurve/client/ipcontroller-client.json")
             assert printed[1:] == ["import ipyparallel as ipp", f"rc = ipp.Client({path!r}, timeout=30)"]
             with open(path) as file:
                 assert json.load(file)["curve_serverkey"]  # still encrypted, end to end
             assert engine_counts(network, printed[1:], tmp_path / "home") == ENGINES
+        assert not os.path.exists(path)  # it pointed at the forwards, gone with them
     finally:
         down = fab_on(network, "laptop", inv, "cluster.down")
     assert down.returncode == 0, down.stdout + down.stderr
 
 
 @contextmanager
-def holding(net, inv, task, lines=1):
-    """Run a fab *task* that holds until Ctrl-C, from the laptop; yields its first *lines*."""
+def holding(net, inv, task, lines=1, timeout=120):
+    """Run a fab *task* that holds until Ctrl-C, from the laptop; yields its first *lines*,
+    or fails with its stderr if they do not come within *timeout* s. After Ctrl-C the task
+    must end by itself, cleanly (Fabric used to raise its tunnels' errors exactly there)."""
     process = fab_on(net, "laptop", inv, task, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    printed = []
+    reader = threading.Thread(target=lambda: printed.extend(
+        process.stdout.readline().strip() for _ in range(lines)), daemon=True)
+    reader.start()
+    reader.join(timeout)
     try:
-        printed = [process.stdout.readline().strip() for _ in range(lines)]
-        assert all(printed), process.stderr.read()
+        if len(printed) < lines or not all(printed):
+            process.kill()
+            pytest.fail(f"fab {task} printed {printed} within {timeout} s; stderr: "
+                        f"{process.communicate(timeout=30)[1]}")
         yield printed
     finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=30)
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr
+    assert "Traceback" not in stderr and "Exception" not in stderr, stderr
+
+
+def test_the_laptop_reaches_only_ssh_over_ipv6_too(network):
+    """The firewall is no IPv4 one only: a listener on every address of host1, reached from
+    the laptop and from host3, over IPv4 and IPv6."""
+    listen = ("import socket, time; s = socket.create_server(('::', 18999), family=socket.AF_INET6,"
+              " dualstack_ipv6=True); print('ready', flush=True); time.sleep(60)")
+    server = subprocess.Popen(["ip", "netns", "exec", network.namespace("host1"), sys.executable,
+                               "-c", listen], stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout.readline().strip() == "ready"
+        for address in (network.address("host1"), network.address6("host1")):
+            assert network.connect("host3", address, 18999) == "open"
+            assert network.connect(testnet.LAPTOP, address, 18999) == "refused"
+        assert network.connect(testnet.LAPTOP, network.address("host1"), 22) == "open"  # sshd: IPv4
+    finally:
+        server.kill()
+        server.wait()

@@ -3,12 +3,15 @@ End to end: bad input runs nothing anywhere, host keys are checked, secrets stay
 """
 
 import json
+import logging
 import os
 import subprocess
 import sys
 
+import paramiko
 import pytest
 
+from tasks import sshauth
 from tests.conftest import engines_per_host, fab, write_inventory
 
 MASTER = "[master]\n127.0.2.2\n"
@@ -124,3 +127,39 @@ def test_encrypted_cluster_registers_engines_and_keeps_its_keys_private(fake_hos
                 assert json.load(connection_file)["curve_serverkey"]
     finally:
         assert fab("cluster.down", inventory=inventory, key=fake_hosts.client_key).returncode == 0
+
+
+def test_the_keys_a_failed_login_names_are_the_ones_paramiko_tried(fake_hosts, tmp_path,
+                                                                   monkeypatch):
+    """sshauth.keys_tried against paramiko's own log of the keys it loaded, on a real login."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    ssh = tmp_path / ".ssh"
+    ssh.mkdir()
+    for kind in ("rsa", "ecdsa", "ed25519", "dsa"):  # no DSA in paramiko 5: it must be left out
+        subprocess.run(["ssh-keygen", "-q", "-t", kind, "-N", "", "-f", str(ssh / f"id_{kind}")],
+                       capture_output=True)
+    if not (ssh / "id_dsa").exists():  # this ssh-keygen makes none any more
+        (ssh / "id_dsa").write_text("an old DSA key\n")
+    named = tmp_path / "lab_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(named)], check=True)
+    messages = []
+    handler = logging.Handler(logging.DEBUG)
+    handler.emit = lambda record: messages.append(record.getMessage())
+    logger = logging.getLogger("paramiko")
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    client = paramiko.SSHClient()
+    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    try:
+        with pytest.raises(paramiko.AuthenticationException):
+            client.connect(fake_hosts.hosts[0].address, username="root", key_filename=[str(named)],
+                           allow_agent=False, look_for_keys=True, timeout=30)
+    finally:
+        client.close()
+        logger.removeHandler(handler)
+        logger.setLevel(logging.NOTSET)
+    tried = [m.split(" in ", 1)[1] for m in messages if m.startswith("Trying discovered key")]
+    expected = sshauth.keys_tried({"key_filename": [str(named)], "allow_agent": False})
+    assert tried == [os.path.expanduser(path) for path in expected]
+    assert len(tried) == 4  # the named key, then rsa, ecdsa, ed25519

@@ -1,5 +1,7 @@
 """Unit tests for the inventory parser: what it reads, and each error it gives."""
 
+import tracemalloc
+
 import pytest
 
 from tasks.inventory import (
@@ -231,3 +233,43 @@ def test_the_dotenv_parser_we_rely_on_still_gives_keys_values_lines_and_errors()
                                            ("1.5GiB", str(3 << 29)), ("auto", "auto"), ("", "")])
 def test_memory_limit_is_a_size_in_bytes_or_auto(value, stored):
     assert parse_settings(f"MEMORY_LIMIT={value}\n").memory_limit == stored
+
+
+def test_a_huge_range_is_counted_and_refused_before_any_name_is_made():
+    from tasks.ranges import RangeError, expand
+    tracemalloc.start()
+    try:
+        with pytest.raises(RangeError, match=r"'n\[1:5000000\]' makes 5000000 hosts; at most 10000"):
+            expand("n[1:5000000]")
+        with pytest.raises(RangeError, match="makes 1000000000 hosts"):
+            expand("n[1:1000000000]")  # built first, it ran out of memory
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20, peak  # 300 MB when the names were built before the count
+    assert expand("n[08:10]") == ["n08", "n09", "n10"] and expand("x[a:e:2]") == ["xa", "xc", "xe"]
+
+
+@pytest.mark.parametrize("names, chosen", [
+    (["node[1:3]"], ["node1", "node2", "node3"]),  # Ansible's range: every name of it
+    (["node[2:3]", "node1"], ["node1", "node2", "node3"]),
+    (["node[13]"], ["node1", "node3"]),  # a shell pattern's class
+    (["node*"], ["node1", "node2", "node3", "node4"]),
+])
+def test_hosts_are_chosen_by_name_pattern_or_ansible_range(tmp_path, names, chosen):
+    inventory = _four_nodes(tmp_path)
+    assert [host.name for host in inventory.select("engines", names)] == chosen
+
+
+def test_a_range_naming_a_host_not_in_the_inventory_is_refused_not_shortened(tmp_path):
+    inventory = _four_nodes(tmp_path)
+    with pytest.raises(ValueError, match="not in the inventory: node5"):
+        inventory.select("engines", ["node[3:5]"])
+    with pytest.raises(ValueError, match="its start is after its end"):
+        inventory.select("engines", ["node[3:1]"])
+
+
+def _four_nodes(tmp_path):
+    (tmp_path / "hosts").write_text("[master]\nm\n[engines]\nnode[1:4]\n")
+    (tmp_path / "cluster.env").write_text("")
+    return load_inventory(tmp_path)

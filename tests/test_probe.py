@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -164,3 +165,96 @@ def test_jupyter_alive_but_silent_is_waited_for_until_the_deadline(jupyter_sessi
     assert time.monotonic() - started >= 1
     assert report["jupyter_problem"].startswith(f"Jupyter does not answer on 127.0.0.1:{port}; "
                                                 "see its log, ")
+
+
+def _controller_process():
+    """The hub's process of the `controller` fixture (ipyparallel runs it as a module)."""
+    import psutil
+    return next(p for p in psutil.Process().children(recursive=True)
+                if "ipyparallel.controller" in " ".join(p.cmdline()))
+
+
+@pytest.fixture
+def paused_controller(controller):
+    """The fixture's controller, stopped (SIGSTOP) as a master too busy to answer would be,
+    and resumed after 7 s: longer than the probe's first wait, shorter than its whole."""
+    hub = _controller_process()
+    hub.suspend()
+    resume = threading.Timer(7, hub.resume)
+    resume.start()
+    yield
+    resume.cancel()
+    hub.resume()
+
+
+@pytest.fixture
+def screens(tmp_path, monkeypatch):
+    """A screen folder of this test's own (``screen -ls`` sees only its sessions)."""
+    folder = tmp_path / "screens"
+    folder.mkdir(mode=0o700)
+    monkeypatch.setenv("SCREENDIR", str(folder))
+    yield
+    subprocess.run(["screen", "-wipe"], capture_output=True)
+    for session in probe_sessions():
+        subprocess.run(["screen", "-S", session, "-X", "quit"], capture_output=True)
+
+
+def probe_sessions():
+    listing = subprocess.run(["screen", "-ls"], capture_output=True, text=True).stdout
+    return [line.split()[0] for line in listing.splitlines() if line.startswith("\t")]
+
+
+def test_a_busy_controller_whose_session_runs_is_waited_for(screens, paused_controller):
+    subprocess.run(["screen", "-dmS", "probe-controller", "sleep", "60"], check=True)
+    started = time.monotonic()
+    report = probe.probe({"name": "probe", "profile": "probe"}, "/nonexistent")
+    assert report["error"] == "" and report["controller"] is True
+    assert report["engines"]["nodeA"] == 2  # (another test shuts nodeB's down)
+    assert time.monotonic() - started >= probe.FIRST_ANSWER  # it did wait past the first
+
+
+def test_a_silent_controller_without_its_session_is_called_dead_after_the_first_wait(
+        screens, paused_controller):
+    started = time.monotonic()
+    report = probe.probe({"name": "probe", "profile": "probe"}, "/nonexistent")
+    took = time.monotonic() - started
+    assert report["controller"] is False
+    assert report["error"] == ("RuntimeError: no answer, and its screen session has ended: "
+                               "the controller is not running")
+    assert probe.FIRST_ANSWER <= took < 7  # before the controller came back
+
+
+def test_the_token_never_goes_to_a_proxy(tmp_path):
+    """A stand-in for Jupyter answers 200 to the right token; http_proxy names a listener
+    that records whatever reaches it."""
+    import http.server
+
+    class Jupyter(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            ok = self.path == "/api/status" and self.headers["Authorization"] == "token " + "t" * 48
+            self.send_response(200 if ok else 403)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    token = tmp_path / "token"
+    token.write_text("t" * 48)
+    proxy, reached = socket.create_server(("127.0.0.1", 0)), []
+    proxy.settimeout(0.1)
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), Jupyter) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        env = {k: v for k, v in os.environ.items() if k.lower() != "no_proxy"}
+        env["http_proxy"] = f"http://127.0.0.1:{proxy.getsockname()[1]}"
+        code = "import sys; from tasks.remote import probe; print(probe.jupyter_answers(*sys.argv[1:]))"
+        out = subprocess.run([sys.executable, "-c", code, str(server.server_address[1]), str(token)],
+                             capture_output=True, text=True, env=env, timeout=60,
+                             cwd=Path(__file__).parent.parent)  # as on a host
+        answered = out.stdout.strip() == "True"
+        server.shutdown()
+    try:
+        reached.append(proxy.accept())
+    except socket.timeout:
+        pass
+    proxy.close()
+    assert answered and reached == []

@@ -8,15 +8,16 @@ tests reaches it.
 As on a real cluster seen from a laptop: the laptop reaches only the hosts' SSH port
 (every other port of a host resets the laptop's connections: a firewall rule in the
 host's namespace), while the hosts reach one another on every port. A host's own
-``127.0.0.1`` is its own. Needs root, ``ip`` (iproute2) and ``nft`` (nftables).
+``127.0.0.1`` is its own. Both IPv4 and IPv6 are filtered: each node has one address of
+each (no IPv6 link-local address, which would escape the rule). Needs root, ``ip`` (iproute2) and ``nft`` (nftables).
 """
 
 import shutil
 import subprocess
 import sys
 
-#: The private subnet of the test network: host N is .N, the laptop is .100.
-SUBNET = "10.231.0"
+#: The private subnets of the test network: host N is .N (::N), the laptop is .100 (::100).
+SUBNET, SUBNET6 = "10.231.0", "fd31:231::"
 LAPTOP = "laptop"
 
 #: The laptop may open only SSH connections to a host; anything else is reset.
@@ -25,11 +26,12 @@ table inet ipptest {{
   chain input {{
     type filter hook input priority 0; policy accept;
     ip saddr {laptop} tcp dport != 22 reject with tcp reset
+    ip6 saddr {laptop6} tcp dport != 22 reject with tcp reset
   }}
 }}
 """
 
-#: Connects to ADDRESS PORT and prints what happened: open, refused or timeout.
+#: Connects to ADDRESS PORT (IPv4 or IPv6) and prints what happened: open, refused or timeout.
 CONNECT = """\
 import socket, sys
 try:
@@ -65,6 +67,10 @@ class TestNetwork:
         """*node*'s address on the test network."""
         return f"{SUBNET}.{self.numbers[node]}"
 
+    def address6(self, node):
+        """*node*'s IPv6 address on the test network (its only one: no link-local address)."""
+        return f"{SUBNET6}{self.numbers[node]}"
+
     def start(self):
         switch = self.namespace("switch")
         self._ip("netns", "add", switch)
@@ -77,11 +83,15 @@ class TestNetwork:
                      "peer", "name", "eth0", "netns", namespace)
             self._ip("-n", switch, "link", "set", f"port{number}", "master", "br0", "up")
             self._ip("-n", namespace, "addr", "add", f"{self.address(node)}/24", "dev", "eth0")
+            self._ip("-n", namespace, "link", "set", "eth0", "addrgenmode", "none")
+            self._ip("-n", namespace, "addr", "add", f"{self.address6(node)}/64", "dev", "eth0",
+                     "nodad")
             self._ip("-n", namespace, "link", "set", "eth0", "up")
             self._ip("-n", namespace, "link", "set", "lo", "up")
             if node != LAPTOP:
                 subprocess.run(["ip", "netns", "exec", namespace, "nft", "-f", "-"], check=True,
-                               input=FIREWALL.format(laptop=self.address(LAPTOP)), text=True)
+                               input=FIREWALL.format(laptop=self.address(LAPTOP),
+                                                     laptop6=self.address6(LAPTOP)), text=True)
         return self
 
     def stop(self):

@@ -14,8 +14,8 @@ runs (for ``auto``); MARKER: the file to write when it gives up.
 
 An engine that ends with exit code 0 was shut down on purpose (the controller asked
 it to); any other end is a crash, and the engine starts again after 1, 2, 4, ... at
-most 60 s, unless it crashed `GIVE_UP_AFTER` times in `WINDOW` s: then the nanny
-gives up, says so in its log and in *marker*, and ends. A stop (SIGHUP from screen,
+most 60 s: at most `GIVE_UP_AFTER` times in `WINDOW` s. The crash after those makes
+the nanny give up: it says so in its log and in *marker*, and ends. A stop (SIGHUP from screen,
 SIGTERM from the stop's kill) ends the engine and the nanny, also during a wait.
 """
 
@@ -89,9 +89,12 @@ def resident(pid):
 
 def describe(returncode):
     """How a process ended, from its return code: ``exit code 3``, ``signal 9 (SIGKILL)``."""
-    if returncode < 0:
+    if returncode >= 0:
+        return f"exit code {returncode}"
+    try:
         return f"signal {-returncode} ({signal.Signals(-returncode).name})"
-    return f"exit code {returncode}"
+    except ValueError:  # a real-time signal (SIGRTMIN+N) has no name of its own
+        return f"signal {-returncode}"
 
 
 class Nanny:

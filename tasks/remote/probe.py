@@ -32,6 +32,8 @@ import time
 import urllib.request
 
 POLL = 0.05
+#: Seconds a controller has to answer the probe's client: any, then one whose session runs.
+FIRST_ANSWER, CLIENT_TIMEOUT = 3, 20
 
 
 def engine_uuids(client):
@@ -87,13 +89,17 @@ def wait_for_engines(client, expected, deadline, show=print):
         time.sleep(POLL)
 
 
+#: Straight to the master's own loopback: never through http_proxy, which would get the token.
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
 def jupyter_answers(port, token_file):
     """True when Jupyter's ``/api/status`` on 127.0.0.1:*port* answers 200 to the token."""
     try:
         with open(token_file) as token:
             headers = {"Authorization": "token " + token.read().strip()}
         request = urllib.request.Request(f"http://127.0.0.1:{port}/api/status", headers=headers)
-        with urllib.request.urlopen(request, timeout=2) as response:
+        with _DIRECT.open(request, timeout=2) as response:
             return response.status == 200
     except Exception:  # not running, not yet listening, another server, a bad token
         return False
@@ -167,13 +173,28 @@ def ask_controller(args, deadline, show):
     security = os.path.join(get_ipython_dir(), f"profile_{args['profile']}", "security")
     if not os.path.exists(os.path.join(security, "ipcontroller-client.json")):
         raise RuntimeError("no client connection file: the controller is not running")
-    client = ipp.Client(profile=args["profile"], timeout=3)
+    client = connect(ipp, args)
     try:
         if args.get("shutdown"):
             shut_down(client, args["shutdown"])
         return wait_for_engines(client, args.get("expected", {}), deadline, show)
     finally:
         client.close()
+
+
+def connect(ipp, args):
+    """
+    A client of the controller. One that does not answer in `FIRST_ANSWER` s is called
+    dead only when its screen session has ended: a live one on a busy master gets
+    `CLIENT_TIMEOUT` s in all (3 s called a loaded controller dead).
+    """
+    try:
+        return ipp.Client(profile=args["profile"], timeout=FIRST_ANSWER)
+    except TimeoutError:
+        if not session_alive(f"{args['name']}-controller"):
+            raise RuntimeError("no answer, and its screen session has ended: "
+                               "the controller is not running") from None
+    return ipp.Client(profile=args["profile"], timeout=CLIENT_TIMEOUT - FIRST_ANSWER)
 
 
 def probe(args, run, show=print):

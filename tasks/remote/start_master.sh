@@ -19,6 +19,13 @@ start_master() {  # start_master ADDRESS JUPYTER_PORT NOTEBOOK_DIR ENCRYPT(yes|n
   if [ "$address" = ssh ]; then
     address=$(printf '%s\n' "${SSH_CONNECTION:-}" | cut -d' ' -f3)
     address=${address#::ffff:}  # IPv4 seen by an IPv6 socket
+    case $address in  # "ssh" is asked for only when engines run elsewhere
+      127.0.0.1)
+        echo "SSH came in on the master's loopback ($address: through a port forward?)," \
+          "which the engine hosts cannot reach: set CONTROLLER_ADDRESS in cluster.env" \
+          "to the master's address on the engines' network" >&2
+        exit 1 ;;
+    esac
   fi
   case $address in
     *.*.*.*) ;;
