@@ -14,7 +14,8 @@ from . import methods
 LIMIT_MIB = 200
 
 #: A task that grows in 10 MiB steps, writing the time its engine first passed the limit
-#: and, at every step, the time it was last alive, into PATH (the hosts share the files).
+#: and, at every step, the time it was last alive, into PATH (the hosts share the files;
+#: each write whole, so a kill mid-write leaves the last one).
 GROW = """
 def grow(path, limit):
     import os, time
@@ -40,8 +41,9 @@ def grow(path, limit):
         now = time.time()
         if crossed is None and rss(os.getpid()) + sum(rss(c) for c in others) > limit:
             crossed = now
-        with open(path, 'w') as out:
+        with open(path + '.new', 'w') as out:  # then renamed: the engine can die mid-write
             out.write(f'{crossed} {now}')
+        os.replace(path + '.new', path)
         time.sleep(0.005)
 """
 
@@ -57,8 +59,11 @@ def _client(code, timeout=120):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+#: The engines' pids, or null while one of them is dead but still registered: the task
+#: sent to it then fails (EngineError), which is a look too early, not a failure.
 PIDS = ("def pid():\n    import os\n    return os.getpid()\n"
-        "print(json.dumps(sorted(c[:].apply_async(pid).get_dict().values())))\n")
+        "try:\n    print(json.dumps(sorted(c[:].apply_async(pid).get_dict(timeout=30).values())))\n"
+        "except Exception:\n    print('null')\n")
 
 
 def measure(fake_hosts, folder, rounds):
@@ -72,11 +77,12 @@ def measure(fake_hosts, folder, rounds):
     samples = {"restart": [], "memory": []}
     try:
         for _ in range(rounds):
-            before = _client(PIDS)
+            while not (before := _client(PIDS)):
+                time.sleep(0.1)
             killed = time.perf_counter()
             host.run(f"kill -9 {before[0]}")
             while True:
-                now = _client(PIDS)
+                now = _client(PIDS) or []
                 if len(now) == 2 and before[0] not in now:
                     samples["restart"].append(time.perf_counter() - killed)
                     break
@@ -88,7 +94,7 @@ def measure(fake_hosts, folder, rounds):
             _client(code)
             crossed, last = (float(t) for t in mark.read_text().split())
             samples["memory"].append(last - crossed)
-            while len(_client(PIDS)) < 2:  # back to full size before the next round
+            while len(_client(PIDS) or []) < 2:  # back to full size before the next round
                 time.sleep(0.1)
     finally:
         methods.fab(inventory, key, "cluster.down")
