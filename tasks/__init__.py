@@ -1,10 +1,15 @@
 """
 A Fabric task library that brings an ipyparallel cluster up and down over SSH.
 
-Layers, from the bottom: `inventory` (pure parsing) -> `commands` (pure: the step
-calls and scripts for the programs of ``remote/``, the files that run on the hosts)
--> `runner` (the parallel fan-out, per-host results; host keys in `hostkeys` and
-`knownhosts`) -> `lifecycle` and `operations` (the steps, which return results) ->
-the task namespaces `master`, `engines`, `cluster` (with `operate`), which print
-through `report`.
+What a user types is here: the task namespaces `master`, `engines` and `cluster` (with
+its everyday tools in `toolbox`), thin, reading like the steps a person would take,
+and `context`, what every task starts with. Below them, one folder per layer, each
+using only those under it:
+
+- ``inventory/``: the inventory folder read into plain objects (pure);
+- ``remote/``: what runs on the hosts (shell steps, the probe and the nanny as files)
+  and `remote.commands`, which builds what is sent (pure, quoted);
+- ``ssh/``: the one fan-out runner (`ssh.fleet.Fleet`), host keys, forwards;
+- ``steps/``: one parallel round trip each, returning per-host results;
+- ``show/``: tables, exit codes and progress, printed by the tasks only.
 """

@@ -6,10 +6,12 @@ from fabric import task
 from invoke import Collection
 from invoke.exceptions import Exit
 
-from . import engines, lifecycle, master, operate, preflight, report
+from . import engines, master, toolbox
 from .context import HOSTS_HELP, choose, fleet, load, reads_inventory
-from .progress import watching
-from .status import read_status
+from .show import report
+from .show.progress import watching
+from .steps import lifecycle, preflight
+from .steps.status import read_status
 
 
 def _up(c, inventory):
@@ -87,5 +89,5 @@ def status(c, hosts=""):
     report.status_and_exit("cluster", rows, stopped=None if hosts else stopped)
 
 
-ns = Collection("cluster", up, down, restart, status, operate.run, operate.info, operate.check,
-                operate.logs, operate.tunnel, operate.connect, operate.install)
+ns = Collection("cluster", up, down, restart, status, toolbox.run, toolbox.info, toolbox.check,
+                toolbox.logs, toolbox.tunnel, toolbox.connect, toolbox.install)

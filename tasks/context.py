@@ -9,8 +9,8 @@ from dataclasses import replace
 
 from invoke.exceptions import Exit
 
-from .inventory import InventoryError, load_inventory, parse_host
-from .runner import Fleet
+from .inventory.folder import InventoryError, load_inventory, parse_host
+from .ssh.fleet import Fleet
 
 #: What ``fab -h TASK`` says of the inventory, for every task that reads it.
 INVENTORY_NOTE = """

@@ -5,17 +5,18 @@ Tasks for the engines: ``ipengine`` processes on every engine host of the invent
 from fabric import task
 from invoke import Collection
 
-from . import lifecycle, report
 from .context import HOSTS_HELP, choose, fleet, load, reads_inventory
-from .progress import watching
-from .status import read_status
+from .show import report
+from .show.progress import watching
+from .steps import lifecycle
+from .steps.status import read_status
 
 
 def bring_up(fleet_, inventory, hosts=None, **options):
     """
     Start the missing engines on every engine host (or *hosts*), show the engines
-    table and return the `tasks.lifecycle.EnginesUp`; *options* go to
-    `tasks.lifecycle.engines_up`.
+    table and return the `tasks.steps.lifecycle.EnginesUp`; *options* go to
+    `tasks.steps.lifecycle.engines_up`.
     """
     hosts = inventory.engines if hosts is None else hosts
     up = lifecycle.engines_up(fleet_, inventory, hosts, watch=watching, **options)
@@ -24,7 +25,7 @@ def bring_up(fleet_, inventory, hosts=None, **options):
 
 
 def show(up, inventory):
-    """Print the engines table of an `tasks.lifecycle.EnginesUp`, in the inventory's order."""
+    """Print the engines table of an `tasks.steps.lifecycle.EnginesUp`, in the inventory's order."""
     if up.started or up.skipped:
         report.engines_table(up, [host.name for host in inventory.engines])
 

@@ -9,9 +9,10 @@ from fabric import task
 from invoke import Collection
 from invoke.exceptions import Exit
 
-from . import lifecycle, report
 from .context import fleet, load, reads_inventory
-from .status import read_status
+from .show import report
+from .steps import lifecycle
+from .steps.status import read_status
 
 
 def show(result, master):

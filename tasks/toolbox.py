@@ -13,7 +13,9 @@ import time
 from fabric import task
 from invoke.exceptions import Exit
 
-from . import client, environment, forward, lifecycle, operations, preflight, report
+from .show import report
+from .ssh import forward
+from .steps import client, environment, lifecycle, operations, preflight
 from .context import HOSTS_HELP, choose, fleet, load, reads_inventory, whole_number
 
 

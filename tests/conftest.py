@@ -57,30 +57,34 @@ def fake_hosts():
         yield hosts
 
 
-def engines_per_host(profile):
-    """Ask the cluster, with ipyparallel's Client, how many engines run on each hostname."""
-    code = (
-        "import ipyparallel as ipp, json, socket, collections\n"
-        f"c = ipp.Client(profile={profile!r}, timeout=20)\n"
-        "names = c[:].apply_sync(socket.gethostname)\n"
-        "print(json.dumps(collections.Counter(names)))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+def with_client(code, profile=None, connect=None, prefix=(), env=None, timeout=120):
+    """
+    Run *code* in a new Python, after ``c = ipp.Client(profile=PROFILE, timeout=20)`` (or
+    after the lines *connect*, which make ``rc``), as a user's program would; returns its
+    last line of output, parsed as JSON. *prefix* runs it elsewhere (``ip netns exec NS``).
+    """
+    head = connect or [f"c = ipp.Client(profile={profile!r}, timeout=20)"]
+    program = "\n".join(["import collections, json, os, socket", "import ipyparallel as ipp",
+                          *head, code])
+    out = subprocess.run([*prefix, sys.executable, "-c", program], capture_output=True,
+                         text=True, timeout=timeout, env=env)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def engines_per_host(profile):
+    """Ask the cluster, with ipyparallel's Client, how many engines run on each hostname."""
+    return with_client("print(json.dumps(collections.Counter(c[:].apply_sync(socket.gethostname))))",
+                       profile)
+
+
 def engines_by_id(profile):
     """``{engine id: (hostname, pid)}`` as the cluster's engines answer ipyparallel's Client."""
-    code = ("import ipyparallel as ipp, json\n"
-            "def who():\n"
+    code = ("def who():\n"
             "    import os, socket\n"
             "    return socket.gethostname(), os.getpid()\n"
-            f"c = ipp.Client(profile={profile!r}, timeout=20)\n"
             "print(json.dumps(c[:].apply_async(who).get_dict()))\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    return {int(i): tuple(v) for i, v in json.loads(out.stdout.strip().splitlines()[-1]).items()}
+    return {int(i): tuple(v) for i, v in with_client(code, profile).items()}
 
 
 def on(engines, hostname):

@@ -1,15 +1,15 @@
-"""Unit tests of where the controller listens (`tasks.address`): pure, no host."""
+"""Unit tests of where the controller listens (`tasks.steps.address`): pure, no host."""
 
 import pytest
 
-from tasks.address import (
+from tasks.inventory.folder import Inventory, Settings, parse_hosts
+from tasks.steps.address import (
     FROM_SSH,
     LOOPBACK,
     AddressError,
     controller_address,
     needs_peer_addresses,
 )
-from tasks.inventory import Inventory, Settings, parse_hosts
 
 
 def inventory(hosts, **settings):

@@ -2,8 +2,8 @@
 
 import pytest
 
-from tasks.checks import problems
-from tasks.inventory import Inventory, Settings, parse_hosts
+from tasks.inventory.folder import Inventory, Settings, parse_hosts
+from tasks.steps.preflight import judge as problems
 
 MASTER = {"python": "3.11.7", "ipyparallel": "9.2.0", "screen": "yes", "missing": ""}
 ENV = Settings(cluster_env="/opt/env")

@@ -1,5 +1,5 @@
 """
-Unit tests of what runs on the hosts: the scripts of `tasks.commands`, run here by a
+Unit tests of what runs on the hosts: the scripts of `tasks.remote.commands`, run here by a
 local ``/bin/sh -s`` as a host runs them, with stand-ins for ipcontroller, ipengine
 and jupyter that record how they were called. No SSH, no root.
 """
@@ -17,10 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from tasks import commands, environment
-from tasks.inventory import Settings
+from tasks.inventory.folder import Settings
+from tasks.remote import commands
+from tasks.steps import environment
 
-REMOTE = Path(commands.__file__).parent / "remote"
+REMOTE = Path(commands.__file__).parent  # tasks/remote/, beside its builder
 SHELLS = ("sh", "dash", "bash", "zsh", "ksh", "fish", "tcsh", "csh")
 needs_screen = pytest.mark.skipif(not shutil.which("screen"), reason="needs screen")
 

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 import pytest
 
 from tests import testnet
-from tests.conftest import FAB, PROJECT, write_inventory
+from tests.conftest import FAB, PROJECT, with_client, write_inventory
 from tests.sshhosts import FakeHosts, why_not_available
 
 ENGINES = {"host2": 2, "host3": 2}
@@ -85,12 +85,9 @@ def engine_counts(net, lines, home):
     *home*'s ~/.ssh/known_hosts, where fab recorded it (the fake hosts' file here)."""
     (home / ".ssh").mkdir(parents=True)
     shutil.copy(net.hosts.known_hosts, home / ".ssh" / "known_hosts")
-    code = "\n".join([*lines, "import socket, json, collections",
-                      "print(json.dumps(collections.Counter(rc[:].apply_sync(socket.gethostname))))"])
-    out = net.run(testnet.LAPTOP, sys.executable, "-c", code, capture_output=True, text=True,
-                  timeout=120, env=dict(os.environ, HOME=str(home)))
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return with_client("print(json.dumps(collections.Counter(rc[:].apply_sync(socket.gethostname))))",
+                       connect=lines, prefix=["ip", "netns", "exec", net.namespace(testnet.LAPTOP)],
+                       env=dict(os.environ, HOME=str(home)))
 
 
 def test_fab_on_the_master_with_localhost_as_master_brings_remote_engines_up(network, tmp_path):

@@ -11,7 +11,7 @@ import sys
 import paramiko
 import pytest
 
-from tasks import sshauth
+from tasks.ssh import auth
 from tests.conftest import engines_per_host, fab, write_inventory
 
 MASTER = "[master]\n127.0.2.2\n"
@@ -131,7 +131,7 @@ def test_encrypted_cluster_registers_engines_and_keeps_its_keys_private(fake_hos
 
 def test_the_keys_a_failed_login_names_are_the_ones_paramiko_tried(fake_hosts, tmp_path,
                                                                    monkeypatch):
-    """sshauth.keys_tried against paramiko's own log of the keys it loaded, on a real login."""
+    """auth.keys_tried against paramiko's own log of the keys it loaded, on a real login."""
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
     ssh = tmp_path / ".ssh"
@@ -160,6 +160,6 @@ def test_the_keys_a_failed_login_names_are_the_ones_paramiko_tried(fake_hosts, t
         logger.removeHandler(handler)
         logger.setLevel(logging.NOTSET)
     tried = [m.split(" in ", 1)[1] for m in messages if m.startswith("Trying discovered key")]
-    expected = sshauth.keys_tried({"key_filename": [str(named)], "allow_agent": False})
+    expected = auth.keys_tried({"key_filename": [str(named)], "allow_agent": False})
     assert tried == [os.path.expanduser(path) for path in expected]
     assert len(tried) == 4  # the named key, then rsa, ecdsa, ed25519

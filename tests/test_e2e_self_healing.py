@@ -3,15 +3,13 @@ End to end: engines that come back by themselves, and the memory guard. Host 1 i
 the master; hosts 2 and 3 run two engines each, with MEMORY_LIMIT=300M.
 """
 
-import json
 import re
-import subprocess
 import sys
 import time
 
 import pytest
 
-from tests.conftest import engines_by_id, leftovers, on, three_host_inventory
+from tests.conftest import engines_by_id, leftovers, on, three_host_inventory, with_client
 from tests.conftest import fab as run_fab
 
 NAME = PROFILE = "healing"
@@ -50,14 +48,9 @@ def cluster(fab_here, fake_hosts):
         (fab_here.inventory / "cluster.env").write_text(fab_here.settings)
 
 
-def client(code, timeout=120):
+def client(code):
     """Run *code* after ``c = ipp.Client(...)``; returns its last line, parsed as JSON."""
-    head = ("import ipyparallel as ipp, json, os, socket\n"
-            f"c = ipp.Client(profile={PROFILE!r}, timeout=20)\n")
-    out = subprocess.run([sys.executable, "-c", head + code], capture_output=True, text=True,
-                         timeout=timeout)
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return with_client(code, PROFILE)
 
 
 def engines():

@@ -1,6 +1,6 @@
 """Unit tests for the cluster's pinned requirements (the install step: tests/test_commands.py)."""
 
-from tasks import environment
+from tasks.steps import environment
 
 
 def test_requirements_are_pinned_exactly():

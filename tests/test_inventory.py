@@ -4,7 +4,7 @@ import tracemalloc
 
 import pytest
 
-from tasks.inventory import (
+from tasks.inventory.folder import (
     Host,
     InventoryError,
     Settings,
@@ -236,7 +236,7 @@ def test_memory_limit_is_a_size_in_bytes_or_auto(value, stored):
 
 
 def test_a_huge_range_is_counted_and_refused_before_any_name_is_made():
-    from tasks.ranges import RangeError, expand
+    from tasks.inventory.ranges import RangeError, expand
     tracemalloc.start()
     try:
         with pytest.raises(RangeError, match=r"'n\[1:5000000\]' makes 5000000 hosts; at most 10000"):

@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from tasks import knownhosts
+from tasks.ssh import knownhosts
 
 ED = "AAAAC3NzaC1lZDI1NTE5AAAAIGyJYKg0mPzvB1GZ5bAg1lEcmLjm3tlTzn0vG7vNqOX8"
 SK = ("AAAAGnNrLXNzaC1lZDI1NTE5QG9wZW5zc2guY29tAAAAIBcKt0q8xt2/7eP6OuhFx3BJqLeCSHV0ozP8f7r4F0"

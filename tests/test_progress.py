@@ -1,7 +1,7 @@
 """Unit tests for engine registration progress (plain output, as when piped)."""
 
-from tasks import progress
-from tasks.progress import EngineProgress, ProgressStream
+from tasks.show import progress
+from tasks.show.progress import EngineProgress, ProgressStream
 
 
 def test_plain_lines_when_counts_change_and_short_hosts_once_slow(monkeypatch, capsys):

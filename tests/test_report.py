@@ -3,10 +3,10 @@
 import pytest
 from invoke.exceptions import Exit
 
-from tasks import report
-from tasks.inventory import Host
-from tasks.lifecycle import EnginesUp
-from tasks.runner import FAILED, OK, UNREACHABLE, HostResult
+from tasks.inventory.folder import Host
+from tasks.show import report
+from tasks.ssh.fleet import FAILED, OK, UNREACHABLE, HostResult
+from tasks.steps.lifecycle import EnginesUp
 
 
 def results():

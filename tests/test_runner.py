@@ -12,9 +12,10 @@ from fabric.testing.base import Command, MockRemote, Session
 from paramiko import ECDSAKey
 from paramiko.ssh_exception import AuthenticationException, BadHostKeyException
 
-from tasks import commands, sshauth
-from tasks.inventory import Host, Settings
-from tasks.runner import AUTH_FAILED, FAILED, OK, UNREACHABLE, Fleet
+from tasks.inventory.folder import Host, Settings
+from tasks.remote import commands
+from tasks.ssh import auth
+from tasks.ssh.fleet import AUTH_FAILED, FAILED, OK, UNREACHABLE, Fleet
 
 SETTINGS = Settings(parallel=2, known_hosts="/nonexistent/known_hosts")
 HOSTS = [Host(f"node0{n}", f"node0{n}") for n in range(1, 6)]
@@ -119,5 +120,5 @@ def test_a_failed_login_names_the_keys_it_offered(tmp_path, monkeypatch):
     monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
     (tmp_path / ".ssh").mkdir()
     (tmp_path / ".ssh" / "id_ed25519").write_text("a key")
-    assert sshauth.keys_tried({"key_filename": ["/keys/lab"]}) == ["/keys/lab", "~/.ssh/id_ed25519"]
-    assert sshauth.keys_tried({"key_filename": "/keys/lab", "look_for_keys": False}) == ["/keys/lab"]
+    assert auth.keys_tried({"key_filename": ["/keys/lab"]}) == ["/keys/lab", "~/.ssh/id_ed25519"]
+    assert auth.keys_tried({"key_filename": "/keys/lab", "look_for_keys": False}) == ["/keys/lab"]

@@ -4,8 +4,8 @@ Read an inventory folder into plain, immutable objects.
 An inventory folder holds two files:
 
 - ``hosts``: Ansible's INI naming the ``[master]`` and the ``[engines]``, with ranges,
-  children and group variables (read by `tasks.hostsfile`);
-- ``cluster.env``: dotenv settings, read here with python-dotenv's parser.
+  children and group variables (read by `tasks.inventory.hostsfile`);
+- ``cluster.env``: dotenv settings (`tasks.inventory.settings`).
 
 Nothing here touches the network or a remote host. Every problem raises
 `InventoryError`, which names the file, the line and what is wrong, so that a
@@ -13,34 +13,24 @@ bad inventory stops a task before any host is contacted.
 """
 
 import fnmatch
-import io
-import ipaddress
 import os
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from dotenv.parser import parse_stream
-
 from . import hostsfile, ranges
+from .error import InventoryError
+from .settings import Settings, parse_settings
+
+__all__ = ["Host", "Inventory", "InventoryError", "Settings", "load_inventory", "parse_host",
+           "parse_hosts", "parse_settings"]
 
 #: The inventory used when ``CLUSTER_INVENTORY`` is not set.
-DEFAULT_DIR = Path(__file__).resolve().parent.parent / "inventory"
+DEFAULT_DIR = Path(__file__).resolve().parents[2] / "inventory"
 
-_USER = r"[A-Za-z_][A-Za-z0-9_.-]*"
-_HOST = r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]"
-_HOST_RE = re.compile(rf"^(?:(?P<user>{_USER})@)?(?P<host>{_HOST})(?::(?P<port>[0-9]+))?$")
-_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
-_PATH_RE = re.compile(r"^/[A-Za-z0-9._/+@-]*$")
-
-
-class InventoryError(ValueError):
-    """A problem in an inventory file: carries ``path``, ``line`` and ``reason``."""
-
-    def __init__(self, path, line, reason):
-        self.path, self.line, self.reason = str(path), line, reason
-        where = f"{self.path}:{line}" if line else self.path
-        super().__init__(f"{where}: {reason}")
+_HOST = rf"{hostsfile.HOSTNAME}|\[[0-9A-Fa-f:.]+\]"  # a name, an IPv4 address or [IPv6]
+_HOST_RE = re.compile(
+    rf"^(?:(?P<user>{hostsfile.USER})@)?(?P<host>{_HOST})(?::(?P<port>[0-9]+))?$")
 
 
 @dataclass(frozen=True)
@@ -58,32 +48,6 @@ class Host:
     def is_local(self):
         """True for a plain ``localhost``: it is run locally, without SSH."""
         return self.name == "localhost"
-
-
-@dataclass(frozen=True)
-class Settings:
-    """The values of ``cluster.env``, with their defaults."""
-
-    cluster_env: str = ""
-    cluster_name: str = "ipp"
-    ipp_profile: str = "default"
-    jupyter_port: int = 8888
-    engine_timeout: float = 60.0
-    connect_timeout: float = 10.0
-    parallel: int = 32
-    encrypt: bool = False
-    known_hosts: str = "~/.ssh/known_hosts"
-    host_key_checking: str = "accept-new"
-    shared_home: bool = True
-    notebook_dir: str = ""
-    controller_address: str = ""
-    engine_restart: bool = True
-    memory_limit: str = ""  # bytes, "auto" (the host's memory / its engines) or "": none
-
-    @property
-    def bin_prefix(self):
-        """What goes before a program's name: ``CLUSTER_ENV/bin/`` or nothing."""
-        return f"{self.cluster_env.rstrip('/')}/bin/" if self.cluster_env else ""
 
 
 @dataclass(frozen=True)
@@ -155,7 +119,7 @@ def parse_host(text, path, line):
 
 def parse_hosts(text, path="hosts", warnings=None):
     """
-    Parse the ``hosts`` file (Ansible's INI, see `tasks.hostsfile`) into ``(master, engines)``.
+    Parse the ``hosts`` file (Ansible's INI, see `tasks.inventory.hostsfile`) into ``(master, engines)``.
 
     *warnings*, a list, receives the warning line about ignored Ansible variables.
     Raises `InventoryError` with the line of the problem.
@@ -167,8 +131,9 @@ def parse_hosts(text, path="hosts", warnings=None):
     for name, own in parsed.host_vars.items():
         if "engines" in own and name not in engines:
             raise error_at(parsed.hosts[name][1])("engines= belongs under [engines], not [master]")
-    if warnings is not None and hostsfile.warning(parsed):
-        warnings.append(hostsfile.warning(parsed))
+    warning = hostsfile.warning(parsed)
+    if warnings is not None and warning:
+        warnings.append(warning)
     hosts = {name: _with_variables(parsed.hosts[name][0], variables[name], parsed.host_vars[name])
              for name in (master, *engines)}
     return hosts[master], tuple(hosts[name] for name in engines)
@@ -182,109 +147,6 @@ def _with_variables(host, merged, own):
     return replace(host, hostname=merged.get("ansible_host", host.hostname), user=user,
                    port=port, engines=merged.get("engines"),
                    key=merged.get("ansible_ssh_private_key_file"))
-
-
-def _absolute_path(value):
-    if value and not _PATH_RE.match(value):
-        raise ValueError("must be an absolute path of letters, digits and ._/+@- (or empty)")
-    return value.rstrip("/") or ("/" if value else "")
-
-
-def _name(value):
-    if not _NAME_RE.match(value):
-        raise ValueError("must be letters, digits, '_' or '-'")
-    return value
-
-
-def _yes_no(value):
-    if value.lower() not in ("yes", "no"):
-        raise ValueError("must be yes or no")
-    return value.lower() == "yes"
-
-
-def _one_of(*choices):
-    def convert(value):
-        if value not in choices:
-            raise ValueError("must be " + " or ".join(choices))
-        return value
-    return convert
-
-
-def _ipv4(value):
-    try:
-        return str(ipaddress.IPv4Address(value)) if value else ""
-    except ValueError:
-        raise ValueError("must be an IPv4 address of the master (or empty)") from None
-
-
-def _memory(value):
-    match = re.match(r"^([0-9]+(?:\.[0-9]+)?)([KMGT]?)i?B?$", value, re.IGNORECASE)
-    if value in ("", "auto"):
-        return value
-    if not match or float(match[1]) <= 0:
-        raise ValueError("must be a size such as 4G or 512M, auto, or empty")
-    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-    return str(int(float(match[1]) * units[match[2].upper()]))
-
-
-def _local_path(value):
-    if not value.startswith(("/", "~")):
-        raise ValueError("must be an absolute path (or start with ~)")
-    return value
-
-
-def _number(kind, low, high):
-    def convert(value):
-        try:
-            number = kind(value)
-        except ValueError:
-            raise ValueError(f"must be a number from {low} to {high}") from None
-        if not low <= number <= high:
-            raise ValueError(f"must be a number from {low} to {high}")
-        return number
-    return convert
-
-
-#: cluster.env keys, the `Settings` field each sets, and how its value is checked.
-SETTINGS = {
-    "CLUSTER_ENV": ("cluster_env", _absolute_path),
-    "CLUSTER_NAME": ("cluster_name", _name),
-    "IPP_PROFILE": ("ipp_profile", _name),
-    "JUPYTER_PORT": ("jupyter_port", _number(int, 1, 65535)),
-    "ENGINE_TIMEOUT": ("engine_timeout", _number(float, 1, 86400)),
-    "CONNECT_TIMEOUT": ("connect_timeout", _number(float, 1, 600)),
-    "PARALLEL": ("parallel", _number(int, 1, 1024)),
-    "ENCRYPT": ("encrypt", _yes_no),
-    "KNOWN_HOSTS": ("known_hosts", _local_path),
-    "HOST_KEY_CHECKING": ("host_key_checking", _one_of("accept-new", "strict")),
-    "SHARED_HOME": ("shared_home", _yes_no),
-    "NOTEBOOK_DIR": ("notebook_dir", _absolute_path),
-    "CONTROLLER_ADDRESS": ("controller_address", _ipv4),
-    "ENGINE_RESTART": ("engine_restart", _yes_no),
-    "MEMORY_LIMIT": ("memory_limit", _memory),
-}
-
-
-def parse_settings(text, path="cluster.env"):
-    """Parse ``cluster.env`` into `Settings`; raises `InventoryError` on a bad line."""
-    values = {}
-    for binding in parse_stream(io.StringIO(text)):
-        original = binding.original.string
-        blank_lines = original[: len(original) - len(original.lstrip())].count("\n")
-        line = binding.original.line + blank_lines
-        if binding.error or (binding.key is not None and binding.value is None):
-            raise InventoryError(path, line, f"cannot parse {original.strip()!r}: expected KEY=VALUE")
-        if binding.key is None:
-            continue
-        if binding.key not in SETTINGS:
-            raise InventoryError(path, line, f"unknown setting {binding.key!r}; known: "
-                                 + ", ".join(SETTINGS))
-        field, convert = SETTINGS[binding.key]
-        try:
-            values[field] = convert(binding.value.strip())
-        except ValueError as error:
-            raise InventoryError(path, line, f"{binding.key}={binding.value!r} {error}") from None
-    return Settings(**values)
 
 
 def load_inventory(folder=None):

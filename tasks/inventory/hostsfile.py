@@ -2,7 +2,7 @@
 Read the inventory's ``hosts`` file: Ansible's INI format, the parts that matter here.
 
 - ``[GROUP]`` sections of host lines: ``NAME [key=value ...]``, where NAME is
-  ``[user@]host[:port]`` and may hold ranges (`tasks.ranges`);
+  ``[user@]host[:port]`` and may hold ranges (`tasks.inventory.ranges`);
 - ``[GROUP:children]`` sections naming groups, ``[GROUP:vars]`` and ``[all:vars]``
   sections of ``key=value`` lines;
 - the roles are the groups ``master`` (exactly one host) and ``engines``, with their
@@ -14,7 +14,7 @@ Read the inventory's ``hosts`` file: Ansible's INI format, the parts that matter
   the host line, else from its deepest group (children before parents, then by
   name), else from ``[all:vars]``, as in Ansible.
 
-Pure: every problem raises `tasks.inventory.InventoryError` with file and line.
+Pure: every problem raises `tasks.inventory.folder.InventoryError` with file and line.
 """
 
 import re
@@ -25,8 +25,11 @@ from . import ranges
 
 _GROUP = r"[A-Za-z0-9_][A-Za-z0-9_.-]*"
 _SECTION = re.compile(rf"^\[({_GROUP})(?::(vars|children))?\]$")
-_USER = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
-_HOSTNAME = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?|[0-9A-Fa-f:.]+)$")
+#: A user name, and a host name or IPv4 address, as the inventory's host strings hold them.
+USER = r"[A-Za-z_][A-Za-z0-9_.-]*"
+HOSTNAME = r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?"
+_USER = re.compile(rf"^{USER}$")
+_HOSTNAME = re.compile(rf"^(?:{HOSTNAME}|[0-9A-Fa-f:.]+)$")  # or an IPv6 address, unbracketed
 _KEY_FILE = re.compile(r"^[~/A-Za-z0-9._+@-][A-Za-z0-9._/+@-]*$")
 
 #: The Ansible variables that mean something here, and the other variable.
@@ -91,7 +94,7 @@ def read(text, path, parse_host, error_at):
     """
     Read the ``hosts`` file *text* into a `Parsed`.
 
-    *parse_host(text, path, line)* makes a `tasks.inventory.Host` of one NAME;
+    *parse_host(text, path, line)* makes a `tasks.inventory.folder.Host` of one NAME;
     *error_at(line)* makes a function from a reason to the error to raise.
     """
     parsed = Parsed(str(path))

@@ -10,7 +10,7 @@ Values reach the steps as the arguments of those calls, each quoted with
 notebooks, the controller's connection file, a Python program) reaches a step on
 its own standard input, as a quoted here-document that no shell interprets.
 
-Steps report on stdout as ``key=value`` lines (see `tasks.facts`), and fail with a
+Steps report on stdout as ``key=value`` lines (see `tasks.remote.protocol`), and fail with a
 message on stderr and a non-zero exit, which ends the script.
 """
 
@@ -80,7 +80,7 @@ def as_base64(data):
 
 def start_master(settings, address):
     """Start what is missing of controller and Jupyter, the controller on *address* alone
-    (see `tasks.address`)."""
+    (see `tasks.steps.address`)."""
     return Step("start_master", (address, settings.jupyter_port, settings.notebook_dir,
                                  "yes" if settings.encrypt else "no"))
 

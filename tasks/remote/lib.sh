@@ -1,7 +1,7 @@
 # shellcheck shell=sh
 # shellcheck disable=SC2034  # the variables setup() sets are read by the steps
 #
-# The library every step uses. `tasks.commands.script` sends it first on the
+# The library every step uses. `tasks.remote.commands.script` sends it first on the
 # standard input of `/bin/sh -s`, then the step files, then one call per step.
 # Values come in as the arguments of those calls, never as text in this code.
 #

@@ -1,5 +1,5 @@
 """
-Read what the commands of `tasks.commands` report: ``key=value`` lines on stdout.
+Read what the commands of `tasks.remote.commands` report: ``key=value`` lines on stdout.
 """
 
 import json

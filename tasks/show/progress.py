@@ -87,6 +87,6 @@ class ProgressStream:
 @contextmanager
 def watching(expected):
     """Show engines registering out of *expected* while the block runs; yields the stream
-    for the probe's output (``watch`` of `tasks.lifecycle.engines_up`)."""
+    for the probe's output (``watch`` of `tasks.steps.lifecycle.engines_up`)."""
     with EngineProgress(expected) as progress:
         yield ProgressStream(progress)

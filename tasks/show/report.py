@@ -42,7 +42,7 @@ def results_table(title, results, columns=(), problems=None):
 
 
 def status_table(title, rows):
-    """Print the rows of `tasks.status.read_status`."""
+    """Print the rows of `tasks.steps.status.read_status`."""
     table = Table(title=title, title_justify="left")
     for heading in ("host", "roles", "reachable", "sessions", "engines", "restarts", "problems"):
         table.add_column(heading)
@@ -70,7 +70,7 @@ def status_and_exit(title, rows, stopped=None):
 
 def engines_table(up, order):
     """
-    Print what bringing engines up did (a `tasks.lifecycle.EnginesUp`): a row for each
+    Print what bringing engines up did (a `tasks.steps.lifecycle.EnginesUp`): a row for each
     host of *order* (inventory names) that was started, failed or skipped, and the total.
     """
     table = Table(title="engines", title_justify="left")

@@ -5,7 +5,7 @@ Run scripts on many hosts at once and say, for each host, what happened.
 per host for the life of a task, so that the steps of a task reuse it, and works
 on at most ``PARALLEL`` hosts at once with as many worker threads (a pool: a
 thousand hosts never mean a thousand threads). Each host's script goes on the
-standard input of `tasks.commands.REMOTE_SHELL` through the connection's own
+standard input of `tasks.remote.commands.REMOTE_SHELL` through the connection's own
 ``run``; every outcome, exceptions included, becomes a `HostResult`. One bad
 host never stops the others; it is named in its result.
 """
@@ -28,9 +28,9 @@ from paramiko.ssh_exception import (
     SSHException,
 )
 
-from . import hostkeys, sshauth
-from .commands import REMOTE_SHELL
-from .facts import parse_facts
+from ..remote.commands import REMOTE_SHELL
+from ..remote.protocol import parse_facts
+from . import auth, hostkeys
 
 OK, FAILED, UNREACHABLE, AUTH_FAILED = "ok", "failed", "unreachable", "auth failed"
 
@@ -113,7 +113,7 @@ def outcome(host, connection, value, settings):
     if isinstance(value, (BadHostKeyException, hostkeys.HostKeyRefused)):
         return HostResult(host, UNREACHABLE, reason=hostkeys.explain(value, settings, connection))
     if isinstance(value, AuthenticationException):
-        return HostResult(host, AUTH_FAILED, reason=sshauth.explain(connection))
+        return HostResult(host, AUTH_FAILED, reason=auth.explain(connection))
     if isinstance(value, CommandTimedOut):
         return HostResult(host, FAILED, reason=f"timed out after {value.timeout} s")
     if _unreachable(value):
@@ -152,7 +152,7 @@ class Fleet:
                                   banner_timeout=timeout, auth_timeout=timeout)
             if host.key:  # the inventory's ansible_ssh_private_key_file comes first
                 connect_kwargs["key_filename"] = [os.path.expanduser(host.key),
-                                                  *sshauth.named_keys(connect_kwargs)]
+                                                  *auth.named_keys(connect_kwargs)]
             kind = LocalConnection if host.is_local else Connection
             connection = kind(host.hostname, user=host.user, port=host.port, config=self.config,
                               connect_timeout=timeout, connect_kwargs=connect_kwargs)
@@ -163,7 +163,7 @@ class Fleet:
 
     def run(self, scripts, timeout, out_stream=None):
         """
-        Run ``scripts[host]`` (see `tasks.commands.script`) on each host, within *timeout* s.
+        Run ``scripts[host]`` (see `tasks.remote.commands.script`) on each host, within *timeout* s.
 
         :param scripts: a dict from inventory `Host` to the script for its stdin.
         :param out_stream: where stdout goes as it comes (it is captured anyway).

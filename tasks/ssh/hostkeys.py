@@ -3,7 +3,7 @@ Check SSH host keys against the user's ``known_hosts``, as OpenSSH does.
 
 Fabric accepts any host key and never reads ``known_hosts``. Here each
 connection is given, before it connects, the keys on record for its host
-(`tasks.knownhosts` reads the files as OpenSSH does): paramiko then asks the
+(`tasks.ssh.knownhosts` reads the files as OpenSSH does): paramiko then asks the
 host for that key type first and refuses a different key
 (`BadHostKeyException`). A host without a usable key on record goes to the
 policy: a key marked ``@revoked`` is refused; with ``HOST_KEY_CHECKING=accept-new``

@@ -15,7 +15,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from . import sshauth
+from ..ssh import auth
 
 
 def save(settings, data):
@@ -84,5 +84,5 @@ def lines(path, server=None, key=None):
 
 def server_of(connection):
     """``(user@host[:port], key or None)`` of a Fabric *connection*, for `lines`."""
-    keys = sshauth.named_keys(connection.connect_kwargs)
-    return sshauth.login(connection), keys[0] if keys else None
+    keys = auth.named_keys(connection.connect_kwargs)
+    return auth.login(connection), keys[0] if keys else None

@@ -9,9 +9,9 @@ installs them, from an index or from an uploaded wheelhouse.
 import os
 import tarfile
 
-from .commands import Step, as_base64
+from ..remote.commands import Step, as_base64
 
-REQUIREMENTS = os.path.join(os.path.dirname(__file__), "cluster-requirements.txt")
+REQUIREMENTS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "cluster-requirements.txt")
 
 
 def requirements():

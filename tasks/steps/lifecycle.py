@@ -1,18 +1,19 @@
 """
 The steps of bringing a cluster up and down, shared by the task namespaces.
 
-Each step builds one command per host (`tasks.commands`), runs them all in one
-parallel round trip (`tasks.runner.Fleet`) and returns per-host results. Steps
-never print and never exit: tasks decide what to show (`tasks.report`).
+Each step builds one command per host (`tasks.remote.commands`), runs them all in one
+parallel round trip (`tasks.ssh.fleet.Fleet`) and returns per-host results. Steps
+never print and never exit: tasks decide what to show (`tasks.show.report`).
 """
 
 import base64
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 
-from . import address, commands, examples
-from .facts import parse_probe
-from .runner import FAILED, HostResult
+from ..remote import commands
+from ..remote.protocol import parse_probe
+from ..ssh.fleet import FAILED, HostResult
+from . import address, examples
 
 #: Extra seconds a command may take beyond the wait it does itself.
 SLACK = 30
@@ -108,7 +109,7 @@ def engines_up(fleet, inventory, hosts, restart=False, cores=None, master_result
     Start the missing engines on *hosts*, then wait until they registered. With
     *master_result* (what `start_master` returned), also wait until Jupyter answers,
     and judge it (`judge_jupyter`). ``watch(expected)``, if given, is a context manager
-    giving a stream for the probe's progress lines (see `tasks.progress`). *skipped*
+    giving a stream for the probe's progress lines (see `tasks.show.progress`). *skipped*
     (``{host name: (state, reason)}``) are engine hosts left out, shown as such.
 
     :returns: an `EnginesUp`.
@@ -220,7 +221,7 @@ def wait_for_engines(fleet, inventory, expected, wait, jupyter=False, progress=N
     """
     Wait up to *wait* s until each host has its ``expected[name]`` engines registered
     (and, with *jupyter*, until Jupyter answers or ends; *started*: it was just started).
-    *progress* receives the probe's output as it comes (see `tasks.progress`).
+    *progress* receives the probe's output as it comes (see `tasks.show.progress`).
 
     :returns: the master's `HostResult` and the probe's report (None if it failed).
     """

@@ -1,12 +1,13 @@
 """
 The steps of operating a cluster: run a user's command, read the logs, install the
-cluster's environment. Like `tasks.lifecycle`, each is one parallel round trip that
+cluster's environment. Like `tasks.steps.lifecycle`, each is one parallel round trip that
 returns per-host results; none prints.
 """
 
 import re
 
-from . import commands, environment
+from ..remote import commands
+from . import environment
 from .lifecycle import SLACK
 
 #: Seconds that creating and filling CLUSTER_ENV may take on a host.
@@ -36,7 +37,7 @@ def install(fleet, inventory, python, archive=None):
     """
     Create CLUSTER_ENV where it is missing and install the pinned packages, on every host.
 
-    With *archive* (a tar.gz of wheels made by `tasks.environment.pack`), it is first
+    With *archive* (a tar.gz of wheels made by `tasks.steps.environment.pack`), it is first
     uploaded to each host and pip installs from it with no index.
 
     :returns: the results of the uploads (empty without *archive*) and of the installs.

@@ -1,17 +1,21 @@
 """
 The check before a start (``cluster.check``, and the first step of ``cluster.up``):
-read every host's facts in one round trip and judge them (`tasks.checks`).
+read every host's facts (``tasks/remote/facts.sh``) in one round trip, then judge
+them with pure functions: `judge` compares one host's facts with the master's and
+says what is wrong and what to do about it.
 """
 
+import difflib
 from dataclasses import dataclass
 
-from . import address, checks, commands
+from ..remote import commands
+from . import address
 from .lifecycle import SLACK
 
 
 def read_facts(fleet, inventory, hosts):
     """Read each host's facts (cores, memory, versions, ...) in one round trip; with them,
-    where each host sees fab's SSH come from (``peer_address``, see `tasks.address`)."""
+    where each host sees fab's SSH come from (``peer_address``, see `tasks.steps.address`)."""
     port = inventory.settings.jupyter_port
     return fleet.run({host: commands.script(inventory.settings, commands.facts(
         port if host == inventory.master else None), commands.peer_address())
@@ -24,7 +28,7 @@ def check_problems(inventory, results):
     master_facts = master.facts if master is not None and master.ok else {}
     found = {}
     for name, result in results.items():
-        problems = [result.reason] if not result.ok else checks.problems(
+        problems = [result.reason] if not result.ok else judge(
             result.facts, master_facts, inventory.settings)
         if problems:
             found[name] = problems
@@ -57,3 +61,51 @@ def preflight(fleet, inventory):
     states = {name: r.state for name, r in facts.items()}
     return Preflight(check_problems(inventory, facts), cores, states,
                      address.peers_from(inventory, facts))
+
+
+def _minor(version):
+    return ".".join(version.split(".")[:2])
+
+
+def judge(facts_, master_facts, settings):
+    """
+    What is wrong on a host, each with what to do about it, given its facts and the master's.
+
+    Python must match the master's to the minor version and ipyparallel exactly:
+    a mismatch makes engines fail in obscure ways.
+    """
+    where = settings.cluster_env or "the PATH"
+    found = []
+    if facts_.get("screen") != "yes":
+        found.append("screen is not installed: install it (apt-get install screen)")
+    if facts_.get("env_exists") == "no":
+        return found + [_missing_env(settings.cluster_env, facts_.get("env_siblings", "").split())]
+    if not facts_.get("python"):
+        found.append(f"no Python in {where}: run fab cluster.install")
+    missing = facts_.get("missing", "").split()
+    if missing:
+        found.append(f"{', '.join(missing)} missing from {where}: run fab cluster.install")
+    python, master_python = facts_.get("python", ""), master_facts.get("python", "")
+    if python and master_python and _minor(python) != _minor(master_python):
+        found.append(f"Python {python} here but {master_python} on the master: "
+                     "use the same Python minor version on every host")
+    ipp, master_ipp = facts_.get("ipyparallel", ""), master_facts.get("ipyparallel", "")
+    if python and not ipp:
+        found.append(f"ipyparallel is not installed in {where}: run fab cluster.install")
+    elif ipp and master_ipp and ipp != master_ipp:
+        found.append(f"ipyparallel {ipp} here but {master_ipp} on the master: "
+                     "install the same version everywhere (fab cluster.install)")
+    if facts_.get("port_user"):
+        found.append(f"JUPYTER_PORT {settings.jupyter_port} is taken here by "
+                     f"{facts_['port_user']}: choose another JUPYTER_PORT in cluster.env")
+    return found
+
+
+def _missing_env(cluster_env, siblings):
+    """What to do when the folder CLUSTER_ENV is missing: perhaps it is misspelled."""
+    close = difflib.get_close_matches(cluster_env, siblings, n=1, cutoff=0.75)
+    if close:
+        return (f"CLUSTER_ENV {cluster_env} does not exist, but {close[0]} does: "
+                "correct CLUSTER_ENV in cluster.env")
+    return (f"CLUSTER_ENV {cluster_env} does not exist: correct CLUSTER_ENV in cluster.env if it"
+            " is misspelled, else create it there with fab cluster.install")

@@ -6,8 +6,8 @@ into one row per host with what is wrong there.
 
 from dataclasses import dataclass, field
 
-from . import commands
-from .facts import parse_probe, session_names
+from ..remote import commands
+from ..remote.protocol import parse_probe, session_names
 from .lifecycle import SLACK, shortfalls
 
 
