@@ -44,6 +44,30 @@ def cluster(fake_hosts, tmp_path_factory):
     run("cluster.down")
 
 
+def _boot_crashed(fake_hosts):
+    for host in fake_hosts.hosts:
+        if host.process.poll() is not None:
+            host.start()
+
+
+@pytest.fixture(autouse=True)
+def booted(fake_hosts):
+    """Every host up before and after each test, whatever a test (or its failure) crashed:
+    each test passes alone and in any order, and no other module meets a dead host."""
+    _boot_crashed(fake_hosts)
+    yield
+    _boot_crashed(fake_hosts)
+
+
+@pytest.fixture
+def healthy(cluster):
+    """The cluster up with all its engines, for a test that breaks it."""
+    up = cluster("cluster.up")
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert engines_per_host(PROFILE) == ALL
+    return cluster
+
+
 def errors(result):
     """The ``error: HOST: ...`` lines a task printed, as {host: line}."""
     lines = [line[len("error: "):] for line in result.stderr.splitlines() if line.startswith("error: ")]
@@ -55,6 +79,7 @@ def engine_pids(fake_hosts, number):
 
 
 def test_dead_engine_host_at_up_is_named_and_later_repaired(cluster, fake_hosts):
+    assert cluster("cluster.down").returncode == 0
     fake_hosts.hosts[3].crash()
     up = cluster("cluster.up")
     assert up.returncode != 0
@@ -69,7 +94,8 @@ def test_dead_engine_host_at_up_is_named_and_later_repaired(cluster, fake_hosts)
     assert engine_pids(fake_hosts, 2) | engine_pids(fake_hosts, 3) == before
 
 
-def test_killed_engines_are_reported_within_15_s_and_restarted(cluster, fake_hosts):
+def test_killed_engines_are_reported_within_15_s_and_restarted(healthy, fake_hosts):
+    cluster = healthy
     fake_hosts.hosts[2].run("pkill -KILL -f '[b]in/ipengine'")
     killed_at = time.monotonic()
     while True:
@@ -84,7 +110,8 @@ def test_killed_engines_are_reported_within_15_s_and_restarted(cluster, fake_hos
     assert cluster("cluster.status").returncode == 0
 
 
-def test_killed_controller_is_reported_and_up_restarts_it(cluster, fake_hosts):
+def test_killed_controller_is_reported_and_up_restarts_it(healthy, fake_hosts):
+    cluster = healthy
     fake_hosts.hosts[0].run("pkill -KILL -f '[b]in/ipcontroller'")
     status = cluster("cluster.status")
     assert status.returncode != 0 and "controller" in errors(status)["127.0.2.1"]
@@ -93,7 +120,8 @@ def test_killed_controller_is_reported_and_up_restarts_it(cluster, fake_hosts):
     assert engines_per_host(PROFILE) == ALL
 
 
-def test_crashed_host_is_unreachable_and_down_stops_the_rest(cluster, fake_hosts):
+def test_crashed_host_is_unreachable_and_down_stops_the_rest(healthy, fake_hosts):
+    cluster = healthy
     fake_hosts.hosts[2].crash()
     status = cluster("cluster.status")
     assert status.returncode != 0
@@ -101,7 +129,6 @@ def test_crashed_host_is_unreachable_and_down_stops_the_rest(cluster, fake_hosts
     down = cluster("cluster.down")
     assert down.returncode != 0 and list(errors(down)) == ["127.0.2.3"]
     assert leftovers(fake_hosts, (1, 2, 4)) == {}
-    fake_hosts.hosts[2].start()
 
 
 def test_a_host_that_never_speaks_ssh_is_given_up_after_the_connect_timeout(fake_hosts, tmp_path):

@@ -26,12 +26,13 @@ engines=2
 ansible_python_interpreter=/usr/bin/python3
 """
 NODE05 = "node05 ansible_host=127.0.2.5 ansible_port=2222 ansible_user=root engines=1\n"
+WITH_NODE05 = HOSTS.replace("127.0.2.[2:4]\n", "127.0.2.[2:4]\n" + NODE05)
 
 
 @pytest.fixture(scope="module")
 def fab_here(fake_hosts, tmp_path_factory):
     """fab on this module's inventory; the cluster is downed after the module."""
-    inventory = write_inventory(tmp_path_factory.mktemp("inv"), HOSTS + NODE05,
+    inventory = write_inventory(tmp_path_factory.mktemp("inv"), WITH_NODE05,
                                 CLUSTER_ENV=sys.prefix, CLUSTER_NAME=NAME, IPP_PROFILE=PROFILE,
                                 JUPYTER_PORT=PORT, KNOWN_HOSTS=fake_hosts.known_hosts,
                                 ENGINE_TIMEOUT=60)
@@ -40,7 +41,7 @@ def fab_here(fake_hosts, tmp_path_factory):
         return fab(*args, inventory=inventory, key=fake_hosts.client_key, **kwargs)
     run.inventory = inventory
     yield run
-    (inventory / "hosts").write_text(HOSTS + NODE05)
+    (inventory / "hosts").write_text(WITH_NODE05)
     run("cluster.down")
 
 
@@ -48,7 +49,7 @@ def fab_here(fake_hosts, tmp_path_factory):
 def cluster(fab_here):
     """Each test starts from the same cluster, whatever ran before: the inventory HOSTS
     (node05 is not in it, and runs no engine), every engine of it up."""
-    (fab_here.inventory / "hosts").write_text(HOSTS + NODE05)
+    (fab_here.inventory / "hosts").write_text(WITH_NODE05)
     assert fab_here("engines.stop", "--hosts=node05").returncode == 0
     (fab_here.inventory / "hosts").write_text(HOSTS)
     up = fab_here("cluster.up")
@@ -71,7 +72,7 @@ def test_a_range_and_group_variables_bring_their_engines_up(cluster):
 
 def test_a_host_added_later_is_started_alone_under_its_name(cluster, fake_hosts):
     before = engines_by_id(PROFILE)
-    (cluster.inventory / "hosts").write_text(HOSTS.replace("127.0.2.[2:4]\n", "127.0.2.[2:4]\n" + NODE05))
+    (cluster.inventory / "hosts").write_text(WITH_NODE05)
     started = cluster("engines.start", "--hosts=node0*")
     assert started.returncode == 0, started.stdout + started.stderr
     assert "│ node05 " in started.stdout and "│ 127.0.2.2 " not in started.stdout

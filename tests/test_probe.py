@@ -99,12 +99,15 @@ def test_jupyter_answers_only_with_its_token(tmp_path):
 
 def test_one_labels_engines_are_shut_down_and_the_others_keep_running(controller):
     client, engines = controller
-    targets = probe.shut_down(client, ["nodeB"])
+    extra = subprocess.Popen([str(BIN / "ipengine"), "--profile=probe",  # its own: the fixture's
+                              "--Session.session=nodeC/1/1", "--log-level=ERROR"])  # stay as they are
+    client.wait_for_engines(4, timeout=60)
+    targets = probe.shut_down(client, ["nodeC"])
     assert len(targets) == 1
-    assert probe.count_by_label(probe.engine_uuids(client)) == {"nodeA": 2}
-    engines[2].wait(timeout=30)  # nodeB's engine process ends by itself
-    assert [engine.poll() for engine in engines[:2]] == [None, None]
-    assert len(set(client[:].apply_sync(os.getpid))) == 2  # both still work
+    assert probe.count_by_label(probe.engine_uuids(client)) == LABELS
+    extra.wait(timeout=30)  # nodeC's engine process ends by itself
+    assert [engine.poll() for engine in engines] == [None, None, None]
+    assert len(set(client[:].apply_sync(os.getpid))) == 3  # the others still work
 
 
 def test_the_probe_runs_as_the_hosts_run_it_a_program_on_stdin(controller):
@@ -114,7 +117,7 @@ def test_the_probe_runs_as_the_hosts_run_it_a_program_on_stdin(controller):
                          env=dict(os.environ))
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout.strip().splitlines()[-1][len("probe="):])
-    assert report["controller"] is True and report["engines"] == {"nodeA": 2}
+    assert report["controller"] is True and report["engines"] == LABELS
 
 
 @pytest.fixture
@@ -209,7 +212,7 @@ def test_a_busy_controller_whose_session_runs_is_waited_for(screens, paused_cont
     started = time.monotonic()
     report = probe.probe({"name": "probe", "profile": "probe"}, "/nonexistent")
     assert report["error"] == "" and report["controller"] is True
-    assert report["engines"]["nodeA"] == 2  # (another test shuts nodeB's down)
+    assert report["engines"] == LABELS
     assert time.monotonic() - started >= probe.FIRST_ANSWER  # it did wait past the first
 
 
