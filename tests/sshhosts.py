@@ -79,7 +79,7 @@ class FakeHost:
             stdout=subprocess.DEVNULL, stderr=open(self.keys / f"{self.name}.sshd.log", "ab"))
         deadline = time.monotonic() + timeout
         if self.netns:  # this process cannot reach it: sshd says when it listens
-            self._wait_for_log(f"Server listening on {self.address} port 2222", deadline)
+            self.wait_for_log(f"Server listening on {self.address} port 2222", deadline)
             return
         while time.monotonic() < deadline:
             try:
@@ -90,15 +90,18 @@ class FakeHost:
                 time.sleep(0.05)
                 continue
             if answered:
-                self._wait_for_log(f"port {probe_port}", deadline)
+                self.wait_for_log(f"port {probe_port}", deadline)
                 return
         raise RuntimeError(f"{self.name}: sshd did not answer on {self.address}:22")
 
-    def _wait_for_log(self, text, deadline):
-        """Wait until sshd has logged the probe's connection, so a test that compares the
-        log before and after a command sees only what that command did."""
+    def wait_for_log(self, text, deadline):
+        """Wait until sshd has logged *text* (the probe's connection, say), so a test that
+        compares the log before and after a command sees only what that command did; a
+        RuntimeError at *deadline* (a time.monotonic() value)."""
         log = self.keys / f"{self.name}.sshd.log"
-        while time.monotonic() < deadline and text not in log.read_text():
+        while text not in log.read_text():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name}: sshd did not log {text!r}; its log: {log}")
             time.sleep(0.02)
 
     @property

@@ -7,6 +7,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 
 import paramiko
 import pytest
@@ -151,14 +152,19 @@ def test_the_keys_a_failed_login_names_are_the_ones_paramiko_tried(fake_hosts, t
     logger.setLevel(logging.DEBUG)
     client = paramiko.SSHClient()
     client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    host = fake_hosts.hosts[0]
     try:
         with pytest.raises(paramiko.AuthenticationException):
-            client.connect(fake_hosts.hosts[0].address, username="root", key_filename=[str(named)],
+            client.connect(host.address, username="root", key_filename=[str(named)],
                            allow_agent=False, look_for_keys=True, timeout=30)
+        port = client.get_transport().sock.getsockname()[1]
     finally:
         client.close()
         logger.removeHandler(handler)
         logger.setLevel(logging.NOTSET)
+    # sshd logs the end of this login after it: wait for it, so that a test after this one
+    # that compares the host's log before and after its own commands sees only them.
+    host.wait_for_log(f"port {port} [preauth]", time.monotonic() + 15)
     tried = [m.split(" in ", 1)[1] for m in messages if m.startswith("Trying discovered key")]
     expected = auth.keys_tried({"key_filename": [str(named)], "allow_agent": False})
     assert tried == [os.path.expanduser(path) for path in expected]
