@@ -7,6 +7,7 @@ They are mounted in the ``cluster`` namespace.
 
 import os
 import socket
+import sys
 import tempfile
 import time
 
@@ -130,26 +131,29 @@ def tunnel(c, port=""):
             _hold(forwards, "forwarding; press Ctrl-C to stop")
 
 
+#: Seconds between SSH keepalives while ports are forwarded: a dead connection must end
+#: the hold, not leave forwards that go nowhere.
+KEEPALIVE = 15
+
+
 def _forwards(connection, settings, remote_host, ports):
     """`forward.Forwards` of *ports* through *connection*, each checked end to end, or exit 1."""
-    connection.open()  # already open after the step before: this only makes sure
-    transport = connection.transport
-    # A dead connection must end the hold, not leave forwards that go nowhere.
-    transport.set_keepalive(KEEPALIVE)
+    connection.open()  # open since the step before; this only makes sure
+    connection.transport.set_keepalive(KEEPALIVE)
+    forwards = None
     try:
-        forwards = forward.Forwards(transport, remote_host, ports, settings.connect_timeout)
-    except forward.ForwardError as error:
-        raise Exit(f"error: {error}", code=1) from None
-    try:
+        forwards = forward.Forwards(connection.transport, remote_host, ports,
+                                    settings.connect_timeout, warn=_warn)
         forwards.check(ports.values())
     except forward.ForwardError as error:
-        forwards.close()
+        if forwards is not None:
+            forwards.close()
         raise Exit(f"error: {error}", code=1) from None
     return forwards
 
 
-#: Seconds between SSH keepalives while ports are forwarded.
-KEEPALIVE = 15
+def _warn(line):
+    print(f"warning: {line}", file=sys.stderr, flush=True)
 
 
 def _hold(forwards, message):

@@ -12,7 +12,8 @@ loop and keeps a failure to itself until Ctrl-C.
 
 A `Forwards` listens on every local port before it returns, serves each
 connection in a thread of its own with blocking ``recv`` on the channel (no pipe
-is ever made), and keeps the first failure where the holding task reads it.
+is ever made), says through *warn* when one connection cannot be served, and tells
+the holding task when the SSH connection itself has ended.
 """
 
 import socket
@@ -33,11 +34,12 @@ class Forwards:
 
     :param transport: the open ``paramiko.Transport`` of the master's Fabric connection.
     :param timeout: seconds to wait for the master to open each channel.
+    :param warn: called with a line for each connection that could not be served.
     """
 
-    def __init__(self, transport, remote_host, ports, timeout):
+    def __init__(self, transport, remote_host, ports, timeout, warn):
         self.transport, self.remote_host, self.timeout = transport, remote_host, timeout
-        self.problem = None
+        self.warn, self.problem = warn, None
         self._closing = threading.Event()
         self._listeners = []
         try:
@@ -57,14 +59,19 @@ class Forwards:
             self._open(port, ("127.0.0.1", 0)).close()
 
     def alive(self):
-        """True while the SSH connection lives and no forward has failed (`problem` says why not)."""
+        """True while the SSH connection lives (`problem` says why not)."""
         if self.problem is None and not self.transport.is_active():
             self.problem = "the SSH connection to the master ended"
         return self.problem is None
 
     def close(self):
+        """Stop listening (the connections being served end with the process or the SSH one)."""
         self._closing.set()
         for listener in self._listeners:
+            try:
+                listener.shutdown(socket.SHUT_RDWR)  # wakes its accept(), which close() does not
+            except OSError:
+                pass
             listener.close()
 
     def __enter__(self):
@@ -98,7 +105,7 @@ class Forwards:
         try:
             channel = self._open(remote, origin)
         except ForwardError as error:
-            self.problem = self.problem or str(error)
+            self.warn(f"a connection to 127.0.0.1:{local.getsockname()[1]} was refused: {error}")
             local.close()
             return
         back = threading.Thread(target=_copy_to_socket, args=(channel, local), daemon=True)
