@@ -24,7 +24,7 @@ def _up(c, inventory):
                 report.fail_if(report.lines(unfit))
             done = f"the master ({inventory.master.name}) was starting"
             started = lifecycle.start_master(fleet_, inventory, inventory.master,
-                                             peers=checked.peers)
+                                             peers=checked.peers, cores=checked.cores)
             if not started.ok:
                 master.show(started, inventory.master)
                 report.fail_if(report.failures({inventory.master.name: started}))

@@ -10,6 +10,7 @@ process on the host: a host crash. Needs root.
 """
 
 import os
+from contextlib import contextmanager
 import shutil
 import socket
 import subprocess
@@ -57,11 +58,12 @@ class FakeHost:
     """
     One fake host: ``name`` (hostN), ``address`` and its sshd process. On this machine's
     network its address is 127.0.2.N; with *network* (a `tests.testnet.TestNetwork`) the
-    host is in a network namespace of its own, at its address there.
+    host is in a network namespace of its own, at its address there. *open_files*
+    (``SOFT:HARD``) are the limits of open files its logins get.
     """
 
-    def __init__(self, number, keys, network=None):
-        self.number, self.keys = number, keys
+    def __init__(self, number, keys, network=None, open_files=None):
+        self.number, self.keys, self.open_files = number, keys, open_files
         self.name = f"host{number}"
         self.address = network.address(self.name) if network else f"127.0.2.{number}"
         self.netns = ["ip", "netns", "exec", network.namespace(self.name)] if network else []
@@ -71,8 +73,9 @@ class FakeHost:
 
     def start(self, timeout=15):
         """Boot the host: start its sshd and wait until it answers."""
+        limit = f"prlimit --nofile={self.open_files} " if self.open_files else ""
         inner = (f"hostname {self.name}; mkdir -p /run/screen; mount -t tmpfs tmpfs /run/screen;"
-                 f" chmod 777 /run/screen; exec {SSHD} -D -e -f {self.config}")
+                 f" chmod 777 /run/screen; exec {limit}{SSHD} -D -e -f {self.config}")
         self.process = subprocess.Popen(
             [*self.netns, "unshare", "--mount", "--uts", "--pid", "--fork", "--mount-proc",
              "--kill-child=SIGKILL", "sh", "-c", inner],
@@ -110,6 +113,20 @@ class FakeHost:
         out = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True)
         return int(out.stdout.split()[0])
 
+    @contextmanager
+    def soft_open_files(self, soft):
+        """While the block runs, every new login on the host gets *soft* as its soft limit
+        of open files (its sshd's, which it inherits). The hard limit stays: lowering it
+        could not be undone (root here lacks CAP_SYS_RESOURCE); see *open_files* instead."""
+        pid = str(self.init_pid)
+        before = subprocess.run(["prlimit", "--pid", pid, "--nofile", "--raw", "--noheadings",
+                                 "--output=SOFT"], capture_output=True, text=True, check=True)
+        subprocess.run(["prlimit", "--pid", pid, f"--nofile={soft}:"], check=True)
+        try:
+            yield
+        finally:
+            subprocess.run(["prlimit", "--pid", pid, f"--nofile={before.stdout.strip()}:"], check=True)
+
     def crash(self):
         """Kill the host and every process on it at once."""
         if self.process and self.process.poll() is None:
@@ -143,7 +160,7 @@ class FakeHosts:
     the end, so nothing they ran is left on the machine.
     """
 
-    def __init__(self, count, first=1, network=None):
+    def __init__(self, count, first=1, network=None, open_files=None):
         self.keys = Path(tempfile.mkdtemp(prefix="fakehosts-"))
         os.makedirs("/run/sshd", exist_ok=True)
         for key in ("host_key", "client_key"):
@@ -155,7 +172,7 @@ class FakeHosts:
         os.chmod(self.keys / "authorized_keys", 0o644)
         self.client_key = self.keys / "client_key"
         self.known_hosts = self.keys / "known_hosts"  # for the inventories: never the user's
-        self.hosts = [FakeHost(first + i, self.keys, network) for i in range(count)]
+        self.hosts = [FakeHost(first + i, self.keys, network, open_files) for i in range(count)]
 
     def start(self):
         for host in self.hosts:

@@ -47,3 +47,13 @@ def test_select_by_role_and_name():
         inventory.select(names=["z"])
     with pytest.raises(ValueError, match="unknown role 'workers'"):
         inventory.select("workers")
+
+
+def test_a_master_whose_hard_limit_of_open_files_is_too_low_for_the_engines_is_named():
+    from tasks.steps.preflight import open_files_problem
+    assert open_files_problem({"open_files_hard": "256"}, 120) == (
+        "the master allows 256 open files (its hard limit, ulimit -Hn) but the controller of 120"
+        " engines needs about 350: raise nofile for your user in /etc/security/limits.conf there,"
+        " or start fewer engines")
+    assert open_files_problem({"open_files_hard": "1024"}, 120) == ""
+    assert open_files_problem({"open_files_hard": "unlimited"}, 10000) == ""

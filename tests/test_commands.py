@@ -46,7 +46,8 @@ def host(tmp_path):
     for name in ("ipcontroller", "ipengine", "jupyter"):
         (bin_dir / name).write_text(STAND_IN)
         (bin_dir / name).chmod(0o755)
-    (bin_dir / "python").symlink_to(sys.executable)  # runs the nanny and the probe
+    (bin_dir / "python").write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')  # this venv's:
+    (bin_dir / "python").chmod(0o755)  # runs the nanny and the probe, with psutil and ipyparallel
     settings = Settings(cluster_env=str(tmp_path / "env"), cluster_name=f"t{os.getpid()}",
                         ipp_profile="p1", jupyter_port=9999, engine_timeout=5)
     env = {"HOME": str(tmp_path), "PATH": os.environ["PATH"], "SCREENDIR": str(tmp_path / "screens"),
@@ -122,8 +123,9 @@ def test_start_master_starts_controller_and_jupyter_once_with_their_settings(hos
                                                                       first["token"])
     assert again["controller_address"] == "10.0.0.7"  # what the running controller listens on
     [controller] = calls(host.home, "ipcontroller", 1)
-    assert controller[:5] == ["--profile=p1", "--ip=10.0.0.7", "--location=10.0.0.7",
-                              "--HeartMonitor.period=1000", "--HeartMonitor.max_heartmonitor_misses=5"]
+    assert controller[:6] == ["--profile=p1", "--ip=10.0.0.7", "--location=10.0.0.7",
+                              "--HeartMonitor.period=1000", "--HeartMonitor.max_heartmonitor_misses=5",
+                              "--IPController.registration_timeout=30"]
     assert f"tag={settings.cluster_name}/controller" in controller and "curve=1" in controller
     [jupyter] = calls(host.home, "jupyter", 1)
     assert jupyter[:6] == ["server", "--no-browser", "--ip=127.0.0.1", "--port=9999",
@@ -223,7 +225,7 @@ def test_shellcheck_passes_on_every_shell_file_and_on_a_whole_script():
              commands.read_engine_file(), commands.write_engine_file("{}"),
              commands.start_engines(settings, "n", 2), commands.stop_engines(), commands.stop_master(),
              commands.host_status(2), commands.read_token(), commands.user_command("true"),
-             commands.read_client_file(), commands.peer_address(),
+             commands.read_client_file(), commands.peer_address(), commands.renew_engines([1]),
              commands.tail_logs(["engine"], 5), commands.facts(8888), commands.probe(settings),
              environment.install(settings, "a==1")]
     assert {step.function for step in steps} == {path.stem for path in files} - {"lib"}
@@ -254,3 +256,45 @@ def test_a_master_reached_on_its_loopback_refuses_it_for_remote_engines(host, ca
 
 def test_a_host_says_where_its_ssh_connection_comes_from(host):
     assert facts(host(commands.peer_address()))["peer_address"] == "10.0.0.9"
+
+
+def test_the_heartbeat_slows_and_registration_waits_longer_as_the_cluster_grows():
+    assert commands.heartbeat(None) == commands.heartbeat(100) == (1000, 30)
+    assert commands.heartbeat(200) == (2000, 40)
+    assert commands.heartbeat(448) == (4480, 89)
+    assert commands.heartbeat(5000) == (5000, 100)
+
+
+@needs_screen
+def test_controller_and_jupyter_start_with_open_files_raised_to_the_hard_limit(host):
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))  # what the master's login gives
+    try:
+        facts(host(commands.start_master(host.settings, "10.0.0.8", engines=200)))
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    [controller] = calls(host.home, "ipcontroller", 1)
+    assert "--HeartMonitor.period=2000" in controller
+    for program in ("ipcontroller", "jupyter"):
+        pid = next(host.home.glob(f"{program}.*.args")).name.split(".")[1]
+        limits = Path(f"/proc/{pid}/limits").read_text()
+        line = next(line for line in limits.splitlines() if line.startswith("Max open files"))
+        assert line.split()[3:5] == [str(hard), str(hard)], program
+
+
+@needs_screen
+def test_one_engine_is_renewed_alone_and_the_others_keep_running(host):
+    host(commands.write_engine_file("{}"))
+    facts(host(commands.start_engines(host.settings, "node02", 2)))
+    first = {_session(args).split("/")[1]: _session(args) for args in calls(host.home, "ipengine", 2)}
+    assert facts(host(commands.renew_engines([2, 5])))["renewed"].split() == ["2"]  # 5 runs nowhere
+    again = [_session(args) for args in calls(host.home, "ipengine", 3)]
+    assert first["1"] in again and first["2"] in again  # the old starts' files remain
+    [new] = set(again) - set(first.values())
+    assert new.startswith("--Session.session=node02/2/")  # a new start of engine 2, not of 1
+    assert len(facts(host(commands.host_status(2)))["sessions"].split()) == 2
+
+
+def _session(args):
+    return next(arg for arg in args if arg.startswith("--Session.session="))

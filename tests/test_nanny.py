@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 
+import psutil
 import pytest
 
 from tasks.remote import nanny
@@ -27,11 +28,12 @@ GREEDY = STAND_IN + "import time; hog = [bytearray(20 << 20) for _ in range(10)]
 def quick(monkeypatch):
     monkeypatch.setattr(nanny, "BACKOFF_FIRST", 0.05)
     monkeypatch.setattr(nanny, "POLL", 0.02)
+    monkeypatch.setattr(nanny, "WATCH", 0.02)
 
 
-def keeper(tmp_path, program, restart=True, limit=""):
+def keeper(tmp_path, program, restart=True, limit="", delay=0):
     options = {"label": "node01", "number": "2", "restart": restart, "limit": limit,
-               "engines": 1, "marker": str(tmp_path / "gaveup")}
+               "engines": 1, "marker": str(tmp_path / "gaveup"), "delay": delay}
     return nanny.Nanny(options, [sys.executable, "-c", program, str(tmp_path / "starts")])
 
 
@@ -82,7 +84,7 @@ def test_a_stop_during_the_back_off_wait_starts_nothing_more(tmp_path):
     source = open(nanny.__file__).read()  # as the hosts run it, with a first wait of 5 s
     script.write_text(source.replace("BACKOFF_FIRST, BACKOFF_MAX = 1.0", "BACKOFF_FIRST, BACKOFF_MAX = 5.0"))
     process = subprocess.Popen([sys.executable, str(script), "node01", "1", "yes", "", "1",
-                                str(tmp_path / "gaveup"), "--", sys.executable, "-c", CRASH,
+                                str(tmp_path / "gaveup"), "0", "--", sys.executable, "-c", CRASH,
                                 str(tmp_path / "starts")], stdout=subprocess.PIPE, text=True)
     assert "restart:" in _line(process, timeout=30)  # now waiting 5 s
     process.send_signal(signal.SIGHUP)  # what screen sends when its session is quit
@@ -113,6 +115,62 @@ def test_an_engine_ended_by_a_signal_without_a_name_is_started_again(tmp_path, c
     assert f"restart: the engine ended (signal {int(realtime)}); starting it again in " in (
         capsys.readouterr().out)
     assert nanny.describe(-9) == "signal 9 (SIGKILL)"
+
+
+#: A stand-in that starts a child of its own, as ipengine starts ipyparallel's nanny.
+PARENT = STAND_IN + ("import subprocess, time; child = subprocess.Popen(['sleep', '60']); "
+                     "open(sys.argv[1] + '.child', 'a').write(f'{child.pid}\\n'); time.sleep(60)")
+
+
+def _running(runner):
+    thread = threading.Thread(target=runner.run)
+    thread.start()
+    return thread
+
+
+def _wait_until(condition, timeout=30):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_a_renewal_starts_the_engine_again_at_once_and_ends_all_it_started(tmp_path, capsys):
+    runner = keeper(tmp_path, PARENT)
+    thread = _running(runner)
+    children = tmp_path / "starts.child"
+    _wait_until(lambda: children.exists() and children.read_text().count("\n") == 1)
+    first_engine, first_child = int(starts(tmp_path)[0].split()[0]), int(children.read_text())
+    runner.renew(signal.SIGUSR1, None)
+    _wait_until(lambda: len(starts(tmp_path)) == 2)
+    runner.stop(signal.SIGTERM, None)
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+    assert not psutil.pid_exists(first_engine) and not psutil.pid_exists(first_child)
+    log = capsys.readouterr().out
+    assert "renewal: the controller dropped this engine's registration; starting it again now" in log
+    assert "restart:" not in log  # neither a crash nor a back-off
+    assert runner.crashes == []
+
+
+def test_the_first_start_waits_for_its_wave(tmp_path):
+    runner = keeper(tmp_path, SLEEP, delay=0.5)
+    began = time.monotonic()
+    thread = _running(runner)
+    _wait_until(lambda: starts(tmp_path))
+    waited = time.monotonic() - began
+    runner.stop(signal.SIGTERM, None)
+    thread.join(timeout=30)
+    assert waited >= 0.5
+
+
+def test_a_stop_during_the_first_wait_starts_nothing(tmp_path):
+    runner = keeper(tmp_path, SLEEP, delay=30)
+    thread = _running(runner)
+    runner.stop(signal.SIGTERM, None)
+    thread.join(timeout=5)
+    assert not thread.is_alive()
+    assert starts(tmp_path) == []
 
 
 def _line(process, timeout):

@@ -51,16 +51,16 @@ def test_engine_uuids_are_read_from_the_client_as_ipyparallel_keeps_them(control
 
 def test_engines_are_counted_per_label_and_waited_for(controller):
     shown = []
-    report = probe.probe({"profile": "probe", "expected": LABELS, "wait": 30}, "/nonexistent",
+    report = probe.probe({"name": "t", "profile": "probe", "expected": LABELS, "wait": 30}, "/nonexistent",
                          shown.append)
-    assert report == {"controller": True, "engines": LABELS, "error": "", "jupyter": False,
-                      "jupyter_problem": ""}
+    assert report == {"controller": True, "engines": LABELS, "orphans": [], "error": "",
+                      "jupyter": False, "jupyter_problem": ""}
     assert shown and json.loads(shown[-1][len("progress="):]) == LABELS
 
 
 def test_a_wait_for_more_engines_than_there_are_ends_at_its_deadline(controller):
     started = time.monotonic()
-    report = probe.probe({"profile": "probe", "expected": {"nodeA": 3}, "wait": 1}, "/nonexistent",
+    report = probe.probe({"name": "t", "profile": "probe", "expected": {"nodeA": 3}, "wait": 1}, "/nonexistent",
                          lambda line: None)
     assert report["engines"] == LABELS and 1 <= time.monotonic() - started < 10
 
@@ -112,7 +112,7 @@ def test_one_labels_engines_are_shut_down_and_the_others_keep_running(controller
 
 def test_the_probe_runs_as_the_hosts_run_it_a_program_on_stdin(controller):
     source = Path(probe.__file__).read_text()
-    out = subprocess.run([sys.executable, "-", json.dumps({"profile": "probe"}), "/nonexistent"],
+    out = subprocess.run([sys.executable, "-", json.dumps({"name": "t", "profile": "probe"}), "/nonexistent"],
                          input=source, capture_output=True, text=True, timeout=60,
                          env=dict(os.environ))
     assert out.returncode == 0, out.stderr
@@ -261,3 +261,39 @@ def test_the_token_never_goes_to_a_proxy(tmp_path):
         pass
     proxy.close()
     assert answered and reached == []
+
+
+CONTROLLER_LOG = """
+=== Sun Nov 29 10:00:00 UTC 2026: c-controller
+[W 2026-11-29 10:00:40.1 IPController] registration::purging stalled registration 3:nodeA/1/100
+=== Sun Nov 29 11:00:00 UTC 2026: c-controller
+[I 2026-11-29 11:00:01.2 IPController] registration::accepting registration 0:nodeA/1/200
+[W 2026-11-29 11:00:31.3 IPController] registration::purging stalled registration 0:nodeA/1/200
+[W 2026-11-29 11:00:31.4 IPController] registration::purging stalled registration 1:nodeA/2/200
+[W 2026-11-29 11:00:31.5 IPController] registration::purging stalled registration 2:nodeB/1/200
+"""
+
+
+def test_purged_registrations_are_read_since_the_controllers_last_start(tmp_path):
+    log = tmp_path / "c-controller.log"
+    log.write_text(CONTROLLER_LOG)
+    assert probe.purged(log) == ["nodeA/1/200", "nodeA/2/200", "nodeB/1/200"]
+    assert probe.purged(tmp_path / "none.log") == []
+
+
+def test_an_orphan_is_a_purged_start_with_no_start_registered_since():
+    purged = ["nodeA/1/200", "nodeA/2/200", "nodeB/1/200", "nodeB/1/200"]
+    registered = {0: "nodeA/1/300", 1: "nodeA/2/100", 5: "nodeC/1/50"}  # nodeA/1 came back
+    assert probe.orphans(purged, registered) == ["nodeA/2/200", "nodeB/1/200"]
+    assert probe.orphans(purged, registered, known={"nodeB/1/200"}) == ["nodeA/2/200"]
+
+
+def test_the_wait_ends_as_soon_as_an_orphan_of_an_expected_host_is_found(controller):
+    client, _ = controller
+    started = time.monotonic()
+    counts, found = probe.wait_for_engines(client, {"nodeA": 3}, started + 30, lambda line: None,
+                                           lambda uuids: ["nodeA/3/1"])
+    assert (counts, found) == (LABELS, ["nodeA/3/1"]) and time.monotonic() - started < 10
+    counts, found = probe.wait_for_engines(client, {"nodeA": 3}, time.monotonic() + 1,
+                                           lambda line: None, lambda uuids: ["other/1/1"])
+    assert found == ["other/1/1"]  # reported, but waited for no longer than the deadline

@@ -89,3 +89,24 @@ def test_a_stopped_cluster_is_one_line_and_exit_3(capsys):
 
 def test_one_url_for_jupyter():
     assert report.jupyter_url(8889, "abc") == "http://localhost:8889/?token=abc"
+
+
+def test_engines_started_again_as_orphans_are_named_in_the_engines_table():
+    assert report._renewed([9, 7]) == (
+        "engines 7, 9 started again: the controller had dropped the registration")
+    assert report._renewed([3]) == "engine 3 started again: the controller had dropped the registration"
+    assert report._renewed(range(20, 0, -1)) == ("engines 1, 2, 3, 4, 5 and 15 more started again:"
+                                                 " the controller had dropped the registration")
+
+
+def test_status_names_an_engine_that_runs_but_is_not_registered():
+    from tasks.steps.status import _status_row
+    result = HostResult("n1", OK, facts={"sessions": "c-engine-1 c-engine-2 c-engine-3",
+                                         "expected": "3"})
+    probe = {"controller": True, "engines": {"n1": 1}, "orphans": ["n1/2/5", "n1/4/5", "n2/1/5"],
+             "error": "", "jupyter": True, "jupyter_problem": ""}
+    row = _status_row("c", Host("n1", "n1"), result, probe, False, True)
+    assert row["problems"] == [
+        "engine 2 runs but is not registered (the controller dropped its registration;"
+        " fab engines.start starts it again)",
+        "1 of 3 engines registered"]  # engine 3 is not an orphan: it is still missing

@@ -78,11 +78,24 @@ def as_base64(data):
     return base64.encodebytes(data if isinstance(data, bytes) else data.encode()).decode()
 
 
-def start_master(settings, address):
+def heartbeat(engines):
+    """
+    ``(period in ms, registration timeout in s)`` of the controller's heartbeat for a
+    cluster of *engines*: 1 s up to 100 engines, then 10 ms more per engine up to 5 s,
+    since the heart monitor pings every engine each period and a hub flooded by pongs
+    files registrations late; a registration waits 20 periods (at least 30 s, as
+    ipyparallel's default) for the engine's first heartbeat.
+    """
+    period = min(5000, max(1000, 10 * (engines or 0)))
+    return period, max(30, 20 * period // 1000)
+
+
+def start_master(settings, address, engines=None):
     """Start what is missing of controller and Jupyter, the controller on *address* alone
-    (see `tasks.steps.address`)."""
+    (see `tasks.steps.address`) with the heartbeat for *engines* (see `heartbeat`)."""
+    period, registration = heartbeat(engines)
     return Step("start_master", (address, settings.jupyter_port, settings.notebook_dir,
-                                 "yes" if settings.encrypt else "no"))
+                                 "yes" if settings.encrypt else "no", period, registration))
 
 
 def put_examples(settings, packed):
@@ -123,6 +136,11 @@ def start_engines(settings, label, count=None, restart=False):
                                   settings.memory_limit), program("nanny.py"))
 
 
+def renew_engines(numbers):
+    """Start the engines *numbers* of a host again at once (their registration was dropped)."""
+    return Step("renew_engines", tuple(int(n) for n in numbers))
+
+
 def stop_engines():
     """Stop every engine of the cluster on a host; reports ``left_engine=``."""
     return Step("stop_engines")
@@ -154,17 +172,18 @@ def facts(port=None):
 
 
 def probe(settings, expected=None, wait=0.0, shutdown=(), jupyter=True, controller=True,
-          started=False):
+          started=False, known_orphans=()):
     """
     Ask the controller, through ipyparallel's own `Client` on the master, for engines.
 
     See ``tasks/remote/probe.py``: with *expected* (``{label: count}``) and *wait*
-    seconds it waits for those counts; with *shutdown* (labels) it first shuts those
+    seconds it waits for those counts, or for an orphan not in *known_orphans*; with *shutdown* (labels) it first shuts those
     engines down; with *jupyter* it checks (and waits) that Jupyter answers, *started*
     saying that it was just started. Reports ``probe=``.
     """
     arguments = json.dumps({"name": settings.cluster_name, "profile": settings.ipp_profile,
                             "port": settings.jupyter_port, "expected": expected or {},
                             "wait": wait, "shutdown": list(shutdown), "jupyter": jupyter,
-                            "controller": controller, "started": started})
+                            "controller": controller, "started": started,
+                            "known_orphans": list(known_orphans)})
     return Step("probe", (arguments,), program("probe.py"))

@@ -5,13 +5,16 @@ facts() {  # facts [PORT] < VERSIONS_PY: what cluster.info shows and cluster.che
   # Reports cores=, mem_total_kb=, mem_available_kb=, load=, users=, screen=,
   # env_exists= (CLUSTER_ENV is a folder) and, when not, env_siblings= (the Python
   # environments next to it), missing= (programs missing from CLUSTER_ENV), python=,
-  # ipyparallel=, jupyter_server= and,
+  # ipyparallel=, jupyter_server=, open_files_hard= (the hard limit of open files, to
+  # which the controller raises its own) and,
   # with PORT, port_user= when another program than this cluster's Jupyter listens
   # there (the name of its user).
   echo "cores=$(nproc)"
   awk '/^MemTotal:/ {print "mem_total_kb=" $2} /^MemAvailable:/ {print "mem_available_kb=" $2}' \
     /proc/meminfo
   echo "load=$(cut -d' ' -f1-3 /proc/loadavg)"
+  # shellcheck disable=SC3045  # dash, bash, ksh and busybox sh all have ulimit -H
+  echo "open_files_hard=$(ulimit -Hn)"
   echo "users=$(who 2>/dev/null | awk '{print $1}' | sort -u | tr '\n' ' ')"
   if command -v screen >/dev/null; then echo screen=yes; else echo screen=no; fi
   if [ -n "$bin" ]; then

@@ -71,6 +71,14 @@ halt() {  # halt ROLE REGEX: quit the sessions matching REGEX, end every process
   echo "left_$1=$(tagged "$1" | wc -l)"
 }
 
+raise_open_files() {  # raise_open_files: this shell's soft limit of open files to the hard one
+  # shellcheck disable=SC3045  # -H and -S: dash, bash, ksh and busybox sh all have them
+  hard=$(ulimit -Hn)
+  [ "$hard" != unlimited ] || hard=$(cat /proc/sys/fs/nr_open)
+  # shellcheck disable=SC3045
+  ulimit -Sn "$hard" 2>/dev/null || true
+}
+
 wait_file() {  # wait_file PATH SECONDS: succeed as soon as PATH is a non-empty file
   tries=0
   while [ ! -s "$1" ]; do

@@ -5,29 +5,40 @@ and end it when it passes its memory limit.
 ``tasks/remote/start_engines.sh`` writes this file into the run directory and runs it
 with the cluster's Python in each engine's screen session::
 
-    python nanny.py LABEL NUMBER RESTART LIMIT ENGINES MARKER -- IPENGINE ARGS...
+    python nanny.py LABEL NUMBER RESTART LIMIT ENGINES MARKER DELAY -- IPENGINE ARGS...
 
 LABEL and NUMBER: each start registers as ``--Session.session=LABEL/NUMBER/TIME``, so
 that the controller counts it under its host; RESTART: ENGINE_RESTART (yes or no);
 LIMIT: MEMORY_LIMIT in bytes, ``auto`` or empty; ENGINES: how many engines the host
-runs (for ``auto``); MARKER: the file to write when it gives up.
+runs (for ``auto``); MARKER: the file to write when it gives up; DELAY: seconds to wait
+before the first start (the host starts its engines in waves, so that the controller
+is not flooded with registrations).
 
 An engine that ends with exit code 0 was shut down on purpose (the controller asked
 it to); any other end is a crash, and the engine starts again after 1, 2, 4, ... at
 most 60 s: at most `GIVE_UP_AFTER` times in `WINDOW` s. The crash after those makes
 the nanny give up: it says so in its log and in *marker*, and ends. A stop (SIGHUP from screen,
 SIGTERM from the stop's kill) ends the engine and the nanny, also during a wait.
+
+SIGUSR1 asks for a new start at once, neither a crash nor a stop: fab sends it when the
+controller dropped the engine's registration (``tasks/remote/renew_engines.sh``), which
+leaves an engine that runs but that the controller does not know.
+
+The nanny looks at its engine every `WATCH` s, and at its own process tree only (the
+engine and its children, through psutil): it costs next to nothing beside the engine.
 """
 
-import os
 import signal
 import subprocess
 import sys
 import time
 
+import psutil
+
 BACKOFF_FIRST, BACKOFF_MAX = 1.0, 60.0
 GIVE_UP_AFTER, WINDOW = 5, 300.0
-POLL = 0.1
+POLL = 0.1  # seconds between two looks for a stop during a wait
+WATCH = 0.5  # seconds between two looks at the engine: its end, its memory, a renewal
 UNITS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 
@@ -56,35 +67,49 @@ def memory_limit(limit, engines, meminfo="/proc/meminfo"):
     return total_kb * 1024 // max(1, engines)
 
 
-def _children():
-    """``{pid: [child pids]}`` of every process, from /proc."""
-    children = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as stat:
-                parent = int(stat.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        children.setdefault(parent, []).append(int(entry))
-    return children
+def _tree(pid):
+    """The process *pid* and all its descendants, as psutil processes ([] once gone)."""
+    try:
+        process = psutil.Process(pid)
+        return [process, *process.children(recursive=True)]
+    except psutil.Error:
+        return []
 
 
 def resident(pid):
     """Resident memory in bytes of *pid* and all its descendants (0 once they are gone)."""
-    children, total, todo = _children(), 0, [pid]
-    while todo:
-        current = todo.pop()
-        todo += children.get(current, [])
+    total = 0
+    for process in _tree(pid):
         try:
-            with open(f"/proc/{current}/status") as status:
-                for line in status:
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1]) * 1024
-        except OSError:
+            total += process.memory_info().rss
+        except psutil.Error:  # ended meanwhile
             pass
     return total
+
+
+def end_tree(child, grace=5.0):
+    """
+    End the engine *child* (a Popen) and every process it started, since ipyparallel's
+    own nanny outlives its engine otherwise: SIGTERM, and SIGKILL to what is left after
+    *grace* s (at once with a *grace* of 0).
+    """
+    tree = _tree(child.pid)
+    for process in tree:
+        try:
+            process.terminate() if grace else process.kill()
+        except psutil.Error:
+            pass
+    try:
+        child.wait(timeout=grace or None)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
+    _, alive = psutil.wait_procs(tree[1:], timeout=grace)
+    for process in alive:
+        try:
+            process.kill()
+        except psutil.Error:
+            pass
 
 
 def describe(returncode):
@@ -103,7 +128,7 @@ class Nanny:
     def __init__(self, options, argv):
         self.options, self.argv = options, argv
         self.limit = memory_limit(options.get("limit"), options.get("engines", 1))
-        self.stopping, self.child = False, None
+        self.stopping, self.renewing, self.child = False, False, None
         self.crashes = []  # monotonic times of the recent crashes
 
     def stop(self, signum, frame):
@@ -112,24 +137,36 @@ class Nanny:
         if self.child is not None and self.child.poll() is None:
             self.child.terminate()
 
+    def renew(self, signum, frame):
+        """fab asks for a new start (the controller dropped the registration): see `watch`."""
+        self.renewing = True
+
     def start(self):
         label, number = self.options["label"], self.options["number"]
         session = f"--Session.session={label}/{number}/{time.time_ns()}"
+        self.renewing = False  # a renewal asked for during a back-off: this start is it
         self.child = subprocess.Popen([*self.argv, session])
 
     def watch(self):
-        """Wait for the engine to end, ending it past the memory limit; why it ended."""
-        while self.child.poll() is None:
-            if self.limit and not self.stopping:
-                used = resident(self.child.pid)
-                if used > self.limit:
-                    say(f"the engine uses {size(used)}, {size(used - self.limit)} over "
-                        f"MEMORY_LIMIT ({size(self.limit)}): ending it")
-                    self.child.kill()
-                    self.child.wait()
-                    return f"passed MEMORY_LIMIT ({size(self.limit)}) by {size(used - self.limit)}"
-            time.sleep(POLL)
-        return describe(self.child.returncode)
+        """Wait for the engine to end, ending it past the memory limit or for a renewal;
+        why it ended."""
+        while True:
+            try:
+                self.child.wait(timeout=WATCH)
+                return describe(self.child.returncode)
+            except subprocess.TimeoutExpired:
+                pass
+            if self.stopping:
+                continue
+            if self.renewing:
+                end_tree(self.child)
+                return "renewal"
+            used = resident(self.child.pid) if self.limit else 0
+            if self.limit and used > self.limit:
+                say(f"the engine uses {size(used)}, {size(used - self.limit)} over "
+                    f"MEMORY_LIMIT ({size(self.limit)}): ending it")
+                end_tree(self.child, grace=0)
+                return f"passed MEMORY_LIMIT ({size(self.limit)}) by {size(used - self.limit)}"
 
     def wait(self, seconds):
         """Sleep *seconds*, or less if a stop comes."""
@@ -138,9 +175,15 @@ class Nanny:
             time.sleep(min(POLL, deadline - time.monotonic()))
 
     def run(self):
+        self.wait(self.options.get("delay", 0))
         while not self.stopping:
             self.start()
             why = self.watch()
+            if self.renewing and not self.stopping:
+                self.renewing = False
+                say("renewal: the controller dropped this engine's registration; "
+                    "starting it again now")
+                continue
             if self.stopping or self.child.returncode == 0:
                 return 0
             if not self.options.get("restart", True):
@@ -162,14 +205,16 @@ class Nanny:
 
 
 def main(argv):
-    if len(argv) < 9 or argv[7] != "--":
-        raise SystemExit("usage: nanny.py LABEL NUMBER RESTART LIMIT ENGINES MARKER -- IPENGINE ARGS...")
-    label, number, restart, limit, engines, marker = argv[1:7]
+    if len(argv) < 10 or argv[8] != "--":
+        raise SystemExit("usage: nanny.py LABEL NUMBER RESTART LIMIT ENGINES MARKER DELAY"
+                         " -- IPENGINE ARGS...")
+    label, number, restart, limit, engines, marker, delay = argv[1:8]
     options = {"label": label, "number": number, "restart": restart == "yes", "limit": limit,
-               "engines": int(engines), "marker": marker}
-    keeper = Nanny(options, argv[8:])
+               "engines": int(engines), "marker": marker, "delay": float(delay)}
+    keeper = Nanny(options, argv[9:])
     for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, keeper.stop)
+    signal.signal(signal.SIGUSR1, keeper.renew)
     return keeper.run()
 
 

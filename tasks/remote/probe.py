@@ -9,7 +9,8 @@ machine running ``fab`` needs no route to the controller's ports. ARGS is JSON:
 - ``controller`` (default true): ask the controller at all;
 - ``expected`` (``{label: count}``) and ``wait`` (seconds): return as soon as every
   label has exactly its count of engines, printing ``progress={label: count}`` each
-  time the counts change;
+  time the counts change, or as soon as an engine of those labels is an orphan
+  not listed in ``known_orphans`` (see `orphans`);
 - ``shutdown`` (labels): first ask those labels' engines to shut down;
 - ``jupyter`` and ``port``: also check (and wait) that Jupyter answers on that port
   with the token read from RUN_DIR/jupyter.token (it is on no command line); stop
@@ -17,7 +18,7 @@ machine running ``fab`` needs no route to the controller's ports. ARGS is JSON:
   so its log's last line says why).
 
 It ends with one line, ``probe={...}``: ``controller`` (a client could connect),
-``engines`` (registered engines per label), ``error`` (why the controller could not
+``engines`` (registered engines per label), ``orphans`` (uuids), ``error`` (why the controller could not
 be asked), ``jupyter`` (it answered) and ``jupyter_problem`` (why it did not). An engine's label is the part of its
 uuid before the first ``/``: `tasks/remote/start_engines.sh` starts each engine with
 ``--Session.session=LABEL/N/TIME``.
@@ -32,6 +33,8 @@ import time
 import urllib.request
 
 POLL = 0.05
+#: Seconds between two reads of the controller's log for purged registrations.
+ORPHAN_POLL = 1.0
 #: Seconds a controller has to answer the probe's client: any, then one whose session runs.
 FIRST_ANSWER, CLIENT_TIMEOUT = 3, 20
 
@@ -71,22 +74,69 @@ def shut_down(client, labels, timeout=5.0):
     return targets
 
 
-def wait_for_engines(client, expected, deadline, show=print):
+def wait_for_engines(client, expected, deadline, show=print, look=lambda: []):
     """
-    The engines per label once every label of *expected* has its count, or at *deadline*.
+    ``(counts, orphans)``: the engines per label once every label of *expected* has its
+    count, or at *deadline*, or as soon as ``look()`` finds orphans (uuids) of those labels.
 
     *show* gets a ``progress=`` line each time the counts change (when anything is expected).
     """
-    shown = None
+    shown, looked = None, 0.0
     while True:
-        counts = count_by_label(engine_uuids(client))
+        uuids = engine_uuids(client)
+        counts = count_by_label(uuids)
         if expected and counts != shown:
             show("progress=" + json.dumps(counts))
             shown = counts
         done = all(counts.get(label, 0) == n for label, n in expected.items())
-        if done or time.monotonic() >= deadline:
-            return counts
+        found = []
+        if time.monotonic() - looked >= ORPHAN_POLL or done or time.monotonic() >= deadline:
+            found, looked = look(uuids), time.monotonic()
+        if done or time.monotonic() >= deadline or any(label_of(u) in expected for u in found):
+            return counts, found
         time.sleep(POLL)
+
+
+_PURGED = re.compile(r"registration::purging stalled registration \d+:(\S+)")
+
+
+def purged(log):
+    """The uuids whose registration the controller purged since its last start, from its
+    screen log (``launch`` in lib.sh begins each start with a ``=== DATE: SESSION`` line)."""
+    try:
+        with open(log, errors="replace") as file:
+            text = file.read()
+    except OSError:
+        return []
+    return _PURGED.findall(text[text.rfind("\n=== "):])
+
+
+def _start(uuid):
+    """``(label, number, start time)`` of an engine's uuid (``LABEL/N/TIME``), or None."""
+    label, _, rest = uuid.partition("/")
+    number, _, started = rest.partition("/")
+    return (label, number, int(started)) if started.isdigit() else None
+
+
+def orphans(purged_uuids, registered, known=()):
+    """
+    The purged uuids (see `purged`) whose engine (LABEL/N) has no start registered since,
+    less the *known* ones: each is an engine that runs, or ran, but that the controller
+    does not know. Its first heartbeat can beat its registration to the hub (ipyparallel
+    #700): the hub then ignores that heart, never sees it as new again, and drops the
+    registration as stalled, while the engine, registered as far as it knows, goes on.
+    """
+    newest = {}
+    for uuid in registered.values():
+        start = _start(uuid)
+        if start:
+            newest[start[:2]] = max(newest.get(start[:2], 0), start[2])
+    found = []
+    for uuid in dict.fromkeys(purged_uuids):
+        start = _start(uuid)
+        if start and uuid not in known and newest.get(start[:2], -1) < start[2]:
+            found.append(uuid)
+    return found
 
 
 #: Straight to the master's own loopback: never through http_proxy, which would get the token.
@@ -165,19 +215,22 @@ def wait_for_jupyter(args, run, deadline):
         time.sleep(0.1)
 
 
-def ask_controller(args, deadline, show):
-    """The controller part of the report: ``controller``, ``engines`` and ``error``."""
+def ask_controller(args, run, deadline, show):
+    """The controller part of the report: ``controller``, ``engines``, ``orphans`` and ``error``."""
     import ipyparallel as ipp
     from IPython.paths import get_ipython_dir
 
     security = os.path.join(get_ipython_dir(), f"profile_{args['profile']}", "security")
     if not os.path.exists(os.path.join(security, "ipcontroller-client.json")):
         raise RuntimeError("no client connection file: the controller is not running")
+    log = os.path.join(run, f"{args['name']}-controller.log")
+    known = set(args.get("known_orphans", ()))
     client = connect(ipp, args)
     try:
         if args.get("shutdown"):
             shut_down(client, args["shutdown"])
-        return wait_for_engines(client, args.get("expected", {}), deadline, show)
+        return wait_for_engines(client, args.get("expected", {}), deadline, show,
+                                lambda uuids: orphans(purged(log), uuids, known))
     finally:
         client.close()
 
@@ -200,11 +253,11 @@ def connect(ipp, args):
 def probe(args, run, show=print):
     """The report of one probe (see the module's docstring)."""
     deadline = time.monotonic() + args.get("wait", 0)
-    report = {"controller": False, "engines": {}, "error": "",
+    report = {"controller": False, "engines": {}, "orphans": [], "error": "",
               "jupyter": False, "jupyter_problem": ""}
     if args.get("controller", True):
         try:
-            report["engines"] = ask_controller(args, deadline, show)
+            report["engines"], report["orphans"] = ask_controller(args, run, deadline, show)
             report["controller"] = True
         except Exception as error:
             report["error"] = f"{type(error).__name__}: {error}"

@@ -9,6 +9,8 @@ start_engines() {  # start_engines LABEL COUNT RESTART ENGINE_RESTART MEMORY_LIM
   # registers with a Session.session of LABEL/N/TIME, so that the controller can tell
   # the engines of each host apart. COUNT empty means one engine per core. With
   # RESTART=yes, or when more engines run than wanted, every engine is stopped first.
+  # The engines start in waves, one engine per core (at least 4) a second (each
+  # nanny waits for its wave), so that neither this host nor the controller is flooded.
   # Reports expected= and started=.
   label=$1 count=${2:-$(nproc)} restart=$3 keep=$4 limit=$5
   echo "expected=$count"
@@ -24,12 +26,14 @@ start_engines() {  # start_engines LABEL COUNT RESTART ENGINE_RESTART MEMORY_LIM
     halt engine "$name-engine-[0-9]+" >/dev/null
     running=
   fi
-  started=0 n=1
+  wave=$(nproc) started=0 n=1
+  [ "$wave" -ge 4 ] || wave=4
   while [ "$n" -le "$count" ]; do
     if ! printf '%s\n' "$running" | grep -qx "$name-engine-$n"; then
       rm -f "$run/$name-engine-$n.gaveup"
       launch engine "$name-engine-$n" "$python" "$run/nanny.py" "$label" "$n" "$keep" \
-        "$limit" "$count" "$run/$name-engine-$n.gaveup" -- "${bin}ipengine" "--profile=$profile"
+        "$limit" "$count" "$run/$name-engine-$n.gaveup" "$((started / wave))" \
+        -- "${bin}ipengine" "--profile=$profile"
       started=$((started + 1))
     fi
     n=$((n + 1))

@@ -1,11 +1,10 @@
 # shellcheck shell=sh
 # shellcheck disable=SC2154  # name, run, bin, sec, engine_file, timeout: set by setup() in lib.sh
 
-# Heartbeat of the controller: a dead engine is dropped after PERIOD * MISSES ms.
-HEARTBEAT_PERIOD_MS=1000
+# The controller drops an engine whose heart missed this many periods in a row.
 HEARTBEAT_MISSES=5
 
-start_master() {  # start_master ADDRESS JUPYTER_PORT NOTEBOOK_DIR ENCRYPT(yes|no)
+start_master() {  # start_master ADDRESS JUPYTER_PORT NOTEBOOK_DIR ENCRYPT PERIOD_MS REGISTRATION_S
   # Start what is missing of the controller and Jupyter, then wait for the controller.
   # The controller listens on ADDRESS alone, where the engines reach it; "ssh" means
   # the address that this SSH connection came in on (see tasks/address.py).
@@ -13,9 +12,13 @@ start_master() {  # start_master ADDRESS JUPYTER_PORT NOTEBOOK_DIR ENCRYPT(yes|n
   # removed first, so that waiting for the file means waiting for this controller.
   # Jupyter listens on 127.0.0.1 only and reads its token from a 0600 file made here
   # (JUPYTER_TOKEN_FILE), so the token is on no command line; its kernels get the
-  # cluster's profile in IPP_PROFILE. Reports controller= and jupyter= (started or
+  # cluster's profile in IPP_PROFILE. Both start with their soft limit of open files
+  # raised to the hard limit (the controller holds about 3 per engine). PERIOD_MS and
+  # REGISTRATION_S: the heartbeat's period and the registration timeout, sized to the
+  # cluster by tasks/remote/commands.py. Reports controller= and jupyter= (started or
   # running), controller_address= and token=.
-  address=$1 port=$2 notebook_dir=${3:-$HOME} encrypt=$4
+  address=$1 port=$2 notebook_dir=${3:-$HOME} encrypt=$4 period=$5 registration=$6
+  raise_open_files
   if [ "$address" = ssh ]; then
     address=$(printf '%s\n' "${SSH_CONNECTION:-}" | cut -d' ' -f3)
     address=${address#::ffff:}  # IPv4 seen by an IPv6 socket
@@ -44,8 +47,9 @@ start_master() {  # start_master ADDRESS JUPYTER_PORT NOTEBOOK_DIR ENCRYPT(yes|n
     echo "$address" > "$run/controller.address"
     launch controller "$name-controller" env $curve "${bin}ipcontroller" \
       "--profile=$profile" "--ip=$address" "--location=$address" \
-      "--HeartMonitor.period=$HEARTBEAT_PERIOD_MS" \
-      "--HeartMonitor.max_heartmonitor_misses=$HEARTBEAT_MISSES"
+      "--HeartMonitor.period=$period" \
+      "--HeartMonitor.max_heartmonitor_misses=$HEARTBEAT_MISSES" \
+      "--IPController.registration_timeout=$registration"
     echo controller=started
   fi
   echo "controller_address=$address"

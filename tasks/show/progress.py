@@ -22,6 +22,8 @@ from .report import console
 
 #: After this many seconds, progress names the hosts that are still short.
 SLOW_AFTER = 5.0
+#: How many of the hosts that are short progress names; the others are summed.
+SHORT_NAMED = 4
 
 
 class EngineProgress:
@@ -39,13 +41,11 @@ class EngineProgress:
             self.task = self.bar.add_task("engines registered", total=self.total)
 
     def describe(self, counts):
-        """``engines registered: 4/6`` and, once slow, the hosts that are short."""
+        """``engines registered: 4/6`` and, once slow, the hosts that are short (see `short_hosts`)."""
         done = sum(min(counts.get(host, 0), want) for host, want in self.expected.items())
         text = f"engines registered: {done}/{self.total}"
-        short = [f"{host} {counts.get(host, 0)}/{want}" for host, want in self.expected.items()
-                 if counts.get(host, 0) < want]
-        if short and time.monotonic() - self.started > SLOW_AFTER:
-            text += "; waiting for " + ", ".join(short)
+        if done < self.total and time.monotonic() - self.started > SLOW_AFTER:
+            text += "; waiting for " + short_hosts(self.expected, counts)
         return done, text
 
     def update(self, counts):
@@ -64,6 +64,21 @@ class EngineProgress:
     def __exit__(self, *exc):
         if self.bar is not None:
             self.bar.stop()
+
+
+def short_hosts(expected, counts, named=SHORT_NAMED):
+    """
+    The hosts short of their count, the shortest first: ``node3 2/50, node1 40/50``; past
+    *named* of them, the others summed (``and 12 more hosts short of 40 engines``).
+    """
+    short = sorted(((want - counts.get(host, 0), host, want) for host, want in expected.items()
+                    if counts.get(host, 0) < want), key=lambda item: (-item[0], item[1]))
+    text = ", ".join(f"{host} {want - missing}/{want}" for missing, host, want in short[:named])
+    rest = short[named:]
+    if rest:
+        text += (f" and {len(rest)} more host{'s' if len(rest) > 1 else ''} short of "
+                 f"{sum(missing for missing, _, _ in rest)} engines")
+    return text
 
 
 class ProgressStream:

@@ -82,8 +82,11 @@ def engines_table(up, order):
         if name in up.expected:
             have, want = registered.get(name, 0), up.expected[name]
             good += have == want
+            details = [] if have == want else ["not all registered"]
+            if name in up.renewed:
+                details.append(_renewed(up.renewed[name]))
             table.add_row(name, str(have) if asked else "?", str(want), _mark(have == want),
-                          "" if have == want else "not all registered")
+                          "; ".join(details))
         elif name in up.started:
             result = up.started[name]
             table.add_row(name, "", "", f"[red]{result.state}[/]", result.reason)
@@ -97,6 +100,20 @@ def engines_table(up, order):
                   str(sum(up.expected.values())), _mark(good == len(hosts)),
                   "" if good == len(hosts) else f"{good} of {len(hosts)} hosts as expected")
     console.print(table)
+
+
+#: How many of a host's engines started again the engines table names.
+RENEWED_NAMED = 5
+
+
+def _renewed(numbers):
+    """What the detail column says of the orphan engines *numbers* started again."""
+    numbers = sorted(numbers)
+    which = ", ".join(str(n) for n in numbers[:RENEWED_NAMED])
+    if len(numbers) > RENEWED_NAMED:
+        which += f" and {len(numbers) - RENEWED_NAMED} more"
+    return (f"engine{'s' if len(numbers) > 1 else ''} {which} started again: "
+            "the controller had dropped the registration")
 
 
 def jupyter_url(port, token):

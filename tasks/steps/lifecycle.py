@@ -7,6 +7,7 @@ never print and never exit: tasks decide what to show (`tasks.show.report`).
 """
 
 import base64
+import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 
@@ -30,11 +31,19 @@ def read_peer_addresses(fleet, inventory):
     return address.peers_from(inventory, results)
 
 
-def start_master(fleet, inventory, master, wait_jupyter=False, peers=None):
+def engine_count(inventory, cores=None):
+    """How many engines the inventory asks for: ``engines=`` or, where it gives none, the
+    host's *cores* (``{host name: count}``, from `tasks.steps.preflight`; 1 when unknown)."""
+    cores = cores or {}
+    return sum(host.engines or cores.get(host.name, 1) for host in inventory.engines)
+
+
+def start_master(fleet, inventory, master, wait_jupyter=False, peers=None, cores=None):
     """
     Start what is missing on *master*, and put the example notebooks there. With
     *wait_jupyter*, wait until Jupyter answers, or ends (see `judge_jupyter`). *peers*
     (from `read_peer_addresses`) are read here when the controller's address needs them.
+    *cores* (see `engine_count`) size the controller's heartbeat to the cluster.
 
     :returns: the master's `HostResult` (with ``token`` and ``controller_address``).
     """
@@ -46,7 +55,7 @@ def start_master(fleet, inventory, master, wait_jupyter=False, peers=None):
     except address.AddressError as error:
         return HostResult(master, FAILED, reason=str(error))
     steps = [commands.put_examples(settings, examples.packed()),
-             commands.start_master(settings, listen)]
+             commands.start_master(settings, listen, engine_count(inventory, cores))]
     if not settings.shared_home:
         steps.append(commands.read_engine_file())
     if wait_jupyter:
@@ -99,6 +108,7 @@ class EnginesUp:
     started: dict                                  # host name -> `HostResult` of the start
     expected: dict = field(default_factory=dict)   # host name -> engines wanted there
     registered: dict = None                        # host name -> engines registered; None: unknown
+    renewed: dict = field(default_factory=dict)    # host name -> numbers of the orphans started again
     problems: list = field(default_factory=list)   # ``host: reason`` lines of what fell short
     skipped: dict = field(default_factory=dict)    # host name -> (state, why) it was not started
 
@@ -130,8 +140,7 @@ def engines_up(fleet, inventory, hosts, restart=False, cores=None, master_result
         return up
     with watch(up.expected) if watch and up.expected else nullcontext() as stream:
         just_started = jupyter and master_result.facts.get("jupyter") == "started"
-        result, probe = wait_for_engines(fleet, inventory, up.expected, settings.engine_timeout,
-                                         jupyter, stream, just_started)
+        result, probe = _wait_renewing(fleet, inventory, up, jupyter, stream, just_started)
     if jupyter:
         judge_jupyter(master_result, probe)
     if probe is None:
@@ -147,6 +156,40 @@ def engines_up(fleet, inventory, hosts, restart=False, cores=None, master_result
     if probe["error"]:
         up.problems.append(f"{master}: controller: {probe['error']}")
     return up
+
+
+def _wait_renewing(fleet, inventory, up, jupyter, stream, just_started):
+    """
+    `wait_for_engines` for *up*'s expected engines, starting each orphan (an engine whose
+    registration the controller dropped, see `tasks.remote.probe.orphans`) again at
+    once, until all registered or ENGINE_TIMEOUT passed; records them in ``up.renewed``.
+    """
+    deadline = time.monotonic() + inventory.settings.engine_timeout
+    known = []
+    while True:
+        wait = max(0.0, deadline - time.monotonic())
+        result, probe = wait_for_engines(fleet, inventory, up.expected, wait, jupyter, stream,
+                                         just_started, known)
+        fresh = [uuid for uuid in (probe or {}).get("orphans", []) if uuid not in known]
+        if not fresh or time.monotonic() >= deadline:
+            return result, probe
+        known += fresh
+        for name, numbers in renew_orphans(fleet, inventory, fresh).items():
+            up.renewed.setdefault(name, []).extend(numbers)
+
+
+def renew_orphans(fleet, inventory, uuids):
+    """Start the engines of *uuids* (orphans, ``LABEL/N/TIME``) again, each host's in one
+    command; ``{host name: [N, ...]}`` of those whose nanny was told."""
+    numbers = {}
+    for uuid in uuids:
+        label, number, _ = uuid.split("/", 2)
+        numbers.setdefault(label, []).append(number)
+    hosts = {host: numbers[host.name] for host in inventory.engines if host.name in numbers}
+    results = fleet.run({host: _script(inventory, commands.renew_engines(found))
+                         for host, found in hosts.items()}, SLACK)
+    return {name: [int(n) for n in result.facts.get("renewed", "").split()]
+            for name, result in results.items() if result.ok and result.facts.get("renewed")}
 
 
 def shortfalls(expected, registered):
@@ -217,16 +260,17 @@ def _check_left(results):
 
 
 def wait_for_engines(fleet, inventory, expected, wait, jupyter=False, progress=None,
-                     started=False):
+                     started=False, known_orphans=()):
     """
     Wait up to *wait* s until each host has its ``expected[name]`` engines registered
-    (and, with *jupyter*, until Jupyter answers or ends; *started*: it was just started).
+    (and, with *jupyter*, until Jupyter answers or ends; *started*: it was just started),
+    or until an orphan not in *known_orphans* is found among those hosts' engines.
     *progress* receives the probe's output as it comes (see `tasks.show.progress`).
 
     :returns: the master's `HostResult` and the probe's report (None if it failed).
     """
     probe = commands.probe(inventory.settings, expected=expected, wait=wait, jupyter=jupyter,
-                           started=started)
+                           started=started, known_orphans=known_orphans)
     result = fleet.run({inventory.master: _script(inventory, probe)}, wait + SLACK, progress)
     master_result = result[inventory.master.name]
     return master_result, parse_probe(master_result.facts)

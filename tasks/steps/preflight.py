@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from ..remote import commands
 from . import address
-from .lifecycle import SLACK
+from .lifecycle import SLACK, engine_count
 
 
 def read_facts(fleet, inventory, hosts):
@@ -32,6 +32,10 @@ def check_problems(inventory, results):
             result.facts, master_facts, inventory.settings)
         if problems:
             found[name] = problems
+    cores = {name: int(r.facts["cores"]) for name, r in results.items() if r.facts.get("cores")}
+    too_few = open_files_problem(master_facts, engine_count(inventory, cores))
+    if too_few:
+        found.setdefault(inventory.master.name, []).append(too_few)
     try:
         address.controller_address(inventory, address.peers_from(inventory, results))
     except address.AddressError as error:
@@ -61,6 +65,22 @@ def preflight(fleet, inventory):
     states = {name: r.state for name, r in facts.items()}
     return Preflight(check_problems(inventory, facts), cores, states,
                      address.peers_from(inventory, facts))
+
+
+#: Open files the controller's busiest process holds for itself, and per engine (2.4
+#: measured at 120 engines).
+FILES_BASE, FILES_PER_ENGINE = 50, 2.5
+
+
+def open_files_problem(master_facts, engines):
+    """What is wrong when the master's hard limit of open files cannot hold *engines*
+    (the controller raises its soft limit to the hard one, and no further), or ''."""
+    hard, needed = master_facts.get("open_files_hard", ""), int(FILES_BASE + FILES_PER_ENGINE * engines)
+    if not hard.isdigit() or int(hard) >= needed:
+        return ""
+    return (f"the master allows {hard} open files (its hard limit, ulimit -Hn) but the controller"
+            f" of {engines} engines needs about {needed}: raise nofile for your user in"
+            " /etc/security/limits.conf there, or start fewer engines")
 
 
 def _minor(version):

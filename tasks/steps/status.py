@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from ..remote import commands
 from ..remote.protocol import parse_probe, session_names
-from .lifecycle import SLACK, shortfalls
+from .lifecycle import SLACK
 
 
 @dataclass
@@ -84,6 +84,18 @@ def _status_row(name, host, result, probe, is_master, is_engine_host):
                                        f" fab cluster.logs --hosts={host.name} says why")
         if running != expected:
             row["problems"].append(f"{running} of {expected} engine sessions running")
-        for have, want in shortfalls({host.name: expected}, {host.name: registered}).values():
-            row["problems"].append(f"{have} of {want} engines registered")
+        orphans = _orphans(name, host.name, sessions, probe)
+        for number in orphans:
+            row["problems"].append(f"engine {number} runs but is not registered (the controller"
+                                   " dropped its registration; fab engines.start starts it again)")
+        if registered + len(orphans) != expected:
+            row["problems"].append(f"{registered} of {expected} engines registered")
     return row
+
+
+def _orphans(name, label, sessions, probe):
+    """The numbers of *label*'s engines that run but whose registration the controller
+    dropped (the probe's ``orphans``, see `tasks.remote.probe.orphans`)."""
+    numbers = {int(uuid.split("/")[1]) for uuid in (probe or {}).get("orphans", [])
+               if uuid.split("/")[0] == label}
+    return sorted(n for n in numbers if f"{name}-engine-{n}" in sessions)
