@@ -1,8 +1,10 @@
 """
-``python -m bench [--quick | --smallest] [--rounds N] [--out DIR]``: run the benchmark, print
-its Markdown tables, and write them, every sample and the plot to DIR (results.md,
-results.json, results.png). A full run into the default ``bench/results`` also
-writes its tables into the README, between the ``bench-results`` markers.
+``python -m bench [--quick | --smallest | --scale] [--rounds N] [--out DIR]``: run the
+benchmark, print its Markdown tables, and write them, every sample and the plot to DIR
+(results.md, results.json, results.png). A full run into the default ``bench/results``
+also writes its tables into the README, between the ``bench-results`` markers.
+``--scale`` runs the scale benchmark alone (`bench.scale`: hundreds of engines) into
+scale.md and scale.json, and the README between the ``bench-scale`` markers.
 """
 
 import argparse
@@ -15,7 +17,7 @@ from pathlib import Path
 
 from tests.sshhosts import FakeHosts, why_not_available
 
-from . import healing, methods, report
+from . import healing, methods, report, scale
 
 FULL = dict(hosts=(1, 2, 4, 8), per_host=(1, 2), control=(1, 8, 32, 64), threads=(64, 256), rounds=3,
             healing=7)
@@ -24,6 +26,7 @@ QUICK = dict(hosts=(2,), per_host=(2,), control=(1, 8), threads=(8, 32), rounds=
 SMALLEST = dict(hosts=(1,), per_host=(1,), control=(1,), threads=(2,), rounds=1, healing=1)
 README = methods.PROJECT / "README.md"
 MARKERS = ("<!-- bench-results -->\n", "<!-- /bench-results -->\n")
+SCALE_MARKERS = ("<!-- bench-scale -->\n", "<!-- /bench-scale -->\n")
 FIRST_HOST = 101  # 127.0.2.101 and up: never the test suite's hosts
 
 
@@ -79,11 +82,26 @@ def threads(fake_hosts, folder, sizes):
     return peaks
 
 
-def write_readme(text):
-    """Put *text* between the README's bench-results markers."""
+def write_readme(text, markers=MARKERS):
+    """Put *text* between the README's *markers*."""
     readme = README.read_text()
-    start, end = (readme.index(marker) for marker in MARKERS)
-    README.write_text(readme[:start + len(MARKERS[0])] + text + readme[end:])
+    start, end = (readme.index(marker) for marker in markers)
+    README.write_text(readme[:start + len(markers[0])] + text + readme[end:])
+
+
+def run_scale(out, rounds, into_readme):
+    """The scale benchmark (`bench.scale`), its table printed and written to *out*."""
+    with tempfile.TemporaryDirectory() as ipython_dir, FakeHosts(5, FIRST_HOST) as fake_hosts:
+        os.environ["IPYTHONDIR"] = ipython_dir  # ipyparallel's own profiles go there
+        rows = scale.measure(fake_hosts, Path(ipython_dir), rounds, say)
+    text = (f"Machine: {report.machine()}. {rounds} round(s); time: median (min-max).\n\n"
+            + scale.table(rows) + "\n")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "scale.md").write_text(text)
+    (out / "scale.json").write_text(json.dumps({"machine": report.machine(), "runs": rows}, indent=1))
+    if into_readme:
+        write_readme(text, SCALE_MARKERS)
+    print(text)
 
 
 def main():
@@ -91,6 +109,8 @@ def main():
     parser.add_argument("--quick", action="store_true", help="one small size, one round")
     parser.add_argument("--smallest", action="store_true",
                         help="one engine host, one round: the test suite's run")
+    parser.add_argument("--scale", action="store_true",
+                        help="the scale benchmark alone: 200 engines, and 120 on a cramped master")
     parser.add_argument("--rounds", type=int, help="rounds of every measure (default 3, quick 1)")
     parser.add_argument("--out", help="folder for results.md and results.png "
                                       "(default bench/results, or a temporary one with --quick)")
@@ -107,6 +127,9 @@ def main():
         sys.exit("error: cluster processes already run on this machine; stop them first, "
                  "they would be counted as left behind:\n" + "\n".join(methods.cluster_processes()))
 
+    if args.scale:
+        run_scale(out, rounds, into_readme=not args.out and not args.quick)
+        return
     count = max(max(plan["control"]), max(plan["hosts"]) + 1, min(plan["threads"]))
     with tempfile.TemporaryDirectory() as ipython_dir, FakeHosts(count, FIRST_HOST) as fake_hosts:
         os.environ["IPYTHONDIR"] = ipython_dir  # ipyparallel's own profiles go there

@@ -3,10 +3,6 @@ Self-healing engines, measured: seconds from ``kill -9`` of an engine to its suc
 registered, and the memory guard's reaction from crossing MEMORY_LIMIT to the engine's end.
 """
 
-import json
-import os
-import subprocess
-import sys
 import time
 
 from . import methods
@@ -48,17 +44,6 @@ def grow(path, limit):
 """
 
 
-def _client(code, timeout=120):
-    head = (f"import ipyparallel as ipp, json, os, socket, time\n"
-            f"c = ipp.Client(profile={methods.NAME!r}, timeout=20)\n")
-    env = {k: v for k, v in os.environ.items() if k != "IPYTHONDIR"}  # the hosts' profile: ~/.ipython
-    out = subprocess.run([sys.executable, "-c", head + code], capture_output=True, text=True,
-                         timeout=timeout, env=env)
-    if out.returncode != 0:
-        raise methods.BenchError(out.stderr)
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 #: The engines' pids, or null while one of them is dead but still registered: the task
 #: sent to it then fails (EngineError), which is a look too early, not a failure.
 PIDS = ("def pid():\n    import os\n    return os.getpid()\n"
@@ -77,12 +62,12 @@ def measure(fake_hosts, folder, rounds):
     samples = {"restart": [], "memory": []}
     try:
         for _ in range(rounds):
-            while not (before := _client(PIDS)):
+            while not (before := methods.ask_cluster(PIDS)):
                 time.sleep(0.1)
             killed = time.perf_counter()
             host.run(f"kill -9 {before[0]}")
             while True:
-                now = _client(PIDS) or []
+                now = methods.ask_cluster(PIDS) or []
                 if len(now) == 2 and before[0] not in now:
                     samples["restart"].append(time.perf_counter() - killed)
                     break
@@ -91,10 +76,10 @@ def measure(fake_hosts, folder, rounds):
             mark = folder / "grow.times"
             code = (GROW + f"try:\n    c[c.ids[0]].apply_sync(grow, {str(mark)!r}, {LIMIT_MIB << 20})\n"
                     "except Exception as e:\n    print(repr(e)[:300])\nprint('null')\n")
-            _client(code)
+            methods.ask_cluster(code)
             crossed, last = (float(t) for t in mark.read_text().split())
             samples["memory"].append(last - crossed)
-            while len(_client(PIDS) or []) < 2:  # back to full size before the next round
+            while len(methods.ask_cluster(PIDS) or []) < 2:  # back to full size before the next round
                 time.sleep(0.1)
     finally:
         methods.fab(inventory, key, "cluster.down")

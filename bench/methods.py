@@ -8,6 +8,7 @@ machine (and so on any fake host: they share it), so the three are timed to
 the same finish line.
 """
 
+import json
 import os
 import socket
 import subprocess
@@ -99,6 +100,19 @@ def fab_ok(inventory, key, *args):
     if result.returncode != 0:
         raise BenchError(f"fab {' '.join(args)} exited {result.returncode}:\n{result.stderr}")
     return result
+
+
+def ask_cluster(code, timeout=120, connect=20):
+    """Run *code* after ``c = ipp.Client(...)`` (waiting *connect* s for the controller) of
+    the cluster on the fake hosts, in a Python of its own; its last line, as JSON."""
+    head = (f"import ipyparallel as ipp, json, os, socket, time\n"
+            f"c = ipp.Client(profile={NAME!r}, timeout={connect})\n")
+    env = {k: v for k, v in os.environ.items() if k != "IPYTHONDIR"}  # the hosts' profile: ~/.ipython
+    out = subprocess.run([sys.executable, "-c", head + code], capture_output=True, text=True,
+                         timeout=timeout, env=env)
+    if out.returncode != 0:
+        raise BenchError(out.stderr)
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 class FabCluster:

@@ -125,7 +125,7 @@ def test_start_master_starts_controller_and_jupyter_once_with_their_settings(hos
     [controller] = calls(host.home, "ipcontroller", 1)
     assert controller[:6] == ["--profile=p1", "--ip=10.0.0.7", "--location=10.0.0.7",
                               "--HeartMonitor.period=1000", "--HeartMonitor.max_heartmonitor_misses=5",
-                              "--IPController.registration_timeout=30"]
+                              "--IPController.registration_timeout=60"]
     assert f"tag={settings.cluster_name}/controller" in controller and "curve=1" in controller
     [jupyter] = calls(host.home, "jupyter", 1)
     assert jupyter[:6] == ["server", "--no-browser", "--ip=127.0.0.1", "--port=9999",
@@ -259,10 +259,10 @@ def test_a_host_says_where_its_ssh_connection_comes_from(host):
 
 
 def test_the_heartbeat_slows_and_registration_waits_longer_as_the_cluster_grows():
-    assert commands.heartbeat(None) == commands.heartbeat(100) == (1000, 30)
-    assert commands.heartbeat(200) == (2000, 40)
-    assert commands.heartbeat(448) == (4480, 89)
-    assert commands.heartbeat(5000) == (5000, 100)
+    assert commands.heartbeat(None) == commands.heartbeat(100) == (1000, 60)
+    assert commands.heartbeat(200) == (2000, 100)
+    assert commands.heartbeat(448) == (4480, 224)
+    assert commands.heartbeat(5000) == (5000, 2500)
 
 
 @needs_screen

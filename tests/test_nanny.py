@@ -29,6 +29,7 @@ def quick(monkeypatch):
     monkeypatch.setattr(nanny, "BACKOFF_FIRST", 0.05)
     monkeypatch.setattr(nanny, "POLL", 0.02)
     monkeypatch.setattr(nanny, "WATCH", 0.02)
+    monkeypatch.setattr(nanny, "RESCAN", 0.1)
 
 
 def keeper(tmp_path, program, restart=True, limit="", delay=0):
@@ -77,6 +78,38 @@ def test_an_engine_past_its_memory_limit_is_ended_and_started_again(tmp_path, ca
     log = capsys.readouterr().out
     assert "over MEMORY_LIMIT (100 MiB): ending it" in log
     assert "restart: the engine ended (passed MEMORY_LIMIT (100 MiB) by " in log
+
+
+#: A stand-in whose memory is in a child it started, as a task's worker processes would be.
+GREEDY_CHILD = STAND_IN + ("import subprocess, time; subprocess.Popen([sys.executable, '-c', "
+                           "'import time; hog = [bytearray(20 << 20) for _ in range(10)]; "
+                           "time.sleep(60)']); time.sleep(60)")
+
+
+def test_the_memory_of_what_the_engine_started_counts_too(tmp_path, capsys):
+    runner = keeper(tmp_path, GREEDY_CHILD, limit=str(100 << 20))
+    thread = _running(runner)
+    _wait_until(lambda: len(starts(tmp_path)) >= 2)
+    runner.stop(signal.SIGTERM, None)
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+    assert "over MEMORY_LIMIT (100 MiB): ending it" in capsys.readouterr().out
+
+
+def test_descendants_are_the_process_and_everything_it_started():
+    parent = subprocess.Popen([sys.executable, "-c", "import subprocess, sys, time; "
+                               "subprocess.Popen(['sleep', '30']); print(flush=True); time.sleep(30)"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        parent.stdout.readline()
+        tree = nanny.descendants(parent.pid)
+        assert tree[0] == parent.pid and len(tree) == 2
+        assert psutil.Process(tree[1]).cmdline() == ["sleep", "30"]
+        assert nanny.resident(tree) > nanny.resident(tree[:1]) > 0
+        assert nanny.resident([2 ** 22 + 1]) == 0  # a pid that is gone counts nothing
+    finally:
+        nanny.end_tree(parent)
+    assert not psutil.pid_exists(tree[1])
 
 
 def test_a_stop_during_the_back_off_wait_starts_nothing_more(tmp_path):

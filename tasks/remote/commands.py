@@ -81,13 +81,15 @@ def as_base64(data):
 def heartbeat(engines):
     """
     ``(period in ms, registration timeout in s)`` of the controller's heartbeat for a
-    cluster of *engines*: 1 s up to 100 engines, then 10 ms more per engine up to 5 s,
-    since the heart monitor pings every engine each period and a hub flooded by pongs
-    files registrations late; a registration waits 20 periods (at least 30 s, as
-    ipyparallel's default) for the engine's first heartbeat.
+    cluster of *engines*. The period is 1 s up to 100 engines, then 10 ms more per
+    engine up to 5 s: the heart monitor pings every engine each period. A registration
+    waits for the engine's first heartbeat, which an engine sends only once its kernel
+    is set up (seconds of CPU, tens of them on a host where many engines start at once):
+    at least 60 s (ipyparallel's default, 30 s, dropped most of 200 engines starting on
+    a busy machine), and half a second more per engine past 120.
     """
     period = min(5000, max(1000, 10 * (engines or 0)))
-    return period, max(30, 20 * period // 1000)
+    return period, max(60, (engines or 0) // 2)
 
 
 def start_master(settings, address, engines=None):

@@ -18,10 +18,10 @@ machine running ``fab`` needs no route to the controller's ports. ARGS is JSON:
   so its log's last line says why).
 
 It ends with one line, ``probe={...}``: ``controller`` (a client could connect),
-``engines`` (registered engines per label), ``orphans`` (uuids), ``error`` (why the controller could not
-be asked), ``jupyter`` (it answered) and ``jupyter_problem`` (why it did not). An engine's label is the part of its
-uuid before the first ``/``: `tasks/remote/start_engines.sh` starts each engine with
-``--Session.session=LABEL/N/TIME``.
+``engines`` (registered engines per label), ``orphans`` (their uuids), ``error`` (why
+the controller could not be asked), ``jupyter`` (it answered) and ``jupyter_problem``
+(why it did not). An engine's label is the part of its uuid before the first ``/``:
+`tasks/remote/start_engines.sh` starts each engine with ``--Session.session=LABEL/N/TIME``.
 """
 
 import json
@@ -74,10 +74,11 @@ def shut_down(client, labels, timeout=5.0):
     return targets
 
 
-def wait_for_engines(client, expected, deadline, show=print, look=lambda: []):
+def wait_for_engines(client, expected, deadline, show=print, look=lambda uuids: []):
     """
     ``(counts, orphans)``: the engines per label once every label of *expected* has its
-    count, or at *deadline*, or as soon as ``look()`` finds orphans (uuids) of those labels.
+    count, or at *deadline*, or as soon as ``look(uuids)`` (given the registered engines'
+    uuids, see `engine_uuids`) finds orphans of those labels.
 
     *show* gets a ``progress=`` line each time the counts change (when anything is expected).
     """
@@ -122,9 +123,10 @@ def orphans(purged_uuids, registered, known=()):
     """
     The purged uuids (see `purged`) whose engine (LABEL/N) has no start registered since,
     less the *known* ones: each is an engine that runs, or ran, but that the controller
-    does not know. Its first heartbeat can beat its registration to the hub (ipyparallel
-    #700): the hub then ignores that heart, never sees it as new again, and drops the
-    registration as stalled, while the engine, registered as far as it knows, goes on.
+    does not know. The hub drops a registration whose first heartbeat has not come
+    within its registration timeout (an engine starved of CPU sends it late), or came
+    before the hub filed it (ipyparallel #700), and then ignores that heart for good,
+    while the engine, registered as far as it knows, goes on.
     """
     newest = {}
     for uuid in registered.values():

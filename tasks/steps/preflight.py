@@ -75,7 +75,8 @@ FILES_BASE, FILES_PER_ENGINE = 50, 2.5
 def open_files_problem(master_facts, engines):
     """What is wrong when the master's hard limit of open files cannot hold *engines*
     (the controller raises its soft limit to the hard one, and no further), or ''."""
-    hard, needed = master_facts.get("open_files_hard", ""), int(FILES_BASE + FILES_PER_ENGINE * engines)
+    hard = master_facts.get("open_files_hard", "")
+    needed = int(FILES_BASE + FILES_PER_ENGINE * engines)
     if not hard.isdigit() or int(hard) >= needed:
         return ""
     return (f"the master allows {hard} open files (its hard limit, ulimit -Hn) but the controller"
