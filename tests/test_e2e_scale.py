@@ -24,7 +24,8 @@ IGNORE = PROFILE_DIR / "ignore_first_heart"
 # Loaded by ipcontroller from the profile: the hub ignores the first heartbeat of the
 # engines named (LABEL/N, one per line) in IGNORE, once each, as it does when a first
 # heartbeat beats the registration to the hub (ipyparallel #700), and drops a stalled
-# registration after 5 s instead of 30 s, so that the test does not wait that long.
+# registration after 15 s instead of 60 s, so that the test does not wait that long
+# (but long enough for an engine starting on a busy machine).
 CONTROLLER_CONFIG = f"""
 from ipyparallel.controller.hub import Hub
 
@@ -47,7 +48,7 @@ def handle_new_heart(self, heart):
 
 def __init__(self, **kwargs):
     _init(self, **kwargs)
-    self.registration_timeout = 5
+    self.registration_timeout = 15
 
 
 Hub.handle_new_heart, Hub.__init__ = handle_new_heart, __init__
@@ -88,8 +89,8 @@ def test_cluster_up_starts_again_an_engine_whose_registration_was_dropped(down):
     IGNORE.write_text("127.0.2.3/2\n")
     up = down("cluster.up")
     assert up.returncode == 0, up.stdout + up.stderr
-    assert "engine 2 started again: the controller had dropped the registration" in _row(
-        up.stdout, "127.0.2.3")
+    assert re.search(r"engines? (\d+, )*2(, \d+)*( and \d+ more)? started again: the controller"
+                     " had dropped the registration", _row(up.stdout, "127.0.2.3"))  # others too, on a busy machine
     assert engines_per_host(PROFILE) == {"host2": 2, "host3": 2, "host4": 2}
     log = (Path.home() / ".ipp-cluster" / NAME / "host1" / f"{NAME}-controller.log").read_text()
     assert re.search(r"purging stalled registration \d+:127\.0\.2\.3/2/", log)  # it was an orphan
@@ -107,7 +108,7 @@ def test_status_names_an_orphan_and_engines_start_starts_it_again(down, fake_hos
     engine = "'[-]-Session.session=127.0.2.4/1/'"  # ipengine's alone: not its nanny's, not this sh's
     fake_hosts.hosts[3].run(f"pkill -KILL -f -- {engine}")  # its nanny starts it again
     purge = re.compile(rb"purging stalled registration \d+:127\.0\.2\.4/1/")
-    deadline = time.monotonic() + 60  # the restarted engine's registration is purged after 5 s
+    deadline = time.monotonic() + 90  # the restarted engine's registration is purged after 15 s
     while not purge.search(log.read_bytes()[before:]):
         assert time.monotonic() < deadline, "the controller purged no registration of engine 1"
         time.sleep(0.2)
@@ -117,7 +118,7 @@ def test_status_names_an_orphan_and_engines_start_starts_it_again(down, fake_hos
             " registration; fab engines.start starts it again)") in status.stderr
     start = down("engines.start")
     assert start.returncode == 0, start.stdout + start.stderr
-    assert "engine 1 started again" in _row(start.stdout, "127.0.2.4")
+    assert re.search(r"engines? 1(, \d+)*( and \d+ more)? started again", _row(start.stdout, "127.0.2.4"))
     assert down("cluster.status").returncode == 0
     assert engines_per_host(PROFILE) == {"host2": 2, "host3": 2, "host4": 2}
 

@@ -72,9 +72,9 @@ def memory_limit(limit, engines, meminfo="/proc/meminfo"):
 
 
 def descendants(pid):
-    """*pid* and all its descendants, from the parent pids of all of /proc (psutil's
-    ``children()`` reads the same files, twenty times slower): the nanny does it every
-    `RESCAN` s only."""
+    """*pid* and all its descendants, from the parent pids of all of /proc (as psutil's
+    ``children()`` does; kernels without /proc/PID/task/TID/children have no cheaper
+    way): the nanny does it every `RESCAN` s only."""
     children = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
