@@ -290,10 +290,28 @@ def test_an_orphan_is_a_purged_start_with_no_start_registered_since():
 
 def test_the_wait_ends_as_soon_as_an_orphan_of_an_expected_host_is_found(controller):
     client, _ = controller
+    registry = probe.Registry(lambda: client)
     started = time.monotonic()
-    counts, found = probe.wait_for_engines(client, {"nodeA": 3}, started + 30, lambda line: None,
+    counts, found = probe.wait_for_engines(registry, {"nodeA": 3}, started + 30, lambda line: None,
                                            lambda uuids: ["nodeA/3/1"])
     assert (counts, found) == (LABELS, ["nodeA/3/1"]) and time.monotonic() - started < 10
-    counts, found = probe.wait_for_engines(client, {"nodeA": 3}, time.monotonic() + 1,
+    counts, found = probe.wait_for_engines(registry, {"nodeA": 3}, time.monotonic() + 1,
                                            lambda line: None, lambda uuids: ["other/1/1"])
     assert found == ["other/1/1"]  # reported, but waited for no longer than the deadline
+
+
+def test_a_client_that_missed_a_registration_is_replaced(controller, monkeypatch):
+    monkeypatch.setattr(probe, "RESYNC", 0)
+    registry = probe.Registry(lambda: ipp.Client(profile="probe", timeout=20))
+    try:
+        first = registry.client
+        missed = first.ids[0]  # as a registration between connection reply and subscription
+        first._ids.remove(missed)
+        del first._engines[missed]
+        assert probe.count_by_label(registry.uuids()) == LABELS
+        assert registry.client is not first
+        again = registry.client
+        assert probe.count_by_label(registry.uuids()) == LABELS
+        assert registry.client is again  # a whole view is kept
+    finally:
+        registry.close()

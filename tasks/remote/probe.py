@@ -35,6 +35,8 @@ import urllib.request
 POLL = 0.05
 #: Seconds between two reads of the controller's log for purged registrations.
 ORPHAN_POLL = 1.0
+#: Seconds between two checks that the client's engines are the controller's (see `Registry`).
+RESYNC = 5.0
 #: Seconds a controller has to answer the probe's client: any, then one whose session runs.
 FIRST_ANSWER, CLIENT_TIMEOUT = 3, 20
 
@@ -53,6 +55,36 @@ def engine_uuids(client):
 def label_of(uuid):
     """The inventory host an engine belongs to: its uuid up to the first ``/``."""
     return uuid.split("/", 1)[0]
+
+
+class Registry:
+    """
+    The controller's engines as a client made by ``connect()`` sees them, made whole
+    again when that view falls behind: ipyparallel's `Client` takes the engines from its
+    connection reply, then subscribes to registrations, and misses for good any engine
+    that registers in between (seen at 120 engines registering at once). Every `RESYNC`
+    s the controller is asked for its engine ids (``queue_status``, which also lists for
+    a while the engines that left); when the client lacks one, a new client is made.
+    """
+
+    def __init__(self, connect):
+        self.connect, self.client, self.synced = connect, connect(), time.monotonic()
+        self.gone = set()  # ids the controller still lists, but that a new client lacks too
+
+    def uuids(self):
+        """``{engine id: uuid}``, as `engine_uuids`."""
+        if time.monotonic() - self.synced >= RESYNC:
+            listed = {i for i in self.client.queue_status() if i != "unassigned"}
+            missed = listed - set(self.client.ids) - self.gone
+            if missed:
+                self.client.close()
+                self.client = self.connect()
+                self.gone |= missed - set(self.client.ids)  # unregistered: queues outlive them
+            self.synced = time.monotonic()
+        return engine_uuids(self.client)
+
+    def close(self):
+        self.client.close()
 
 
 def count_by_label(uuids):
@@ -74,17 +106,17 @@ def shut_down(client, labels, timeout=5.0):
     return targets
 
 
-def wait_for_engines(client, expected, deadline, show=print, look=lambda uuids: []):
+def wait_for_engines(registry, expected, deadline, show=print, look=lambda uuids: []):
     """
-    ``(counts, orphans)``: the engines per label once every label of *expected* has its
-    count, or at *deadline*, or as soon as ``look(uuids)`` (given the registered engines'
-    uuids, see `engine_uuids`) finds orphans of those labels.
+    ``(counts, orphans)``: the engines per label of *registry* (a `Registry`) once every
+    label of *expected* has its count, or at *deadline*, or as soon as ``look(uuids)``
+    (given the registered engines' uuids) finds orphans of those labels.
 
     *show* gets a ``progress=`` line each time the counts change (when anything is expected).
     """
     shown, looked = None, 0.0
     while True:
-        uuids = engine_uuids(client)
+        uuids = registry.uuids()
         counts = count_by_label(uuids)
         if expected and counts != shown:
             show("progress=" + json.dumps(counts))
@@ -227,14 +259,14 @@ def ask_controller(args, run, deadline, show):
         raise RuntimeError("no client connection file: the controller is not running")
     log = os.path.join(run, f"{args['name']}-controller.log")
     known = set(args.get("known_orphans", ()))
-    client = connect(ipp, args)
+    registry = Registry(lambda: connect(ipp, args))
     try:
         if args.get("shutdown"):
-            shut_down(client, args["shutdown"])
-        return wait_for_engines(client, args.get("expected", {}), deadline, show,
+            shut_down(registry.client, args["shutdown"])
+        return wait_for_engines(registry, args.get("expected", {}), deadline, show,
                                 lambda uuids: orphans(purged(log), uuids, known))
     finally:
-        client.close()
+        registry.close()
 
 
 def connect(ipp, args):

@@ -13,7 +13,7 @@ start_master() {  # start_master ADDRESS JUPYTER_PORT NOTEBOOK_DIR ENCRYPT PERIO
   # Jupyter listens on 127.0.0.1 only and reads its token from a 0600 file made here
   # (JUPYTER_TOKEN_FILE), so the token is on no command line; its kernels get the
   # cluster's profile in IPP_PROFILE. Both start with their soft limit of open files
-  # raised to the hard limit (the controller holds about 3 per engine). PERIOD_MS and
+  # raised to the hard limit (the controller holds about 2.4 per engine). PERIOD_MS and
   # REGISTRATION_S: the heartbeat's period and the registration timeout, sized to the
   # cluster by tasks/remote/commands.py. Reports controller= and jupyter= (started or
   # running), controller_address= and token=.
