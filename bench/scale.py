@@ -10,6 +10,7 @@ the other (57 s for 16 engines in the main benchmark), so 200 would take about t
 """
 
 import time
+
 import psutil
 
 from . import methods
@@ -68,9 +69,10 @@ def fab_run(fake_hosts, folder, hosts, per_host, soft=None):
             seconds, result = methods.timed(lambda: methods.fab(inventory, key, "cluster.up"))
     else:
         seconds, result = methods.timed(lambda: methods.fab(inventory, key, "cluster.up"))
-    row = {"registered": methods.ask_cluster("print(len(c.ids))", connect=60), "expected": hosts * per_host,
-           "seconds": seconds, "ok": result.returncode == 0,
-           "memory": _rss(_tagged(f"{methods.NAME}/engine")) / (hosts * per_host)}
+    engines = hosts * per_host
+    row = {"registered": methods.ask_cluster("print(len(c.ids))", connect=60),
+           "expected": engines, "seconds": seconds, "ok": result.returncode == 0,
+           "memory": _rss(_tagged(f"{methods.NAME}/engine")) / engines}
     methods.fab_ok(inventory, key, "cluster.down")
     methods.wait_until_clean("fab cluster.down")
     return row
