@@ -171,6 +171,8 @@ def test_nothing_half_started_stays_after_the_next_down(cluster, fake_hosts, int
     while not any(engine_pids(fake_hosts, n) for n in (2, 3, 4)):  # half-way: engines starting
         assert up.poll() is None and time.monotonic() < deadline, up.communicate()
         time.sleep(0.05)
+    # No engine registers now: half-way it stays. (The controller alone: not its screen.)
+    fake_hosts.hosts[0].run("pkill -STOP -f '^[^ ]*python[0-9.]* [^ ]*/ipcontroller '")
     assert up.poll() is None  # ... and up still waits for them to register
     if interrupt == "ctrl-c":
         up.send_signal(signal.SIGINT)

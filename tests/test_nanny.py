@@ -112,6 +112,17 @@ def test_descendants_are_the_process_and_everything_it_started():
     assert not psutil.pid_exists(tree[1])
 
 
+def test_a_wait_whose_deadline_passes_between_two_looks_ends(tmp_path, monkeypatch):
+    times = [0.0, 0.0]  # the deadline (1 s) is set, then checked; then a busy machine moves on
+
+    def clock():
+        return times.pop(0) if times else 5.0
+    runner = keeper(tmp_path, SLEEP)
+    monkeypatch.setattr(nanny.time, "monotonic", clock)
+    runner.wait(1.0)  # it crashed with "sleep length must be non-negative"
+    monkeypatch.undo()
+
+
 def test_a_stop_during_the_back_off_wait_starts_nothing_more(tmp_path):
     script = tmp_path / "nanny.py"
     source = open(nanny.__file__).read()  # as the hosts run it, with a first wait of 5 s

@@ -202,7 +202,7 @@ class Nanny:
         """Sleep *seconds*, or less if a stop comes."""
         deadline = time.monotonic() + seconds
         while not self.stopping and time.monotonic() < deadline:
-            time.sleep(min(POLL, deadline - time.monotonic()))
+            time.sleep(max(0.0, min(POLL, deadline - time.monotonic())))  # the clock moved on
 
     def run(self):
         self.wait(self.options.get("delay", 0))

@@ -35,7 +35,7 @@ import urllib.request
 POLL = 0.05
 #: Seconds between two reads of the controller's log for purged registrations.
 ORPHAN_POLL = 1.0
-#: Seconds between two checks that the client's engines are the controller's (see `Registry`).
+#: Seconds between two new clients while waiting for engines (see `Registry`).
 RESYNC = 5.0
 #: Seconds a controller has to answer the probe's client: any, then one whose session runs.
 FIRST_ANSWER, CLIENT_TIMEOUT = 3, 20
@@ -60,26 +60,22 @@ def label_of(uuid):
 class Registry:
     """
     The controller's engines as a client made by ``connect()`` sees them, made whole
-    again when that view falls behind: ipyparallel's `Client` takes the engines from its
-    connection reply, then subscribes to registrations, and misses for good any engine
-    that registers in between (seen at 120 engines registering at once). Every `RESYNC`
-    s the controller is asked for its engine ids (``queue_status``, which also lists for
-    a while the engines that left); when the client lacks one, a new client is made.
+    again while waiting: ipyparallel's `Client` takes the engines from its connection
+    reply, then subscribes to registrations, and misses for good any engine that
+    registers in between (seen at 120 engines registering at once). Every `RESYNC` s
+    the client is replaced by a new one, whose connection reply lists every engine
+    registered by then. (Asking the controller, with ``queue_status``, would block for
+    ever on a controller that died meanwhile; a connection has a timeout.)
     """
 
     def __init__(self, connect):
         self.connect, self.client, self.synced = connect, connect(), time.monotonic()
-        self.gone = set()  # ids the controller still lists, but that a new client lacks too
 
     def uuids(self):
         """``{engine id: uuid}``, as `engine_uuids`."""
         if time.monotonic() - self.synced >= RESYNC:
-            listed = {i for i in self.client.queue_status() if i != "unassigned"}
-            missed = listed - set(self.client.ids) - self.gone
-            if missed:
-                self.client.close()
-                self.client = self.connect()
-                self.gone |= missed - set(self.client.ids)  # unregistered: queues outlive them
+            self.client.close()
+            self.client = self.connect()
             self.synced = time.monotonic()
         return engine_uuids(self.client)
 
