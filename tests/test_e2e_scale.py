@@ -90,9 +90,10 @@ def test_cluster_up_starts_again_an_engine_whose_registration_was_dropped(down):
     up = down("cluster.up")
     assert up.returncode == 0, up.stdout + up.stderr
     assert re.search(r"engines? (\d+, )*2(, \d+)*( and \d+ more)? started again: the controller"
-                     " had dropped the registration", _row(up.stdout, "127.0.2.3"))  # others too, on a busy machine
+                     " had dropped the registration", _row(up.stdout, "127.0.2.3"))  # others too?
     assert engines_per_host(PROFILE) == {"host2": 2, "host3": 2, "host4": 2}
     log = (Path.home() / ".ipp-cluster" / NAME / "host1" / f"{NAME}-controller.log").read_text()
+    log = log[log.rfind("\n=== "):]  # this controller's, since its start
     assert re.search(r"purging stalled registration \d+:127\.0\.2\.3/2/", log)  # it was an orphan
     engine_log = Path.home() / ".ipp-cluster" / NAME / "host3" / f"{NAME}-engine-2.log"
     assert "renewal: the controller dropped this engine's registration" in engine_log.read_text()
@@ -118,7 +119,8 @@ def test_status_names_an_orphan_and_engines_start_starts_it_again(down, fake_hos
             " registration; fab engines.start starts it again)") in status.stderr
     start = down("engines.start")
     assert start.returncode == 0, start.stdout + start.stderr
-    assert re.search(r"engines? 1(, \d+)*( and \d+ more)? started again", _row(start.stdout, "127.0.2.4"))
+    assert re.search(r"engines? 1(, \d+)*( and \d+ more)? started again",
+                     _row(start.stdout, "127.0.2.4"))
     assert down("cluster.status").returncode == 0
     assert engines_per_host(PROFILE) == {"host2": 2, "host3": 2, "host4": 2}
 
