@@ -139,6 +139,7 @@ def users(*names, shell="/bin/bash"):
     with their processes, after."""
     for name in names:
         login = shell.get(name, "/bin/bash") if isinstance(shell, dict) else shell
+        _remove_user(name)  # left by a run that was killed before its clean-up
         subprocess.run(["useradd", "-m", "-s", login, name], check=True)
         subprocess.run(["usermod", "-p", "*", name], check=True)  # no password, not locked: keys work
         os.chmod(pwd.getpwnam(name).pw_dir, 0o700)
@@ -146,5 +147,10 @@ def users(*names, shell="/bin/bash"):
         yield names
     finally:
         for name in names:
-            subprocess.run(["pkill", "-KILL", "-u", name])
-            subprocess.run(["userdel", "-r", name], stderr=subprocess.DEVNULL)
+            _remove_user(name)
+
+
+def _remove_user(name):
+    """Remove the user *name*, its home and its processes, if it exists."""
+    subprocess.run(["pkill", "-KILL", "-u", name], stderr=subprocess.DEVNULL)
+    subprocess.run(["userdel", "-r", name], stderr=subprocess.DEVNULL)
