@@ -112,20 +112,17 @@ def _tree(pid):
         return []
 
 
-def end_tree(child, grace=5.0):
+def end_tree(child, grace=5.0, kill=False):
     """
-    End the engine *child* (a Popen) and every process it started, since ipyparallel's
-    own nanny outlives its engine otherwise: SIGTERM, and SIGKILL to what is left after
-    *grace* s (at once with a *grace* of 0).
+    End the engine *child* (a Popen): SIGTERM, or SIGKILL at once with *kill*; then what
+    it started, ipyparallel's own nanny first, which tells the controller that its engine
+    is gone and ends by itself. What is left after *grace* s gets SIGKILL: that nanny
+    outlives its engine otherwise, and so would a task's own processes.
     """
     tree = _tree(child.pid)
-    for process in tree:
-        try:
-            process.terminate() if grace else process.kill()
-        except psutil.Error:
-            pass
+    child.kill() if kill else child.terminate()
     try:
-        child.wait(timeout=grace or None)
+        child.wait(timeout=grace)
     except subprocess.TimeoutExpired:
         child.kill()
         child.wait()
@@ -135,6 +132,7 @@ def end_tree(child, grace=5.0):
             process.kill()
         except psutil.Error:
             pass
+    psutil.wait_procs(alive, timeout=grace)
 
 
 def describe(returncode):
@@ -195,7 +193,7 @@ class Nanny:
             if used > self.limit:
                 say(f"the engine uses {size(used)}, {size(used - self.limit)} over "
                     f"MEMORY_LIMIT ({size(self.limit)}): ending it")
-                end_tree(self.child, grace=0)
+                end_tree(self.child, kill=True)
                 return f"passed MEMORY_LIMIT ({size(self.limit)}) by {size(used - self.limit)}"
 
     def wait(self, seconds):
