@@ -4,7 +4,9 @@ benchmark, print its Markdown tables, and write them, every sample and the plot 
 (results.md, results.json, results.png). A full run into the default ``bench/results``
 also writes its tables into the README, between the ``bench-results`` markers.
 ``--scale`` runs the scale benchmark alone (`bench.scale`: hundreds of engines) into
-scale.md and scale.json, and the README between the ``bench-scale`` markers.
+scale.md and scale.json, and the README between the ``bench-scale`` markers; ``--blas``
+the threads-per-engine benchmark alone (`bench.blas`) into blas.md and blas.json, and the
+README between the ``bench-blas`` markers.
 """
 
 import argparse
@@ -17,7 +19,7 @@ from pathlib import Path
 
 from tests.sshhosts import FakeHosts, why_not_available
 
-from . import healing, methods, report, scale
+from . import blas, healing, methods, report, scale
 
 FULL = dict(hosts=(1, 2, 4, 8), per_host=(1, 2), control=(1, 8, 32, 64), threads=(64, 256), rounds=3,
             healing=7)
@@ -27,6 +29,7 @@ SMALLEST = dict(hosts=(1,), per_host=(1,), control=(1,), threads=(2,), rounds=1,
 README = methods.PROJECT / "README.md"
 MARKERS = ("<!-- bench-results -->\n", "<!-- /bench-results -->\n")
 SCALE_MARKERS = ("<!-- bench-scale -->\n", "<!-- /bench-scale -->\n")
+BLAS_MARKERS = ("<!-- bench-blas -->\n", "<!-- /bench-blas -->\n")
 FIRST_HOST = 101  # 127.0.2.101 and up: never the test suite's hosts
 
 
@@ -104,6 +107,23 @@ def run_scale(out, rounds, into_readme):
     print(text)
 
 
+def run_blas(out, rounds, into_readme):
+    """The threads-per-engine benchmark (`bench.blas`), its table printed and written to *out*."""
+    with tempfile.TemporaryDirectory() as ipython_dir, FakeHosts(2, FIRST_HOST) as fake_hosts:
+        os.environ["IPYTHONDIR"] = ipython_dir
+        samples = blas.measure(fake_hosts, Path(ipython_dir), rounds, say)
+    text = (f"Machine: {report.machine()}. {rounds} round(s); {blas.PRODUCTS} products of"
+            f" {blas.SIZE}x{blas.SIZE} matrices on each engine, all engines at once; median over"
+            " engines and rounds (min-max).\n\n" + blas.blas_table(samples) + "\n")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "blas.md").write_text(text)
+    (out / "blas.json").write_text(json.dumps({"machine": report.machine(), "seconds": samples},
+                                              indent=1))
+    if into_readme:
+        write_readme(text, BLAS_MARKERS)
+    print(text)
+
+
 def main():
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="one small size, one round")
@@ -111,6 +131,8 @@ def main():
                         help="one engine host, one round: the test suite's run")
     parser.add_argument("--scale", action="store_true",
                         help="the scale benchmark alone: 200 engines, and 120 on a cramped master")
+    parser.add_argument("--blas", action="store_true",
+                        help="the threads-per-engine benchmark alone: BLAS on every engine of a host")
     parser.add_argument("--rounds", type=int, help="rounds of every measure (default 3, quick 1)")
     parser.add_argument("--out", help="folder for results.md and results.png "
                                       "(default bench/results, or a temporary one with --quick)")
@@ -130,6 +152,9 @@ def main():
     if args.scale:
         run_scale(out, rounds, into_readme=not args.out and not args.quick)
         return
+    if args.blas:
+        run_blas(out, rounds, into_readme=not args.out and not args.quick)
+        return
     count = max(max(plan["control"]), max(plan["hosts"]) + 1, min(plan["threads"]))
     with tempfile.TemporaryDirectory() as ipython_dir, FakeHosts(count, FIRST_HOST) as fake_hosts:
         os.environ["IPYTHONDIR"] = ipython_dir  # ipyparallel's own profiles go there
@@ -144,6 +169,7 @@ def main():
         peaks = threads(fake_hosts, folder, plan["threads"])
         healed = healing.measure(fake_hosts, folder, plan["healing"])
         say(f"self-healing: {healed}")
+        products = blas.measure(fake_hosts, folder, rounds, say)
 
     out.mkdir(parents=True, exist_ok=True)
     text = "\n\n".join([
@@ -157,6 +183,9 @@ def main():
         report.floor_table(control, plan["control"]),
         report.threads_line(peaks),
         report.healing_table(healed),
+        f"Threads per engine: {blas.PRODUCTS} products of {blas.SIZE}x{blas.SIZE} matrices on"
+        " each engine of one host, all engines at once:",
+        blas.blas_table(products),
         f"`fab -l`: {report.cell(fab_list)}",
         report.goals(times, layouts, control, plan["control"], fab_list),
     ]) + "\n"
@@ -165,7 +194,7 @@ def main():
         "machine": report.machine(), "fab -l": fab_list,
         "startup": [[*key, samples] for key, samples in times.items()],
         "control": [[*key, samples] for key, samples in control.items()],
-        "threads": peaks, "healing": healed}, indent=1))
+        "threads": peaks, "healing": healed, "blas seconds": products}, indent=1))
     report.plot(times, layouts, out / "results.png")
     if not args.out and not args.quick:
         write_readme(text)

@@ -67,7 +67,7 @@ def _gib(kb):
 @task
 @reads_inventory
 def info(c):
-    """One row per host: cores, memory, load, users, and Python/ipyparallel in CLUSTER_ENV."""
+    """One row per host: cores, GPUs, memory, load, users, and Python/ipyparallel in CLUSTER_ENV."""
     inventory = load()
     with fleet(c, inventory) as fleet_:
         results = preflight.read_facts(fleet_, inventory, inventory.hosts)
@@ -75,7 +75,7 @@ def info(c):
         result.facts["mem_total"] = _gib(result.facts.get("mem_total_kb"))
         result.facts["mem_available"] = _gib(result.facts.get("mem_available_kb"))
     report.results_table("hosts", results, [
-        ("cores", "cores"), ("memory", "mem_total"), ("available", "mem_available"),
+        ("cores", "cores"), ("gpus", "gpus"), ("memory", "mem_total"), ("available", "mem_available"),
         ("load", "load"), ("users", "users"), ("python", "python"),
         ("ipyparallel", "ipyparallel")])
     report.fail_if(report.failures(results))

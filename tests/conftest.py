@@ -6,6 +6,7 @@ to run ``fab`` as a user would, in a subprocess, from the project folder.
 import json
 import os
 import pwd
+import signal
 import subprocess
 import sys
 import tempfile
@@ -15,6 +16,13 @@ from pathlib import Path
 import pytest
 
 from tests.sshhosts import FakeHosts, why_not_available, write_inventory  # noqa: F401 (for the tests)
+
+# The tests press Ctrl-C (SIGINT) on the fab processes they start. A shell starts a
+# background job (`pytest &`, `nohup pytest &` in a script) with SIGINT ignored, and every
+# child inherits that: fab would never see it. A handler of this process's own is the
+# default action again in each child it starts.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 PROJECT = Path(__file__).resolve().parent.parent
 FAB = Path(sys.executable).parent / "fab"

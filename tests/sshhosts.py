@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests import fakegpu
+
 SSHD = "/usr/sbin/sshd"
 
 SSHD_CONFIG = """\
@@ -59,11 +61,13 @@ class FakeHost:
     One fake host: ``name`` (hostN), ``address`` and its sshd process. On this machine's
     network its address is 127.0.2.N; with *network* (a `tests.testnet.TestNetwork`) the
     host is in a network namespace of its own, at its address there. *open_files*
-    (``SOFT:HARD``) are the limits of open files its logins get.
+    (``SOFT:HARD``) are the limits of open files its logins get. With *gpus*, the host has
+    that many GPUs as far as ``nvidia-smi`` says (`tests.fakegpu`, in its /usr/local/bin
+    alone: an overlay in its mount namespace).
     """
 
-    def __init__(self, number, keys, network=None, open_files=None):
-        self.number, self.keys, self.open_files = number, keys, open_files
+    def __init__(self, number, keys, network=None, open_files=None, gpus=0):
+        self.number, self.keys, self.open_files, self.gpus = number, keys, open_files, gpus
         self.name = f"host{number}"
         self.address = network.address(self.name) if network else f"127.0.2.{number}"
         self.netns = ["ip", "netns", "exec", network.namespace(self.name)] if network else []
@@ -74,8 +78,14 @@ class FakeHost:
     def start(self, timeout=15):
         """Boot the host: start its sshd and wait until it answers."""
         limit = f"prlimit --nofile={self.open_files} " if self.open_files else ""
+        gpus = ""
+        if self.gpus:
+            folder = self.keys / f"{self.name}.gpu-bin"
+            folder.mkdir(mode=0o755, exist_ok=True)
+            fakegpu.install(folder, self.gpus)
+            gpus = f"mount -t overlay overlay -o lowerdir={folder}:/usr/local/bin /usr/local/bin; "
         inner = (f"hostname {self.name}; mkdir -p /run/screen; mount -t tmpfs tmpfs /run/screen;"
-                 f" chmod 777 /run/screen; exec {limit}{SSHD} -D -e -f {self.config}")
+                 f" chmod 777 /run/screen; {gpus}exec {limit}{SSHD} -D -e -f {self.config}")
         self.process = subprocess.Popen(
             [*self.netns, "unshare", "--mount", "--uts", "--pid", "--fork", "--mount-proc",
              "--kill-child=SIGKILL", "sh", "-c", inner],
@@ -160,7 +170,7 @@ class FakeHosts:
     the end, so nothing they ran is left on the machine.
     """
 
-    def __init__(self, count, first=1, network=None, open_files=None):
+    def __init__(self, count, first=1, network=None, open_files=None, gpus=0):
         self.keys = Path(tempfile.mkdtemp(prefix="fakehosts-"))
         os.makedirs("/run/sshd", exist_ok=True)
         for key in ("host_key", "client_key"):
@@ -172,7 +182,7 @@ class FakeHosts:
         os.chmod(self.keys / "authorized_keys", 0o644)
         self.client_key = self.keys / "client_key"
         self.known_hosts = self.keys / "known_hosts"  # for the inventories: never the user's
-        self.hosts = [FakeHost(first + i, self.keys, network, open_files) for i in range(count)]
+        self.hosts = [FakeHost(first + i, self.keys, network, open_files, gpus) for i in range(count)]
 
     def start(self):
         for host in self.hosts:

@@ -62,7 +62,8 @@ def test_unit_tests_and_the_local_cluster_pass_as_a_plain_user(plain_project):
                              "-v", "-p", "no:cacheprovider"], cwd=project, capture_output=True,
                             text=True, timeout=900)
     summary = result.stdout.strip().splitlines()[-1]
-    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
+    failures = result.stdout.partition("= FAILURES =")[2].partition("short test summary info")[0]
+    assert result.returncode == 0, (failures or result.stdout)[-8000:] + result.stderr[-2000:]
     assert "test_e2e_local.py::test_shipped_inventory_brings_a_local_cluster_up_and_down PASSED" in (
         result.stdout)
     assert "test_commands.py::test_engines_are_labelled_counted_restarted_and_stopped_to_the_last_process" \

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.inventory.folder import Settings
+from tasks.inventory.folder import Host, Settings
 from tasks.remote import commands
 from tasks.steps import environment
 
@@ -30,7 +30,9 @@ needs_screen = pytest.mark.skipif(not shutil.which("screen"), reason="needs scre
 STAND_IN = """#!/bin/sh
 me=$(basename "$0")
 { printf '%s\\n' "$@"; echo "tag=$IPP_CLUSTER_TAG"; echo "curve=${IPP_ENABLE_CURVE:-}"; \
-echo "token_file=${JUPYTER_TOKEN_FILE:-}"; } > "$HOME/$me.$$.args"
+echo "token_file=${JUPYTER_TOKEN_FILE:-}"; echo "cuda=${CUDA_VISIBLE_DEVICES-unset}"; \
+echo "threads=${OMP_NUM_THREADS-}/${MKL_NUM_THREADS-}/${OPENBLAS_NUM_THREADS-}/${NUMEXPR_NUM_THREADS-}\
+/${VECLIB_MAXIMUM_THREADS-}"; echo "path=$PATH"; } > "$HOME/$me.$$.args"
 if [ "$me" = ipcontroller ]; then
   sec="$HOME/.ipython/profile_p1/security"; mkdir -p "$sec"; echo '{}' > "$sec/ipcontroller-engine.json"
 fi
@@ -54,8 +56,9 @@ def host(tmp_path):
            "SSH_CONNECTION": "10.0.0.9 50022 10.0.0.7 22"}  # as sshd sets it
     (tmp_path / "screens").mkdir(mode=0o700)
 
-    def run(*steps, settings=settings, **more_env):
-        return subprocess.run(commands.REMOTE_SHELL, shell=True, input=commands.script(settings, *steps),
+    def run(*steps, settings=settings, setup="", **more_env):
+        return subprocess.run(commands.REMOTE_SHELL, shell=True,
+                              input=commands.script(settings, *steps, setup=setup),
                               capture_output=True, text=True, env=dict(env, **more_env), timeout=60)
     run.home, run.settings = tmp_path, settings
     yield run
@@ -69,6 +72,11 @@ def calls(home, program, count):
         time.sleep(0.05)
     time.sleep(0.1)  # a file just created may still be written to
     return [path.read_text().splitlines() for path in paths]
+
+
+def node(name, **variables):
+    """An engine host of the inventory, with the variables of its hosts line."""
+    return Host(name, name, **variables)
 
 
 def facts(result):
@@ -140,17 +148,17 @@ def test_start_master_starts_controller_and_jupyter_once_with_their_settings(hos
 @needs_screen
 def test_engines_are_labelled_counted_restarted_and_stopped_to_the_last_process(host):
     host(commands.write_engine_file("{}"))
-    started = facts(host(commands.start_engines(host.settings, "alice@node02:2222", 2)))
+    started = facts(host(commands.start_engines(host.settings, node("alice@node02:2222", engines=2))))
     assert (started["expected"], started["started"]) == ("2", "2")
-    assert facts(host(commands.start_engines(host.settings, "alice@node02:2222", 2)))["started"] == "0"
+    assert facts(host(commands.start_engines(host.settings, node("alice@node02:2222", engines=2))))["started"] == "0"
     engines = calls(host.home, "ipengine", 2)
     sessions = sorted(args[1].split("/")[:2] for args in engines)
     assert sessions == [["--Session.session=alice@node02:2222", "1"],
                         ["--Session.session=alice@node02:2222", "2"]]
-    status = facts(host(commands.host_status(2)))
+    status = facts(host(commands.host_status(node("n", engines=2))))
     assert sorted(status["sessions"].split()) == [f"{host.settings.cluster_name}-engine-{n}"
                                                   for n in (1, 2)]
-    assert facts(host(commands.start_engines(host.settings, "x", 1)))["started"] == "1"  # fewer: all restarted
+    assert facts(host(commands.start_engines(host.settings, node("x", engines=1))))["started"] == "1"  # fewer: all restarted
     assert len(calls(host.home, "ipengine", 3)) == 3
     run_dir = host.home / ".ipp-cluster" / host.settings.cluster_name / os.uname().nodename
     assert stat.S_IMODE(run_dir.stat().st_mode) == 0o700
@@ -223,13 +231,13 @@ def test_shellcheck_passes_on_every_shell_file_and_on_a_whole_script():
     settings = Settings(cluster_env="/opt/env")
     steps = [commands.put_examples(settings, b"x"), commands.start_master(settings, "ssh"),
              commands.read_engine_file(), commands.write_engine_file("{}"),
-             commands.start_engines(settings, "n", 2), commands.stop_engines(), commands.stop_master(),
-             commands.host_status(2), commands.read_token(), commands.user_command("true"),
+             commands.start_engines(settings, node("n", engines=2)), commands.stop_engines(), commands.stop_master(),
+             commands.host_status(node("n", engines=2)), commands.read_token(), commands.user_command("true"),
              commands.read_client_file(), commands.peer_address(), commands.renew_engines([1]),
              commands.tail_logs(["engine"], 5), commands.facts(8888), commands.probe(settings),
              environment.install(settings, "a==1")]
     assert {step.function for step in steps} == {path.stem for path in files} - {"lib"}
-    whole = commands.script(settings, *steps)
+    whole = commands.script(settings, *steps, setup="module load python/3.11")
     result = subprocess.run([shellcheck, "-s", "sh", "-"], input=whole, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
 
@@ -286,14 +294,14 @@ def test_controller_and_jupyter_start_with_open_files_raised_to_the_hard_limit(h
 @needs_screen
 def test_one_engine_is_renewed_alone_and_the_others_keep_running(host):
     host(commands.write_engine_file("{}"))
-    facts(host(commands.start_engines(host.settings, "node02", 2)))
+    facts(host(commands.start_engines(host.settings, node("node02", engines=2))))
     first = {_session(args).split("/")[1]: _session(args) for args in calls(host.home, "ipengine", 2)}
     assert facts(host(commands.renew_engines([2, 5])))["renewed"].split() == ["2"]  # 5 runs nowhere
     again = [_session(args) for args in calls(host.home, "ipengine", 3)]
     assert first["1"] in again and first["2"] in again  # the old starts' files remain
     [new] = set(again) - set(first.values())
     assert new.startswith("--Session.session=node02/2/")  # a new start of engine 2, not of 1
-    assert len(facts(host(commands.host_status(2)))["sessions"].split()) == 2
+    assert len(facts(host(commands.host_status(node("n", engines=2))))["sessions"].split()) == 2
 
 
 def _session(args):

@@ -112,9 +112,9 @@ def test_a_host_left_out_has_its_row_and_a_failed_login_names_user_and_keys(clus
     reason = ("unreachable: unknown host name 'hots5': not in DNS, /etc/hosts or ~/.ssh/config;"
               " check the inventory's hosts file")
     assert up.stderr == f"error: hots5: {reason}\n"
-    assert row(up.stdout, "hots5")[:4] == ["hots5", "", "", "unreachable"]
-    assert reason.startswith(row(up.stdout, "hots5")[4])  # a long detail wraps in the table
-    assert row(up.stdout, "total") == ["total", "6", "6", "FAILED", "3 of 4 hosts as expected"]
+    assert row(up.stdout, "hots5")[:5] == ["hots5", "", "", "", "unreachable"]
+    assert reason.startswith(row(up.stdout, "hots5")[5])  # a long detail wraps in the table
+    assert row(up.stdout, "total") == ["total", "6", "6", "", "FAILED", "3 of 4 hosts as expected"]
     wrong = tmp_path / "wrong_key"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(wrong)], check=True)
     status = fab("engines.status", inventory=cluster.inventory, key=wrong,

@@ -80,6 +80,11 @@ def test_notebooks_are_committed_without_outputs():
 def test_getting_started_sees_the_engines_of_each_host(cluster, monkeypatch):
     notebook = execute(PROJECT / "notebooks" / "01-getting-started.ipynb", monkeypatch)
     assert summary(notebook) == {"engines_per_host": ENGINES, "parallel_equals_serial": True}
+    printed = "".join(output.get("text", "") for cell in notebook.cells for output in cell.get("outputs", []))
+    said = sorted(line.split(": ", 1)[1] for line in printed.splitlines() if " BLAS thread" in line)
+    cores = os.cpu_count()  # the cores of a fake host, shared among its engines
+    assert said == sorted(f"{max(1, cores // count)} BLAS thread(s), GPU none"
+                          for count in ENGINES.values() for _ in range(count))
 
 
 def test_parameter_sweep_matches_serial_and_plots(cluster, monkeypatch):

@@ -88,7 +88,7 @@ def test_check_passes_then_names_the_host_whose_ipyparallel_differs(cluster, fak
     assert up.returncode == 1 and message in up.stderr
     assert "│ 127.0.2.2 │ 2" in up.stdout
     skipped = next(line for line in up.stdout.splitlines() if line.startswith("│ 127.0.2.3 "))
-    assert [cell.strip() for cell in skipped.split("│")[1:5]] == ["127.0.2.3", "", "", "skipped"]
+    assert [cell.strip() for cell in skipped.split("│")[1:6]] == ["127.0.2.3", "", "", "", "skipped"]
 
 
 def test_logs_show_each_session_under_its_host(cluster):

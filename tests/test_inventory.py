@@ -108,11 +108,20 @@ def test_localhost_is_local_and_other_names_are_not():
     ("[master]\nm\n[engines]\nnode01 engines=0\n", 4,
      "engines='0' must be a whole number of at least 1"),
     ("[master]\nm\n[engines]\nnode01 cores=2\n", 4,
-     "unknown host setting 'cores=2' (known: engines=N, ansible_host, ansible_port, "
-     "ansible_user, ansible_ssh_private_key_file)"),
+     "unknown host setting 'cores=2' (known: engines=N, threads=N, gpus=auto|0,1, setup=SNIPPET,"
+     " ansible_host, ansible_port, ansible_user, ansible_ssh_private_key_file)"),
     ("[master]\nm\n[engines:vars]\ncores=2\n[engines]\nn1\n", 4,
-     "unknown group variable 'cores=2' (known: engines=N, ansible_host, ansible_port, "
-     "ansible_user, ansible_ssh_private_key_file)"),
+     "unknown group variable 'cores=2' (known: engines=N, threads=N, gpus=auto|0,1, setup=SNIPPET,"
+     " ansible_host, ansible_port, ansible_user, ansible_ssh_private_key_file)"),
+    ("[master]\nm\n[engines]\nn1 threads=0\n", 4,
+     "threads='0' must be a whole number of at least 1"),
+    ("[master]\nm\n[engines]\nn1 gpus=all\n", 4,
+     "gpus='all' must be auto or GPU indexes such as 0,2 (each once)"),
+    ("[master]\nm\n[engines]\nn1 gpus=0,1,0\n", 4,
+     "gpus='0,1,0' must be auto or GPU indexes such as 0,2 (each once)"),
+    ("[master]\nm\n[engines:vars]\nsetup=''\n[engines]\nn1\n", 4,
+     "setup= is empty: give it a shell snippet, such as setup='module load python/3.11'"),
+    ("[master]\nm gpus=auto\n", 2, "gpus= belongs under [engines], not [master]"),
     ("[master]\nm\n[engines]\nnode[05:01]\n", 4,
      "bad range [05:01] in 'node[05:01]': its start is after its end"),
     ("[master]\nm\n[engines]\nnode[01:x]\n", 4, "bad range [01:x] in 'node[01:x]': expected "
@@ -156,6 +165,27 @@ def test_each_bad_hosts_line_names_file_line_and_problem(text, line, reason):
     assert str(error.value) == (f"inv/hosts:{line}: {reason}" if line else f"inv/hosts: {reason}")
 
 
+def test_threads_gpus_and_setup_come_from_the_host_its_groups_or_cluster_env(tmp_path):
+    hosts = ("[master]\nhead\n[engines:children]\ngpu\ncpu\n[gpu]\ng1 gpus=auto\ng2 gpus=0,2 threads=4\n"
+             "[cpu]\nc1 setup='conda activate lab'\nc2\n[gpu:vars]\nsetup=\"module load cuda/12 python/3.11\"\n"
+             "[all:vars]\nthreads=2\n")
+    (tmp_path / "hosts").write_text(hosts)
+    (tmp_path / "cluster.env").write_text("SETUP='module load python/3.11'\nENGINE_THREADS=3\n")
+    inventory = load_inventory(tmp_path)
+    got = {h.name: (h.gpus, h.threads, h.setup) for h in inventory.hosts}
+    assert got == {"head": (None, 2, "module load python/3.11"),
+                   "g1": ("auto", 2, "module load cuda/12 python/3.11"),
+                   "g2": ("0,2", 4, "module load cuda/12 python/3.11"),
+                   "c1": (None, 2, "conda activate lab"),
+                   "c2": (None, 2, "module load python/3.11")}
+    (tmp_path / "hosts").write_text("[master]\nhead\n[engines]\nc1\n")
+    inventory = load_inventory(tmp_path)
+    assert (inventory.engines[0].threads, inventory.engines[0].setup) == (3, "module load python/3.11")
+    (tmp_path / "cluster.env").write_text("")
+    inventory = load_inventory(tmp_path)
+    assert (inventory.engines[0].threads, inventory.engines[0].setup) == (None, "")
+
+
 def test_settings_defaults_and_values():
     assert parse_settings("") == Settings()
     text = ("CLUSTER_ENV=/opt/env/\nCLUSTER_NAME=lab\nIPP_PROFILE=lab\n"
@@ -170,10 +200,12 @@ def test_settings_defaults_and_values():
 @pytest.mark.parametrize("text, line, reason", [
     ("A=1\n", 1, "unknown setting 'A'; known: CLUSTER_ENV, CLUSTER_NAME, IPP_PROFILE, "
                  "JUPYTER_PORT, ENGINE_TIMEOUT, CONNECT_TIMEOUT, PARALLEL, ENCRYPT, KNOWN_HOSTS, "
-                 "HOST_KEY_CHECKING, SHARED_HOME, NOTEBOOK_DIR, CONTROLLER_ADDRESS, ENGINE_RESTART, MEMORY_LIMIT"),
+                 "HOST_KEY_CHECKING, SHARED_HOME, NOTEBOOK_DIR, CONTROLLER_ADDRESS, ENGINE_RESTART, MEMORY_LIMIT, "
+     "ENGINE_THREADS, SETUP"),
     ("CONTROLLER_ADDRESS=master\n", 1,
      "CONTROLLER_ADDRESS='master' must be an IPv4 address of the master (or empty)"),
     ("ENCRYPT=maybe\n", 1, "ENCRYPT='maybe' must be yes or no"),
+    ("ENGINE_THREADS=0\n", 1, "ENGINE_THREADS='0' must be a number from 1 to 4096"),
     ("MEMORY_LIMIT=lots\n", 1, "MEMORY_LIMIT='lots' must be a size such as 4G or 512M, auto, or empty"),
     ("MEMORY_LIMIT=0G\n", 1, "MEMORY_LIMIT='0G' must be a size such as 4G or 512M, auto, or empty"),
     ("HOST_KEY_CHECKING=no\n", 1, "HOST_KEY_CHECKING='no' must be accept-new or strict"),

@@ -57,7 +57,7 @@ def _cells(out, first):
 
 
 def test_the_engines_table_has_a_row_for_every_host_and_totals_what_registered(capsys):
-    up = EnginesUp({"n1": HostResult("n1", OK), "n2": HostResult("n2", OK),
+    up = EnginesUp({"n1": HostResult("n1", OK, facts={"threads": "4"}), "n2": HostResult("n2", OK),
                     "n3": HostResult("n3", UNREACHABLE, reason="unreachable: refused")},
                    expected={"n1": 2, "n2": 2}, registered={"n1": 2, "n2": 1},
                    skipped={"n4": ("skipped", "screen is not installed")})
@@ -65,11 +65,11 @@ def test_the_engines_table_has_a_row_for_every_host_and_totals_what_registered(c
     out = capsys.readouterr().out
     rows = [line.split("│")[1].strip() for line in out.splitlines() if line.startswith("│ ")]
     assert rows == ["n4", "n3", "n2", "n1", "total"]  # the inventory's order, every host
-    assert _cells(out, "n4") == ["n4", "", "", "skipped", "screen is not installed"]
-    assert _cells(out, "n3") == ["n3", "", "", "unreachable", "unreachable: refused"]
-    assert _cells(out, "n2") == ["n2", "1", "2", "FAILED", "not all registered"]
-    assert _cells(out, "n1") == ["n1", "2", "2", "ok", ""]
-    assert _cells(out, "total") == ["total", "3", "4", "FAILED", "1 of 4 hosts as expected"]
+    assert _cells(out, "n4") == ["n4", "", "", "", "skipped", "screen is not installed"]
+    assert _cells(out, "n3") == ["n3", "", "", "", "unreachable", "unreachable: refused"]
+    assert _cells(out, "n2") == ["n2", "1", "2", "", "FAILED", "not all registered"]
+    assert _cells(out, "n1") == ["n1", "2", "2", "4", "ok", ""]
+    assert _cells(out, "total") == ["total", "3", "4", "", "FAILED", "1 of 4 hosts as expected"]
 
 
 def test_a_stopped_cluster_is_one_line_and_exit_3(capsys):

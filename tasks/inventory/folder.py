@@ -43,6 +43,9 @@ class Host:
     port: int = None
     engines: int = None  # None: one engine per core of the host
     key: str = None      # ansible_ssh_private_key_file: the key for this host
+    threads: int = None  # BLAS threads per engine; None: the host's cores / its engines
+    gpus: str = None     # "auto" or indexes ("0,2"): one engine per GPU, each its own
+    setup: str = ""      # shell snippet run before each program (``module load ...``)
 
     @property
     def is_local(self):
@@ -131,6 +134,8 @@ def parse_hosts(text, path="hosts", warnings=None):
     for name, own in parsed.host_vars.items():
         if "engines" in own and name not in engines:
             raise error_at(parsed.hosts[name][1])("engines= belongs under [engines], not [master]")
+        if "gpus" in own and name not in engines:
+            raise error_at(parsed.hosts[name][1])("gpus= belongs under [engines], not [master]")
     warning = hostsfile.warning(parsed)
     if warnings is not None and warning:
         warnings.append(warning)
@@ -146,7 +151,14 @@ def _with_variables(host, merged, own):
     port = own.get("ansible_port") or host.port or merged.get("ansible_port")
     return replace(host, hostname=merged.get("ansible_host", host.hostname), user=user,
                    port=port, engines=merged.get("engines"),
-                   key=merged.get("ansible_ssh_private_key_file"))
+                   key=merged.get("ansible_ssh_private_key_file"), threads=merged.get("threads"),
+                   gpus=merged.get("gpus"), setup=merged.get("setup", ""))
+
+
+def _with_settings(host, settings):
+    """*host* with cluster.env's ``SETUP`` and ``ENGINE_THREADS`` where the hosts file sets none."""
+    return replace(host, setup=host.setup or settings.setup,
+                   threads=host.threads or settings.engine_threads or None)
 
 
 def load_inventory(folder=None):
@@ -170,5 +182,7 @@ def load_inventory(folder=None):
     warnings = []
     master, engines = parse_hosts(texts["hosts"], folder / "hosts", warnings)
     settings = parse_settings(texts["cluster.env"], folder / "cluster.env")
+    master = _with_settings(master, settings)
+    engines = tuple(_with_settings(host, settings) for host in engines)
     return Inventory(master=master, engines=engines, settings=settings, folder=str(folder),
                      warnings=tuple(warnings))

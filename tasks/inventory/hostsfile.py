@@ -7,7 +7,9 @@ Read the inventory's ``hosts`` file: Ansible's INI format, the parts that matter
   sections of ``key=value`` lines;
 - the roles are the groups ``master`` (exactly one host) and ``engines``, with their
   children's hosts;
-- variables: ``engines`` (how many engines), and ``ansible_host``, ``ansible_port``,
+- variables: ``engines`` (how many engines), ``threads`` (BLAS threads per engine),
+  ``gpus`` (``auto`` or device indexes: one engine per GPU), ``setup`` (a shell snippet
+  run before each program, such as ``module load python/3.11``), and ``ansible_host``, ``ansible_port``,
   ``ansible_user`` and ``ansible_ssh_private_key_file`` with Ansible's meaning (the
   NAME stays the host's name in every table); other ``ansible_*`` variables are
   ignored with one warning; anything else is an error. A host's value comes from
@@ -34,7 +36,10 @@ _KEY_FILE = re.compile(r"^[~/A-Za-z0-9._+@-][A-Za-z0-9._/+@-]*$")
 
 #: The Ansible variables that mean something here, and the other variable.
 USED = ("ansible_host", "ansible_port", "ansible_user", "ansible_ssh_private_key_file")
-KNOWN = ("engines", *USED)
+#: This project's own variables.
+OWN = ("engines", "threads", "gpus", "setup")
+KNOWN = (*OWN, *USED)
+_GPUS = re.compile(r"^(?:auto|[0-9]+(?:,[0-9]+)*)$")
 
 
 @dataclass
@@ -60,10 +65,19 @@ class Parsed:
 
 def _check(key, value, error):
     """Validate one variable's *value*; returns it converted (engines, port: int)."""
-    if key == "engines":
+    if key in ("engines", "threads"):
         if not value.isdigit() or int(value) < 1:
-            raise error(f"engines={value!r} must be a whole number of at least 1")
+            raise error(f"{key}={value!r} must be a whole number of at least 1")
         return int(value)
+    if key == "gpus":
+        if not _GPUS.match(value) or len(set(value.split(","))) != len(value.split(",")):
+            raise error(f"gpus={value!r} must be auto or GPU indexes such as 0,2 (each once)")
+        return value
+    if key == "setup":
+        if not value:
+            raise error("setup= is empty: give it a shell snippet, such as"
+                        " setup='module load python/3.11'")
+        return value
     if key == "ansible_port":
         if not value.isdigit() or not 1 <= int(value) <= 65535:
             raise error(f"ansible_port={value!r} must be a port number from 1 to 65535")
@@ -85,9 +99,17 @@ def _variable(text, parsed, error, line_vars, what="host setting"):
     if key.startswith("ansible_") and key not in USED:
         parsed.ignored.add(key)
     elif key not in KNOWN:
-        raise error(f"unknown {what} {text!r} (known: engines=N, " + ", ".join(USED) + ")")
+        raise error(f"unknown {what} {text!r} (known: engines=N, threads=N, gpus=auto|0,1,"
+                    " setup=SNIPPET, " + ", ".join(USED) + ")")
     else:
-        line_vars[key] = _check(key, value, error)
+        line_vars[key] = _check(key, _unquoted(value) if what != "host setting" else value, error)
+
+
+def _unquoted(value):
+    """A ``:vars`` value without the quotes around it, as Ansible reads ``'a b'`` or ``"a b"``."""
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return value[1:-1]
+    return value
 
 
 def read(text, path, parse_host, error_at):

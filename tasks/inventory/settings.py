@@ -36,6 +36,8 @@ class Settings:
     controller_address: str = ""
     engine_restart: bool = True
     memory_limit: str = ""  # bytes, "auto" (the host's memory / its engines) or "": none
+    engine_threads: int = 0  # BLAS threads per engine; 0: the host's cores / its engines
+    setup: str = ""  # shell snippet run by /bin/sh before each program on every host
 
     @property
     def bin_prefix(self):
@@ -121,6 +123,8 @@ SETTINGS = {
     "CONTROLLER_ADDRESS": ("controller_address", _ipv4),
     "ENGINE_RESTART": ("engine_restart", _yes_no),
     "MEMORY_LIMIT": ("memory_limit", _memory),
+    "ENGINE_THREADS": ("engine_threads", lambda value: _number(int, 1, 4096)(value) if value else 0),
+    "SETUP": ("setup", str),
 }
 
 

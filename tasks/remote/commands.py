@@ -54,11 +54,15 @@ def q(value):
     return shlex.quote(str(value))
 
 
-def script(settings, *steps):
-    """The program for the stdin of `REMOTE_SHELL` that runs *steps* in order, on one host."""
+def script(settings, *steps, setup=""):
+    """
+    The program for the stdin of `REMOTE_SHELL` that runs *steps* in order, on one host
+    whose own snippet (the inventory's ``setup``, or ``SETUP``) is *setup*: the steps that
+    start programs run it first (``user_env`` in ``lib.sh``).
+    """
     functions = dict.fromkeys(step.function for step in steps)
     calls = [_call(Step("setup", (settings.cluster_name, settings.ipp_profile,
-                                  settings.bin_prefix, int(settings.engine_timeout))))]
+                                  settings.bin_prefix, int(settings.engine_timeout), setup)))]
     calls += [_call(step) for step in steps]
     return "".join([program("lib.sh"), *(program(f"{f}.sh") for f in functions), *calls])
 
@@ -130,12 +134,18 @@ def write_engine_file(text):
     return Step("write_engine_file", (), as_base64(text))
 
 
-def start_engines(settings, label, count=None, restart=False):
-    """Start the engines missing on a host, each kept by the nanny (``tasks/remote/nanny.py``);
-    *count* None means one per core."""
-    return Step("start_engines", (label, count or "", "yes" if restart else "no",
+def start_engines(settings, host, cores=None, restart=False):
+    """
+    Start the engines missing on *host* (a `tasks.inventory.Host`), each kept by the nanny
+    (``tasks/remote/nanny.py``), with its threads and GPUs (see ``plan_engines`` in
+    ``lib.sh``): the inventory's ``engines=``, else one per GPU of ``gpus=``, else one per
+    core (*cores*, when known already).
+    """
+    count = host.engines or ("" if host.gpus else cores or "")
+    return Step("start_engines", (host.name, count, "yes" if restart else "no",
                                   "yes" if settings.engine_restart else "no",
-                                  settings.memory_limit), program("nanny.py"))
+                                  settings.memory_limit, host.threads or "", host.gpus or ""),
+                program("nanny.py"))
 
 
 def renew_engines(numbers):
@@ -148,9 +158,10 @@ def stop_engines():
     return Step("stop_engines")
 
 
-def host_status(count=None):
-    """Report the host's cluster sessions (``sessions=``) and ``expected=`` engines."""
-    return Step("host_status", (count or "",))
+def host_status(host):
+    """Report *host*'s cluster sessions (``sessions=``), ``expected=`` engines and the
+    ``threads=`` its engines run with."""
+    return Step("host_status", (host.engines or "", host.gpus or ""))
 
 
 def read_token():
@@ -168,9 +179,10 @@ def tail_logs(roles, lines):
     return Step("tail_logs", (int(lines), *roles))
 
 
-def facts(port=None):
-    """Report the host's facts (see ``tasks/remote/facts.sh``); with *port*, who holds it."""
-    return Step("facts", (port or "",), program("versions.py"))
+def facts(port=None, gpus=None):
+    """Report the host's facts (see ``tasks/remote/facts.sh``); with *port*, who holds it;
+    with *gpus* (the inventory's ``gpus=``), the GPUs it names."""
+    return Step("facts", (port or "", gpus or ""), program("versions.py"))
 
 
 def probe(settings, expected=None, wait=0.0, shutdown=(), jupyter=True, controller=True,

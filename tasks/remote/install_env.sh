@@ -6,6 +6,7 @@ install_env() {  # install_env ENV PYTHON [ARCHIVE] < REQUIREMENTS_BASE64
   # relative to the home), pip installs from it alone, with no index, and the archive
   # is removed. Hosts that share ENV's file system take turns (a lock file beside it).
   # Reports created= and ipyparallel=.
+  user_env  # PYTHON may come from the user's SETUP (module load python/3.11)
   umask 022  # the environment is for every user of the host to run
   env=$1 python=$2 archive=${3:-}
   mkdir -p "$(dirname "$env")" && exec 8> "$env.install-lock" && flock 8 || exit 1

@@ -13,16 +13,83 @@
 # are ever looked at, also as root: another user's cluster of the same name on
 # the same host is theirs.
 
-setup() {  # setup NAME PROFILE BIN TIMEOUT: the variables every step uses
+setup() {  # setup NAME PROFILE BIN TIMEOUT SETUP: the variables every step uses
   set -u
   umask 077
-  name=$1 profile=$2 bin=$3 timeout=$4
+  name=$1 profile=$2 bin=$3 timeout=$4 user_setup=$5 user_env_done=
   base="$HOME/.ipp-cluster/$name"
   run="$base/$(uname -n)"
   sec="${IPYTHONDIR:-$HOME/.ipython}/profile_$profile/security"
   engine_file="$sec/ipcontroller-engine.json"
   if [ -n "$bin" ]; then python="${bin}python"; else python=python3; fi
   uid=$(id -u)
+}
+
+user_env() {  # user_env: run the user's SETUP here, once, as a login shell would, or fail
+  # The steps that start a program call this first. SETUP is the inventory's own text
+  # (`module load python/3.11`, `conda activate labenv`), reaching this shell as an
+  # argument: it runs here, in this shell, after the system's profile (/etc/profile,
+  # root's file, read by every sh login shell; it makes `module` exist), so that what it
+  # exports reaches every program this script starts. Neither reads this script's
+  # stdin. A SETUP that fails stops the script with its output, on one line.
+  [ -n "$user_setup" ] && [ -z "$user_env_done" ] || return 0
+  user_env_done=yes
+  set +u  # profiles read unset variables
+  # shellcheck disable=SC1091  # the system's profile, whatever it holds
+  [ ! -r /etc/profile ] || . /etc/profile </dev/null >/dev/null 2>&1
+  said=$(mktemp) || exit 1
+  eval "$user_setup" </dev/null >"$said" 2>&1
+  status=$?
+  set -u
+  if [ "$status" -ne 0 ]; then
+    echo "SETUP failed (exit $status): $(tr -s '\n' ' ' < "$said" | cut -c1-400)" >&2
+    rm -f "$said"
+    exit 1
+  fi
+  rm -f "$said"
+}
+
+gpu_table() {  # gpu_table: INDEX, UUID, NAME, MEMORY_MIB of each GPU, a line each (nvidia-smi)
+  command -v nvidia-smi >/dev/null || return 0
+  nvidia-smi --query-gpu=index,uuid,name,memory.total --format=csv,noheader,nounits 2>/dev/null
+}
+
+plan_engines() {  # plan_engines COUNT THREADS GPUS: set count, threads and devices, or fail
+  # GPUS: empty, auto (every GPU nvidia-smi lists) or indexes (0,2); devices holds
+  # the chosen GPUs' UUIDs (an index where nvidia-smi gives none), one a line. COUNT
+  # empty: one engine per GPU, else one per core. THREADS empty: this host's cores
+  # divided among its engines, at least 1.
+  count=$1 threads=$2 devices=
+  if [ -n "$3" ]; then
+    table=$(gpu_table)
+    if [ "$3" = auto ]; then
+      devices=$(printf '%s\n' "$table" | awk -F', *' 'NF > 1 {print $2}')
+      if ! command -v nvidia-smi >/dev/null; then
+        echo "gpus=auto but nvidia-smi is not on the PATH here" >&2
+        exit 1
+      elif [ -z "$devices" ]; then
+        echo "gpus=auto but nvidia-smi lists no GPU here" >&2
+        exit 1
+      fi
+    else
+      for index in $(printf '%s\n' "$3" | tr ',' ' '); do
+        uuid=$(printf '%s\n' "$table" | awk -F', *' -v i="$index" '$1 == i {print $2}')
+        if [ -n "$table" ] && [ -z "$uuid" ]; then
+          echo "gpus=$3: nvidia-smi lists no GPU $index here" >&2
+          exit 1
+        fi
+        devices="$devices${devices:+
+}${uuid:-$index}"
+      done
+    fi
+  fi
+  if [ -z "$count" ]; then
+    if [ -n "$devices" ]; then count=$(printf '%s\n' "$devices" | wc -l); else count=$(nproc); fi
+  fi
+  if [ -z "$threads" ]; then
+    threads=$(($(nproc) / count))
+    [ "$threads" -ge 1 ] || threads=1
+  fi
 }
 
 sessions() {  # sessions REGEX: the names of this user's screen sessions matching REGEX

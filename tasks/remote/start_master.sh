@@ -18,6 +18,7 @@ start_master() {  # start_master ADDRESS JUPYTER_PORT NOTEBOOK_DIR ENCRYPT PERIO
   # cluster by tasks/remote/commands.py. Reports controller= and jupyter= (started or
   # running), controller_address= and token=.
   address=$1 port=$2 notebook_dir=${3:-$HOME} encrypt=$4 period=$5 registration=$6
+  user_env
   raise_open_files
   if [ "$address" = ssh ]; then
     address=$(printf '%s\n' "${SSH_CONNECTION:-}" | cut -d' ' -f3)

@@ -44,14 +44,15 @@ def results_table(title, results, columns=(), problems=None):
 def status_table(title, rows):
     """Print the rows of `tasks.steps.status.read_status`."""
     table = Table(title=title, title_justify="left")
-    for heading in ("host", "roles", "reachable", "sessions", "engines", "restarts", "problems"):
+    for heading in ("host", "roles", "reachable", "sessions", "engines", "restarts", "threads",
+                    "problems"):
         table.add_column(heading)
     for row in rows:
         engines = "" if row["expected"] is None else f"{row['registered']}/{row['expected']}"
         restarts = "" if row.get("restarts") is None else str(row["restarts"])
         table.add_row(row["host"], ",".join(row["roles"]),
                       {"unreachable": "no", "auth failed": "no login"}.get(row["state"], "yes"),
-                      str(len(row["sessions"])), engines, restarts,
+                      str(len(row["sessions"])), engines, restarts, row.get("threads") or "",
                       "[red]" + "; ".join(row["problems"]) + "[/]" if row["problems"] else "[green]ok[/]")
     console.print(table)
 
@@ -74,7 +75,7 @@ def engines_table(up, order):
     host of *order* (inventory names) that was started, failed or skipped, and the total.
     """
     table = Table(title="engines", title_justify="left")
-    for heading in ("host", "registered", "expected", "state", "detail"):
+    for heading in ("host", "registered", "expected", "threads", "state", "detail"):
         table.add_column(heading)
     registered, asked = up.registered or {}, up.registered is not None  # else counts are "?"
     good = 0
@@ -85,19 +86,20 @@ def engines_table(up, order):
             details = [] if have == want else ["not all registered"]
             if name in up.renewed:
                 details.append(_renewed(up.renewed[name]))
-            table.add_row(name, str(have) if asked else "?", str(want), _mark(have == want),
+            table.add_row(name, str(have) if asked else "?", str(want),
+                          up.started[name].facts.get("threads", ""), _mark(have == want),
                           "; ".join(details))
         elif name in up.started:
             result = up.started[name]
-            table.add_row(name, "", "", f"[red]{result.state}[/]", result.reason)
+            table.add_row(name, "", "", "", f"[red]{result.state}[/]", result.reason)
         elif name in up.skipped:
             state, why = up.skipped[name]
-            table.add_row(name, "", "", f"[red]{state}[/]", why)
+            table.add_row(name, "", "", "", f"[red]{state}[/]", why)
     hosts = [name for name in order if name in up.expected or name in up.started
              or name in up.skipped]
     total = sum(registered.get(name, 0) for name in up.expected)
     table.add_row("total", str(total) if asked else "?",
-                  str(sum(up.expected.values())), _mark(good == len(hosts)),
+                  str(sum(up.expected.values())), "", _mark(good == len(hosts)),
                   "" if good == len(hosts) else f"{good} of {len(hosts)} hosts as expected")
     console.print(table)
 

@@ -20,14 +20,14 @@ from . import address, examples
 SLACK = 30
 
 
-def _script(inventory, *steps):
-    return commands.script(inventory.settings, *steps)
+def _script(inventory, host, *steps):
+    return commands.script(inventory.settings, *steps, setup=host.setup)
 
 
 def read_peer_addresses(fleet, inventory):
     """``{engine host: address}``: where each remote engine host sees fab's SSH come from."""
     hosts = address.remote_engines(inventory)
-    results = fleet.run({host: _script(inventory, commands.peer_address()) for host in hosts}, SLACK)
+    results = fleet.run({host: _script(inventory, host, commands.peer_address()) for host in hosts}, SLACK)
     return address.peers_from(inventory, results)
 
 
@@ -61,7 +61,7 @@ def start_master(fleet, inventory, master, wait_jupyter=False, peers=None, cores
     if wait_jupyter:
         steps.append(commands.probe(settings, wait=settings.engine_timeout, controller=False,
                                     started=True))
-    result = fleet.run({master: _script(inventory, *steps)}, 2 * settings.engine_timeout + SLACK)
+    result = fleet.run({master: _script(inventory, master, *steps)}, 2 * settings.engine_timeout + SLACK)
     result = result[master.name]
     if wait_jupyter and result.ok:
         judge_jupyter(result, parse_probe(result.facts))
@@ -81,7 +81,7 @@ def judge_jupyter(master_result, probe):
 
 def stop_master(fleet, inventory, master):
     """Stop the controller and Jupyter on *master*; returns its `HostResult`."""
-    result = fleet.run({master: _script(inventory, commands.stop_master())}, SLACK)
+    result = fleet.run({master: _script(inventory, master, commands.stop_master())}, SLACK)
     return _check_left(result)[master.name]
 
 
@@ -96,8 +96,9 @@ def start_engines(fleet, inventory, hosts, restart=False, cores=None, engine_fil
     """
     cores = cores or {}
     first = [] if inventory.settings.shared_home else [commands.write_engine_file(engine_file)]
-    scripts = {host: _script(inventory, *first, commands.start_engines(
-        inventory.settings, host.name, host.engines or cores.get(host.name), restart)) for host in hosts}
+    scripts = {host: _script(inventory, host, *first, commands.start_engines(
+        inventory.settings, host, cores.get(host.name), restart))
+        for host in hosts}
     return fleet.run(scripts, inventory.settings.engine_timeout + SLACK)
 
 
@@ -186,7 +187,7 @@ def renew_orphans(fleet, inventory, uuids):
         label, number, _ = uuid.split("/", 2)
         numbers.setdefault(label, []).append(number)
     hosts = {host: numbers[host.name] for host in inventory.engines if host.name in numbers}
-    results = fleet.run({host: _script(inventory, commands.renew_engines(found))
+    results = fleet.run({host: _script(inventory, host, commands.renew_engines(found))
                          for host, found in hosts.items()}, SLACK)
     return {name: [int(n) for n in result.facts.get("renewed", "").split()]
             for name, result in results.items() if result.ok and result.facts.get("renewed")}
@@ -203,7 +204,7 @@ def read_token(fleet, inventory):
     The master's `HostResult` with the Jupyter token in its ``token`` fact; failed,
     saying why, when Jupyter does not answer (a URL would lead nowhere).
     """
-    script = _script(inventory, commands.read_token(),
+    script = _script(inventory, inventory.master, commands.read_token(),
                      commands.probe(inventory.settings, controller=False))
     result = fleet.run({inventory.master: script}, SLACK)[inventory.master.name]
     return judge_jupyter(result, parse_probe(result.facts)) if result.ok else result
@@ -216,7 +217,7 @@ def read_engine_file(fleet, inventory, master_result=None):
     *master_result*, from `start_master`, holds it already when there is no shared home.
     """
     if master_result is None or "engine_file" not in master_result.facts:
-        script = _script(inventory, commands.read_engine_file())
+        script = _script(inventory, inventory.master, commands.read_engine_file())
         master_result = fleet.run({inventory.master: script}, SLACK)[inventory.master.name]
     if not master_result.ok or not master_result.facts.get("engine_file"):
         return None
@@ -233,8 +234,8 @@ def stop_engines(fleet, inventory, hosts, graceful=True):
     if graceful:
         probe = commands.probe(inventory.settings, shutdown=[h.name for h in hosts],
                                jupyter=False)
-        fleet.run({inventory.master: _script(inventory, probe)}, SLACK)
-    scripts = {host: _script(inventory, commands.stop_engines()) for host in hosts}
+        fleet.run({inventory.master: _script(inventory, inventory.master, probe)}, SLACK)
+    scripts = {host: _script(inventory, host, commands.stop_engines()) for host in hosts}
     return _check_left(fleet.run(scripts, SLACK))
 
 
@@ -244,7 +245,7 @@ def stop_all(fleet, inventory):
     for host in inventory.engines:
         parts[host].append(commands.stop_engines())
     parts[inventory.master].append(commands.stop_master())
-    scripts = {host: _script(inventory, *p) for host, p in parts.items()}
+    scripts = {host: _script(inventory, host, *p) for host, p in parts.items()}
     return _check_left(fleet.run(scripts, SLACK))
 
 
@@ -271,6 +272,7 @@ def wait_for_engines(fleet, inventory, expected, wait, jupyter=False, progress=N
     """
     probe = commands.probe(inventory.settings, expected=expected, wait=wait, jupyter=jupyter,
                            started=started, known_orphans=known_orphans)
-    result = fleet.run({inventory.master: _script(inventory, probe)}, wait + SLACK, progress)
+    result = fleet.run({inventory.master: _script(inventory, inventory.master, probe)}, wait + SLACK,
+                       progress)
     master_result = result[inventory.master.name]
     return master_result, parse_probe(master_result.facts)

@@ -16,8 +16,9 @@ INSTALL_TIMEOUT = 1800
 
 def run_command(fleet, inventory, hosts, command):
     """Run the user's *command* with ``sh`` on *hosts*, with no time limit."""
-    script = commands.script(inventory.settings, commands.user_command(command))
-    return fleet.run({host: script for host in hosts}, None)
+    step = commands.user_command(command)
+    return fleet.run({host: commands.script(inventory.settings, step, setup=host.setup)
+                      for host in hosts}, None)
 
 
 def read_logs(fleet, inventory, hosts, role, lines):
@@ -29,7 +30,8 @@ def read_logs(fleet, inventory, hosts, role, lines):
             roles += ["controller", "jupyter"]
         if host in inventory.engines and role != "master":
             roles.append("engine")
-        scripts[host] = commands.script(inventory.settings, commands.tail_logs(roles, lines))
+        scripts[host] = commands.script(inventory.settings, commands.tail_logs(roles, lines),
+                                        setup=host.setup)
     return fleet.run(scripts, SLACK)
 
 
@@ -51,11 +53,12 @@ def install(fleet, inventory, python, archive=None):
     pinned = environment.requirements()
     settings = inventory.settings
     scripts = {h: commands.script(settings, environment.install(
-        settings, pinned, python, uploads[h][1] if archive else None)) for h in hosts}
+        settings, pinned, python, uploads[h][1] if archive else None), setup=h.setup) for h in hosts}
     return put, fleet.run(scripts, INSTALL_TIMEOUT)
 
 
 def read_client_file(fleet, inventory):
     """The master's `HostResult`; its ``client_file`` fact is the client connection file, base64."""
-    script = commands.script(inventory.settings, commands.read_client_file())
+    script = commands.script(inventory.settings, commands.read_client_file(),
+                             setup=inventory.master.setup)
     return fleet.run({inventory.master: script}, SLACK)[inventory.master.name]

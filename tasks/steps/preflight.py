@@ -18,8 +18,8 @@ def read_facts(fleet, inventory, hosts):
     where each host sees fab's SSH come from (``peer_address``, see `tasks.steps.address`)."""
     port = inventory.settings.jupyter_port
     return fleet.run({host: commands.script(inventory.settings, commands.facts(
-        port if host == inventory.master else None), commands.peer_address())
-        for host in hosts}, SLACK)
+        port if host == inventory.master else None, host.gpus), commands.peer_address(),
+        setup=host.setup) for host in hosts}, SLACK)
 
 
 def check_problems(inventory, results):
@@ -116,6 +116,9 @@ def judge(facts_, master_facts, settings):
     elif ipp and master_ipp and ipp != master_ipp:
         found.append(f"ipyparallel {ipp} here but {master_ipp} on the master: "
                      "install the same version everywhere (fab cluster.install)")
+    if facts_.get("gpu_problem"):
+        found.append(f"{facts_['gpu_problem']}: correct gpus= in the inventory, or check the"
+                     " NVIDIA driver with nvidia-smi there")
     if facts_.get("port_user"):
         found.append(f"JUPYTER_PORT {settings.jupyter_port} is taken here by "
                      f"{facts_['port_user']}: choose another JUPYTER_PORT in cluster.env")

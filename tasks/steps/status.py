@@ -28,15 +28,17 @@ def read_status(fleet, inventory, master=True, engines=True, hosts=None):
     (the master is asked about the engines in any case).
 
     :returns: a `Status` whose ``rows`` are dicts: host, roles, state, sessions,
-        registered, expected and problems (an empty list when all is as wanted).
+        registered, expected, threads (per running engine), restarts and problems (an
+        empty list when all is as wanted).
     """
     engine_hosts = {host.name for host in inventory.engines} if engines else set()
     shown = {host.name for host in (inventory.hosts if hosts is None else hosts)}
     hosts = [h for h in inventory.hosts if h.name in shown
              and (h.name in engine_hosts or (master and h == inventory.master))]
-    parts = {host: [commands.host_status(host.engines)] for host in hosts}
+    parts = {host: [commands.host_status(host)] for host in hosts}
     parts.setdefault(inventory.master, []).append(commands.probe(inventory.settings))
-    results = fleet.run({h: commands.script(inventory.settings, *p) for h, p in parts.items()}, SLACK)
+    results = fleet.run({h: commands.script(inventory.settings, *p, setup=h.setup)
+                         for h, p in parts.items()}, SLACK)
     probe = parse_probe(results[inventory.master.name].facts)
     status = Status(results, probe)
     for host in hosts:
@@ -66,7 +68,8 @@ def _status_row(name, host, result, probe, is_master, is_engine_host):
     roles = (["master"] if is_master else []) + (["engines"] if is_engine_host else [])
     sessions = session_names(result.facts)
     row = {"host": host.name, "roles": roles, "state": result.state, "sessions": sessions,
-           "registered": None, "expected": None, "restarts": None, "problems": []}
+           "registered": None, "expected": None, "threads": None, "restarts": None,
+           "problems": []}
     if not result.ok:
         row["problems"].append(result.reason)
         return row
@@ -76,8 +79,10 @@ def _status_row(name, host, result, probe, is_master, is_engine_host):
         expected = int(result.facts.get("expected", 0))
         running = sum(1 for s in sessions if s.startswith(f"{name}-engine-"))
         registered = (probe or {}).get("engines", {}).get(host.name, 0)
-        row.update(registered=registered, expected=expected,
+        row.update(registered=registered, expected=expected, threads=result.facts.get("threads"),
                    restarts=int(result.facts.get("restarts", 0)))
+        if result.facts.get("plan_problem"):
+            row["problems"].append(result.facts["plan_problem"])
         for key, line in sorted(result.facts.items()):
             if key.startswith("gaveup_"):
                 row["problems"].append(f"engine {key[len('gaveup_'):]} crash-looping: {line};"
