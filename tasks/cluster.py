@@ -2,6 +2,8 @@
 Tasks for the whole cluster: the master first, then the engines on every engine host.
 """
 
+from json import dumps
+
 from fabric import task
 from invoke import Collection
 from invoke.exceptions import Exit
@@ -76,6 +78,18 @@ def restart(c):
     _up(c, inventory)
 
 
+@task(help={"json": "one JSON document on stdout instead of the table"})
+@reads_inventory
+def hosts(c, json=False):
+    """The inventory as resolved, a row per host (roles, address, port, user, key, engines,
+    threads, gpus, setup), without contacting any host: this project's ansible-inventory --list."""
+    listing = load().listing()
+    if json:
+        print(dumps(listing, indent=1))
+    else:
+        report.hosts_table(listing)
+
+
 @task(help={"hosts": HOSTS_HELP})
 @reads_inventory
 def status(c, hosts=""):
@@ -89,5 +103,5 @@ def status(c, hosts=""):
     report.status_and_exit("cluster", rows, stopped=None if hosts else stopped)
 
 
-ns = Collection("cluster", up, down, restart, status, toolbox.run, toolbox.info, toolbox.check,
+ns = Collection("cluster", up, down, restart, status, hosts, toolbox.run, toolbox.info, toolbox.check,
                 toolbox.logs, toolbox.tunnel, toolbox.connect, toolbox.install)

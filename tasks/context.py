@@ -15,7 +15,8 @@ from .ssh.fleet import Fleet
 #: What ``fab -h TASK`` says of the inventory, for every task that reads it.
 INVENTORY_NOTE = """
     Reads the inventory folder $CLUSTER_INVENTORY (default: inventory/ in the
-    project): hosts (which host plays which role) and cluster.env (the settings).
+    project): hosts, hosts.yml or hosts.json (which host plays which role) and
+    cluster.env (the settings).
 """
 
 

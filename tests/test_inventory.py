@@ -120,7 +120,7 @@ def test_localhost_is_local_and_other_names_are_not():
     ("[master]\nm\n[engines]\nn1 gpus=0,1,0\n", 4,
      "gpus='0,1,0' must be auto or GPU indexes such as 0,2 (each once)"),
     ("[master]\nm\n[engines:vars]\nsetup=''\n[engines]\nn1\n", 4,
-     "setup= is empty: give it a shell snippet, such as setup='module load python/3.11'"),
+     "setup=\"''\" must be a shell snippet, such as setup='module load python/3.11'"),
     ("[master]\nm gpus=auto\n", 2, "gpus= belongs under [engines], not [master]"),
     ("[master]\nm\n[engines]\nnode[05:01]\n", 4,
      "bad range [05:01] in 'node[05:01]': its start is after its end"),
@@ -280,6 +280,22 @@ def test_a_huge_range_is_counted_and_refused_before_any_name_is_made():
         tracemalloc.stop()
     assert peak < 1 << 20, peak  # 300 MB when the names were built before the count
     assert expand("n[08:10]") == ["n08", "n09", "n10"] and expand("x[a:e:2]") == ["xa", "xc", "xe"]
+
+
+def test_ranges_and_values_are_read_as_ansible_reads_them_or_refused_saying_so():
+    from tasks.inventory.ranges import RangeError, expand
+    assert expand("n[:2]") == ["n0", "n1", "n2"]  # an empty start is 0
+    assert expand("r[y:B]") == ["ry", "rz", "rA", "rB"]  # a-z, then A-Z
+    with pytest.raises(RangeError, match=r"^bad range \[01:100\] in 'node\[01:100\]': a start padded"
+                                         r" with zeros needs an end of its width \(2 digits\), as Ansible"):
+        expand("node[01:100]")
+    with pytest.raises(RangeError, match="its end is missing"):
+        expand("n[1:]")
+    master, engines = parse_hosts("[master]\nm\n[engines]\nn1\nn2 engines=3\n[engines:vars]\n"
+                                  "engines=\"8\"   # a note\nsetup='module load x'\n"
+                                  "[all:vars]\nengines=2 # Ansible: 2\n")
+    assert [(h.engines, h.setup) for h in engines] == [(8, "module load x"), (3, "module load x")]
+    assert master.engines == 2
 
 
 @pytest.mark.parametrize("names, chosen", [

@@ -3,8 +3,10 @@ Read an inventory folder into plain, immutable objects.
 
 An inventory folder holds two files:
 
-- ``hosts``: Ansible's INI naming the ``[master]`` and the ``[engines]``, with ranges,
-  children and group variables (read by `tasks.inventory.hostsfile`);
+- the hosts, in one of Ansible's formats: ``hosts`` (INI, `tasks.inventory.hostsfile`),
+  ``hosts.yml``/``hosts.yaml`` (YAML) or ``hosts.json`` (``ansible-inventory --list``;
+  both `tasks.inventory.yamlfile`), naming the groups ``master`` and ``engines``, with
+  ranges, children and group variables, resolved alike (`tasks.inventory.groups`);
 - ``cluster.env``: dotenv settings (`tasks.inventory.settings`).
 
 Nothing here touches the network or a remote host. Every problem raises
@@ -18,7 +20,7 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from . import hostsfile, ranges
+from . import groups, hostsfile, ranges, variables, yamlfile
 from .error import InventoryError
 from .settings import Settings, parse_settings
 
@@ -28,9 +30,9 @@ __all__ = ["Host", "Inventory", "InventoryError", "Settings", "load_inventory", 
 #: The inventory used when ``CLUSTER_INVENTORY`` is not set.
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "inventory"
 
-_HOST = rf"{hostsfile.HOSTNAME}|\[[0-9A-Fa-f:.]+\]"  # a name, an IPv4 address or [IPv6]
+_HOST = rf"{variables.HOSTNAME}|\[[0-9A-Fa-f:.]+\]"  # a name, an IPv4 address or [IPv6]
 _HOST_RE = re.compile(
-    rf"^(?:(?P<user>{hostsfile.USER})@)?(?P<host>{_HOST})(?::(?P<port>[0-9]+))?$")
+    rf"^(?:(?P<user>{variables.USER})@)?(?P<host>{_HOST})(?::(?P<port>[0-9]+))?$")
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,25 @@ class Inventory:
             seen.setdefault(host.name, host)
         return tuple(seen.values())
 
+
+    def listing(self):
+        """
+        The inventory as resolved, as JSON-ready data: ``{"master": NAME, "hosts": [{"name",
+        "roles", "address", "port", "user", "key", "engines", "threads", "gpus", "setup"}]}``,
+        every host once, the master first; None where the inventory gives nothing.
+        """
+        engines = {host.name for host in self.engines}
+        hosts = []
+        for host in self.hosts:
+            roles = (["master"] if host == self.master else []) + (
+                ["engines"] if host.name in engines else [])
+            if host.name in engines:
+                host = next(h for h in self.engines if h.name == host.name)
+            hosts.append({"name": host.name, "roles": roles, "address": host.hostname,
+                          "port": host.port, "user": host.user, "key": host.key,
+                          "engines": host.engines, "threads": host.threads, "gpus": host.gpus,
+                          "setup": host.setup or None})
+        return {"master": self.master.name, "hosts": hosts}
 
     def select(self, role=None, names=None):
         """
@@ -120,26 +141,34 @@ def parse_host(text, path, line):
                 port=int(port) if port else None)
 
 
-def parse_hosts(text, path="hosts", warnings=None):
+#: The files that may hold the hosts, and the reader of each.
+HOSTS_FILES = {"hosts": "ini", "hosts.yml": "yaml", "hosts.yaml": "yaml", "hosts.json": "json"}
+
+
+def parse_hosts(text, path="hosts", warnings=None, kind="ini"):
     """
-    Parse the ``hosts`` file (Ansible's INI, see `tasks.inventory.hostsfile`) into ``(master, engines)``.
+    Parse the hosts file into ``(master, engines)``: *kind* ``ini`` (Ansible's INI, see
+    `tasks.inventory.hostsfile`), ``yaml`` or ``json`` (see `tasks.inventory.yamlfile`).
 
     *warnings*, a list, receives the warning line about ignored Ansible variables.
     Raises `InventoryError` with the line of the problem.
     """
     def error_at(line):
         return lambda reason: InventoryError(path, line, reason)
-    parsed = hostsfile.read(text, path, parse_host, error_at)
-    master, engines, variables = hostsfile.resolve(parsed, error_at)
-    for name, own in parsed.host_vars.items():
-        if "engines" in own and name not in engines:
-            raise error_at(parsed.hosts[name][1])("engines= belongs under [engines], not [master]")
-        if "gpus" in own and name not in engines:
-            raise error_at(parsed.hosts[name][1])("gpus= belongs under [engines], not [master]")
-    warning = hostsfile.warning(parsed)
+    if kind == "ini":
+        parsed = hostsfile.read(text, path, parse_host, error_at)
+    else:
+        parsed = yamlfile.read(text, path, parse_host, error_at, json=kind == "json")
+    master, engines, found = groups.resolve(parsed, error_at)
+    for name, own in parsed.host_vars.items() if kind != "json" else ():  # JSON's are resolved
+        for key in ("engines", "gpus"):
+            if key in own and name not in engines:
+                raise error_at(parsed.hosts[name][1])(
+                    f"{key}= belongs under {parsed.group('engines')}, not {parsed.group('master')}")
+    warning = groups.warning(parsed)
     if warnings is not None and warning:
         warnings.append(warning)
-    hosts = {name: _with_variables(parsed.hosts[name][0], variables[name], parsed.host_vars[name])
+    hosts = {name: _with_variables(parsed.hosts[name][0], found[name], parsed.host_vars[name])
              for name in (master, *engines)}
     return hosts[master], tuple(hosts[name] for name in engines)
 
@@ -171,17 +200,17 @@ def load_inventory(folder=None):
     folder = Path(folder or os.environ.get("CLUSTER_INVENTORY") or DEFAULT_DIR)
     if not folder.is_dir():
         raise InventoryError(folder, 0, "inventory folder does not exist (set CLUSTER_INVENTORY)")
-    texts = {}
-    for name in ("hosts", "cluster.env"):
-        try:
-            texts[name] = (folder / name).read_text()
-        except FileNotFoundError:
-            if name == "hosts":
-                raise InventoryError(folder / name, 0, "missing: the inventory needs a hosts file") from None
-            texts[name] = ""
+    found = [name for name in HOSTS_FILES if (folder / name).is_file()]
+    if not found:
+        raise InventoryError(folder / "hosts", 0, "missing: the inventory needs a hosts file"
+                             " (hosts, hosts.yml, hosts.yaml or hosts.json)")
+    if len(found) > 1:
+        raise InventoryError(folder, 0, f"{' and '.join(found)} are all hosts files: keep one")
+    hosts_file = folder / found[0]
+    env_file = folder / "cluster.env"
     warnings = []
-    master, engines = parse_hosts(texts["hosts"], folder / "hosts", warnings)
-    settings = parse_settings(texts["cluster.env"], folder / "cluster.env")
+    master, engines = parse_hosts(hosts_file.read_text(), hosts_file, warnings, HOSTS_FILES[found[0]])
+    settings = parse_settings(env_file.read_text() if env_file.is_file() else "", env_file)
     master = _with_settings(master, settings)
     engines = tuple(_with_settings(host, settings) for host in engines)
     return Inventory(master=master, engines=engines, settings=settings, folder=str(folder),

@@ -2,9 +2,10 @@
 Expand Ansible's host ranges: ``node[01:28]``, ``rack[a:d]-node[1:4]``, ``n[0:20:5]``.
 
 Pure functions. A range is ``[START:END]`` or ``[START:END:STEP]`` of numbers (a
-START written with a leading zero pads every number to its width, as Ansible does)
-or of single letters; several ranges in one name give every combination. A
-bracketed IPv6 address (``[fe80::1]``) is not a range.
+START written with a leading zero pads every number to its width, as Ansible does;
+an empty START is 0) or of single letters (a to z, then A to Z, as Ansible counts
+them); several ranges in one name give every combination. A bracketed IPv6 address
+(``[fe80::1]``) is not a range.
 """
 
 import ipaddress
@@ -33,29 +34,34 @@ def _is_ipv6(text):
 def _values(pattern, text):
     """The values of one range's *text* (what is between the brackets), as ``(values,
     width)``: *values* a ``range`` of numbers (padded to *width* when it is not 0) or a
-    string of letters. Nothing is built yet: ``n[1:1000000000]`` is counted, then refused."""
+    string of letters. Nothing is built yet: ``n[1:1000000000]`` is counted, then refused.
+    Read as Ansible reads it (``expand_hostname_range``): an empty START is 0, letters run
+    a-z then A-Z; what Ansible refuses, or would silently make nothing of, is refused."""
+    def bad(why):
+        return RangeError(f"bad range [{text}] in {pattern!r}: {why}")
     parts = text.split(":")
     if len(parts) not in (2, 3):
-        raise RangeError(f"bad range [{text}] in {pattern!r}: expected [START:END] or "
-                         "[START:END:STEP], of numbers or single letters")
-    start, end = parts[0], parts[1]
+        raise bad("expected [START:END] or [START:END:STEP], of numbers or single letters")
+    start, end = parts[0] or "0", parts[1]
     step = parts[2] if len(parts) == 3 else "1"
+    if not end:
+        raise bad("its end is missing")
     if not _NUMBER.match(step) or int(step) < 1:
-        raise RangeError(f"bad range [{text}] in {pattern!r}: its step must be a whole number"
-                         " of at least 1")
+        raise bad("its step must be a whole number of at least 1")
     if _NUMBER.match(start) and _NUMBER.match(end):
         first, last = int(start), int(end)
         width = len(start) if len(start) > 1 and start.startswith("0") else 0
+        if width and len(end) != width:
+            raise bad(f"a start padded with zeros needs an end of its width ({width} digits),"
+                      " as Ansible requires")
         values = range(first, last + 1, int(step))
-    elif _LETTER.match(start) and _LETTER.match(end) and start.islower() == end.islower():
-        letters = string.ascii_lowercase if start.islower() else string.ascii_uppercase
-        first, last = letters.index(start), letters.index(end)
-        values, width = letters[first:last + 1:int(step)], 0
+    elif _LETTER.match(start) and _LETTER.match(end):
+        first, last = string.ascii_letters.index(start), string.ascii_letters.index(end)
+        values, width = string.ascii_letters[first:last + 1:int(step)], 0
     else:
-        raise RangeError(f"bad range [{text}] in {pattern!r}: expected [START:END] or "
-                         "[START:END:STEP], of numbers or single letters")
+        raise bad("expected [START:END] or [START:END:STEP], of numbers or single letters")
     if first > last:
-        raise RangeError(f"bad range [{text}] in {pattern!r}: its start is after its end")
+        raise bad("its start is after its end")
     return values, width
 
 

@@ -41,6 +41,19 @@ def results_table(title, results, columns=(), problems=None):
     console.print(table)
 
 
+def hosts_table(listing):
+    """Print the inventory as resolved (`tasks.inventory.folder.Inventory.listing`)."""
+    table = Table(title=f"hosts (master: {listing['master']})", title_justify="left")
+    columns = ("name", "roles", "address", "port", "user", "key", "engines", "threads", "gpus",
+               "setup")
+    for heading in columns:
+        table.add_column("host" if heading == "name" else heading)
+    for host in listing["hosts"]:
+        cells = {**host, "roles": ",".join(host["roles"])}
+        table.add_row(*("" if cells[c] is None else str(cells[c]) for c in columns))
+    console.print(table)
+
+
 def status_table(title, rows):
     """Print the rows of `tasks.steps.status.read_status`."""
     table = Table(title=title, title_justify="left")
