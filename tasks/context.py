@@ -9,7 +9,7 @@ from dataclasses import replace
 
 from invoke.exceptions import Exit
 
-from .inventory.folder import InventoryError, load_inventory, parse_host
+from .inventory.folder import InventoryError, load_inventory, parse_host, with_settings
 from .ssh.fleet import Fleet
 
 #: What ``fab -h TASK`` says of the inventory, for every task that reads it.
@@ -35,7 +35,8 @@ def load(master=None):
     try:
         inventory = load_inventory()
         if master is not None:
-            inventory = replace(inventory, master=parse_host(master, "-H", 0))
+            host = with_settings(parse_host(master, "-H", 0), inventory.settings)
+            inventory = replace(inventory, master=host)
     except InventoryError as error:
         raise Exit(f"error: {error}", code=2) from None
     for line in inventory.warnings:

@@ -184,7 +184,7 @@ def _with_variables(host, merged, own):
                    gpus=merged.get("gpus"), setup=merged.get("setup", ""))
 
 
-def _with_settings(host, settings):
+def with_settings(host, settings):
     """*host* with cluster.env's ``SETUP`` and ``ENGINE_THREADS`` where the hosts file sets none."""
     return replace(host, setup=host.setup or settings.setup,
                    threads=host.threads or settings.engine_threads or None)
@@ -211,7 +211,7 @@ def load_inventory(folder=None):
     warnings = []
     master, engines = parse_hosts(hosts_file.read_text(), hosts_file, warnings, HOSTS_FILES[found[0]])
     settings = parse_settings(env_file.read_text() if env_file.is_file() else "", env_file)
-    master = _with_settings(master, settings)
-    engines = tuple(_with_settings(host, settings) for host in engines)
+    master = with_settings(master, settings)
+    engines = tuple(with_settings(host, settings) for host in engines)
     return Inventory(master=master, engines=engines, settings=settings, folder=str(folder),
                      warnings=tuple(warnings))
