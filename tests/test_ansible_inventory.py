@@ -257,6 +257,9 @@ BAD_YAML = [
      "        n1: {ansible_port: [22]}\n", 7,
      "ansible_port=[22] must be a port number from 1 to 65535"),
     ("all:\n  children:\n    master: {hosts: {m1: }\n", 4, "not valid YAML: expected ',' or '}', but got '<stream end>'"),
+    ("all:\n  children:\n    master:\n      hosts:\n        m1:\n          ansible_user: !vault |\n"
+     "            $ANSIBLE_VAULT;1.1;AES256\n            6162\n", 6,
+     "cannot read !vault: could not determine a constructor for the tag '!vault'"),
     ("all:\n  children:\n    engines:\n      hosts: {n1: }\n", 0,
      "no group 'master' with a host (all: children: master: hosts:)"),
 ]

@@ -61,7 +61,12 @@ class _Reader:
         self.strict = strict
 
     def value(self, node):
-        return self.loader.construct_object(node, deep=True)
+        """The Python value of *node*; a tag the safe loader does not know (``!vault``) is an error."""
+        try:
+            return self.loader.construct_object(node, deep=True)
+        except yaml.YAMLError as problem:
+            raise self.error_at(_line(node))(
+                f"cannot read {node.tag}: {getattr(problem, 'problem', problem)}") from None
 
     def mapping(self, node, what):
         """The ``(key node, value node)`` pairs of a mapping *node*, or an error naming *what*."""
