@@ -81,8 +81,11 @@ def restart(c):
 @task(help={"json": "one JSON document on stdout instead of the table"})
 @reads_inventory
 def hosts(c, json=False):
-    """The inventory as resolved, a row per host (roles, address, port, user, key, engines,
-    threads, gpus, setup), without contacting any host: this project's ansible-inventory --list."""
+    """Show the inventory as resolved, a row per host, without contacting any host.
+
+    Roles, the address SSH connects to, port, user, key, engines, threads, gpus and setup;
+    with --json, one JSON document: this project's ansible-inventory --list.
+    """
     listing = load().listing()
     if json:
         print(dumps(listing, indent=1))
