@@ -63,8 +63,8 @@ def test_info_has_a_row_per_host(cluster):
     version = importlib.metadata.version("ipyparallel")
     for row in rows:
         cells = [cell.strip() for cell in row.strip("│").split("│")]
-        assert cells[2] == str(os.cpu_count()) and cells[7:9] == [platform.python_version(), version]
-        assert cells[3].endswith("GiB") and len(cells[5].split()) == 3
+        assert cells[2] == str(os.cpu_count()) and cells[8:10] == [platform.python_version(), version]
+        assert cells[3] == "" and cells[4].endswith("GiB") and len(cells[6].split()) == 3  # no GPUs
 
 
 def test_check_passes_then_names_the_host_whose_ipyparallel_differs(cluster, fake_hosts, tmp_path):
