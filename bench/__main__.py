@@ -6,7 +6,9 @@ also writes its tables into the README, between the ``bench-results`` markers.
 ``--scale`` runs the scale benchmark alone (`bench.scale`: hundreds of engines) into
 scale.md and scale.json, and the README between the ``bench-scale`` markers; ``--blas``
 the threads-per-engine benchmark alone (`bench.blas`) into blas.md and blas.json, and the
-README between the ``bench-blas`` markers.
+README between the ``bench-blas`` markers; ``--healing`` the self-healing measures alone
+(`bench.healing`: engines and controller, 5 rounds unless told) into healing.md and
+healing.json, and the README between the ``bench-healing`` markers.
 """
 
 import argparse
@@ -30,6 +32,7 @@ README = methods.PROJECT / "README.md"
 MARKERS = ("<!-- bench-results -->\n", "<!-- /bench-results -->\n")
 SCALE_MARKERS = ("<!-- bench-scale -->\n", "<!-- /bench-scale -->\n")
 BLAS_MARKERS = ("<!-- bench-blas -->\n", "<!-- /bench-blas -->\n")
+HEALING_MARKERS = ("<!-- bench-healing -->\n", "<!-- /bench-healing -->\n")
 FIRST_HOST = 101  # 127.0.2.101 and up: never the test suite's hosts
 
 
@@ -124,6 +127,23 @@ def run_blas(out, rounds, into_readme):
     print(text)
 
 
+def run_healing(out, rounds, into_readme):
+    """The self-healing measures (`bench.healing`), their table printed and written to *out*."""
+    with tempfile.TemporaryDirectory() as ipython_dir, FakeHosts(2, FIRST_HOST) as fake_hosts:
+        os.environ["IPYTHONDIR"] = ipython_dir
+        samples = healing.measure(fake_hosts, Path(ipython_dir), rounds)
+        samples.update(healing.measure_controller(fake_hosts, Path(ipython_dir), rounds))
+    text = (f"Machine: {report.machine()}. {rounds} round(s); median (min-max).\n\n"
+            + report.healing_table(samples) + "\n")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "healing.md").write_text(text)
+    (out / "healing.json").write_text(json.dumps({"machine": report.machine(), "seconds": samples},
+                                                 indent=1))
+    if into_readme:
+        write_readme(text, HEALING_MARKERS)
+    print(text)
+
+
 def main():
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="one small size, one round")
@@ -133,6 +153,8 @@ def main():
                         help="the scale benchmark alone: 200 engines, and 120 on a cramped master")
     parser.add_argument("--blas", action="store_true",
                         help="the threads-per-engine benchmark alone: BLAS on every engine of a host")
+    parser.add_argument("--healing", action="store_true",
+                        help="the self-healing measures alone: engines and controller")
     parser.add_argument("--rounds", type=int, help="rounds of every measure (default 3, quick 1)")
     parser.add_argument("--out", help="folder for results.md and results.png "
                                       "(default bench/results, or a temporary one with --quick)")
@@ -155,6 +177,9 @@ def main():
     if args.blas:
         run_blas(out, rounds, into_readme=not args.out and not args.quick)
         return
+    if args.healing:
+        run_healing(out, args.rounds or 5, into_readme=not args.out and not args.quick)
+        return
     count = max(max(plan["control"]), max(plan["hosts"]) + 1, min(plan["threads"]))
     with tempfile.TemporaryDirectory() as ipython_dir, FakeHosts(count, FIRST_HOST) as fake_hosts:
         os.environ["IPYTHONDIR"] = ipython_dir  # ipyparallel's own profiles go there
@@ -168,6 +193,7 @@ def main():
         control = control_path(fake_hosts, folder, plan["control"], rounds)
         peaks = threads(fake_hosts, folder, plan["threads"])
         healed = healing.measure(fake_hosts, folder, plan["healing"])
+        healed.update(healing.measure_controller(fake_hosts, folder, plan["healing"]))
         say(f"self-healing: {healed}")
         products = blas.measure(fake_hosts, folder, rounds, say)
 

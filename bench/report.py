@@ -64,7 +64,15 @@ def healing_table(samples):
     """The self-healing measures (`bench.healing`): a row each, median (min-max) of the samples."""
     rows = [["`kill -9` of an engine -> its successor registered", cell(samples["restart"])],
             ["memory guard: MEMORY_LIMIT crossed -> the engine ended", cell(samples["memory"])]]
-    return table(["self-healing engines (1 host, 2 engines)", "seconds"], rows)
+    if samples.get("controller"):
+        rows += [["`kill -9` of the controller -> first task answered through a client made"
+                  " before", cell(samples["controller"])],
+                 ["without its nanny: `kill -9` -> `fab cluster.up` (engines restarted) -> first"
+                  " task answered", cell(samples["controller_up"])],
+                 ["nanny / without", f"{ratio(samples['controller'], samples['controller_up']):.2f}"],
+                 ["tasks lost: sent through that client in the instant of the kill",
+                  f"{sum(samples['controller_lost'])} in {len(samples['controller_lost'])} rounds"]]
+    return table(["self-healing (1 host, 2 engines)", "seconds"], rows)
 
 
 def control_table(control, sizes):

@@ -23,6 +23,7 @@ def test_the_benchmark_runs_to_its_end_on_its_smallest_plan(tmp_path):
     results = (tmp_path / "results.md").read_text()
     for row in ("| 1 x 1 |", "| cluster.status |", "| cluster.run true |",
                 "`kill -9` of an engine -> its successor registered", "`fab -l`",
+                "`kill -9` of the controller -> first task answered through a client made before",
                 "| fab cluster.up (cores / engines threads each) |"):
         assert row in results
     assert (tmp_path / "results.png").stat().st_size > 0

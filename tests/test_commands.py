@@ -48,8 +48,11 @@ def host(tmp_path):
     for name in ("ipcontroller", "ipengine", "jupyter"):
         (bin_dir / name).write_text(STAND_IN)
         (bin_dir / name).chmod(0o755)
-    (bin_dir / "python").write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')  # this venv's:
-    (bin_dir / "python").chmod(0o755)  # runs the nanny and the probe, with psutil and ipyparallel
+    # This venv's python runs the nanny and the probe, with psutil and ipyparallel; the
+    # controller's program (controller.py RUN_DIR ARGS) is the stand-in ipcontroller.
+    (bin_dir / "python").write_text(f'#!/bin/sh\ncase $1 in */controller.py) shift 2; exec '
+                                    f'"$(dirname "$0")/ipcontroller" "$@";; esac\nexec {sys.executable} "$@"\n')
+    (bin_dir / "python").chmod(0o755)
     settings = Settings(cluster_env=str(tmp_path / "env"), cluster_name=f"t{os.getpid()}",
                         ipp_profile="p1", jupyter_port=9999, engine_timeout=5)
     env = {"HOME": str(tmp_path), "PATH": os.environ["PATH"], "SCREENDIR": str(tmp_path / "screens"),
@@ -152,9 +155,11 @@ def test_engines_are_labelled_counted_restarted_and_stopped_to_the_last_process(
     assert (started["expected"], started["started"]) == ("2", "2")
     assert facts(host(commands.start_engines(host.settings, node("alice@node02:2222", engines=2))))["started"] == "0"
     engines = calls(host.home, "ipengine", 2)
-    sessions = sorted(args[1].split("/")[:2] for args in engines)
+    sessions = sorted(_session(args).split("/")[:2] for args in engines)
     assert sessions == [["--Session.session=alice@node02:2222", "1"],
                         ["--Session.session=alice@node02:2222", "2"]]
+    # they outlast a controller restart (see ENGINE_HEARTBEAT_MISSES in lib.sh)
+    assert all("--IPEngine.max_heartbeat_misses=50" in args for args in engines)
     status = facts(host(commands.host_status(node("n", engines=2))))
     assert sorted(status["sessions"].split()) == [f"{host.settings.cluster_name}-engine-{n}"
                                                   for n in (1, 2)]

@@ -111,8 +111,8 @@ def test_killed_engines_are_reported_within_15_s_and_restarted(healthy, fake_hos
 
 
 def test_killed_controller_is_reported_and_up_restarts_it(healthy, fake_hosts):
-    cluster = healthy
-    fake_hosts.hosts[0].run("pkill -KILL -f '[b]in/ipcontroller'")
+    cluster = healthy  # the controller and its nanny, which would start it again, killed
+    fake_hosts.hosts[0].run("pkill -KILL -f '/faults/host1/(nanny[.]py controller|controller[.]py)'")
     status = cluster("cluster.status")
     assert status.returncode != 0 and "controller" in errors(status)["127.0.2.1"]
     up = cluster("cluster.up")
@@ -172,7 +172,7 @@ def test_nothing_half_started_stays_after_the_next_down(cluster, fake_hosts, int
         assert up.poll() is None and time.monotonic() < deadline, up.communicate()
         time.sleep(0.05)
     # No engine registers now: half-way it stays. (The controller alone: not its screen.)
-    fake_hosts.hosts[0].run("pkill -STOP -f '^[^ ]*python[0-9.]* [^ ]*/ipcontroller '")
+    fake_hosts.hosts[0].run("pkill -STOP -f '^[^ ]*python[0-9.]* [^ ]*/controller[.]py '")
     assert up.poll() is None  # ... and up still waits for them to register
     if interrupt == "ctrl-c":
         up.send_signal(signal.SIGINT)

@@ -127,7 +127,7 @@ def test_a_stop_during_the_back_off_wait_starts_nothing_more(tmp_path):
     script = tmp_path / "nanny.py"
     source = open(nanny.__file__).read()  # as the hosts run it, with a first wait of 5 s
     script.write_text(source.replace("BACKOFF_FIRST, BACKOFF_MAX = 1.0", "BACKOFF_FIRST, BACKOFF_MAX = 5.0"))
-    process = subprocess.Popen([sys.executable, str(script), "node01", "1", "yes", "", "1",
+    process = subprocess.Popen([sys.executable, str(script), "engine", "node01", "1", "yes", "", "1",
                                 str(tmp_path / "gaveup"), "0", "--", sys.executable, "-c", CRASH,
                                 str(tmp_path / "starts")], stdout=subprocess.PIPE, text=True)
     assert "restart:" in _line(process, timeout=30)  # now waiting 5 s
@@ -229,3 +229,38 @@ def test_auto_shares_the_hosts_memory_among_its_engines(tmp_path):
     assert nanny.memory_limit("auto", 4, meminfo) == 16384000 * 1024 // 4
     assert nanny.memory_limit(str(1 << 30), 4) == 1 << 30
     assert nanny.memory_limit("", 4) is None
+
+
+#: A stand-in controller: writes its pid and last argument, leaves a child of its own in
+#: a session of its own (as the controller leaves its scheduler processes when killed),
+#: writes that child's pid, then crashes.
+LEAVER = STAND_IN + ("import subprocess; child = subprocess.Popen(['sleep', '60'], "
+                     "start_new_session=True); open(sys.argv[1] + '.child', 'a')"
+                     ".write(f'{child.pid}\\n'); os._exit(3)")
+
+
+def test_the_controller_starts_again_at_once_with_restore_and_nothing_it_left(tmp_path):
+    script = tmp_path / "nanny.py"  # run as the hosts run it: a subreaper of its own
+    script.write_text(open(nanny.__file__).read().replace(
+        "BACKOFF_FIRST, BACKOFF_MAX = 1.0", "BACKOFF_FIRST, BACKOFF_MAX = 0.1"))
+    process = subprocess.run([sys.executable, str(script), "controller", str(tmp_path / "gaveup"),
+                              "--", sys.executable, "-c", LEAVER, str(tmp_path / "starts")],
+                             capture_output=True, text=True, timeout=60)
+    assert process.returncode == 1
+    lines = starts(tmp_path)
+    assert len(lines) == nanny.GIVE_UP_AFTER + 1
+    assert lines[0].split()[1] == str(tmp_path / "starts")  # the first start: a new controller
+    assert all(line.split()[1] == "--restore" for line in lines[1:])  # then: restore it
+    assert ": restart: the controller ended (exit code 3); starting it again now" in process.stdout
+    assert "starting it again in 0.1 s" in process.stdout  # then the back-off
+    assert (tmp_path / "gaveup").read_text() == (
+        "gave up: the controller ended 6 times in 5 min, the last time: exit code 3\n")
+    assert "; fab cluster.up starts it again" in process.stdout
+    left = [int(pid) for pid in (tmp_path / "starts.child").read_text().split()]
+    assert len(left) == 6 and not any(psutil.pid_exists(pid) for pid in left)
+
+
+def test_a_bad_command_line_says_how_to_call_it(tmp_path):
+    process = subprocess.run([sys.executable, nanny.__file__, "engine", "node01"],
+                             capture_output=True, text=True, timeout=30)
+    assert process.returncode == 1 and process.stderr.startswith("usage: nanny.py engine LABEL")

@@ -15,8 +15,10 @@ message on stderr and a non-zero exit, which ends the script.
 """
 
 import base64
+import io
 import json
 import shlex
+import tarfile
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -47,6 +49,20 @@ class Step:
 def program(name):
     """The text of the file *name* of ``tasks/remote/``, as it is sent."""
     return resources.files("tasks.remote").joinpath(name).read_text()
+
+
+@lru_cache(maxsize=None)
+def programs(*names):
+    """The files *names* of ``tasks/remote/`` as a base64 tar.gz for a step's stdin; a name
+    ``DIR/NAME`` is the file NAME, unpacked into DIR."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name in names:
+            data = program(name.rsplit("/", 1)[-1]).encode()
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), 0o600
+            tar.addfile(info, io.BytesIO(data))
+    return as_base64(buffer.getvalue())
 
 
 def q(value):
@@ -97,11 +113,13 @@ def heartbeat(engines):
 
 
 def start_master(settings, address, engines=None):
-    """Start what is missing of controller and Jupyter, the controller on *address* alone
-    (see `tasks.steps.address`) with the heartbeat for *engines* (see `heartbeat`)."""
+    """Start what is missing of controller and Jupyter, each kept by the nanny, the
+    controller on *address* alone (see `tasks.steps.address`) with the heartbeat for
+    *engines* (see `heartbeat`); Jupyter's kernels can import ``ipp_cluster``."""
     period, registration = heartbeat(engines)
     return Step("start_master", (address, settings.jupyter_port, settings.notebook_dir,
-                                 "yes" if settings.encrypt else "no", period, registration))
+                                 "yes" if settings.encrypt else "no", period, registration),
+                programs("nanny.py", "controller.py", "python/ipp_cluster.py"))
 
 
 def put_examples(settings, packed):

@@ -13,6 +13,17 @@
 # are ever looked at, also as root: another user's cluster of the same name on
 # the same host is theirs.
 
+# The controller drops an engine whose heart missed this many periods in a row.
+HEARTBEAT_MISSES=5
+# An engine ends after this many periods without the controller's ping, each checked
+# every period + 0.5 s: 50 x 1.5 s = 75 s at the smallest period (1 s, see heartbeat()
+# in tasks/remote/commands.py). A controller that crashes is started again at once,
+# then after 1, 2, 4 and 8 s (the nanny gives up at the 6th crash in 5 min), and takes
+# about 2 s to start (4 to 10 s on a loaded master): the longest gap without pings is
+# about 8 + 10 = 18 s, which the engines outlast four times over. start_engines.sh
+# gives it to every engine.
+ENGINE_HEARTBEAT_MISSES=50
+
 setup() {  # setup NAME PROFILE BIN TIMEOUT SETUP: the variables every step uses
   set -u
   umask 077
@@ -21,6 +32,7 @@ setup() {  # setup NAME PROFILE BIN TIMEOUT SETUP: the variables every step uses
   run="$base/$(uname -n)"
   sec="${IPYTHONDIR:-$HOME/.ipython}/profile_$profile/security"
   engine_file="$sec/ipcontroller-engine.json"
+  engine_state="${sec%/security}/log/engines.json"  # the hub's, read by ipcontroller --restore
   if [ -n "$bin" ]; then python="${bin}python"; else python=python3; fi
   uid=$(id -u)
 }
@@ -146,10 +158,12 @@ raise_open_files() {  # raise_open_files: this shell's soft limit of open files 
   ulimit -Sn "$hard" 2>/dev/null || true
 }
 
-wait_file() {  # wait_file PATH SECONDS: succeed as soon as PATH is a non-empty file
+wait_file() {  # wait_file PATH SECONDS [GIVEUP]: succeed as soon as PATH is a non-empty file
+  # fail after SECONDS, or as soon as the file GIVEUP exists
   tries=0
   while [ ! -s "$1" ]; do
     [ "$tries" -ge "$(($2 * 10))" ] && return 1
+    [ -z "${3:-}" ] || [ ! -e "$3" ] || return 1
     sleep 0.1
     tries=$((tries + 1))
   done

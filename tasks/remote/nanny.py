@@ -1,11 +1,13 @@
 """
-Keep one engine alive, as Dask's nanny keeps a worker: start it again when it dies,
-and end it when it passes its memory limit.
+Keep one program of the cluster alive, as Dask's nanny keeps a worker: start it again
+when it dies and, for an engine, end it when it passes its memory limit.
 
-``tasks/remote/start_engines.sh`` writes this file into the run directory and runs it
-with the cluster's Python in each engine's screen session::
+``tasks/remote/start_engines.sh`` and ``start_master.sh`` write this file into the run
+directory and run it with the cluster's Python in each program's screen session::
 
-    python nanny.py LABEL NUMBER RESTART LIMIT ENGINES MARKER DELAY -- IPENGINE ARGS...
+    python nanny.py engine LABEL NUMBER RESTART LIMIT ENGINES MARKER DELAY -- IPENGINE ARGS...
+    python nanny.py controller MARKER -- PYTHON controller.py RUN_DIR IPCONTROLLER ARGS...
+    python nanny.py jupyter MARKER -- JUPYTER ARGS...
 
 LABEL and NUMBER: each start registers as ``--Session.session=LABEL/NUMBER/TIME``, so
 that the controller counts it under its host; RESTART: ENGINE_RESTART (yes or no);
@@ -14,11 +16,19 @@ runs (for ``auto``); MARKER: the file to write when it gives up; DELAY: seconds 
 before the first start (the host starts its engines in waves, so that the controller
 is not flooded with registrations).
 
-An engine that ends with exit code 0 was shut down on purpose (the controller asked
-it to); any other end is a crash, and the engine starts again after 1, 2, 4, ... at
-most 60 s: at most `GIVE_UP_AFTER` times in `WINDOW` s. The crash after those makes
-the nanny give up: it says so in its log and in *marker*, and ends. A stop (SIGHUP from screen,
-SIGTERM from the stop's kill) ends the engine and the nanny, also during a wait.
+A program that ends with exit code 0 was shut down on purpose (a client asked the
+controller or an engine to, a user shut Jupyter down); any other end is a crash, and
+the program starts again after 1, 2, 4, ... at most 60 s (the controller and Jupyter:
+at once, then 1, 2, 4, ... s): at most `GIVE_UP_AFTER` times in `WINDOW` s. The crash
+after those makes the nanny give up: it says so in its log and in *marker*, and ends.
+A stop (SIGHUP from screen, SIGTERM from the stop's kill) ends the program and the
+nanny, also during a wait. The controller starts again with ``--restore`` (see
+``tasks/remote/controller.py``); Jupyter on the same port with the same token.
+
+The nanny is its program's child subreaper: what the program started and left behind
+when it ended (the controller's scheduler processes, which hold its ports; Jupyter's
+kernels; ipyparallel's own nanny of an engine) becomes the nanny's, which ends it all
+before it starts the program again.
 
 SIGUSR1 asks for a new start at once, neither a crash nor a stop: fab sends it when the
 controller dropped the engine's registration (``tasks/remote/renew_engines.sh``), which
@@ -29,6 +39,7 @@ the resident memory of the engine's own process tree (the engine and what it sta
 read from all of /proc every `RESCAN` s only): it costs next to nothing beside the engine.
 """
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -44,10 +55,14 @@ WATCH = 0.5  # seconds between two looks at the engine: its end, its memory, a r
 RESCAN = 10.0  # seconds between two reads of all /proc for the engine's descendants
 PAGE = os.sysconf("SC_PAGE_SIZE")
 UNITS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+PR_SET_CHILD_SUBREAPER = 36
+#: What the log calls each program, and how a user starts it again after a give-up.
+NOUNS = {"engine": "the engine", "controller": "the controller", "jupyter": "Jupyter"}
+AGAIN = {"engine": "fab engines.restart", "controller": "fab cluster.up", "jupyter": "fab cluster.up"}
 
 
 def say(text):
-    """One line in the engine's log (the screen session's), marked as the nanny's."""
+    """One line in the program's log (the screen session's), marked as the nanny's."""
     print(f"=== nanny {time.strftime('%Y-%m-%d %H:%M:%S')}: {text}", flush=True)
 
 
@@ -135,6 +150,33 @@ def end_tree(child, grace=5.0, kill=False):
     psutil.wait_procs(alive, timeout=grace)
 
 
+def become_subreaper():
+    """Make this process the parent of the orphans its program leaves (Linux's child
+    subreaper; elsewhere they go to init, as before)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def end_orphans(grace=5.0):
+    """End what the program left behind (see `become_subreaper`): SIGTERM, then SIGKILL
+    after *grace* s; reaped here, so that none holds a port when the program starts again."""
+    orphans = psutil.Process().children(recursive=True)
+    for process in orphans:
+        try:
+            process.terminate()
+        except psutil.Error:
+            pass
+    _, alive = psutil.wait_procs(orphans, timeout=grace)
+    for process in alive:
+        try:
+            process.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(alive, timeout=grace)
+
+
 def describe(returncode):
     """How a process ended, from its return code: ``exit code 3``, ``signal 9 (SIGKILL)``."""
     if returncode >= 0:
@@ -146,16 +188,19 @@ def describe(returncode):
 
 
 class Nanny:
-    """Runs ``argv`` (ipengine and its arguments) under *options*, as the module says."""
+    """Runs ``argv`` (the program and its arguments) under *options*, as the module says."""
 
     def __init__(self, options, argv):
         self.options, self.argv = options, argv
+        self.role = options.get("role", "engine")
+        self.noun = NOUNS[self.role]
         self.limit = memory_limit(options.get("limit"), options.get("engines", 1))
         self.stopping, self.renewing, self.child = False, False, None
         self.crashes = []  # monotonic times of the recent crashes
+        self.starts = 0
 
     def stop(self, signum, frame):
-        """A stop of this project: end the engine, and never start it again."""
+        """A stop of this project: end the program, and never start it again."""
         self.stopping = True
         if self.child is not None and self.child.poll() is None:
             self.child.terminate()
@@ -165,14 +210,19 @@ class Nanny:
         self.renewing = True
 
     def start(self):
-        label, number = self.options["label"], self.options["number"]
-        session = f"--Session.session={label}/{number}/{time.time_ns()}"
+        argv = list(self.argv)
+        if self.role == "engine":
+            label, number = self.options["label"], self.options["number"]
+            argv.append(f"--Session.session={label}/{number}/{time.time_ns()}")
+        elif self.role == "controller" and self.starts:
+            argv.append("--restore")  # the same ports, key and engines
         self.renewing = False  # a renewal asked for during a back-off: this start is it
-        self.child = subprocess.Popen([*self.argv, session])
+        self.starts += 1
+        self.child = subprocess.Popen(argv)
 
     def watch(self):
-        """Wait for the engine to end, ending it past the memory limit or for a renewal;
-        why it ended."""
+        """Wait for the program to end, ending an engine past the memory limit or for a
+        renewal; why it ended."""
         tree, scanned = [self.child.pid], time.monotonic()
         while True:
             try:
@@ -196,6 +246,15 @@ class Nanny:
                 end_tree(self.child, kill=True)
                 return f"passed MEMORY_LIMIT ({size(self.limit)}) by {size(used - self.limit)}"
 
+    def back_off(self, crashes):
+        """Seconds to wait after the *crashes*-th crash in the window: the controller and
+        Jupyter start again at once the first time (clients and engines wait for them)."""
+        if self.role != "engine":
+            crashes -= 1
+            if not crashes:
+                return 0.0
+        return min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (crashes - 1))
+
     def wait(self, seconds):
         """Sleep *seconds*, or less if a stop comes."""
         deadline = time.monotonic() + seconds
@@ -207,6 +266,7 @@ class Nanny:
         while not self.stopping:
             self.start()
             why = self.watch()
+            end_orphans()
             if self.renewing and not self.stopping:
                 self.renewing = False
                 say("renewal: the controller dropped this engine's registration; "
@@ -215,31 +275,42 @@ class Nanny:
             if self.stopping or self.child.returncode == 0:
                 return 0
             if not self.options.get("restart", True):
-                say(f"the engine ended ({why}); ENGINE_RESTART=no: it stays stopped")
+                say(f"{self.noun} ended ({why}); ENGINE_RESTART=no: it stays stopped")
                 return 1
             now = time.monotonic()
             self.crashes = [t for t in self.crashes if now - t < WINDOW] + [now]
             if len(self.crashes) > GIVE_UP_AFTER:
-                line = (f"gave up: the engine ended {len(self.crashes)} times in "
+                line = (f"gave up: {self.noun} ended {len(self.crashes)} times in "
                         f"{WINDOW / 60:g} min, the last time: {why}")
-                say(line + "; fab engines.restart starts it again")
+                say(f"{line}; {AGAIN[self.role]} starts it again")
                 with open(self.options["marker"], "w") as marker:
                     marker.write(line + "\n")
                 return 1
-            delay = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (len(self.crashes) - 1))
-            say(f"restart: the engine ended ({why}); starting it again in {delay:g} s")
+            delay = self.back_off(len(self.crashes))
+            say(f"restart: {self.noun} ended ({why}); starting it again "
+                + (f"in {delay:g} s" if delay else "now"))
             self.wait(delay)
         return 0
 
 
+def options_of(argv):
+    """The options and the program's argv, from the nanny's command line (see the module)."""
+    role = argv[1] if len(argv) > 1 else ""
+    if role == "engine" and len(argv) > 11 and argv[9] == "--":
+        label, number, restart, limit, engines, marker, delay = argv[2:9]
+        return ({"role": role, "label": label, "number": number, "restart": restart == "yes",
+                 "limit": limit, "engines": int(engines), "marker": marker,
+                 "delay": float(delay)}, argv[10:])
+    if role in ("controller", "jupyter") and len(argv) > 4 and argv[3] == "--":
+        return {"role": role, "marker": argv[2]}, argv[4:]
+    raise SystemExit("usage: nanny.py engine LABEL NUMBER RESTART LIMIT ENGINES MARKER DELAY"
+                     " -- IPENGINE ARGS...\n       nanny.py controller|jupyter MARKER -- PROGRAM ARGS...")
+
+
 def main(argv):
-    if len(argv) < 10 or argv[8] != "--":
-        raise SystemExit("usage: nanny.py LABEL NUMBER RESTART LIMIT ENGINES MARKER DELAY"
-                         " -- IPENGINE ARGS...")
-    label, number, restart, limit, engines, marker, delay = argv[1:8]
-    options = {"label": label, "number": number, "restart": restart == "yes", "limit": limit,
-               "engines": int(engines), "marker": marker, "delay": float(delay)}
-    keeper = Nanny(options, argv[9:])
+    options, program = options_of(argv)
+    keeper = Nanny(options, program)
+    become_subreaper()
     for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, keeper.stop)
     signal.signal(signal.SIGUSR1, keeper.renew)

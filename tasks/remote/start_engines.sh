@@ -48,9 +48,10 @@ start_engines() {  # start_engines LABEL COUNT RESTART ENGINE_RESTART MEMORY_LIM
         CUDA_VISIBLE_DEVICES=$(printf '%s\n' "$devices" | sed -n "$(((n - 1) % gpus + 1))p")
         export CUDA_VISIBLE_DEVICES
       fi
-      launch engine "$name-engine-$n" "$python" "$run/nanny.py" "$label" "$n" "$keep" \
+      launch engine "$name-engine-$n" "$python" "$run/nanny.py" engine "$label" "$n" "$keep" \
         "$limit" "$count" "$run/$name-engine-$n.gaveup" "$((started / wave))" \
-        -- "${bin}ipengine" "--profile=$profile"
+        -- "${bin}ipengine" "--profile=$profile" \
+        "--IPEngine.max_heartbeat_misses=$ENGINE_HEARTBEAT_MISSES"
       started=$((started + 1))
     fi
     n=$((n + 1))

@@ -1,9 +1,6 @@
 # shellcheck shell=sh
 # shellcheck disable=SC2154  # name, run, bin, sec, engine_file, timeout: set by setup() in lib.sh
 
-# The controller drops an engine whose heart missed this many periods in a row.
-HEARTBEAT_MISSES=5
-
 start_master() {  # start_master ADDRESS JUPYTER_PORT NOTEBOOK_DIR ENCRYPT PERIOD_MS REGISTRATION_S
   # Start what is missing of the controller and Jupyter, then wait for the controller.
   # The controller listens on ADDRESS alone, where the engines reach it; "ssh" means
@@ -15,8 +12,12 @@ start_master() {  # start_master ADDRESS JUPYTER_PORT NOTEBOOK_DIR ENCRYPT PERIO
   # cluster's profile in IPP_PROFILE. Both start with their soft limit of open files
   # raised to the hard limit (the controller holds about 2.4 per engine). PERIOD_MS and
   # REGISTRATION_S: the heartbeat's period and the registration timeout, sized to the
-  # cluster by tasks/remote/commands.py. Reports controller= and jupyter= (started or
-  # running), controller_address= and token=.
+  # cluster by tasks/remote/commands.py. Both run under the nanny (tasks/remote/nanny.py,
+  # unpacked from stdin into the run directory with controller.py and
+  # python/ipp_cluster.py): the controller starts again with --restore after a crash,
+  # Jupyter on the same port with the same token. A controller or Jupyter whose nanny
+  # waits out a back-off is running: nothing more starts. Reports controller= and
+  # jupyter= (started or running), controller_address= and token=.
   address=$1 port=$2 notebook_dir=${3:-$HOME} encrypt=$4 period=$5 registration=$6
   user_env
   raise_open_files
@@ -38,15 +39,19 @@ start_master() {  # start_master ADDRESS JUPYTER_PORT NOTEBOOK_DIR ENCRYPT PERIO
        exit 1 ;;
   esac
   make_run_dir
+  base64 -d | tar -xzf - -C "$run" || exit 1
   if sessions "$name-controller" >/dev/null; then
     echo controller=running
     address=$(cat "$run/controller.address" 2>/dev/null || echo "$address")
   else
-    rm -f "$engine_file" "$sec/ipcontroller-client.json"
+    # A new controller: no connection files, engines or tasks of an earlier one.
+    rm -f "$engine_file" "$sec/ipcontroller-client.json" "$engine_state" \
+      "$run/$name-controller.gaveup" "$run/tasks-in-flight.sqlite"*
     curve=
     [ "$encrypt" = yes ] && curve=IPP_ENABLE_CURVE=1
     echo "$address" > "$run/controller.address"
-    launch controller "$name-controller" env $curve "${bin}ipcontroller" \
+    launch controller "$name-controller" env $curve "$python" "$run/nanny.py" controller \
+      "$run/$name-controller.gaveup" -- "$python" "$run/controller.py" "$run" \
       "--profile=$profile" "--ip=$address" "--location=$address" \
       "--HeartMonitor.period=$period" \
       "--HeartMonitor.max_heartmonitor_misses=$HEARTBEAT_MISSES" \
@@ -62,7 +67,10 @@ start_master() {  # start_master ADDRESS JUPYTER_PORT NOTEBOOK_DIR ENCRYPT PERIO
     root_flag=
     [ "$uid" != 0 ] || root_flag=--allow-root  # Jupyter refuses to run as root without it
     echo "$port" > "$run/jupyter.port"  # what the probe compares with JUPYTER_PORT
+    rm -f "$run/$name-jupyter.gaveup"
     launch jupyter "$name-jupyter" env "JUPYTER_TOKEN_FILE=$token_file" "IPP_PROFILE=$profile" \
+      "PYTHONPATH=$run/python${PYTHONPATH:+:$PYTHONPATH}" \
+      "$python" "$run/nanny.py" jupyter "$run/$name-jupyter.gaveup" -- \
       "${bin}jupyter" server --no-browser --ip=127.0.0.1 "--port=$port" \
       --ServerApp.port_retries=0 --ServerApp.default_url=/tree \
       "--ServerApp.root_dir=$notebook_dir" $root_flag
@@ -70,8 +78,12 @@ start_master() {  # start_master ADDRESS JUPYTER_PORT NOTEBOOK_DIR ENCRYPT PERIO
   fi
   echo "token=$(cat "$token_file")"
   exec 9>&-
-  wait_file "$engine_file" "$timeout" || {
-    echo "the controller wrote no connection file in $timeout s; see $run/$name-controller.log" >&2
+  wait_file "$engine_file" "$timeout" "$run/$name-controller.gaveup" || {
+    if [ -s "$run/$name-controller.gaveup" ]; then
+      echo "the controller $(cat "$run/$name-controller.gaveup"); see $run/$name-controller.log" >&2
+    else
+      echo "the controller wrote no connection file in $timeout s; see $run/$name-controller.log" >&2
+    fi
     exit 1
   }
 }

@@ -63,10 +63,12 @@ def status_table(title, rows):
     for row in rows:
         engines = "" if row["expected"] is None else f"{row['registered']}/{row['expected']}"
         restarts = "" if row.get("restarts") is None else str(row["restarts"])
+        said = "[red]" + "; ".join(row["problems"]) + "[/]" if row["problems"] else "[green]ok[/]"
+        if row.get("notes"):
+            said += "; [yellow]" + "; ".join(row["notes"]) + "[/]"
         table.add_row(row["host"], ",".join(row["roles"]),
                       {"unreachable": "no", "auth failed": "no login"}.get(row["state"], "yes"),
-                      str(len(row["sessions"])), engines, restarts, row.get("threads") or "",
-                      "[red]" + "; ".join(row["problems"]) + "[/]" if row["problems"] else "[green]ok[/]")
+                      str(len(row["sessions"])), engines, restarts, row.get("threads") or "", said)
     console.print(table)
 
 

@@ -28,8 +28,9 @@ def read_status(fleet, inventory, master=True, engines=True, hosts=None):
     (the master is asked about the engines in any case).
 
     :returns: a `Status` whose ``rows`` are dicts: host, roles, state, sessions,
-        registered, expected, threads (per running engine), restarts and problems (an
-        empty list when all is as wanted).
+        registered, expected, threads (per running engine), restarts, problems (an
+        empty list when all is as wanted) and notes (what went wrong and mended itself:
+        the controller's and Jupyter's restarts).
     """
     engine_hosts = {host.name for host in inventory.engines} if engines else set()
     shown = {host.name for host in (inventory.hosts if hosts is None else hosts)}
@@ -64,17 +65,38 @@ def _master_problems(name, sessions, probe):
     return problems
 
 
+def _gave_up(facts, programs, host):
+    """A problem for each of *programs* (controller, jupyter, engine numbers) whose nanny
+    gave up (host_status's ``gaveup_PROGRAM=``)."""
+    return [f"{'engine ' if program.isdigit() else ''}{program} crash-looping:"
+            f" {facts[f'gaveup_{program}']}; fab cluster.logs --hosts={host} says why"
+            for program in programs if f"gaveup_{program}" in facts]
+
+
+def _master_restarts(facts):
+    """How often the controller and Jupyter were started again since they were started."""
+    notes = []
+    for program in ("controller", "jupyter"):
+        count = int(facts.get(f"{program}_restarts") or 0)
+        if count:
+            notes.append(f"{program} restarted {count} time{'s' * (count > 1)}, the last at"
+                         f" {facts.get(f'{program}_restarted')}")
+    return notes
+
+
 def _status_row(name, host, result, probe, is_master, is_engine_host):
     roles = (["master"] if is_master else []) + (["engines"] if is_engine_host else [])
     sessions = session_names(result.facts)
     row = {"host": host.name, "roles": roles, "state": result.state, "sessions": sessions,
            "registered": None, "expected": None, "threads": None, "restarts": None,
-           "problems": []}
+           "problems": [], "notes": []}
     if not result.ok:
         row["problems"].append(result.reason)
         return row
     if is_master:
         row["problems"] += _master_problems(name, sessions, probe)
+        row["problems"] += _gave_up(result.facts, ("controller", "jupyter"), host.name)
+        row["notes"] += _master_restarts(result.facts)
     if is_engine_host:
         expected = int(result.facts.get("expected", 0))
         running = sum(1 for s in sessions if s.startswith(f"{name}-engine-"))
@@ -83,10 +105,9 @@ def _status_row(name, host, result, probe, is_master, is_engine_host):
                    restarts=int(result.facts.get("restarts", 0)))
         if result.facts.get("plan_problem"):
             row["problems"].append(result.facts["plan_problem"])
-        for key, line in sorted(result.facts.items()):
-            if key.startswith("gaveup_"):
-                row["problems"].append(f"engine {key[len('gaveup_'):]} crash-looping: {line};"
-                                       f" fab cluster.logs --hosts={host.name} says why")
+        numbers = sorted(key[len("gaveup_"):] for key in result.facts
+                         if key.startswith("gaveup_") and key[len("gaveup_"):].isdigit())
+        row["problems"] += _gave_up(result.facts, numbers, host.name)
         if running != expected:
             row["problems"].append(f"{running} of {expected} engine sessions running")
         orphans = _orphans(name, host.name, sessions, probe)

@@ -1,0 +1,257 @@
+"""
+Run ipyparallel's controller so that a crash loses no engine and leaves no task hanging.
+
+``tasks/remote/start_master.sh`` writes this file into the run directory; the controller's
+nanny (``tasks/remote/nanny.py``) runs it in the controller's screen session::
+
+    python controller.py RUN_DIR IPCONTROLLER ARGS...
+
+and, after a crash, again with ``--restore``: ipcontroller then reuses its connection files
+(same ports, same key) and takes the engines back under their ids from its engine state
+file. With ``IPP_ENABLE_CURVE=1`` the controller's Curve key pair is kept in
+``RUN_DIR/controller.curve`` (0600), since the connection files hold the public half only.
+
+What ipyparallel's own task scheduler loses in a crash, measured (2 engines, 10 tasks of
+2 s, the controller killed at 3 s): the 2 tasks that ran finished on their engines, and
+their results reached the new scheduler, which dropped them (a KeyError: it had never
+seen them); the 6 tasks still queued in the dead scheduler were gone. The client waited
+for all 8 for ever. `HealingScheduler` keeps a journal of the tasks in flight, in SQLite
+in the run directory (one small write per submission, dispatch and end; it survives
+the process, not the machine), and after a restart ends every task of it:
+
+- a task that had not reached an engine ends at once with a ``ControllerRestarted``
+  error;
+- a task that had reached an engine ends with its result when the engine sends it;
+  once the engine answers a ``kernel_info_request`` sent behind those tasks (an
+  engine answers in order), the tasks it did not answer for were finished before
+  the crash, their results lost with the old scheduler: they end with the error;
+- a task whose engine goes away ends with the error.
+
+The engines that the restored hub hands the scheduler at its start are held back until
+they answer such a request: until its engine's socket has reconnected, a router drops
+what it sends there, and a task sent to it would be lost.
+
+A result or an error reaches a client only where ZeroMQ can route it: a client whose
+task socket has a routing id of its own. ipyparallel's `Client` leaves it to ZeroMQ,
+which draws a new one when the socket reconnects; ``tasks/remote/clients.py`` gives a
+client a lasting one.
+"""
+
+import os
+import sqlite3
+import sys
+
+import zmq
+from ipyparallel import util
+from ipyparallel.controller import app
+from ipyparallel.controller.task_scheduler import TaskScheduler
+
+#: The routing id of the requests that tell when an engine answered all before them.
+FENCE = b"ipp-cluster-fence"
+#: Seconds a client has to reconnect and take a result or error of a restored task.
+DELIVERY_WINDOW = 600.0
+#: Seconds a restored engine has to come back before its tasks end with the error.
+ENGINE_WINDOW = 120.0
+RETRY = 0.5
+
+
+class Journal:
+    """The scheduler's tasks in flight: msg_id, client, request header, engine (once sent)."""
+
+    def __init__(self, path, keep):
+        self.db = sqlite3.connect(path, isolation_level=None)  # each write its own transaction
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=OFF")  # outlive the process, not the machine
+        self.db.execute("CREATE TABLE IF NOT EXISTS task (msg_id TEXT PRIMARY KEY,"
+                        " client BLOB, header BLOB, engine BLOB)")
+        if not keep:
+            self.db.execute("DELETE FROM task")
+
+    def rows(self):
+        return self.db.execute("SELECT msg_id, client, header, engine FROM task").fetchall()
+
+    def add(self, msg_id, client, header):
+        self.db.execute("INSERT OR REPLACE INTO task VALUES (?, ?, ?, NULL)",
+                        (msg_id, client, header))
+
+    def sent(self, msg_id, engine):
+        self.db.execute("UPDATE task SET engine = ? WHERE msg_id = ?", (engine, msg_id))
+
+    def done(self, msg_id):
+        self.db.execute("DELETE FROM task WHERE msg_id = ?", (msg_id,))
+
+
+def _bytes(frame):
+    return frame.bytes if isinstance(frame, zmq.Frame) else bytes(frame)
+
+
+class HealingScheduler(TaskScheduler):
+    """ipyparallel's task scheduler, with a journal of its tasks in flight (see the module)."""
+
+    def start(self):
+        self.restoring = os.environ.get("IPP_CLUSTER_RESTORING") == "1"
+        self.journal = Journal(os.environ["IPP_CLUSTER_JOURNAL"], keep=self.restoring)
+        self.restored = {}  # engine ident: {msg_id: (client ident, request header)}
+        self.held, self.holding = set(), False  # restored engines, until they answer
+        unsent = []
+        for msg_id, client, header, engine in self.journal.rows():
+            if engine is None:
+                unsent.append((msg_id, client, header))
+            else:
+                self.restored.setdefault(engine, {})[msg_id] = (client, header)
+        super().start()
+        for msg_id, client, header in unsent:
+            self.end_lost(msg_id, client, header, b"", "before it reached an engine")
+        if self.restored:
+            self.log.info(f"restored {sum(map(len, self.restored.values()))} tasks in flight"
+                          f" on {len(self.restored)} engines")
+        if self.restoring:
+            self.loop.call_later(ENGINE_WINDOW, self.end_absent)
+
+    # The journal follows the scheduler's own steps.
+
+    def dispatch_submission(self, raw_msg):
+        try:
+            idents, msg = self.session.feed_identities(raw_msg, copy=False)
+            header = _bytes(msg[1])
+            self.journal.add(self.session.unpack(header)["msg_id"], _bytes(idents[0]), header)
+        except Exception:  # ipyparallel's own code says what is wrong with it
+            pass
+        super().dispatch_submission(raw_msg)
+
+    def submit_task(self, job, indices=None):
+        super().submit_task(job, indices)
+        for engine, jobs in self.pending.items():
+            if job.msg_id in jobs:
+                self.journal.sent(job.msg_id, engine)
+
+    def fail_unreachable(self, msg_id, *args, **kwargs):
+        super().fail_unreachable(msg_id, *args, **kwargs)
+        self.journal.done(msg_id)
+
+    def dispatch_result(self, raw_msg):
+        try:
+            idents, msg = self.session.feed_identities(raw_msg, copy=False)
+            engine, client = _bytes(idents[0]), _bytes(idents[1])
+            msg_id = self.session.unpack(_bytes(msg[2]))["msg_id"]
+        except Exception:
+            return super().dispatch_result(raw_msg)
+        if client == FENCE:
+            return self.fence_passed(engine)
+        if msg_id in self.retries:  # a task of this scheduler
+            super().dispatch_result(raw_msg)
+            if msg_id not in self.retries:  # its end, not a retry
+                self.journal.done(msg_id)
+        elif self.restored.get(engine, {}).pop(msg_id, None):
+            self.log.info(f"task {msg_id}, restored, ended on its engine")
+            self.journal.done(msg_id)
+            self.deliver(self.client_stream, [client, engine, *raw_msg[len(idents):]])
+        else:
+            self.log.warning(f"result of a task this controller does not know: {msg_id}")
+
+    # Restored tasks.
+
+    def dispatch_query_reply(self, msg):
+        self.holding = self.restoring  # the engines of this reply are the restored hub's
+        try:
+            super().dispatch_query_reply(msg)
+        finally:
+            self.holding = False
+
+    def _register_engine(self, uid):
+        if not self.holding:
+            return super()._register_engine(uid)
+        self.held.add(uid)  # ask it for an answer, behind the restored tasks it has
+        fence = self.session.msg("kernel_info_request", {})
+        self.deliver(self.engine_stream, self.session.serialize(fence, ident=[uid, FENCE]),
+                     ENGINE_WINDOW, retry=0.1)
+
+    def fence_passed(self, engine):
+        if engine in self.held:  # its socket is back: it takes tasks from now on
+            self.held.discard(engine)
+            super()._register_engine(engine)
+        for msg_id, (client, header) in self.restored.pop(engine, {}).items():
+            self.end_lost(msg_id, client, header, engine,
+                          "it ended on its engine before the crash; its result was lost")
+
+    def _unregister_engine(self, uid):
+        if uid in self.held:
+            self.held.discard(uid)
+        else:
+            super()._unregister_engine(uid)
+        for msg_id, (client, header) in self.restored.pop(uid, {}).items():
+            self.end_lost(msg_id, client, header, uid, "its engine went away")
+
+    def end_absent(self):
+        for engine in [e for e in self.restored if e not in self.targets]:
+            for msg_id, (client, header) in self.restored.pop(engine).items():
+                self.end_lost(msg_id, client, header, engine,
+                              f"its engine did not come back in {ENGINE_WINDOW:g} s")
+
+    def end_lost(self, msg_id, client, header, engine, why):
+        """End the restored task *msg_id* with a ``ControllerRestarted`` error saying *why*."""
+        self.log.info(f"task {msg_id}, restored, ends with ControllerRestarted: {why}")
+        evalue = (f"the controller restarted while task {msg_id} was in flight, {why};"
+                  " submit it again")
+        content = {"status": "error", "ename": "ControllerRestarted", "evalue": evalue,
+                   "traceback": [f"ControllerRestarted: {evalue}"],
+                   "engine_info": {"engine_uuid": engine.decode("ascii")} if engine else {}}
+        metadata = {"status": "error", "engine": engine.decode("ascii"), "date": util.utcnow(),
+                    "dependencies_met": True}
+        reply = self.session.msg("apply_reply", content, parent=self.session.unpack(header),
+                                 metadata=metadata)
+        self.journal.done(msg_id)
+        self.deliver(self.client_stream, self.session.serialize(reply, ident=[client, engine]))
+
+    def deliver(self, stream, frames, window=DELIVERY_WINDOW, retry=RETRY, deadline=None):
+        """Send *frames* on *stream* (a router) to the peer their first frame names, trying
+        again every *retry* s for *window* s while it has not reconnected (a router drops
+        what it cannot route, unless told to say so)."""
+        deadline = deadline or self.loop.time() + window
+        frames = [_bytes(frame) for frame in frames]
+        socket = stream.socket
+        socket.router_mandatory = 1
+        try:
+            socket.send_multipart(frames)
+        except zmq.ZMQError:
+            if self.loop.time() < deadline:
+                self.loop.call_later(retry, self.deliver, stream, frames, window, retry, deadline)
+            else:
+                self.log.warning(f"{frames[0]!r} did not come back in {window:g} s")
+        finally:
+            socket.router_mandatory = 0
+
+
+def curve_keys(path, restoring):
+    """The controller's Curve key pair: kept in *path* (0600) when restoring, else new."""
+    if restoring and os.path.exists(path):
+        with open(path, "rb") as keys:
+            public, secret = keys.read().split()
+    else:
+        public, secret = zmq.curve_keypair()
+        descriptor = os.open(path + ".new", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "wb") as keys:
+            keys.write(public + b"\n" + secret + b"\n")
+        os.replace(path + ".new", path)
+    return public.decode("ascii"), secret.decode("ascii")
+
+
+def main(argv):
+    run_dir, arguments = argv[1], argv[2:]
+    restoring = "--restore" in arguments
+    os.environ["IPP_CLUSTER_JOURNAL"] = os.path.join(run_dir, "tasks-in-flight.sqlite")
+    os.environ["IPP_CLUSTER_RESTORING"] = "1" if restoring else "0"
+    if os.environ.get("IPP_ENABLE_CURVE") == "1":
+        public, secret = curve_keys(os.path.join(run_dir, "controller.curve"), restoring)
+        os.environ["IPP_CURVE_PUBLICKEY"], os.environ["IPP_CURVE_SECRETKEY"] = public, secret
+    app.TaskScheduler = HealingScheduler  # the class ipcontroller starts its scheduler with
+    try:  # named as ipcontroller in ps, top and pkill, as before (its scheduler processes too)
+        with open("/proc/self/comm", "w") as comm:
+            comm.write("ipcontroller")
+    except OSError:
+        pass
+    app.main(argv=arguments)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

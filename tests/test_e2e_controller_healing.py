@@ -1,0 +1,221 @@
+"""
+End to end: a controller and a Jupyter that come back by themselves. Host 1 is the
+master; hosts 2 and 3 run two engines each.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import engines_by_id, leftovers, three_host_inventory, with_client
+from tests.conftest import fab as run_fab
+
+NAME = PROFILE = "ctlheal"
+PORT = 18960
+HOME = Path(os.path.expanduser("~"))
+PROFILE_DIR = HOME / ".ipython" / f"profile_{PROFILE}"
+RUN_DIR = HOME / ".ipp-cluster" / NAME / "host1"  # the master's
+#: Loaded by ipcontroller from the profile: a controller that crashes at start while the flag is there.
+CRASH_FLAG = HOME / f".{NAME}-crash"
+CONTROLLER_CONFIG = f"import os\nif os.path.exists({str(CRASH_FLAG)!r}):\n    os._exit(3)\n"
+
+#: A client made before the crash: 12 tasks of 3 s on 4 engines, then new work; prints
+#: "submitted", then how the map ended (each task's status, the errors' names) as JSON.
+MAP_CLIENT = f"""
+import json, os, sys, time
+sys.path.insert(0, {str(RUN_DIR / "python")!r})  # the module the master's Jupyter offers
+import ipp_cluster
+import ipyparallel as ipp
+rc = ipp_cluster.Client(profile={PROFILE!r}, timeout=20)
+rc.wait_for_engines(4, timeout=60)
+def nap(i):
+    import time
+    time.sleep(3)
+    return i
+ar = rc.load_balanced_view().map_async(nap, range(12))
+print("submitted", flush=True)
+ar.wait(timeout=120)
+ended = time.monotonic()
+statuses = [md["status"] for md in ar.metadata]  # a task each, in order: ok or error
+try:
+    ar.get(timeout=0)
+    errors = []
+except ipp.error.CompositeError as failed:
+    errors = sorted({{name for name, *_ in failed.elist}})
+except ipp.error.RemoteError as failed:
+    errors = [failed.ename]
+new = rc[:].apply_sync(os.getpid)
+print(json.dumps({{"ready": ar.ready(), "statuses": statuses, "errors": errors, "ended": ended,
+                  "new": sorted(new)}}))
+"""
+
+
+@pytest.fixture(scope="module")
+def fab_here(fake_hosts, tmp_path_factory):
+    inventory = three_host_inventory(tmp_path_factory.mktemp("inv"), fake_hosts, NAME, PORT)
+    (inventory / "hosts").write_text("[master]\n127.0.2.1\n[engines]\n127.0.2.2 engines=2\n"
+                                     "127.0.2.3 engines=2\n")
+    PROFILE_DIR.mkdir(parents=True, exist_ok=True)
+    (PROFILE_DIR / "ipcontroller_config.py").write_text(CONTROLLER_CONFIG)
+
+    def run(*args, **kwargs):
+        return run_fab(*args, inventory=inventory, key=fake_hosts.client_key, **kwargs)
+    run.inventory = inventory
+    run.settings = (inventory / "cluster.env").read_text()
+    yield run
+    CRASH_FLAG.unlink(missing_ok=True)
+    run("cluster.down")
+    (PROFILE_DIR / "ipcontroller_config.py").unlink()
+
+
+@pytest.fixture
+def cluster(fab_here):
+    """The cluster up with all its engines, whatever a test before did to it."""
+    CRASH_FLAG.unlink(missing_ok=True)
+    up = fab_here("cluster.up")
+    assert up.returncode == 0, up.stdout + up.stderr
+    yield fab_here
+    CRASH_FLAG.unlink(missing_ok=True)
+    if (fab_here.inventory / "cluster.env").read_text() != fab_here.settings:
+        fab_here("cluster.down")  # its controller runs with the changed settings
+        (fab_here.inventory / "cluster.env").write_text(fab_here.settings)
+
+
+def controller_pids(master):
+    """The pids of the controller's processes (the hub and its schedulers), not its nanny's."""
+    return master.run(f"pgrep -f '^[^ ]*python[0-9.]* {RUN_DIR}/controller[.]py ' || true").split()
+
+
+def answers_in(seconds):
+    """Seconds until a new client gets an answer from the controller."""
+    began = time.monotonic()
+    while time.monotonic() - began < seconds:
+        try:
+            if with_client("print(json.dumps(len(c.ids)))", PROFILE, timeout=30) == 4:
+                return time.monotonic() - began
+        except (AssertionError, subprocess.TimeoutExpired):
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"the controller did not answer in {seconds} s")
+
+
+def status_line(cluster):
+    status = cluster("cluster.status")
+    return status, next(line for line in status.stdout.splitlines() if line.startswith("│ 127.0.2.1 "))
+
+
+@pytest.mark.parametrize("encrypt", ["no", "yes"])
+def test_a_controller_killed_mid_map_comes_back_with_its_engines_and_the_map_ends(
+        cluster, fake_hosts, encrypt):
+    if encrypt == "yes":
+        assert cluster("cluster.down").returncode == 0
+        env = cluster.inventory / "cluster.env"
+        env.write_text(env.read_text() + "ENCRYPT=yes\n")
+        up = cluster("cluster.up")
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert "curve_serverkey" in (PROFILE_DIR / "security/ipcontroller-engine.json").read_text()
+    master = fake_hosts.hosts[0]
+    before = engines_by_id(PROFILE)
+    client = subprocess.Popen([sys.executable, "-c", MAP_CLIENT], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        assert client.stdout.readline().strip() == "submitted", client.communicate(timeout=60)
+        time.sleep(1.5)  # the first 4 tasks run, 8 wait in the scheduler
+        pids = controller_pids(master)
+        assert len(pids) >= 2  # the hub and its scheduler processes
+        master.run(f"kill -9 {' '.join(pids)}")
+        killed = time.monotonic()
+        took = answers_in(10)
+        out, err = client.communicate(timeout=120)
+    finally:
+        client.kill()
+    assert client.returncode == 0, err
+    report = json.loads(out.strip().splitlines()[-1])
+    assert report["ready"] and report["ended"] - killed < 60
+    # each task ended: with its result (those that ran at the kill), or the error that
+    # says to submit it again (those queued in the scheduler that died)
+    assert set(report["statuses"]) == {"ok", "error"}, report
+    assert report["errors"] == ["ControllerRestarted"], report
+    after = engines_by_id(PROFILE)
+    assert after == before  # the same engine processes, under the same ids
+    assert report["new"] == sorted(pid for _, pid in before.values())  # the old client's new work
+    assert not set(controller_pids(master)) & set(pids)
+    print(f"controller answered {took:.1f} s after kill -9 (ENCRYPT={encrypt})")
+    status, row = status_line(cluster)
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert "controller restarted 1 time, the last at " in row
+
+
+def test_jupyter_killed_answers_again_at_its_old_url(cluster, fake_hosts):
+    url = cluster("master.url").stdout.strip().splitlines()[-1]
+    token = url.split("token=")[1]
+    api = f"http://127.0.0.1:{PORT}/api/status"
+    request = urllib.request.Request(api, headers={"Authorization": f"token {token}"})
+    master = fake_hosts.hosts[0]
+    server = master.run(f"pgrep -f '[j]upyter-server .*--port={PORT}' || true").split()
+    assert len(server) == 1
+    master.run(f"kill -9 {server[0]}")
+    began = time.monotonic()
+    while True:
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                if response.status == 200:
+                    break
+        except (urllib.error.URLError, ConnectionError):
+            pass
+        assert time.monotonic() - began < 10, "Jupyter did not answer in 10 s"
+        time.sleep(0.2)
+    assert master.run(f"pgrep -f '[j]upyter-server .*--port={PORT}'").split() != server
+    status, row = status_line(cluster)
+    assert "jupyter restarted 1 time" in row
+
+
+def test_a_controller_that_crashes_at_each_start_gives_up_and_status_says_so(cluster, fake_hosts):
+    master = fake_hosts.hosts[0]
+    CRASH_FLAG.touch()
+    master.run(f"kill -9 {' '.join(controller_pids(master))}")
+    deadline = time.monotonic() + 120  # at once, then 1, 2, 4, 8 s; it gives up at the 6th
+    while time.monotonic() < deadline:
+        status = cluster("cluster.status")
+        if "crash-looping" in status.stderr:
+            break
+        time.sleep(2)
+    assert status.returncode == 1
+    assert ("error: 127.0.2.1: controller not running; controller crash-looping: gave up: the"
+            " controller ended 6 times in 5 min, the last time: exit code 3; fab cluster.logs"
+            " --hosts=127.0.2.1 says why") in status.stderr, status.stderr
+    logs = cluster("cluster.logs", "--hosts=127.0.2.1", "--lines=60").stdout
+    assert "restart: the controller ended (signal 9 (SIGKILL)); starting it again now" in logs
+    assert "gave up: the controller ended 6 times in 5 min" in logs
+    CRASH_FLAG.unlink()
+    up = cluster("cluster.up")  # a new controller, and the engines with it
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert cluster("cluster.status").returncode == 0
+
+
+def test_down_during_a_back_off_leaves_nothing_and_up_starts_no_second_controller(cluster,
+                                                                                 fake_hosts):
+    master = fake_hosts.hosts[0]
+    CRASH_FLAG.touch()
+    master.run(f"kill -9 {' '.join(controller_pids(master))}")
+    log = RUN_DIR / f"{NAME}-controller.log"
+    deadline = time.monotonic() + 60
+    while "starting it again in 2 s" not in log.read_text():
+        assert time.monotonic() < deadline, log.read_text()[-2000:]
+        time.sleep(0.1)
+    started = cluster("master.start")  # its nanny waits: the controller runs, none starts
+    assert "started" not in started.stdout, started.stdout + started.stderr
+    nannies = master.run("pgrep -f '^[^ ]*python[0-9.]* [^ ]*/nanny[.]py controller' || true").split()
+    assert len(nannies) == 1
+    down = cluster("cluster.down")
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert leftovers(fake_hosts, (1, 2, 3)) == {}
+    time.sleep(9)  # past the longest back-off left: nothing starts afterwards
+    assert leftovers(fake_hosts, (1, 2, 3)) == {}
