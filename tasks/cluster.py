@@ -9,7 +9,7 @@ from invoke import Collection
 from invoke.exceptions import Exit
 
 from . import engines, master, toolbox
-from .context import HOSTS_HELP, choose, fleet, load, reads_inventory
+from .context import HOSTS_HELP, JSON_HELP, choose, fleet, load, reads_inventory
 from .show import report
 from .show.progress import watching
 from .steps import lifecycle, preflight
@@ -42,7 +42,9 @@ def _up(c, inventory):
     master.show(started, inventory.master)
     engines.show(up, inventory)
     if started.ok:
-        print(f"Jupyter: {report.jupyter_url(inventory.settings.jupyter_port, started.facts['token'])}")
+        port, token = inventory.settings.jupyter_port, started.facts["token"]
+        print(f"Jupyter: {report.jupyter_url(port, token)}")
+        print(f"Dashboard: {report.dashboard_url(port, token)}")
     report.fail_if(report.lines(unfit) + up.problems)
 
 
@@ -93,17 +95,19 @@ def hosts(c, json=False):
         report.hosts_table(listing)
 
 
-@task(help={"hosts": HOSTS_HELP})
+@task(help={"hosts": HOSTS_HELP, "json": JSON_HELP})
 @reads_inventory
-def status(c, hosts=""):
+def status(c, hosts="", json=False):
     """Show a row per host (reachable, sessions, engines); exit 0 only if all is as wanted."""
     inventory = load()
     chosen = choose(inventory, "", hosts)
     with fleet(c, inventory) as fleet_:
         rows = read_status(fleet_, inventory, hosts=chosen).rows
-    stopped = (f"the cluster {inventory.settings.cluster_name!r} is stopped: nothing of it runs"
+    name = inventory.settings.cluster_name
+    stopped = (f"the cluster {name!r} is stopped: nothing of it runs"
                " on any host (fab cluster.up starts it)")
-    report.status_and_exit("cluster", rows, stopped=None if hosts else stopped)
+    report.status_and_exit("cluster", rows, stopped=None if hosts else stopped,
+                           as_json=json and ("cluster.status", name))
 
 
 ns = Collection("cluster", up, down, restart, status, hosts, toolbox.run, toolbox.info, toolbox.check,

@@ -60,6 +60,7 @@ def whole_number(option, value, low, high):
 
 #: The help of every ``--hosts`` option.
 HOSTS_HELP = "only these hosts: comma-separated inventory names or patterns (node0*)"
+JSON_HELP = "one JSON document on stdout instead of the table (its schema: README, JSON for programs)"
 
 
 def choose(inventory, role="", hosts=""):

@@ -5,7 +5,7 @@ Tasks for the engines: ``ipengine`` processes on every engine host of the invent
 from fabric import task
 from invoke import Collection
 
-from .context import HOSTS_HELP, choose, fleet, load, reads_inventory
+from .context import HOSTS_HELP, JSON_HELP, choose, fleet, load, reads_inventory
 from .show import report
 from .show.progress import watching
 from .steps import lifecycle
@@ -69,16 +69,17 @@ def restart(c, hosts=""):
                        + bring_up(fleet_, inventory, chosen).problems)
 
 
-@task(help={"hosts": HOSTS_HELP})
+@task(help={"hosts": HOSTS_HELP, "json": JSON_HELP})
 @reads_inventory
-def status(c, hosts=""):
+def status(c, hosts="", json=False):
     """Show the engines running and registered per host; exit 0 only if all are."""
     inventory = load()
     chosen = choose(inventory, "engines", hosts)
     with fleet(c, inventory) as fleet_:
         rows = read_status(fleet_, inventory, master=False, hosts=chosen).rows
     stopped = "the engines are stopped: none runs on any engine host (fab engines.start starts them)"
-    report.status_and_exit("engines", rows, stopped=None if hosts else stopped)
+    report.status_and_exit("engines", rows, stopped=None if hosts else stopped,
+                           as_json=json and ("engines.status", inventory.settings.cluster_name))
 
 
 ns = Collection("engines", start, stop, restart, status)

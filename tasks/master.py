@@ -9,7 +9,7 @@ from fabric import task
 from invoke import Collection
 from invoke.exceptions import Exit
 
-from .context import fleet, load, reads_inventory
+from .context import JSON_HELP, fleet, load, reads_inventory
 from .show import report
 from .steps import lifecycle
 from .steps.status import read_status
@@ -19,6 +19,12 @@ def show(result, master):
     """Print the master's table: controller and Jupyter started or running, and answering."""
     report.results_table("master", {master.name: result},
                          [("controller", "controller"), ("jupyter", "jupyter")])
+
+
+def print_urls(port, token):
+    """The dashboard's URL, then Jupyter's alone on the last line (``fab master.url | tail -1``)."""
+    print(f"Dashboard: {report.dashboard_url(port, token)}")
+    print(report.jupyter_url(port, token))
 
 
 def bring_up(fleet_, inventory, master):
@@ -41,7 +47,7 @@ def bring_down(fleet_, inventory, master):
 def _start(c, inventory):
     with fleet(c, inventory) as fleet_:
         result = bring_up(fleet_, inventory, inventory.master)
-    print(report.jupyter_url(inventory.settings.jupyter_port, result.facts["token"]))
+    print_urls(inventory.settings.jupyter_port, result.facts["token"])
 
 
 def _stop(c, inventory):
@@ -70,26 +76,27 @@ def stop(c):
     _stop(c, load())
 
 
-@task
+@task(help={"json": JSON_HELP})
 @reads_inventory
-def status(c):
+def status(c, json=False):
     """Show whether the controller and Jupyter run and answer; exit 0 only if both do."""
     inventory = load()
     with fleet(c, inventory) as fleet_:
         rows = read_status(fleet_, inventory, engines=False).rows
     report.status_and_exit("master", rows, stopped="the master is stopped: neither the controller"
-                           " nor Jupyter runs (fab master.start starts them)")
+                           " nor Jupyter runs (fab master.start starts them)",
+                           as_json=json and ("master.status", inventory.settings.cluster_name))
 
 
 @task
 @reads_inventory
 def url(c):
-    """Print the Jupyter URL with its token: http://localhost:PORT/?token=TOKEN."""
+    """Print the Jupyter URL with its token (last line), after the dashboard's ("Dashboard: URL")."""
     inventory = load()
     with fleet(c, inventory) as fleet_:
         result = lifecycle.read_token(fleet_, inventory)
     report.fail_if(report.failures({inventory.master.name: result}))
-    print(report.jupyter_url(inventory.settings.jupyter_port, result.facts["token"]))
+    print_urls(inventory.settings.jupyter_port, result.facts["token"])
 
 
 @task(name="start-master")

@@ -14,10 +14,10 @@ import time
 from fabric import task
 from invoke.exceptions import Exit
 
-from .show import report
+from .show import documents, report
 from .ssh import forward
 from .steps import client, environment, lifecycle, operations, preflight
-from .context import HOSTS_HELP, choose, fleet, load, reads_inventory, whole_number
+from .context import HOSTS_HELP, JSON_HELP, choose, fleet, load, reads_inventory, whole_number
 
 
 def _print_outputs(results):
@@ -64,13 +64,17 @@ def _gib(kb):
     return f"{int(kb) / 1024 / 1024:.1f} GiB" if kb else ""
 
 
-@task
+@task(help={"json": JSON_HELP})
 @reads_inventory
-def info(c):
+def info(c, json=False):
     """One row per host: cores, GPUs, memory, load, users, and Python/ipyparallel in CLUSTER_ENV."""
     inventory = load()
     with fleet(c, inventory) as fleet_:
         results = preflight.read_facts(fleet_, inventory, inventory.hosts)
+    if json:
+        documents.dump(documents.info(results))
+        report.fail_if(report.failures(results))
+        return
     for result in results.values():
         result.facts["mem_total"] = _gib(result.facts.get("mem_total_kb"))
         result.facts["mem_available"] = _gib(result.facts.get("mem_available_kb"))
@@ -81,14 +85,18 @@ def info(c):
     report.fail_if(report.failures(results))
 
 
-@task
+@task(help={"json": JSON_HELP})
 @reads_inventory
-def check(c):
+def check(c, json=False):
     """Check every host before a start: reachable, screen, CLUSTER_ENV, same versions as the master."""
     inventory = load()
     with fleet(c, inventory) as fleet_:
         results = preflight.read_facts(fleet_, inventory, inventory.hosts)
     problems = preflight.check_problems(inventory, results)
+    if json:
+        documents.dump(documents.check(results, problems))
+        report.fail_if(report.lines(problems))
+        return
     report.results_table("check", results, [("python", "python"), ("ipyparallel", "ipyparallel")],
                          problems)
     report.fail_if(report.lines(problems))
@@ -123,11 +131,13 @@ def tunnel(c, port=""):
         token = result.facts["token"]
         if master.is_local:
             print(f"the master is this machine: {report.jupyter_url(remote_port, token)}")
+            print(f"Dashboard: {report.dashboard_url(remote_port, token)}")
             return
         local_port = port or free_port(remote_port)
         with _forwards(fleet_.connection(master), inventory.settings, "127.0.0.1",
                        {local_port: remote_port}) as forwards:
             print(f"Jupyter: {report.jupyter_url(local_port, token)}", flush=True)
+            print(f"Dashboard: {report.dashboard_url(local_port, token)}", flush=True)
             _hold(forwards, "forwarding; press Ctrl-C to stop")
 
 

@@ -94,13 +94,18 @@ def test_url_token_opens_jupyter_and_nothing_else_does(running):
 
 def test_token_is_on_no_command_line(running, fake_hosts):
     cluster = running
-    token = cluster("master.url").stdout.strip().split("token=")[1]
+    token = cluster("master.url").stdout.strip().splitlines()[-1].split("token=")[1]
     master = fake_hosts.hosts[0]
     assert token not in master.run("cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' '")
-    modes = master.run(f"stat -c '%a %n' ~/.ipp-cluster ~/.ipp-cluster/{NAME} "
-                       f"~/.ipp-cluster/{NAME}/host1 ~/.ipp-cluster/{NAME}/host1/*").splitlines()
+    modes = master.run(f"stat -c '%a %F %n' ~/.ipp-cluster ~/.ipp-cluster/{NAME} "
+                       f"~/.ipp-cluster/{NAME}/host1 ~/.ipp-cluster/{NAME}/host1/* "
+                       f"~/.ipp-cluster/{NAME}/host1/*/*").splitlines()
     assert [m.split()[0] for m in modes[:3]] == ["700", "700", "700"]
-    assert {m.split()[0] for m in modes[3:]} == {"600"}, modes
+    # in the run directory: files 0600 (logs, lock, token, programs), folders 0700
+    # (python/, what the master's Jupyter imports; dashboard/, what it shows)
+    assert {m.split(" ", 2)[1] for m in modes[3:] if m.split()[0] == "600"} == {"regular"}, modes
+    assert {m.split()[0] for m in modes[3:] if " directory " in m} == {"700"}, modes
+    assert {m.split()[0] for m in modes[3:]} == {"600", "700"}, modes
     listening = master.run("ss -ltnH 'sport = :18801'").splitlines()
     assert listening and all(line.split()[3] == "127.0.0.1:18801" for line in listening)
 

@@ -5,6 +5,7 @@ stop that is never undone. Its waits are shortened; nothing else is changed.
 """
 
 import os
+import re
 import select
 import signal
 import subprocess
@@ -240,9 +241,11 @@ LEAVER = STAND_IN + ("import subprocess; child = subprocess.Popen(['sleep', '60'
 
 
 def test_the_controller_starts_again_at_once_with_restore_and_nothing_it_left(tmp_path):
-    script = tmp_path / "nanny.py"  # run as the hosts run it: a subreaper of its own
+    script = tmp_path / "nanny.py"  # run as the hosts run it: a subreaper of its own, its
+    # first start taken as one that ran (a first start that fails at once is given up)
     script.write_text(open(nanny.__file__).read().replace(
-        "BACKOFF_FIRST, BACKOFF_MAX = 1.0", "BACKOFF_FIRST, BACKOFF_MAX = 0.1"))
+        "BACKOFF_FIRST, BACKOFF_MAX = 1.0", "BACKOFF_FIRST, BACKOFF_MAX = 0.1").replace(
+        "FIRST_RUN = 10.0", "FIRST_RUN = 0.0"))
     process = subprocess.run([sys.executable, str(script), "controller", str(tmp_path / "gaveup"),
                               "--", sys.executable, "-c", LEAVER, str(tmp_path / "starts")],
                              capture_output=True, text=True, timeout=60)
@@ -264,3 +267,12 @@ def test_a_bad_command_line_says_how_to_call_it(tmp_path):
     process = subprocess.run([sys.executable, nanny.__file__, "engine", "node01"],
                              capture_output=True, text=True, timeout=30)
     assert process.returncode == 1 and process.stderr.startswith("usage: nanny.py engine LABEL")
+
+
+def test_jupyter_that_ends_at_its_first_start_is_given_up_at_once(tmp_path, capsys):
+    options = {"role": "jupyter", "marker": str(tmp_path / "gaveup")}
+    assert nanny.Nanny(options, [sys.executable, "-c", CRASH, str(tmp_path / "starts")]).run() == 1
+    assert len(starts(tmp_path)) == 1  # a port taken: starting it again would not mend it
+    assert re.fullmatch(r"gave up: Jupyter ended at its first start, after [0-9.]+ s \(exit code 3\):"
+                        r" not a crash to mend\n", (tmp_path / "gaveup").read_text())
+    assert "; fab cluster.up starts it again" in capsys.readouterr().out

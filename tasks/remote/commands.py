@@ -115,11 +115,13 @@ def heartbeat(engines):
 def start_master(settings, address, engines=None):
     """Start what is missing of controller and Jupyter, each kept by the nanny, the
     controller on *address* alone (see `tasks.steps.address`) with the heartbeat for
-    *engines* (see `heartbeat`); Jupyter's kernels can import ``ipp_cluster``."""
+    *engines* (see `heartbeat`); Jupyter's kernels can import ``ipp_cluster``, and
+    Jupyter serves the dashboard (``ipp_dashboard``)."""
     period, registration = heartbeat(engines)
     return Step("start_master", (address, settings.jupyter_port, settings.notebook_dir,
                                  "yes" if settings.encrypt else "no", period, registration),
-                programs("nanny.py", "controller.py", "python/ipp_cluster.py"))
+                programs("nanny.py", "controller.py", "python/ipp_cluster.py",
+                         "python/ipp_dashboard.py", "python/ipp_dashboard.html"))
 
 
 def put_examples(settings, packed):
@@ -130,6 +132,15 @@ def put_examples(settings, packed):
 def stop_master():
     """Stop the controller and Jupyter; reports ``left_controller=``, ``left_jupyter=``."""
     return Step("stop_master")
+
+
+def write_plan(label, facts):
+    """Write, on the master, what `start_engines` reported for the engine host *label*
+    (expected, threads, devices): the dashboard shows it beside what the hub knows."""
+    plan = {"expected": int(facts.get("expected") or 0),
+            "threads": int(facts["threads"]) if facts.get("threads", "").isdigit() else None,
+            "devices": facts.get("devices", "").split()}
+    return Step("write_plan", (label, json.dumps(plan)))
 
 
 def read_engine_file():

@@ -21,6 +21,8 @@ controller or an engine to, a user shut Jupyter down); any other end is a crash,
 the program starts again after 1, 2, 4, ... at most 60 s (the controller and Jupyter:
 at once, then 1, 2, 4, ... s): at most `GIVE_UP_AFTER` times in `WINDOW` s. The crash
 after those makes the nanny give up: it says so in its log and in *marker*, and ends.
+The controller or Jupyter exiting (not killed) within `FIRST_RUN` s of its first start
+(a port taken, a broken setup) is given up at once: starting it again would not mend it.
 A stop (SIGHUP from screen, SIGTERM from the stop's kill) ends the program and the
 nanny, also during a wait. The controller starts again with ``--restore`` (see
 ``tasks/remote/controller.py``); Jupyter on the same port with the same token.
@@ -50,6 +52,7 @@ import psutil
 
 BACKOFF_FIRST, BACKOFF_MAX = 1.0, 60.0
 GIVE_UP_AFTER, WINDOW = 5, 300.0
+FIRST_RUN = 10.0  # seconds: the controller or Jupyter ending sooner at its first start is not mended
 POLL = 0.1  # seconds between two looks for a stop during a wait
 WATCH = 0.5  # seconds between two looks at the engine: its end, its memory, a renewal
 RESCAN = 10.0  # seconds between two reads of all /proc for the engine's descendants
@@ -159,10 +162,13 @@ def become_subreaper():
         pass
 
 
-def end_orphans(grace=5.0):
-    """End what the program left behind (see `become_subreaper`): SIGTERM, then SIGKILL
-    after *grace* s; reaped here, so that none holds a port when the program starts again."""
-    orphans = psutil.Process().children(recursive=True)
+def end_orphans(spare=(), grace=5.0):
+    """End what the program left behind (see `become_subreaper`): this process's children
+    but those in *spare* (pids it had before the program), and theirs; SIGTERM, then
+    SIGKILL after *grace* s; reaped here, so that none holds a port when the program
+    starts again."""
+    orphans = [process for child in psutil.Process().children() if child.pid not in spare
+               for process in _tree(child.pid)]
     for process in orphans:
         try:
             process.terminate()
@@ -218,6 +224,8 @@ class Nanny:
             argv.append("--restore")  # the same ports, key and engines
         self.renewing = False  # a renewal asked for during a back-off: this start is it
         self.starts += 1
+        self.others = {process.pid for process in psutil.Process().children()}
+        self.began = time.monotonic()
         self.child = subprocess.Popen(argv)
 
     def watch(self):
@@ -246,6 +254,13 @@ class Nanny:
                 end_tree(self.child, kill=True)
                 return f"passed MEMORY_LIMIT ({size(self.limit)}) by {size(used - self.limit)}"
 
+    def give_up(self, line):
+        """Say *line* in the log and in the marker; the nanny's exit code."""
+        say(f"{line}; {AGAIN[self.role]} starts it again")
+        with open(self.options["marker"], "w") as marker:
+            marker.write(line + "\n")
+        return 1
+
     def back_off(self, crashes):
         """Seconds to wait after the *crashes*-th crash in the window: the controller and
         Jupyter start again at once the first time (clients and engines wait for them)."""
@@ -266,7 +281,7 @@ class Nanny:
         while not self.stopping:
             self.start()
             why = self.watch()
-            end_orphans()
+            end_orphans(spare=self.others)
             if self.renewing and not self.stopping:
                 self.renewing = False
                 say("renewal: the controller dropped this engine's registration; "
@@ -279,13 +294,13 @@ class Nanny:
                 return 1
             now = time.monotonic()
             self.crashes = [t for t in self.crashes if now - t < WINDOW] + [now]
+            if (self.role != "engine" and self.starts == 1 and self.child.returncode > 0
+                    and now - self.began < FIRST_RUN):  # it exited: a signal would be a crash
+                return self.give_up(f"gave up: {self.noun} ended at its first start, after"
+                                    f" {now - self.began:.1f} s ({why}): not a crash to mend")
             if len(self.crashes) > GIVE_UP_AFTER:
-                line = (f"gave up: {self.noun} ended {len(self.crashes)} times in "
-                        f"{WINDOW / 60:g} min, the last time: {why}")
-                say(f"{line}; {AGAIN[self.role]} starts it again")
-                with open(self.options["marker"], "w") as marker:
-                    marker.write(line + "\n")
-                return 1
+                return self.give_up(f"gave up: {self.noun} ended {len(self.crashes)} times in "
+                                    f"{WINDOW / 60:g} min, the last time: {why}")
             delay = self.back_off(len(self.crashes))
             say(f"restart: {self.noun} ended ({why}); starting it again "
                 + (f"in {delay:g} s" if delay else "now"))

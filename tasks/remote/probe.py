@@ -196,7 +196,8 @@ def session_alive(session):
 
 
 def last_line(log):
-    """The last line a program wrote in its screen log, without colours and log prefix."""
+    """The last line a program wrote in its screen log, without colours and log prefix
+    (and without the lines of ``launch`` and of the nanny, ``=== ...``)."""
     try:
         with open(log, "rb") as file:
             file.seek(max(0, os.path.getsize(log) - 4096))
@@ -204,7 +205,7 @@ def last_line(log):
     except OSError:
         return ""
     lines = [_LOG_PREFIX.sub("", _CONTROL.sub("", line)).strip() for line in text.splitlines()]
-    return next((line for line in reversed(lines) if line), "")
+    return next((line for line in reversed(lines) if line and not line.startswith("=== ")), "")
 
 
 _CONTROL = re.compile(r"\x1b\[[0-9;]*[A-Za-z]|[\x00-\x08\x0b-\x1f\x7f]")  # and control codes

@@ -7,4 +7,5 @@ stop_master() {  # stop_master: stop the controller and Jupyter, remove the conn
   halt controller "$name-controller"
   halt jupyter "$name-jupyter"
   rm -f "$engine_file" "$sec/ipcontroller-client.json"
+  rm -rf "$run/dashboard"  # what write_plan wrote for it
 }

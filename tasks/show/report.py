@@ -12,6 +12,8 @@ from invoke.exceptions import Exit
 from rich.console import Console
 from rich.table import Table
 
+from . import documents
+
 # Piped output (CI, logs) gets room for a wide table instead of rich's default 80 columns.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 
@@ -72,15 +74,20 @@ def status_table(title, rows):
     console.print(table)
 
 
-def status_and_exit(title, rows, stopped=None):
+def status_and_exit(title, rows, stopped=None, as_json=None):
     """
     Print the status rows, then exit non-zero naming each host that is not as wanted.
     When every host answered and none runs anything of the cluster, say only *stopped*
-    (exit 3, as a stopped service's status does).
+    (exit 3, as a stopped service's status does). *as_json*: ``(command, cluster name)``,
+    to print the JSON document (`tasks.show.documents.status`) instead of the table.
     """
-    if stopped and all(row["state"] == "ok" and not row["sessions"] for row in rows):
+    is_stopped = bool(stopped) and all(row["state"] == "ok" and not row["sessions"] for row in rows)
+    if as_json:
+        documents.dump(documents.status(*as_json, rows, is_stopped))
+    if is_stopped:
         raise Exit(stopped, code=3)
-    status_table(title, rows)
+    if not as_json:
+        status_table(title, rows)
     fail_if([f"{row['host']}: {'; '.join(row['problems'])}" for row in rows if row["problems"]])
 
 
@@ -136,6 +143,11 @@ def _renewed(numbers):
 def jupyter_url(port, token):
     """The Jupyter URL on a local *port* (the master's own, or a tunnel's) with its *token*."""
     return f"http://localhost:{port}/?token={token}"
+
+
+def dashboard_url(port, token):
+    """The dashboard's URL (``tasks/remote/ipp_dashboard.py``, a page of that Jupyter)."""
+    return f"http://localhost:{port}/ipp-dashboard/?token={token}"
 
 
 def fail_if(problems):

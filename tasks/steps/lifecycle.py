@@ -141,7 +141,8 @@ def engines_up(fleet, inventory, hosts, restart=False, cores=None, master_result
         return up
     with watch(up.expected) if watch and up.expected else nullcontext() as stream:
         just_started = jupyter and master_result.facts.get("jupyter") == "started"
-        result, probe = _wait_renewing(fleet, inventory, up, jupyter, stream, just_started)
+        plan = [commands.write_plan(name, r.facts) for name, r in started.items() if r.ok]
+        result, probe = _wait_renewing(fleet, inventory, up, jupyter, stream, just_started, plan)
     if jupyter:
         judge_jupyter(master_result, probe)
     if probe is None:
@@ -159,18 +160,20 @@ def engines_up(fleet, inventory, hosts, restart=False, cores=None, master_result
     return up
 
 
-def _wait_renewing(fleet, inventory, up, jupyter, stream, just_started):
+def _wait_renewing(fleet, inventory, up, jupyter, stream, just_started, plan=()):
     """
     `wait_for_engines` for *up*'s expected engines, starting each orphan (an engine whose
     registration the controller dropped, see `tasks.remote.probe.orphans`) again at
     once, until all registered or ENGINE_TIMEOUT passed; records them in ``up.renewed``.
+    *plan*: steps for the master before the first wait (``write_plan``).
     """
     deadline = time.monotonic() + inventory.settings.engine_timeout
     known = []
     while True:
         wait = max(0.0, deadline - time.monotonic())
         result, probe = wait_for_engines(fleet, inventory, up.expected, wait, jupyter, stream,
-                                         just_started, known)
+                                         just_started, known, plan)
+        plan = ()
         fresh = [uuid for uuid in (probe or {}).get("orphans", []) if uuid not in known]
         if not fresh or time.monotonic() >= deadline:
             return result, probe
@@ -261,18 +264,19 @@ def _check_left(results):
 
 
 def wait_for_engines(fleet, inventory, expected, wait, jupyter=False, progress=None,
-                     started=False, known_orphans=()):
+                     started=False, known_orphans=(), before=()):
     """
     Wait up to *wait* s until each host has its ``expected[name]`` engines registered
     (and, with *jupyter*, until Jupyter answers or ends; *started*: it was just started),
     or until an orphan not in *known_orphans* is found among those hosts' engines.
-    *progress* receives the probe's output as it comes (see `tasks.show.progress`).
+    *progress* receives the probe's output as it comes (see `tasks.show.progress`);
+    *before*: steps the master runs first, in the same round trip.
 
     :returns: the master's `HostResult` and the probe's report (None if it failed).
     """
     probe = commands.probe(inventory.settings, expected=expected, wait=wait, jupyter=jupyter,
                            started=started, known_orphans=known_orphans)
-    result = fleet.run({inventory.master: _script(inventory, inventory.master, probe)}, wait + SLACK,
-                       progress)
+    result = fleet.run({inventory.master: _script(inventory, inventory.master, *before, probe)},
+                       wait + SLACK, progress)
     master_result = result[inventory.master.name]
     return master_result, parse_probe(master_result.facts)

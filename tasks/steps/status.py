@@ -30,7 +30,9 @@ def read_status(fleet, inventory, master=True, engines=True, hosts=None):
     :returns: a `Status` whose ``rows`` are dicts: host, roles, state, sessions,
         registered, expected, threads (per running engine), restarts, problems (an
         empty list when all is as wanted) and notes (what went wrong and mended itself:
-        the controller's and Jupyter's restarts).
+        the controller's and Jupyter's restarts); a master's row also has
+        controller_restarts, controller_last_restart, jupyter_restarts and
+        jupyter_last_restart.
     """
     engine_hosts = {host.name for host in inventory.engines} if engines else set()
     shown = {host.name for host in (inventory.hosts if hosts is None else hosts)}
@@ -73,14 +75,14 @@ def _gave_up(facts, programs, host):
             for program in programs if f"gaveup_{program}" in facts]
 
 
-def _master_restarts(facts):
+def _master_restarts(row):
     """How often the controller and Jupyter were started again since they were started."""
     notes = []
     for program in ("controller", "jupyter"):
-        count = int(facts.get(f"{program}_restarts") or 0)
+        count = row[f"{program}_restarts"]
         if count:
             notes.append(f"{program} restarted {count} time{'s' * (count > 1)}, the last at"
-                         f" {facts.get(f'{program}_restarted')}")
+                         f" {row[f'{program}_last_restart']}")
     return notes
 
 
@@ -96,7 +98,10 @@ def _status_row(name, host, result, probe, is_master, is_engine_host):
     if is_master:
         row["problems"] += _master_problems(name, sessions, probe)
         row["problems"] += _gave_up(result.facts, ("controller", "jupyter"), host.name)
-        row["notes"] += _master_restarts(result.facts)
+        for program in ("controller", "jupyter"):
+            row[f"{program}_restarts"] = int(result.facts.get(f"{program}_restarts") or 0)
+            row[f"{program}_last_restart"] = result.facts.get(f"{program}_restarted") or None
+        row["notes"] += _master_restarts(row)
     if is_engine_host:
         expected = int(result.facts.get("expected", 0))
         running = sum(1 for s in sessions if s.startswith(f"{name}-engine-"))
