@@ -95,6 +95,17 @@ def write_readme(text, markers=MARKERS):
     README.write_text(readme[:start + len(markers[0])] + text + readme[end:])
 
 
+def publish(out, name, text, data, markers, into_readme):
+    """Print *text* and write it to *out*/NAME.md, *data* (and the machine) to NAME.json
+    and, *into_readme*, the text into the README between *markers*."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.md").write_text(text)
+    (out / f"{name}.json").write_text(json.dumps({"machine": report.machine(), **data}, indent=1))
+    if into_readme:
+        write_readme(text, markers)
+    print(text)
+
+
 def run_scale(out, rounds, into_readme):
     """The scale benchmark (`bench.scale`), its table printed and written to *out*."""
     with tempfile.TemporaryDirectory() as ipython_dir, FakeHosts(5, FIRST_HOST) as fake_hosts:
@@ -102,12 +113,7 @@ def run_scale(out, rounds, into_readme):
         rows = scale.measure(fake_hosts, Path(ipython_dir), rounds, say)
     text = (f"Machine: {report.machine()}. {rounds} round(s); time: median (min-max).\n\n"
             + scale.table(rows) + "\n")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "scale.md").write_text(text)
-    (out / "scale.json").write_text(json.dumps({"machine": report.machine(), "runs": rows}, indent=1))
-    if into_readme:
-        write_readme(text, SCALE_MARKERS)
-    print(text)
+    publish(out, "scale", text, {"runs": rows}, SCALE_MARKERS, into_readme)
 
 
 def run_blas(out, rounds, into_readme):
@@ -118,13 +124,7 @@ def run_blas(out, rounds, into_readme):
     text = (f"Machine: {report.machine()}. {rounds} round(s); {blas.PRODUCTS} products of"
             f" {blas.SIZE}x{blas.SIZE} matrices on each engine, all engines at once; median over"
             " engines and rounds (min-max).\n\n" + blas.blas_table(samples) + "\n")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "blas.md").write_text(text)
-    (out / "blas.json").write_text(json.dumps({"machine": report.machine(), "seconds": samples},
-                                              indent=1))
-    if into_readme:
-        write_readme(text, BLAS_MARKERS)
-    print(text)
+    publish(out, "blas", text, {"seconds": samples}, BLAS_MARKERS, into_readme)
 
 
 def run_healing(out, rounds, into_readme):
@@ -135,13 +135,7 @@ def run_healing(out, rounds, into_readme):
         samples.update(healing.measure_controller(fake_hosts, Path(ipython_dir), rounds))
     text = (f"Machine: {report.machine()}. {rounds} round(s); median (min-max).\n\n"
             + report.healing_table(samples) + "\n")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "healing.md").write_text(text)
-    (out / "healing.json").write_text(json.dumps({"machine": report.machine(), "seconds": samples},
-                                                 indent=1))
-    if into_readme:
-        write_readme(text, HEALING_MARKERS)
-    print(text)
+    publish(out, "healing", text, {"seconds": samples}, HEALING_MARKERS, into_readme)
 
 
 def main():

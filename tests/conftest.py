@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -94,6 +95,17 @@ def engines_by_id(profile):
             "    return socket.gethostname(), os.getpid()\n"
             "print(json.dumps(c[:].apply_async(who).get_dict()))\n")
     return {int(i): tuple(v) for i, v in with_client(code, profile).items()}
+
+
+def status_saying(cluster, text, timeout):
+    """``cluster.status`` (run by the fixture *cluster*) once its errors say *text*, or the
+    last one after *timeout* s (the status tasks take a second or more each)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status = cluster("cluster.status")
+        if text in status.stderr or time.monotonic() >= deadline:
+            return status
+        time.sleep(2)
 
 
 def on(engines, hostname):

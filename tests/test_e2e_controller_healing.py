@@ -4,6 +4,7 @@ master; hosts 2 and 3 run two engines each.
 """
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import engines_by_id, leftovers, three_host_inventory, with_client
+from tests.conftest import engines_by_id, leftovers, status_saying, three_host_inventory, with_client
 from tests.conftest import fab as run_fab
 
 NAME = PROFILE = "ctlheal"
@@ -181,12 +182,7 @@ def test_a_controller_that_crashes_at_each_start_gives_up_and_status_says_so(clu
     master = fake_hosts.hosts[0]
     CRASH_FLAG.touch()
     master.run(f"kill -9 {' '.join(controller_pids(master))}")
-    deadline = time.monotonic() + 120  # at once, then 1, 2, 4, 8 s; it gives up at the 6th
-    while time.monotonic() < deadline:
-        status = cluster("cluster.status")
-        if "crash-looping" in status.stderr:
-            break
-        time.sleep(2)
+    status = status_saying(cluster, "crash-looping", 120)  # at once, then 1, 2, 4, 8 s: 6th crash
     assert status.returncode == 1
     assert ("error: 127.0.2.1: controller not running; controller crash-looping: gave up: the"
             " controller ended 6 times in 5 min, the last time: exit code 3; fab cluster.logs"
@@ -218,4 +214,20 @@ def test_down_during_a_back_off_leaves_nothing_and_up_starts_no_second_controlle
     assert down.returncode == 0, down.stdout + down.stderr
     assert leftovers(fake_hosts, (1, 2, 3)) == {}
     time.sleep(9)  # past the longest back-off left: nothing starts afterwards
+    assert leftovers(fake_hosts, (1, 2, 3)) == {}
+
+
+def test_a_controller_that_exits_at_its_first_start_is_named_by_up_at_once(cluster, fake_hosts):
+    assert cluster("cluster.down").returncode == 0
+    CRASH_FLAG.touch()  # the profile's config exits: a broken setup, not a crash to mend
+    began = time.monotonic()
+    up = cluster("cluster.up")
+    assert up.returncode == 1 and time.monotonic() - began < 60  # ENGINE_TIMEOUT: 120
+    assert re.search(r"^error: 127\.0\.2\.1: exit 1: the controller's nanny gave up: the controller ended at"
+                     r" its first start, after [0-9.]+ s \(exit code 3\): not a crash to mend; see ",
+                     up.stderr, re.MULTILINE), up.stderr
+    logs = cluster("cluster.logs", "--hosts=127.0.2.1", "--lines=30").stdout
+    assert "restart:" not in logs.split(f"{NAME}-controller")[-1]  # started once, not again
+    CRASH_FLAG.unlink()
+    assert cluster("cluster.down").returncode == 0
     assert leftovers(fake_hosts, (1, 2, 3)) == {}

@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from tests.conftest import engines_by_id, leftovers, on, three_host_inventory, with_client
+from tests.conftest import engines_by_id, leftovers, on, status_saying, three_host_inventory
+from tests.conftest import with_client
 from tests.conftest import fab as run_fab
 
 NAME = PROFILE = "healing"
@@ -114,12 +115,7 @@ def test_a_crash_loop_gives_up_and_a_down_during_back_off_leaves_nothing(cluster
     host3.run(f"mount --bind {failing} {sys.prefix}/bin/ipengine")  # host3 alone sees it
     pids = sorted(v[1] for v in on(engines(), "host3").values())
     host3.run(f"kill -9 {pids[0]}")
-    deadline = time.monotonic() + 90  # back-off 1+2+4+8+16 s, then it gives up
-    while time.monotonic() < deadline:
-        status = cluster("cluster.status")
-        if "crash-looping" in status.stderr:
-            break
-        time.sleep(2)
+    status = status_saying(cluster, "crash-looping", 90)  # back-off 1+2+4+8+16 s, then it gives up
     assert status.returncode == 1
     assert re.search(r"error: 127\.0\.2\.3: engine [12] crash-looping: gave up: the engine ended 6 "
                      r"times in 5 min, the last time: exit code 3; fab cluster\.logs "

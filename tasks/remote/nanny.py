@@ -144,7 +144,12 @@ def end_tree(child, grace=5.0, kill=False):
     except subprocess.TimeoutExpired:
         child.kill()
         child.wait()
-    _, alive = psutil.wait_procs(tree[1:], timeout=grace)
+    _reap(tree[1:], grace)
+
+
+def _reap(processes, grace):
+    """Wait *grace* s for *processes* to end, then SIGKILL what is left, and reap it."""
+    _, alive = psutil.wait_procs(processes, timeout=grace)
     for process in alive:
         try:
             process.kill()
@@ -174,13 +179,7 @@ def end_orphans(spare=(), grace=5.0):
             process.terminate()
         except psutil.Error:
             pass
-    _, alive = psutil.wait_procs(orphans, timeout=grace)
-    for process in alive:
-        try:
-            process.kill()
-        except psutil.Error:
-            pass
-    psutil.wait_procs(alive, timeout=grace)
+    _reap(orphans, grace)
 
 
 def describe(returncode):

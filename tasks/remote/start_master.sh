@@ -83,7 +83,7 @@ start_master() {  # start_master ADDRESS JUPYTER_PORT NOTEBOOK_DIR ENCRYPT PERIO
   exec 9>&-
   wait_file "$engine_file" "$timeout" "$run/$name-controller.gaveup" || {
     if [ -s "$run/$name-controller.gaveup" ]; then
-      echo "the controller $(cat "$run/$name-controller.gaveup"); see $run/$name-controller.log" >&2
+      echo "the controller's nanny $(cat "$run/$name-controller.gaveup"); see $run/$name-controller.log" >&2
     else
       echo "the controller wrote no connection file in $timeout s; see $run/$name-controller.log" >&2
     fi
