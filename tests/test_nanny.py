@@ -245,7 +245,7 @@ def test_the_controller_starts_again_at_once_with_restore_and_nothing_it_left(tm
     # first start taken as one that ran (a first start that fails at once is given up)
     script.write_text(open(nanny.__file__).read().replace(
         "BACKOFF_FIRST, BACKOFF_MAX = 1.0", "BACKOFF_FIRST, BACKOFF_MAX = 0.1").replace(
-        "FIRST_RUN = 10.0", "FIRST_RUN = 0.0"))
+        "FIRST_RUN = 30.0", "FIRST_RUN = 0.0"))
     process = subprocess.run([sys.executable, str(script), "controller", str(tmp_path / "gaveup"),
                               "--", sys.executable, "-c", LEAVER, str(tmp_path / "starts")],
                              capture_output=True, text=True, timeout=60)

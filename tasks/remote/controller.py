@@ -28,12 +28,12 @@ the process, not the machine), and after a restart ends every task of it:
 - a task whose engine goes away ends with the error.
 
 The engines that the restored hub hands the scheduler at its start are held back until
-they answer such a request: until its engine's socket has reconnected, a router drops
+they answer such a request: until an engine's socket has reconnected, a router drops
 what it sends there, and a task sent to it would be lost.
 
 A result or an error reaches a client only where ZeroMQ can route it: a client whose
 task socket has a routing id of its own. ipyparallel's `Client` leaves it to ZeroMQ,
-which draws a new one when the socket reconnects; ``tasks/remote/clients.py`` gives a
+which draws a new one when the socket reconnects; ``tasks/remote/ipp_cluster.py`` gives a
 client a lasting one.
 """
 

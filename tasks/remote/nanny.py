@@ -52,7 +52,7 @@ import psutil
 
 BACKOFF_FIRST, BACKOFF_MAX = 1.0, 60.0
 GIVE_UP_AFTER, WINDOW = 5, 300.0
-FIRST_RUN = 10.0  # seconds: the controller or Jupyter ending sooner at its first start is not mended
+FIRST_RUN = 30.0  # seconds: the controller or Jupyter ending sooner at its first start is not mended
 POLL = 0.1  # seconds between two looks for a stop during a wait
 WATCH = 0.5  # seconds between two looks at the engine: its end, its memory, a renewal
 RESCAN = 10.0  # seconds between two reads of all /proc for the engine's descendants
@@ -237,7 +237,8 @@ class Nanny:
                 return describe(self.child.returncode)
             except subprocess.TimeoutExpired:
                 pass
-            if self.stopping:
+            if self.stopping:  # also a program started as the stop came: it ends too
+                self.child.terminate()
                 continue
             if self.renewing:
                 end_tree(self.child)
