@@ -105,6 +105,9 @@ def test_descendants_are_the_process_and_everything_it_started():
         parent.stdout.readline()
         tree = nanny.descendants(parent.pid)
         assert tree[0] == parent.pid and len(tree) == 2
+        # Popen returns once exec has begun: until the kernel has set the new program's
+        # arguments (a loaded machine widens that moment), its cmdline reads empty
+        _wait_until(lambda: psutil.Process(tree[1]).cmdline(), timeout=10)
         assert psutil.Process(tree[1]).cmdline() == ["sleep", "30"]
         assert nanny.resident(tree) > nanny.resident(tree[:1]) > 0
         assert nanny.resident([2 ** 22 + 1]) == 0  # a pid that is gone counts nothing
