@@ -6,6 +6,7 @@ to run ``fab`` as a user would, in a subprocess, from the project folder.
 import json
 import os
 import pwd
+import shutil
 import signal
 import subprocess
 import sys
@@ -172,6 +173,13 @@ def users(*names, shell="/bin/bash"):
 
 
 def _remove_user(name):
-    """Remove the user *name*, its home and its processes, if it exists."""
+    """Remove the user *name*, its home, its processes and the folders named after it that
+    userdel leaves: screen's sessions (/run/screen/S-NAME) and pytest's (/tmp/pytest-of-NAME).
+    A new user of that name (another uid) could use neither: screen starts no session in a
+    folder that is not the user's, and pytest errs on every tmp_path (seen in CI, on a
+    machine where an earlier run's user had another uid)."""
     subprocess.run(["pkill", "-KILL", "-u", name], stderr=subprocess.DEVNULL)
     subprocess.run(["userdel", "-r", name], stderr=subprocess.DEVNULL)
+    for folder in (f"/run/screen/S-{name}", f"/var/run/screen/S-{name}",
+                   os.path.join(tempfile.gettempdir(), f"pytest-of-{name}")):
+        shutil.rmtree(folder, ignore_errors=True)

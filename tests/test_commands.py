@@ -255,6 +255,20 @@ def test_the_master_without_an_ipv4_address_for_the_engines_refuses_to_start(hos
                              " 'node01'): set CONTROLLER_ADDRESS in cluster.env\n")
 
 
+@needs_screen
+def test_a_screen_that_refuses_to_start_a_session_fails_the_step_with_its_words(host, tmp_path):
+    """A folder of sessions that screen refuses (open to others here; not the user's, as
+    /run/screen/S-USER left by a removed user of the same name): screen starts nothing, and
+    the step says so at once instead of waiting for the controller."""
+    refused = tmp_path / "refused"
+    refused.mkdir()
+    refused.chmod(0o755)
+    result = host(commands.start_master(host.settings, "10.0.0.7"), SCREENDIR=str(refused))
+    assert result.returncode == 1 and calls(host.home, "ipcontroller", 0) == []
+    assert result.stderr == (f"screen could not start {host.settings.cluster_name}-controller: "
+                             f"Directory {refused} must have mode 700.\n")
+
+
 @pytest.mark.parametrize("came_in_on", ["127.0.0.1", "::ffff:127.0.0.1"])
 def test_a_master_reached_on_its_loopback_refuses_it_for_remote_engines(host, came_in_on):
     """fab reached the master through a port forward: SSH came in on its loopback, which

@@ -118,11 +118,17 @@ tagged() {  # tagged ROLE: the pids of this user's processes that carry ROLE's t
 }
 
 launch() {  # launch ROLE SESSION PROGRAM ARGS...: PROGRAM in a detached, logged, tagged screen
+  # or fail with what screen said: it refuses to start anything when its folder of
+  # sessions is not this user's (/run/screen/S-USER left by a removed user of the same
+  # name, measured: "You are not the owner of ..."), and then nothing would ever start.
   role=$1 session=$2
   shift 2
   printf '\n=== %s: %s\n' "$(date)" "$session" >> "$run/$session.log"
-  screen -c "$run/screenrc" -dmS "$session" -L -Logfile "$run/$session.log" \
-    env "IPP_CLUSTER_TAG=$name/$role" "$@" 9>&-  # the program must not hold the lock
+  said=$(screen -c "$run/screenrc" -dmS "$session" -L -Logfile "$run/$session.log" \
+    env "IPP_CLUSTER_TAG=$name/$role" "$@" 2>&1 9>&-) || {  # the program must not hold the lock
+    echo "screen could not start $session: $(printf '%s\n' "$said" | tr -s '\r\n' '  ' | sed 's/ *$//')" >&2
+    exit 1
+  }
 }
 
 lock() {  # lock: take this host's lock of the cluster (let it go with: exec 9>&-)
