@@ -8,7 +8,9 @@ scale.md and scale.json, and the README between the ``bench-scale`` markers; ``-
 the threads-per-engine benchmark alone (`bench.blas`) into blas.md and blas.json, and the
 README between the ``bench-blas`` markers; ``--healing`` the self-healing measures alone
 (`bench.healing`: engines and controller, 5 rounds unless told) into healing.md and
-healing.json, and the README between the ``bench-healing`` markers.
+healing.json, and the README between the ``bench-healing`` markers; ``--dashboard`` what
+the dashboard costs the controller alone (`bench.dashboard`, 5 rounds unless told) into
+dashboard.md and dashboard.json, and the README between the ``bench-dashboard`` markers.
 """
 
 import argparse
@@ -21,7 +23,7 @@ from pathlib import Path
 
 from tests.sshhosts import FakeHosts, why_not_available
 
-from . import blas, healing, methods, report, scale
+from . import blas, dashboard, healing, methods, report, scale
 
 FULL = dict(hosts=(1, 2, 4, 8), per_host=(1, 2), control=(1, 8, 32, 64), threads=(64, 256), rounds=3,
             healing=7)
@@ -33,6 +35,7 @@ MARKERS = ("<!-- bench-results -->\n", "<!-- /bench-results -->\n")
 SCALE_MARKERS = ("<!-- bench-scale -->\n", "<!-- /bench-scale -->\n")
 BLAS_MARKERS = ("<!-- bench-blas -->\n", "<!-- /bench-blas -->\n")
 HEALING_MARKERS = ("<!-- bench-healing -->\n", "<!-- /bench-healing -->\n")
+DASHBOARD_MARKERS = ("<!-- bench-dashboard -->\n", "<!-- /bench-dashboard -->\n")
 FIRST_HOST = 101  # 127.0.2.101 and up: never the test suite's hosts
 
 
@@ -138,6 +141,16 @@ def run_healing(out, rounds, into_readme):
     publish(out, "healing", text, {"seconds": samples}, HEALING_MARKERS, into_readme)
 
 
+def run_dashboard(out, rounds, into_readme):
+    """What the dashboard costs (`bench.dashboard`), its table printed and written to *out*."""
+    with tempfile.TemporaryDirectory() as ipython_dir, FakeHosts(2, FIRST_HOST) as fake_hosts:
+        os.environ["IPYTHONDIR"] = ipython_dir
+        samples = dashboard.measure(fake_hosts, Path(ipython_dir), rounds)
+    text = (f"Machine: {report.machine()}. {rounds} round(s); median (min-max).\n\n"
+            + dashboard.dashboard_table(samples) + "\n")
+    publish(out, "dashboard", text, {"samples": samples}, DASHBOARD_MARKERS, into_readme)
+
+
 def main():
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="one small size, one round")
@@ -149,6 +162,8 @@ def main():
                         help="the threads-per-engine benchmark alone: BLAS on every engine of a host")
     parser.add_argument("--healing", action="store_true",
                         help="the self-healing measures alone: engines and controller")
+    parser.add_argument("--dashboard", action="store_true",
+                        help="what the dashboard costs the controller, alone")
     parser.add_argument("--rounds", type=int, help="rounds of every measure (default 3, quick 1)")
     parser.add_argument("--out", help="folder for results.md and results.png "
                                       "(default bench/results, or a temporary one with --quick)")
@@ -174,6 +189,9 @@ def main():
     if args.healing:
         run_healing(out, args.rounds or 5, into_readme=not args.out and not args.quick)
         return
+    if args.dashboard:
+        run_dashboard(out, args.rounds or 5, into_readme=not args.out and not args.quick)
+        return
     count = max(max(plan["control"]), max(plan["hosts"]) + 1, min(plan["threads"]))
     with tempfile.TemporaryDirectory() as ipython_dir, FakeHosts(count, FIRST_HOST) as fake_hosts:
         os.environ["IPYTHONDIR"] = ipython_dir  # ipyparallel's own profiles go there
@@ -190,6 +208,7 @@ def main():
         healed.update(healing.measure_controller(fake_hosts, folder, plan["healing"]))
         say(f"self-healing: {healed}")
         products = blas.measure(fake_hosts, folder, rounds, say)
+        looked = dashboard.measure(fake_hosts, folder, rounds)
 
     out.mkdir(parents=True, exist_ok=True)
     text = "\n\n".join([
@@ -206,6 +225,8 @@ def main():
         f"Threads per engine: {blas.PRODUCTS} products of {blas.SIZE}x{blas.SIZE} matrices on"
         " each engine of one host, all engines at once:",
         blas.blas_table(products),
+        "What the dashboard costs the controller:",
+        dashboard.dashboard_table(looked),
         f"`fab -l`: {report.cell(fab_list)}",
         report.goals(times, layouts, control, plan["control"], fab_list),
     ]) + "\n"
@@ -214,7 +235,8 @@ def main():
         "machine": report.machine(), "fab -l": fab_list,
         "startup": [[*key, samples] for key, samples in times.items()],
         "control": [[*key, samples] for key, samples in control.items()],
-        "threads": peaks, "healing": healed, "blas seconds": products}, indent=1))
+        "threads": peaks, "healing": healed, "blas seconds": products,
+        "dashboard": looked}, indent=1))
     report.plot(times, layouts, out / "results.png")
     if not args.out and not args.quick:
         write_readme(text)

@@ -24,6 +24,7 @@ def test_the_benchmark_runs_to_its_end_on_its_smallest_plan(tmp_path):
     for row in ("| 1 x 1 |", "| cluster.status |", "| cluster.run true |",
                 "`kill -9` of an engine -> its successor registered", "`fab -l`",
                 "`kill -9` of the controller -> first task answered through a client made before",
-                "| fab cluster.up (cores / engines threads each) |"):
+                "| fab cluster.up (cores / engines threads each) |",
+                "| one read of the data (3 hub requests), the hub holding a few task records |"):
         assert row in results
     assert (tmp_path / "results.png").stat().st_size > 0

@@ -10,7 +10,10 @@ server, behind its token like every other one, and no process or port of their o
 
 `Watcher` asks the hub alone, through its query socket, as ipyparallel's `Client` does:
 ``connection_request`` (the engines and their ids), ``queue_request`` (each engine's queue)
-and ``db_request`` (the task records of the last minutes); never an engine. It keeps one
+and ``db_request`` (the task records the hub received since the last read: the hub copies
+each record it returns, buffers and all, which took 0.1 to 0.35 ms a record, measured, so
+a read of the whole window would hold up the hub for a quarter of a second once a
+thousand tasks ran); never an engine. It keeps the window's tasks itself, and one
 socket with a routing id of its own, and drops it for a new one when the hub does not
 answer within a second (a controller that restarts). It reads the rest from the run
 directory: the engines each host should run (written by fab when it starts them) and
@@ -37,7 +40,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 WINDOW = 300.0  # seconds of task stream the page shows
 FRESH = 1.0  # seconds a state is served again before the hub is asked anew
 TIMEOUT = 1.0  # seconds the hub has to answer one request
+OVERLAP = 2.0  # seconds of records asked for again at each read: none is missed between two
 RESTART = re.compile(r"^=== nanny (\S+ \S+): restart: ")
+NO_CONTROLLER = {"started": None, "restarts": 0, "last_restart": None}
 
 
 class Watcher:
@@ -50,6 +55,9 @@ class Watcher:
         self.cached, self.cached_at = None, 0.0
         self.seen = {}  # "LABEL/N": engine uuids seen, in order (a restart adds one)
         self.last_completed = None  # (time, completed count), for the rate
+        self.tasks = {}  # msg_id: the task's bar in the stream, for the last WINDOW s
+        self.asked_until = None  # when the last records asked of the hub were received
+        self.log_at, self.log_state = 0, dict(NO_CONTROLLER)  # how far the controller's log was read
 
     def state(self):
         """The state, asked of the hub at most once per `FRESH` s (several pages share it)."""
@@ -65,20 +73,26 @@ class Watcher:
         try:
             engines = {int(k): v for k, v in self.ask("connection_request", {})["engines"].items()}
             queues = self.ask("queue_request", {"targets": None, "verbose": False})
-            since = _iso(time.time() - WINDOW)
-            records = self.ask("db_request", {"query": {"submitted": {"$gte": since}}, "keys": [
-                "engine_uuid", "submitted", "started", "completed", "result_content"]})["records"]
-            asked = 3
+            now = time.time()  # the hub's clock: it runs on this machine
+            since = now - WINDOW if self.asked_until is None else self.asked_until - OVERLAP
+            received = {"$exists": True, "$gte": _iso(since)}  # in this order: None >= a date fails
+            records = self.ask("db_request", {"query": {"received": received}, "keys": [
+                "engine_uuid", "started", "completed", "result_content"]})["records"]
+            self.asked_until, asked = now, 3
         except (OSError, zmq.ZMQError, KeyError, ValueError) as error:
             self.close()
             state["error"] = f"the controller does not answer ({error})"
             engines, queues, records = {}, {}, []
         state["hosts"] = self.hosts(engines, queues)
         ids = {uid: eid for eid, uid in engines.items()}
-        state["tasks"] = [_task(r, ids) for r in records if r.get("started")]
+        self.tasks.update((r["msg_id"], _task(r, ids)) for r in records if r.get("started"))
+        for msg_id in [m for m, t in self.tasks.items() if (t["completed"] or 0) < state["time"] - WINDOW]:
+            del self.tasks[msg_id]
+        state["tasks"] = sorted(self.tasks.values(), key=lambda task: task["started"])
         if asked:
-            state["totals"] = self.totals(queues, records)
-        state["cost"] = {"requests": asked, "seconds": round(time.perf_counter() - began, 4)}
+            state["totals"] = self.totals(queues)
+        state["cost"] = {"requests": asked, "records": len(records),
+                         "seconds": round(time.perf_counter() - began, 4)}
         return state
 
     def ask(self, msg_type, content):
@@ -139,7 +153,7 @@ class Watcher:
             row["registered"] = len(row["engines"])
         return sorted(rows.values(), key=lambda row: row["host"])
 
-    def totals(self, queues, records):
+    def totals(self, queues):
         engines = [v for k, v in queues.items() if k.isdigit()]
         completed = sum(q.get("completed", 0) for q in engines)
         now = time.monotonic()
@@ -151,23 +165,31 @@ class Watcher:
                     max(0, q.get("tasks", 0) + q.get("queue", 0) - 1) for q in engines),
                 "running": sum(1 for q in engines if q.get("tasks", 0) + q.get("queue", 0)),
                 "completed": completed,
-                "failed": sum(1 for r in records if _failed(r)),
+                "failed": sum(1 for task in self.tasks.values() if task["ok"] is False),
                 "per_second": None if rate is None else round(rate, 2)}
 
     def controller(self):
-        """The controller's session start and its nanny's restarts, from its log."""
+        """The controller's session start and its nanny's restarts, from its log, read from
+        where the last read ended: the hub logs a line per task, and a whole read of a log
+        of hours took longer than the hub's three answers (measured)."""
         path = os.path.join(self.run_dir, f"{self.name}-controller.log")
-        started, restarts, last = None, 0, None
         try:
-            with open(path, errors="replace") as log:
-                for line in log:
-                    if line.startswith("=== ") and line.rstrip().endswith(f": {self.name}-controller"):
-                        started, restarts, last = line[4:].rsplit(":", 1)[0], 0, None
-                    elif (found := RESTART.match(line)):
-                        restarts, last = restarts + 1, found[1].rstrip(":")
+            with open(path, "rb") as log:
+                if os.fstat(log.fileno()).st_size < self.log_at:  # a new log: read it whole
+                    self.log_at, self.log_state = 0, dict(NO_CONTROLLER)
+                log.seek(self.log_at)
+                chunk = log.read()
         except OSError:
-            pass
-        return {"started": started, "restarts": restarts, "last_restart": last}
+            return dict(self.log_state)
+        whole = chunk.rfind(b"\n") + 1  # a line still being written is read next time
+        self.log_at += whole
+        found = self.log_state
+        for line in chunk[:whole].decode(errors="replace").splitlines():
+            if line.startswith("=== ") and line.rstrip().endswith(f": {self.name}-controller"):
+                found.update(started=line[4:].rsplit(":", 1)[0], restarts=0, last_restart=None)
+            elif (restart := RESTART.match(line)):
+                found.update(restarts=found["restarts"] + 1, last_restart=restart[1].rstrip(":"))
+        return dict(found)
 
 
 def _iso(seconds):

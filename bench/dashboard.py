@@ -1,0 +1,121 @@
+"""
+What the dashboard costs the controller, measured on one engine host of two engines:
+
+- one read of its data (``/ipp-dashboard/state``: three requests on the hub's query
+  socket, and the controller's log read on), as the extension times it, with a handful
+  of task records in the hub and with a thousand (it asks only for those received since
+  its last read), next to one ``Client.queue_status()``, ipyparallel's own request of
+  the same socket;
+- the load-balanced throughput (``lview.map_sync(abs, range(2000))``) with the page open,
+  its data read as often as the extension asks the hub (once a second, for any number of
+  pages), and with no page: the runs alternate, so that the machine's noise falls on both.
+"""
+
+import json
+import re
+import threading
+import time
+import urllib.request
+
+from . import methods
+from .report import cell, median, table
+
+TASKS = 2000
+#: Seconds of one ``Client.queue_status()``, the median of 20 after one to connect.
+QUEUE_STATUS = ("c.queue_status()\nseconds = []\nfor _ in range(20):\n"
+                "    began = time.perf_counter()\n    c.queue_status()\n"
+                "    seconds.append(time.perf_counter() - began)\n"
+                "print(json.dumps(sorted(seconds)[10]))\n")
+THROUGHPUT = (f"view = c.load_balanced_view()\nc.wait_for_engines(2, timeout=60)\n"
+              f"view.map_sync(abs, range(100))\nbegan = time.perf_counter()\n"
+              f"view.map_sync(abs, range({TASKS}))\n"
+              f"print(json.dumps({TASKS} / (time.perf_counter() - began)))\n")
+
+
+class Page:
+    """The dashboard's data, read every *period* s in a thread while the page is open."""
+
+    def __init__(self, port, token, period=0.5):
+        self.url = f"http://127.0.0.1:{port}/ipp-dashboard/state"
+        self.token, self.period = token, period
+        self.asked, self.stop = set(), threading.Event()  # when each state served was read
+
+    def read(self):
+        """One read of the data (the state, with the extension's timing of its hub requests)."""
+        request = urllib.request.Request(self.url, headers={"Authorization": f"token {self.token}"})
+        with urllib.request.urlopen(request, timeout=20) as response:
+            state = json.load(response)
+        if state["cost"]["requests"] != 3:
+            raise methods.BenchError(f"the dashboard did not reach the hub: {state['error']}")
+        return state
+
+    def __enter__(self):
+        def keep_reading():
+            while not self.stop.wait(self.period):
+                self.asked.add(self.read()["time"])
+        self.thread = threading.Thread(target=keep_reading, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+
+
+def fresh_read(page):
+    """A read that asks the hub (the extension serves a state again for a second)."""
+    time.sleep(1.2)
+    return page.read()["cost"]["seconds"]
+
+
+def measure(fake_hosts, folder, rounds):
+    """``{"read_few": [s], "read_many": [s], "queue_status": [s], "open": [tasks/s],
+    "closed": [tasks/s], "hub_reads": [reads/s]}``."""
+    master, host = fake_hosts.hosts[0], fake_hosts.hosts[1]
+    port = 18989
+    inventory = methods.write_inventory(folder / "dashboard", f"[master]\n{master.address}\n"
+                                        f"[engines]\n{host.address} engines=2\n", fake_hosts,
+                                        JUPYTER_PORT=port)
+    key = fake_hosts.client_key
+    up = methods.fab_ok(inventory, key, "cluster.up")
+    token = re.search(r"^Dashboard: \S+\?token=(\w+)$", up.stdout, re.MULTILINE)[1]
+    page = Page(port, token)
+    samples = {"read_few": [], "read_many": [], "queue_status": [], "open": [], "closed": [],
+               "hub_reads": []}
+    try:
+        samples["read_few"] = [fresh_read(page) for _ in range(max(3, rounds))]
+        for round_ in range(rounds):
+            for open_ in ((True, False) if round_ % 2 == 0 else (False, True)):
+                if not open_:
+                    samples["closed"].append(methods.ask_cluster(THROUGHPUT))
+                    continue
+                with Page(port, token) as reading:
+                    began = time.perf_counter()
+                    samples["open"].append(methods.ask_cluster(THROUGHPUT))
+                    took = time.perf_counter() - began
+                # the states read of the hub: the other reads were served again from the cache
+                samples["hub_reads"].append(len(reading.asked) / took)
+        samples["read_many"] = [fresh_read(page) for _ in range(max(3, rounds))]
+        samples["queue_status"] = [methods.ask_cluster(QUEUE_STATUS) for _ in range(max(3, rounds))]
+    finally:
+        methods.fab(inventory, key, "cluster.down")
+    return samples
+
+
+def dashboard_table(samples):
+    """The dashboard's cost: a row each, median (min-max)."""
+    def ms(values):
+        return cell([v * 1000 for v in values]).replace(" s", " ms")
+
+    def rate(values):
+        return cell(values).replace(" s", "/s")
+    rows = [["one read of the data (3 hub requests), the hub holding a few task records",
+             ms(samples["read_few"])],
+            ["one read of the data, the hub holding 1000 (the first read after a map takes its"
+             " new records)", ms(samples["read_many"])],
+            ["ipyparallel's `Client.queue_status()` (1 hub request)", ms(samples["queue_status"])],
+            [f"tasks/s, `map_sync(abs, range({TASKS}))`, page open", rate(samples["open"])],
+            ["tasks/s, no page", rate(samples["closed"])],
+            ["open / no page", f"{median(samples['open']) / median(samples['closed']):.2f}"],
+            ["reads that asked the hub, per second, page open", rate(samples["hub_reads"])]]
+    return table(["dashboard (1 host, 2 engines)", "value"], rows)
