@@ -19,6 +19,8 @@ import os
 import sys
 import tempfile
 from collections import defaultdict
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from tests.sshhosts import FakeHosts, why_not_available
@@ -31,11 +33,6 @@ QUICK = dict(hosts=(2,), per_host=(2,), control=(1, 8), threads=(8, 32), rounds=
 #: What the test suite runs (tests/test_bench.py), so that the benchmark cannot rot unseen.
 SMALLEST = dict(hosts=(1,), per_host=(1,), control=(1,), threads=(2,), rounds=1, healing=1)
 README = methods.PROJECT / "README.md"
-MARKERS = ("<!-- bench-results -->\n", "<!-- /bench-results -->\n")
-SCALE_MARKERS = ("<!-- bench-scale -->\n", "<!-- /bench-scale -->\n")
-BLAS_MARKERS = ("<!-- bench-blas -->\n", "<!-- /bench-blas -->\n")
-HEALING_MARKERS = ("<!-- bench-healing -->\n", "<!-- /bench-healing -->\n")
-DASHBOARD_MARKERS = ("<!-- bench-dashboard -->\n", "<!-- /bench-dashboard -->\n")
 FIRST_HOST = 101  # 127.0.2.101 and up: never the test suite's hosts
 
 
@@ -91,64 +88,143 @@ def threads(fake_hosts, folder, sizes):
     return peaks
 
 
-def write_readme(text, markers=MARKERS):
-    """Put *text* between the README's *markers*."""
-    readme = README.read_text()
-    start, end = (readme.index(marker) for marker in markers)
-    README.write_text(readme[:start + len(markers[0])] + text + readme[end:])
+def markers(name):
+    """The README's markers around the tables of *name* (``results``, ``scale``...)."""
+    return f"<!-- bench-{name} -->\n", f"<!-- /bench-{name} -->\n"
 
 
-def publish(out, name, text, data, markers, into_readme):
+def write_readme(text, name="results"):
+    """Put *text* between the README's markers of *name*."""
+    readme, (first, last) = README.read_text(), markers(name)
+    README.write_text(readme[:readme.index(first) + len(first)] + text + readme[readme.index(last):])
+
+
+def publish(out, name, text, data, into_readme):
     """Print *text* and write it to *out*/NAME.md, *data* (and the machine) to NAME.json
-    and, *into_readme*, the text into the README between *markers*."""
+    and, *into_readme*, the text into the README between the markers of *name*."""
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{name}.md").write_text(text)
     (out / f"{name}.json").write_text(json.dumps({"machine": report.machine(), **data}, indent=1))
     if into_readme:
-        write_readme(text, markers)
+        write_readme(text, name)
     print(text)
 
 
-def run_scale(out, rounds, into_readme):
-    """The scale benchmark (`bench.scale`), its table printed and written to *out*."""
-    with tempfile.TemporaryDirectory() as ipython_dir, FakeHosts(5, FIRST_HOST) as fake_hosts:
+def attempt(what, measure, missing):
+    """
+    *measure()*, or None where it fails: then *what* and why are said on stderr and kept in
+    *missing*, so that one measurement that cannot be made (a port taken, a step that
+    failed) ends none of the others.
+    """
+    try:
+        return measure()
+    except Exception as error:  # BenchError, OSError, a subprocess' timeout...
+        missing[what] = f"{type(error).__name__}: {error}"
+        say(f"error: {what} not measured: {missing[what]}")
+        return None
+
+
+@contextmanager
+def fake_cluster(count):
+    """*count* fake hosts (127.0.2.101 and up) and a fresh folder for ipyparallel's profiles."""
+    with tempfile.TemporaryDirectory() as ipython_dir, FakeHosts(count, FIRST_HOST) as fake_hosts:
         os.environ["IPYTHONDIR"] = ipython_dir  # ipyparallel's own profiles go there
-        rows = scale.measure(fake_hosts, Path(ipython_dir), rounds, say)
-    text = (f"Machine: {report.machine()}. {rounds} round(s); time: median (min-max).\n\n"
-            + scale.table(rows) + "\n")
-    publish(out, "scale", text, {"runs": rows}, SCALE_MARKERS, into_readme)
+        yield fake_hosts, Path(ipython_dir)
 
 
-def run_blas(out, rounds, into_readme):
-    """The threads-per-engine benchmark (`bench.blas`), its table printed and written to *out*."""
-    with tempfile.TemporaryDirectory() as ipython_dir, FakeHosts(2, FIRST_HOST) as fake_hosts:
-        os.environ["IPYTHONDIR"] = ipython_dir
-        samples = blas.measure(fake_hosts, Path(ipython_dir), rounds, say)
-    text = (f"Machine: {report.machine()}. {rounds} round(s); {blas.PRODUCTS} products of"
-            f" {blas.SIZE}x{blas.SIZE} matrices on each engine, all engines at once; median over"
-            " engines and rounds (min-max).\n\n" + blas.blas_table(samples) + "\n")
-    publish(out, "blas", text, {"seconds": samples}, BLAS_MARKERS, into_readme)
+def both_healings(fake_hosts, folder, rounds):
+    """The engines' self-healing measures, then the controller's (`bench.healing`)."""
+    samples = healing.measure(fake_hosts, folder, rounds)
+    samples.update(healing.measure_controller(fake_hosts, folder, rounds))
+    return samples
 
 
-def run_healing(out, rounds, into_readme):
-    """The self-healing measures (`bench.healing`), their table printed and written to *out*."""
-    with tempfile.TemporaryDirectory() as ipython_dir, FakeHosts(2, FIRST_HOST) as fake_hosts:
-        os.environ["IPYTHONDIR"] = ipython_dir
-        samples = healing.measure(fake_hosts, Path(ipython_dir), rounds)
-        samples.update(healing.measure_controller(fake_hosts, Path(ipython_dir), rounds))
-    text = (f"Machine: {report.machine()}. {rounds} round(s); median (min-max).\n\n"
-            + report.healing_table(samples) + "\n")
-    publish(out, "healing", text, {"seconds": samples}, HEALING_MARKERS, into_readme)
+@dataclass(frozen=True)
+class Alone:
+    """A benchmark run alone (``--scale``...): on *hosts* fake hosts, *rounds* times unless
+    told (None: the plan's), *measure(fake hosts, folder, rounds)* makes the samples kept
+    under *key* in NAME.json; *caption* says what *table(samples)* shows."""
+
+    hosts: int
+    rounds: int
+    measure: object
+    key: str
+    caption: str
+    table: object
 
 
-def run_dashboard(out, rounds, into_readme):
-    """What the dashboard costs (`bench.dashboard`), its table printed and written to *out*."""
-    with tempfile.TemporaryDirectory() as ipython_dir, FakeHosts(2, FIRST_HOST) as fake_hosts:
-        os.environ["IPYTHONDIR"] = ipython_dir
-        samples = dashboard.measure(fake_hosts, Path(ipython_dir), rounds)
-    text = (f"Machine: {report.machine()}. {rounds} round(s); median (min-max).\n\n"
-            + dashboard.dashboard_table(samples) + "\n")
-    publish(out, "dashboard", text, {"samples": samples}, DASHBOARD_MARKERS, into_readme)
+ALONE = {
+    "scale": Alone(5, None, lambda *on: scale.measure(*on, say), "runs", "time: median (min-max).",
+                   scale.table),
+    "blas": Alone(2, None, lambda *on: blas.measure(*on, say), "seconds",
+                  f"{blas.PRODUCTS} products of {blas.SIZE}x{blas.SIZE} matrices on each engine,"
+                  " all engines at once; median over engines and rounds (min-max).", blas.blas_table),
+    "healing": Alone(2, 5, both_healings, "seconds", "median (min-max).", report.healing_table),
+    "dashboard": Alone(2, 5, lambda *on: dashboard.measure(*on), "samples", "median (min-max).",
+                       dashboard.dashboard_table),
+}
+
+
+def run_alone(name, out, rounds, into_readme):
+    """The benchmark *name* of `ALONE`, its table printed and written to *out* (`publish`);
+    where it cannot measure, it says why and exits 1."""
+    bench, missing = ALONE[name], {}
+    with fake_cluster(bench.hosts) as (fake_hosts, folder):
+        samples = attempt(name, lambda: bench.measure(fake_hosts, folder, rounds), missing)
+    if samples is None:
+        sys.exit(1)
+    text = (f"Machine: {report.machine()}. {rounds} round(s); {bench.caption}\n\n"
+            + bench.table(samples) + "\n")
+    publish(out, name, text, {bench.key: samples}, into_readme)
+
+
+def measure_all(fake_hosts, folder, plan, rounds, missing):
+    """Every measurement of a full run: ``(layouts, {what: samples})``, where one that cannot
+    be made is None and named in *missing* (`attempt`), and the others are still made."""
+    master, engine_hosts = fake_hosts.hosts[0], fake_hosts.hosts[1:]
+    layouts = [methods.Layout(master, tuple(engine_hosts[:n]), per_host)
+               for per_host in plan["per_host"] for n in plan["hosts"]]
+    say(f"{len(fake_hosts.hosts)} fake hosts up; {rounds} round(s)")
+
+    def healed():
+        samples = both_healings(fake_hosts, folder, plan["healing"])
+        say(f"self-healing: {samples}")
+        return samples
+    steps = {"fab -l": lambda: [methods.fab_list() for _ in range(max(3, rounds))],
+             "engines up and down": lambda: startup(fake_hosts, folder, layouts, rounds),
+             "control path": lambda: control_path(fake_hosts, folder, plan["control"], rounds),
+             "peak threads": lambda: threads(fake_hosts, folder, plan["threads"]),
+             "self-healing": healed,
+             "threads per engine": lambda: blas.measure(fake_hosts, folder, rounds, say),
+             "dashboard": lambda: dashboard.measure(fake_hosts, folder, rounds)}
+    return layouts, {what: attempt(what, step, missing) for what, step in steps.items()}
+
+
+def full_text(found, missing, layouts, plan, rounds):
+    """The full run's Markdown: each measurement's tables, or a line that says why it is missing."""
+    def part(what, render):
+        return f"Not measured: {what} ({missing[what]})." if what in missing else render(found[what])
+    lacking = [what for what in ("engines up and down", "control path", "fab -l") if what in missing]
+    sizes = plan["control"]
+    return "\n\n".join([
+        f"Machine: {report.machine()}. {rounds} round(s); median (min-max).",
+        part("engines up and down", lambda times: "Engines up (until every engine registered) and"
+             " down (until no process is left):\n\n" + report.startup_table(times, layouts)),
+        part("control path", lambda control: "Control path (fake hosts, no engines running), and"
+             " its floor: OpenSSH's `ssh HOST true` on as many hosts, 32 at a time:\n\n"
+             + report.control_table(control, sizes) + "\n\nThe control path as a multiple of its"
+             " floor:\n\n" + report.floor_table(control, sizes)),
+        part("peak threads", report.threads_line),
+        part("self-healing", report.healing_table),
+        part("threads per engine", lambda products: f"Threads per engine: {blas.PRODUCTS} products"
+             f" of {blas.SIZE}x{blas.SIZE} matrices on each engine of one host, all engines at"
+             " once:\n\n" + blas.blas_table(products)),
+        part("dashboard", lambda looked: "What the dashboard costs the controller:\n\n"
+             + dashboard.dashboard_table(looked)),
+        part("fab -l", lambda fab_list: f"`fab -l`: {report.cell(fab_list)}"),
+        f"Goals not checked: {', '.join(lacking)} not measured." if lacking else report.goals(
+            found["engines up and down"], layouts, found["control path"], sizes, found["fab -l"]),
+    ]) + "\n"
 
 
 def main():
@@ -170,6 +246,7 @@ def main():
     args = parser.parse_args()
     plan = SMALLEST if args.smallest else QUICK if args.quick else FULL
     args.quick = args.quick or args.smallest  # neither writes into the README
+    into_readme = not args.out and not args.quick
     rounds = args.rounds or plan["rounds"]
     out = Path(args.out or (tempfile.mkdtemp(prefix="ippbench-") if args.quick
                             else methods.PROJECT / "bench" / "results"))
@@ -180,68 +257,33 @@ def main():
         sys.exit("error: cluster processes already run on this machine; stop them first, "
                  "they would be counted as left behind:\n" + "\n".join(methods.cluster_processes()))
 
-    if args.scale:
-        run_scale(out, rounds, into_readme=not args.out and not args.quick)
-        return
-    if args.blas:
-        run_blas(out, rounds, into_readme=not args.out and not args.quick)
-        return
-    if args.healing:
-        run_healing(out, args.rounds or 5, into_readme=not args.out and not args.quick)
-        return
-    if args.dashboard:
-        run_dashboard(out, args.rounds or 5, into_readme=not args.out and not args.quick)
-        return
+    for name, bench in ALONE.items():
+        if getattr(args, name):
+            run_alone(name, out, args.rounds or bench.rounds or plan["rounds"], into_readme)
+            return
     count = max(max(plan["control"]), max(plan["hosts"]) + 1, min(plan["threads"]))
-    with tempfile.TemporaryDirectory() as ipython_dir, FakeHosts(count, FIRST_HOST) as fake_hosts:
-        os.environ["IPYTHONDIR"] = ipython_dir  # ipyparallel's own profiles go there
-        folder = Path(ipython_dir)
-        master, engine_hosts = fake_hosts.hosts[0], fake_hosts.hosts[1:]
-        layouts = [methods.Layout(master, tuple(engine_hosts[:n]), per_host)
-                   for per_host in plan["per_host"] for n in plan["hosts"]]
-        say(f"{count} fake hosts up; {rounds} round(s)")
-        fab_list = [methods.fab_list() for _ in range(max(3, rounds))]
-        times = startup(fake_hosts, folder, layouts, rounds)
-        control = control_path(fake_hosts, folder, plan["control"], rounds)
-        peaks = threads(fake_hosts, folder, plan["threads"])
-        healed = healing.measure(fake_hosts, folder, plan["healing"])
-        healed.update(healing.measure_controller(fake_hosts, folder, plan["healing"]))
-        say(f"self-healing: {healed}")
-        products = blas.measure(fake_hosts, folder, rounds, say)
-        looked = dashboard.measure(fake_hosts, folder, rounds)
-
+    missing = {}
+    with fake_cluster(count) as (fake_hosts, folder):
+        layouts, found = measure_all(fake_hosts, folder, plan, rounds, missing)
+    text = full_text(found, missing, layouts, plan, rounds)
+    times = found["engines up and down"]
     out.mkdir(parents=True, exist_ok=True)
-    text = "\n\n".join([
-        f"Machine: {report.machine()}. {rounds} round(s); median (min-max).",
-        "Engines up (until every engine registered) and down (until no process is left):",
-        report.startup_table(times, layouts),
-        "Control path (fake hosts, no engines running), and its floor: OpenSSH's `ssh HOST true`"
-        " on as many hosts, 32 at a time:",
-        report.control_table(control, plan["control"]),
-        "The control path as a multiple of its floor:",
-        report.floor_table(control, plan["control"]),
-        report.threads_line(peaks),
-        report.healing_table(healed),
-        f"Threads per engine: {blas.PRODUCTS} products of {blas.SIZE}x{blas.SIZE} matrices on"
-        " each engine of one host, all engines at once:",
-        blas.blas_table(products),
-        "What the dashboard costs the controller:",
-        dashboard.dashboard_table(looked),
-        f"`fab -l`: {report.cell(fab_list)}",
-        report.goals(times, layouts, control, plan["control"], fab_list),
-    ]) + "\n"
     (out / "results.md").write_text(text)
     (out / "results.json").write_text(json.dumps({  # every sample, to plot or compare again
-        "machine": report.machine(), "fab -l": fab_list,
-        "startup": [[*key, samples] for key, samples in times.items()],
-        "control": [[*key, samples] for key, samples in control.items()],
-        "threads": peaks, "healing": healed, "blas seconds": products,
-        "dashboard": looked}, indent=1))
-    report.plot(times, layouts, out / "results.png")
-    if not args.out and not args.quick:
+        "machine": report.machine(), "fab -l": found["fab -l"],
+        "startup": [[*key, samples] for key, samples in (times or {}).items()],
+        "control": [[*key, samples] for key, samples in (found["control path"] or {}).items()],
+        "threads": found["peak threads"], "healing": found["self-healing"],
+        "blas seconds": found["threads per engine"], "dashboard": found["dashboard"],
+        **({"not measured": missing} if missing else {})}, indent=1))
+    if times:
+        report.plot(times, layouts, out / "results.png")
+    if into_readme and not missing:  # the README keeps its whole tables until a whole run
         write_readme(text)
     print(text)
-    say(f"written: {out / 'results.md'}, {out / 'results.png'}")
+    say(f"written: {out / 'results.md'}" + (f", {out / 'results.png'}" if times else ""))
+    if missing:
+        sys.exit(f"error: not measured: {', '.join(missing)}; the others are in {out / 'results.md'}")
 
 
 if __name__ == "__main__":

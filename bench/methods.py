@@ -236,14 +236,13 @@ def ssh_floor(fake_hosts, hosts, at_once=32):
 
 @contextmanager
 def silent_hosts(count, first=1):
-    """*count* hosts that accept TCP on port 22 and never say a word: 127.0.3.FIRST and up."""
+    """*count* hosts that accept TCP on port 22 and never say a word: 127.0.3.FIRST and up.
+    Each binds as servers do (``SO_REUSEADDR``), so that a connection of a previous run
+    still in TIME_WAIT on its port does not make the address "already in use"."""
     sockets = []
     try:
         for number in range(first, first + count):
-            listener = socket.socket()
-            listener.bind((f"127.0.3.{number}", 22))
-            listener.listen(64)
-            sockets.append(listener)
+            sockets.append(socket.create_server((f"127.0.3.{number}", 22), backlog=64))
         yield [f"127.0.3.{n}" for n in range(first, first + count)]
     finally:
         for listener in sockets:

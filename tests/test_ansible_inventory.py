@@ -6,8 +6,10 @@ inventory converted by ``ansible-inventory --list`` to ``hosts.json`` reads the 
 again. Then each bad YAML input, with its exact ``file:line:`` message. No SSH.
 """
 
+import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,8 +18,6 @@ import pytest
 
 from tasks.inventory.folder import InventoryError, load_inventory
 from tests.conftest import fab
-
-ANSIBLE_INVENTORY = Path(sys.executable).parent / "ansible-inventory"
 
 RANGES_INI = """\
 [master]
@@ -152,16 +152,43 @@ CORPUS = {"ranges.ini": ("hosts", RANGES_INI), "deep.ini": ("hosts", DEEP_INI),
           "lab.yml": ("hosts.yml", LAB_YAML), "priority.yml": ("hosts.yml", PRIORITY_YAML)}
 
 
+def ansible_inventory():
+    """
+    The command of the referee, ansible-core's ``ansible-inventory``: this Python's own
+    (its module: found wherever pip put the scripts), else the one on PATH. Neither: the
+    test fails with the cure, never skips, since requirements-test.txt installs it.
+    """
+    if importlib.util.find_spec("ansible") is not None:
+        return [sys.executable, "-m", "ansible.cli.inventory"]
+    found = shutil.which("ansible-inventory")
+    if found is None:
+        pytest.fail(f"ansible-core is not importable by {sys.executable} and no ansible-inventory "
+                    "is on PATH: pip install -r requirements-test.txt", pytrace=False)
+    return [found]
+
+
 def ansible_list(path, tmp_path):
     """What ``ansible-inventory -i PATH --list`` says, as JSON."""
-    if not ANSIBLE_INVENTORY.exists():
-        pytest.skip("needs ansible-core (requirements-test.txt)")
     env = dict(os.environ, ANSIBLE_HOME=str(tmp_path / "ansible"), ANSIBLE_INVENTORY_UNPARSED_FAILED="1",
                ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_NOCOLOR="1")
-    out = subprocess.run([str(ANSIBLE_INVENTORY), "-i", str(path), "--list"], capture_output=True,
+    out = subprocess.run([*ansible_inventory(), "-i", str(path), "--list"], capture_output=True,
                          text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
+
+
+def test_without_ansible_core_the_referee_fails_saying_why_and_never_skips(tmp_path, monkeypatch):
+    (tmp_path / "hosts").write_text("[master]\nm\n")
+    monkeypatch.setattr(sys, "path", [str(tmp_path)])  # this Python cannot import ansible
+    monkeypatch.delitem(sys.modules, "ansible", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(BaseException) as outcome:  # pytest's Skipped is no Exception
+        ansible_list(tmp_path / "hosts", tmp_path)
+    assert (outcome.type, str(outcome.value)) == (pytest.fail.Exception, (
+        f"ansible-core is not importable by {sys.executable} and no ansible-inventory is on PATH: "
+        "pip install -r requirements-test.txt"))
+    monkeypatch.setenv("PATH", str(Path(sys.executable).parent))  # then the one on PATH
+    assert ansible_list(tmp_path / "hosts", tmp_path)["master"]["hosts"] == ["m"]
 
 
 def ansible_hosts(listing):
@@ -251,6 +278,12 @@ BAD_YAML = [
     ("all:\n  children:\n    master:\n      hosts: {m1: }\n    engines:\n      children:\n"
      "        racks:\n          children:\n            engines:\n", 9,
      "group 'engines' is its own child: engines -> racks -> engines"),
+    ("all:\n  children:\n    master:\n      hosts: {m1: }\n    engines: &e\n      children:\n"
+     "        racks: *e\n", 7, "group 'racks' is its own child: engines -> racks, an alias of engines"),
+    ("all:\n  children:\n    master: {hosts: {m1: }}\n    engines: &e {children: {racks: *e}}\n", 4,
+     "group 'racks' is its own child: engines -> racks, an alias of engines"),
+    ("all:\n  children:\n    master: {hosts: {m1: }}\n    engines: &e {children: {engines: *e}}\n", 4,
+     "group 'engines' is its own child: engines -> engines"),
     ("all:\n  children:\n    master:\n      hosts: [m1]\n", 4,
      "the hosts of group 'master' must be a mapping, not a list"),
     ("all:\n  children:\n    master:\n      hosts: {m1: }\n    engines:\n      hosts:\n"
@@ -282,3 +315,9 @@ def test_one_hosts_file_or_an_error_naming_those_found(tmp_path):
     assert str(error.value) == f"{tmp_path}: hosts and hosts.yml are all hosts files: keep one"
     (tmp_path / "hosts").unlink()
     assert load_inventory(tmp_path).master.name == "m"
+
+
+def test_a_group_repeated_by_a_yaml_alias_beside_itself_is_no_cycle(tmp_path):
+    (tmp_path / "hosts.yml").write_text("all:\n  children:\n    master: {hosts: {m1: }}\n    engines:\n"
+                                        "      children: {cpu: &c {hosts: {n1: {engines: 2}}}, spare: *c}\n")
+    assert [(h.name, h.engines) for h in load_inventory(tmp_path).engines] == [("n1", 2)]

@@ -59,6 +59,7 @@ class _Reader:
     def __init__(self, parsed, loader, parse_host, error_at, strict):
         self.parsed, self.loader, self.parse_host, self.error_at = parsed, loader, parse_host, error_at
         self.strict = strict
+        self.walking = []  # (node, name) of the groups being read, outermost first
 
     def value(self, node):
         """The Python value of *node*; a tag the safe loader does not know (``!vault``) is an error."""
@@ -88,8 +89,19 @@ class _Reader:
             raise self.error_at(_line(node))(f"{value!r} is not a group or host name")
         return value
 
-    def group(self, name, node):
-        """Read the YAML group *name* (its node may be empty) and, through it, its children."""
+    def group(self, name, node, line=0):
+        """
+        Read the YAML group *name* (its node may be empty) and, through it, its children.
+        A YAML alias can make a group's node its own descendant (``engines: &e {children:
+        {racks: *e}}``): that node, met again while it is read, is an error at *line* (where
+        *name* is a child), not an endless walk.
+        """
+        for depth, (held, outer) in enumerate(self.walking):
+            if held is node:  # by identity: the same node twice in a tree is an alias
+                chain = " -> ".join([n for _, n in self.walking[depth:]] + [name])
+                alias = f", an alias of {outer}" if outer != name else ""
+                raise self.error_at(line)(f"group {name!r} is its own child: {chain}{alias}")
+        self.walking.append((node, name))
         if name != "all":
             self.parsed.groups.setdefault(name, Group())
         for key_node, value_node in self.mapping(node, f"group {name!r}"):
@@ -106,8 +118,10 @@ class _Reader:
                     self.hosts(name, host_node, vars_node)
             else:
                 for child_node, child in self.mapping(value_node, f"the children of group {name!r}"):
-                    self.child(name, self.name(child_node), _line(child_node))
-                    self.group(self.name(child_node), child)
+                    child_name, at = self.name(child_node), _line(child_node)
+                    self.child(name, child_name, at)
+                    self.group(child_name, child, at)
+        self.walking.pop()
 
     def child(self, parent, name, line):
         if name == "all":

@@ -16,11 +16,14 @@ is ever made), says through *warn* when one connection cannot be served, and tel
 the holding task when the SSH connection itself has ended.
 """
 
+import errno
 import socket
 import threading
 
 #: Bytes read at a time from either side of a forward.
 CHUNK = 65536
+#: Seconds between tries of a listener whose accept failed (out of file descriptors...).
+RETRY = 0.1
 
 
 class ForwardError(Exception):
@@ -34,7 +37,8 @@ class Forwards:
 
     :param transport: the open ``paramiko.Transport`` of the master's Fabric connection.
     :param timeout: seconds to wait for the master to open each channel.
-    :param warn: called with a line for each connection that could not be served.
+    :param warn: called with a line for each connection that could not be served, and
+        when a listener cannot accept one (it goes on trying: see `_accept`).
     """
 
     def __init__(self, transport, remote_host, ports, timeout, warn):
@@ -46,7 +50,7 @@ class Forwards:
             for local, remote in ports.items():
                 listener = socket.create_server(("127.0.0.1", local), backlog=128)
                 self._listeners.append(listener)
-                threading.Thread(target=self._accept, args=(listener, remote), daemon=True,
+                threading.Thread(target=self._accept, args=(listener, local, remote), daemon=True,
                                  name=f"forward-{local}").start()
         except OSError as error:
             self.close()
@@ -92,12 +96,27 @@ class Forwards:
                                "the SSH connection ended")
         return channel
 
-    def _accept(self, listener, remote):
+    def _accept(self, listener, port, remote):
+        """
+        Serve each connection to *listener* (on *port*) until `close`. Any other failure
+        of accept (EMFILE, ENFILE, ENOBUFS, ECONNABORTED...) passes: the listener stays
+        open, so the loop goes on, warned once of each new error, every `RETRY` seconds.
+        """
+        failed = None
         while not self._closing.is_set():
             try:
                 local, origin = listener.accept()
-            except OSError:  # the listener was closed by `close`
-                return
+            except OSError as error:
+                if self._closing.is_set():  # the listener was closed by `close`
+                    return
+                if error.errno != failed:
+                    self.warn(f"127.0.0.1:{port} cannot accept a connection: {error.strerror} "
+                              f"({errno.errorcode.get(error.errno, error.errno)}); "
+                              f"trying again every {RETRY} s")
+                failed = error.errno
+                self._closing.wait(RETRY)
+                continue
+            failed = None
             threading.Thread(target=self._serve, args=(local, remote, origin), daemon=True).start()
 
     def _serve(self, local, remote, origin):
