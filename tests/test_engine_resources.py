@@ -151,3 +151,16 @@ def test_setup_never_reads_the_script_and_runs_quoted_as_written(host, tmp_path)
     out = host(commands.user_command("echo after=yes"), setup=setup)
     assert "after=yes" in out.stdout, out.stderr  # cat read /dev/null, not the rest of the script
     assert marker.read_text() == "it's run as written\n"
+
+
+def test_the_status_plans_the_gpus_that_setup_puts_on_the_path(host, tmp_path):
+    """``module load cuda`` puts nvidia-smi on the PATH: the status plans as start_engines
+    does, after the host's SETUP."""
+    cuda = tmp_path / "cuda" / "bin"
+    cuda.mkdir(parents=True)
+    fakegpu.install(cuda, 2)
+    setup = f'PATH="{cuda}:$PATH"; export PATH'
+    status = facts(host(commands.host_status(node("g", gpus="auto")), setup=setup, PATH="/usr/bin:/bin"))
+    assert (status["expected"], status.get("plan_problem")) == ("2", None)
+    failed = facts(host(commands.host_status(node("g", gpus="auto")), setup="echo no cuda; false"))
+    assert (failed["expected"], failed["plan_problem"]) == ("0", "SETUP failed (exit 1): no cuda ")

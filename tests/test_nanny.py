@@ -16,7 +16,7 @@ import time
 import psutil
 import pytest
 
-from tasks.remote import nanny
+from tasks.remote import nanny, process_tree
 
 #: Stand-ins for ipengine: each writes its pid and its arguments to a file, then...
 STAND_IN = "import os, sys; open(sys.argv[1], 'a').write(f'{os.getpid()} {sys.argv[-1]}\\n'); "
@@ -97,23 +97,24 @@ def test_the_memory_of_what_the_engine_started_counts_too(tmp_path, capsys):
     assert "over MEMORY_LIMIT (100 MiB): ending it" in capsys.readouterr().out
 
 
-def test_descendants_are_the_process_and_everything_it_started():
+def test_the_tree_is_the_process_and_everything_it_started():
     parent = subprocess.Popen([sys.executable, "-c", "import subprocess, sys, time; "
                                "subprocess.Popen(['sleep', '30']); print(flush=True); time.sleep(30)"],
                               stdout=subprocess.PIPE, text=True)
     try:
         parent.stdout.readline()
-        tree = nanny.descendants(parent.pid)
-        assert tree[0] == parent.pid and len(tree) == 2
+        tree = process_tree.tree(parent.pid)
+        assert tree[0].pid == parent.pid and len(tree) == 2
         # Popen returns once exec has begun: until the kernel has set the new program's
         # arguments (a loaded machine widens that moment), its cmdline reads empty
-        _wait_until(lambda: psutil.Process(tree[1]).cmdline(), timeout=10)
-        assert psutil.Process(tree[1]).cmdline() == ["sleep", "30"]
-        assert nanny.resident(tree) > nanny.resident(tree[:1]) > 0
-        assert nanny.resident([2 ** 22 + 1]) == 0  # a pid that is gone counts nothing
+        _wait_until(lambda: tree[1].cmdline(), timeout=10)
+        assert tree[1].cmdline() == ["sleep", "30"]
+        assert process_tree.resident(tree) > process_tree.resident(tree[:1]) > 0
     finally:
-        nanny.end_tree(parent)
-    assert not psutil.pid_exists(tree[1])
+        process_tree.end_tree(parent)
+    assert not psutil.pid_exists(tree[1].pid)
+    assert process_tree.resident(tree) == 0  # processes that are gone count nothing
+    assert process_tree.tree(parent.pid) == []
 
 
 def test_a_wait_whose_deadline_passes_between_two_looks_ends(tmp_path, monkeypatch):
@@ -127,10 +128,21 @@ def test_a_wait_whose_deadline_passes_between_two_looks_ends(tmp_path, monkeypat
     monkeypatch.undo()
 
 
+def as_on_a_host(folder, *changes):
+    """Write nanny.py, with each (old, new) text of *changes* changed, and process_tree.py
+    into *folder*, as start_engines.sh unpacks them into the run directory; the nanny's path."""
+    source = open(nanny.__file__).read()
+    for old, new in changes:
+        assert old in source
+        source = source.replace(old, new)
+    (folder / "nanny.py").write_text(source)
+    (folder / "process_tree.py").write_text(open(process_tree.__file__).read())
+    return folder / "nanny.py"
+
+
 def test_a_stop_during_the_back_off_wait_starts_nothing_more(tmp_path):
-    script = tmp_path / "nanny.py"
-    source = open(nanny.__file__).read()  # as the hosts run it, with a first wait of 5 s
-    script.write_text(source.replace("BACKOFF_FIRST, BACKOFF_MAX = 1.0", "BACKOFF_FIRST, BACKOFF_MAX = 5.0"))
+    # as the hosts run it, with a first wait of 5 s
+    script = as_on_a_host(tmp_path, ("BACKOFF_FIRST, BACKOFF_MAX = 1.0", "BACKOFF_FIRST, BACKOFF_MAX = 5.0"))
     process = subprocess.Popen([sys.executable, str(script), "engine", "node01", "1", "yes", "", "1",
                                 str(tmp_path / "gaveup"), "0", "--", sys.executable, "-c", CRASH,
                                 str(tmp_path / "starts")], stdout=subprocess.PIPE, text=True)
@@ -244,11 +256,10 @@ LEAVER = STAND_IN + ("import subprocess; child = subprocess.Popen(['sleep', '60'
 
 
 def test_the_controller_starts_again_at_once_with_restore_and_nothing_it_left(tmp_path):
-    script = tmp_path / "nanny.py"  # run as the hosts run it: a subreaper of its own, its
-    # first start taken as one that ran (a first start that fails at once is given up)
-    script.write_text(open(nanny.__file__).read().replace(
-        "BACKOFF_FIRST, BACKOFF_MAX = 1.0", "BACKOFF_FIRST, BACKOFF_MAX = 0.1").replace(
-        "FIRST_RUN = 30.0", "FIRST_RUN = 0.0"))
+    # run as the hosts run it: a subreaper of its own, its first start taken as one that
+    # ran (a first start that fails at once is given up)
+    script = as_on_a_host(tmp_path, ("BACKOFF_FIRST, BACKOFF_MAX = 1.0", "BACKOFF_FIRST, BACKOFF_MAX = 0.1"),
+                          ("FIRST_RUN = 30.0", "FIRST_RUN = 0.0"))
     process = subprocess.run([sys.executable, str(script), "controller", str(tmp_path / "gaveup"),
                               "--", sys.executable, "-c", LEAVER, str(tmp_path / "starts")],
                              capture_output=True, text=True, timeout=60)

@@ -2,8 +2,9 @@
 Keep one program of the cluster alive, as Dask's nanny keeps a worker: start it again
 when it dies and, for an engine, end it when it passes its memory limit.
 
-``tasks/remote/start_engines.sh`` and ``start_master.sh`` write this file into the run
-directory and run it with the cluster's Python in each program's screen session::
+``tasks/remote/start_engines.sh`` and ``start_master.sh`` unpack this file and
+``process_tree.py`` (what it knows of processes) into the run directory and run it with
+the cluster's Python in each program's screen session::
 
     python nanny.py engine LABEL NUMBER RESTART LIMIT ENGINES MARKER DELAY -- IPENGINE ARGS...
     python nanny.py controller MARKER -- PYTHON controller.py RUN_DIR IPCONTROLLER ARGS...
@@ -30,7 +31,7 @@ nanny, also during a wait. The controller starts again with ``--restore`` (see
 The nanny is its program's child subreaper: what the program started and left behind
 when it ended (the controller's scheduler processes, which hold its ports; Jupyter's
 kernels; ipyparallel's own nanny of an engine) becomes the nanny's, which ends it all
-before it starts the program again.
+before it starts the program again (see ``process_tree.end_orphans``).
 
 SIGUSR1 asks for a new start at once, neither a crash nor a stop: fab sends it when the
 controller dropped the engine's registration (``tasks/remote/renew_engines.sh``), which
@@ -41,14 +42,15 @@ the resident memory of the engine's own process tree (the engine and what it sta
 read from all of /proc every `RESCAN` s only): it costs next to nothing beside the engine.
 """
 
-import ctypes
-import os
 import signal
 import subprocess
 import sys
 import time
 
-import psutil
+if __package__:  # imported as tasks.remote.nanny, by the tests
+    from . import process_tree
+else:  # run from the run directory, where process_tree.py lies beside it
+    import process_tree
 
 BACKOFF_FIRST, BACKOFF_MAX = 1.0, 60.0
 GIVE_UP_AFTER, WINDOW = 5, 300.0
@@ -56,9 +58,7 @@ FIRST_RUN = 30.0  # seconds: the controller or Jupyter ending sooner at its firs
 POLL = 0.1  # seconds between two looks for a stop during a wait
 WATCH = 0.5  # seconds between two looks at the engine: its end, its memory, a renewal
 RESCAN = 10.0  # seconds between two reads of all /proc for the engine's descendants
-PAGE = os.sysconf("SC_PAGE_SIZE")
 UNITS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-PR_SET_CHILD_SUBREAPER = 36
 #: What the log calls each program, and how a user starts it again after a give-up.
 NOUNS = {"engine": "the engine", "controller": "the controller", "jupyter": "Jupyter"}
 AGAIN = {"engine": "fab engines.restart", "controller": "fab cluster.up", "jupyter": "fab cluster.up"}
@@ -87,99 +87,6 @@ def memory_limit(limit, engines, meminfo="/proc/meminfo"):
     with open(meminfo) as lines:
         total_kb = next(int(line.split()[1]) for line in lines if line.startswith("MemTotal:"))
     return total_kb * 1024 // max(1, engines)
-
-
-def descendants(pid):
-    """*pid* and all its descendants, from the parent pids of all of /proc (as psutil's
-    ``children()`` does; kernels without /proc/PID/task/TID/children have no cheaper
-    way): the nanny does it every `RESCAN` s only."""
-    children = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as stat:
-                    parent = int(stat.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):  # ended meanwhile
-                continue
-            children.setdefault(parent, []).append(int(entry))
-    found, todo = [], [pid]
-    while todo:
-        found.append(todo.pop())
-        todo += children.get(found[-1], [])
-    return found
-
-
-def resident(pids):
-    """Resident memory in bytes of the processes *pids* (0 for those that are gone)."""
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/statm") as statm:
-                total += int(statm.read().split()[1]) * PAGE
-        except (OSError, ValueError, IndexError):
-            pass
-    return total
-
-
-def _tree(pid):
-    """The process *pid* and all its descendants, as psutil processes ([] once gone)."""
-    try:
-        process = psutil.Process(pid)
-        return [process, *process.children(recursive=True)]
-    except psutil.Error:
-        return []
-
-
-def end_tree(child, grace=5.0, kill=False):
-    """
-    End the engine *child* (a Popen): SIGTERM, or SIGKILL at once with *kill*; then what
-    it started, ipyparallel's own nanny first, which tells the controller that its engine
-    is gone and ends by itself. What is left after *grace* s gets SIGKILL: that nanny
-    outlives its engine otherwise, and so would a task's own processes.
-    """
-    tree = _tree(child.pid)
-    child.kill() if kill else child.terminate()
-    try:
-        child.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        child.kill()
-        child.wait()
-    _reap(tree[1:], grace)
-
-
-def _reap(processes, grace):
-    """Wait *grace* s for *processes* to end, then SIGKILL what is left, and reap it."""
-    _, alive = psutil.wait_procs(processes, timeout=grace)
-    for process in alive:
-        try:
-            process.kill()
-        except psutil.Error:
-            pass
-    psutil.wait_procs(alive, timeout=grace)
-
-
-def become_subreaper():
-    """Make this process the parent of the orphans its program leaves (Linux's child
-    subreaper; elsewhere they go to init, as before)."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
-
-
-def end_orphans(spare=(), grace=5.0):
-    """End what the program left behind (see `become_subreaper`): this process's children
-    but those in *spare* (pids it had before the program), and theirs; SIGTERM, then
-    SIGKILL after *grace* s; reaped here, so that none holds a port when the program
-    starts again."""
-    orphans = [process for child in psutil.Process().children() if child.pid not in spare
-               for process in _tree(child.pid)]
-    for process in orphans:
-        try:
-            process.terminate()
-        except psutil.Error:
-            pass
-    _reap(orphans, grace)
 
 
 def describe(returncode):
@@ -223,14 +130,14 @@ class Nanny:
             argv.append("--restore")  # the same ports, key and engines
         self.renewing = False  # a renewal asked for during a back-off: this start is it
         self.starts += 1
-        self.others = {process.pid for process in psutil.Process().children()}
+        self.others = process_tree.children()
         self.began = time.monotonic()
         self.child = subprocess.Popen(argv)
 
     def watch(self):
         """Wait for the program to end, ending an engine past the memory limit or for a
         renewal; why it ended."""
-        tree, scanned = [self.child.pid], time.monotonic()
+        processes, scanned = [], None
         while True:
             try:
                 self.child.wait(timeout=WATCH)
@@ -241,17 +148,17 @@ class Nanny:
                 self.child.terminate()
                 continue
             if self.renewing:
-                end_tree(self.child)
+                process_tree.end_tree(self.child)
                 return "renewal"
             if not self.limit:
                 continue
-            if time.monotonic() - scanned >= RESCAN:
-                tree, scanned = descendants(self.child.pid), time.monotonic()
-            used = resident(tree)
+            if scanned is None or time.monotonic() - scanned >= RESCAN:
+                processes, scanned = process_tree.tree(self.child.pid), time.monotonic()
+            used = process_tree.resident(processes)
             if used > self.limit:
                 say(f"the engine uses {size(used)}, {size(used - self.limit)} over "
                     f"MEMORY_LIMIT ({size(self.limit)}): ending it")
-                end_tree(self.child, kill=True)
+                process_tree.end_tree(self.child, kill=True)
                 return f"passed MEMORY_LIMIT ({size(self.limit)}) by {size(used - self.limit)}"
 
     def give_up(self, line):
@@ -281,7 +188,7 @@ class Nanny:
         while not self.stopping:
             self.start()
             why = self.watch()
-            end_orphans(spare=self.others)
+            process_tree.end_orphans(spare=self.others)
             if self.renewing and not self.stopping:
                 self.renewing = False
                 say("renewal: the controller dropped this engine's registration; "
@@ -325,7 +232,7 @@ def options_of(argv):
 def main(argv):
     options, program = options_of(argv)
     keeper = Nanny(options, program)
-    become_subreaper()
+    process_tree.become_subreaper()
     for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, keeper.stop)
     signal.signal(signal.SIGUSR1, keeper.renew)

@@ -1,17 +1,19 @@
 # shellcheck shell=sh
 # shellcheck disable=SC2154  # name, run, bin, profile, engine_file, timeout: set by setup() in lib.sh
 
-start_engines() {  # start_engines LABEL COUNT RESTART ENGINE_RESTART MEMORY_LIMIT THREADS GPUS < NANNY_PY
+start_engines() {  # start_engines LABEL COUNT RESTART ENGINE_RESTART MEMORY_LIMIT THREADS GPUS < NANNY
   # Start the engines missing on this host, each in a screen session of its own, kept
-  # by the nanny (tasks/remote/nanny.py, on stdin, written to the run directory): it
-  # starts a crashed engine again (ENGINE_RESTART=yes) and ends one past MEMORY_LIMIT
-  # (bytes, auto or empty). LABEL is the host's name in the inventory: each engine
-  # registers with a Session.session of LABEL/N/TIME, so that the controller can tell
-  # the engines of each host apart. COUNT, THREADS and GPUS: see plan_engines in lib.sh.
+  # by the nanny (tasks/remote/nanny.py with process_tree.py, a base64 tar.gz on stdin,
+  # unpacked into the run directory): it starts a crashed engine again
+  # (ENGINE_RESTART=yes) and ends one past MEMORY_LIMIT (bytes, auto or empty). LABEL is
+  # the host's name in the inventory: each engine registers with a Session.session of
+  # LABEL/N/TIME, so that the controller can tell the engines of each host apart.
+  # COUNT, THREADS and GPUS: see plan_engines in lib.sh.
   # Every engine starts with THREADS in the thread settings of OpenMP, MKL, OpenBLAS,
   # numexpr and Accelerate (a value the user's SETUP exported wins) and, with GPUS, with
   # CUDA_VISIBLE_DEVICES set to one GPU, round-robin. With RESTART=yes, or when more
-  # engines run than wanted, every engine is stopped first.
+  # engines run than wanted, every engine is stopped first. The give-up markers of the
+  # engines it starts and of those beyond COUNT go (see host_status).
   # The engines start in waves, one engine per core (at least 4) a second (each
   # nanny waits for its wave), so that neither this host nor the controller is flooded.
   # Reports expected=, threads=, devices= and started=.
@@ -32,7 +34,11 @@ start_engines() {  # start_engines LABEL COUNT RESTART ENGINE_RESTART MEMORY_LIM
     exit 1
   }
   make_run_dir
-  cat > "$run/nanny.py.new" && mv "$run/nanny.py.new" "$run/nanny.py"
+  base64 -d | tar -xzf - -C "$run" || exit 1
+  for marker in "$run/$name"-engine-*.gaveup; do  # of engines no longer planned: stale
+    n=${marker%.gaveup}
+    [ ! -f "$marker" ] || [ "${n##*-}" -le "$count" ] || rm -f "$marker"
+  done
   running=$(sessions "$name-engine-[0-9]+")
   for session in $running; do [ "${session##*-}" -le "$count" ] || restart=yes; done
   if [ "$restart" = yes ]; then

@@ -1,7 +1,9 @@
 # shellcheck shell=sh
-# shellcheck disable=SC2154  # name: set by setup() in lib.sh
+# shellcheck disable=SC2154  # name, run: set by setup() in lib.sh
 
 stop_engines() {  # stop_engines: stop every engine of the cluster on this host; reports left_engine=
+  # The engines' give-up markers go too: a stop is no crash loop (see host_status).
   lock
   halt engine "$name-engine-[0-9]+"
+  rm -f "$run/$name"-engine-*.gaveup
 }

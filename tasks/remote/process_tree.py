@@ -1,0 +1,95 @@
+"""
+The processes of a program that the nanny (``tasks/remote/nanny.py``) keeps: the program
+and all it started, their resident memory, and ending them all, what the program left
+behind included. All of it is read through psutil.
+
+``start_engines.sh`` and ``start_master.sh`` unpack this file beside ``nanny.py`` in the
+run directory, where the nanny imports it.
+"""
+
+import ctypes
+import subprocess
+
+import psutil
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def tree(pid):
+    """The process *pid* and all its descendants, as psutil processes ([] once gone).
+    psutil reads the parent of every process in /proc for it (kernels without
+    /proc/PID/task/TID/children have no cheaper way): the nanny does it every few
+    seconds only."""
+    try:
+        process = psutil.Process(pid)
+        return [process, *process.children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
+def resident(processes):
+    """Resident memory in bytes of the psutil *processes* (0 for those that are gone)."""
+    total = 0
+    for process in processes:
+        try:
+            total += process.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
+def end_tree(child, grace=5.0, kill=False):
+    """
+    End the engine *child* (a Popen): SIGTERM, or SIGKILL at once with *kill*; then what
+    it started, ipyparallel's own nanny first, which tells the controller that its engine
+    is gone and ends by itself. What is left after *grace* s gets SIGKILL: that nanny
+    outlives its engine otherwise, and so would a task's own processes.
+    """
+    started = tree(child.pid)[1:]
+    child.kill() if kill else child.terminate()
+    try:
+        child.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
+    _reap(started, grace)
+
+
+def _reap(processes, grace):
+    """Wait *grace* s for *processes* to end, then SIGKILL what is left, and reap it."""
+    _, alive = psutil.wait_procs(processes, timeout=grace)
+    for process in alive:
+        try:
+            process.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(alive, timeout=grace)
+
+
+def become_subreaper():
+    """Make this process the parent of the orphans its program leaves (Linux's child
+    subreaper; elsewhere they go to init, as before)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def children():
+    """The pids of this process's children (see `end_orphans`)."""
+    return {process.pid for process in psutil.Process().children()}
+
+
+def end_orphans(spare=(), grace=5.0):
+    """End what the program left behind (see `become_subreaper`): this process's children
+    but those in *spare* (pids it had before the program), and theirs; SIGTERM, then
+    SIGKILL after *grace* s; reaped here, so that none holds a port when the program
+    starts again."""
+    orphans = [process for child in psutil.Process().children() if child.pid not in spare
+               for process in tree(child.pid)]
+    for process in orphans:
+        try:
+            process.terminate()
+        except psutil.Error:
+            pass
+    _reap(orphans, grace)
