@@ -1,11 +1,20 @@
 """
 Unit tests of what the controller keeps for a restart (``tasks/remote/controller.py``):
-the journal of tasks in flight and the Curve key pair. The scheduler itself is tested end
-to end (tests/test_e2e_controller_healing.py): a controller killed mid-map.
+the journal of tasks in flight, the Curve key pair, what waits for a client that is not
+connected, and the signature of what engines send. The scheduler itself is tested end to
+end (tests/test_e2e_controller_healing.py): a controller killed mid-map.
 """
 
+import asyncio
+import logging
 import os
 import stat
+
+import pytest
+import zmq
+from jupyter_client.session import Session
+from tornado.ioloop import IOLoop
+from zmq.eventloop.zmqstream import ZMQStream
 
 from tasks.remote import controller
 
@@ -31,3 +40,75 @@ def test_the_curve_keys_are_kept_0600_for_a_restore_and_new_for_a_new_controller
     assert all(len(key) == 40 for key in first)  # Z85 of 32 bytes
     assert controller.curve_keys(path, restoring=True) == first
     assert controller.curve_keys(path, restoring=False) != first
+
+
+@pytest.fixture
+def router():
+    """A ZeroMQ router on 127.0.0.1, its stream on a loop of its own, and a way to connect
+    a peer to it under a routing id."""
+    context = zmq.Context()
+    socket = context.socket(zmq.ROUTER)
+    port = socket.bind_to_random_port("tcp://127.0.0.1")
+    loop = IOLoop()
+    stream = ZMQStream(socket, io_loop=loop)
+
+    def peer(routing_id):
+        dealer = context.socket(zmq.DEALER)
+        dealer.routing_id = routing_id
+        dealer.connect(f"tcp://127.0.0.1:{port}")
+        return dealer
+    stream.peer, stream.loop = peer, loop
+    yield stream
+    stream.close()
+    loop.close()
+    context.destroy(linger=0)
+
+
+def received(peer, count, loop, timeout=20):
+    """The first *count* messages *peer* receives while *loop* runs (its retries)."""
+    got = []
+
+    async def take():
+        while len(got) < count:
+            while peer.poll(0):
+                got.append(peer.recv_multipart())
+            await asyncio.sleep(0.01)
+    loop.run_sync(take, timeout=timeout)
+    return got
+
+
+def test_what_a_client_cannot_take_yet_waits_in_order_and_reaches_it_when_it_connects(router):
+    outbox = controller.Outbox(router, router.loop, logging.getLogger("test"), window=60, retry=0.05)
+    for number in range(1000):
+        outbox.send([b"client-1", b"%d" % number])
+    # held for the client as one entry, tried once a round, not 1000 timers of its own
+    assert list(outbox.held) == [b"client-1"] and len(outbox.held[b"client-1"][1]) == 1000
+    client = router.peer(b"client-1")
+    assert received(client, 1000, router.loop) == [[b"%d" % n] for n in range(1000)]
+    assert outbox.held == {}
+
+
+def test_what_waits_for_a_client_that_never_comes_back_is_dropped_after_the_window(router, caplog):
+    outbox = controller.Outbox(router, router.loop, logging.getLogger("test"), window=0.2, retry=0.05)
+    for number in range(10):
+        outbox.send([b"gone", b"%d" % number])
+    router.loop.run_sync(lambda: asyncio.sleep(0.5))
+    assert outbox.held == {} and outbox.timer is None
+    assert "b'gone' did not come back in 0.2 s: 10 messages for it dropped" in caplog.text
+
+
+def test_a_fence_reply_without_the_sessions_signature_releases_nothing(router, tmp_path):
+    session = Session(key=b"the cluster's key")
+    scheduler = controller.HealingScheduler(session=session, engine_stream=router,
+                                            client_stream=router, loop=router.loop)
+    scheduler.take_journal(str(tmp_path / "journal.sqlite"), restoring=True)
+    header = session.pack(session.msg_header("apply_request"))
+    scheduler.held.add(b"engine-1")
+    scheduler.restored[b"engine-1"] = {"task-1": (b"client-1", header)}
+    reply = session.msg("kernel_info_reply", {}, parent=session.msg("kernel_info_request", {}))
+    def received_frames(signer):  # as the engine stream hands them over (copy=False)
+        return [zmq.Frame(f) for f in signer.serialize(reply, ident=[b"engine-1", controller.FENCE])]
+    scheduler.dispatch_result(received_frames(Session(key=b"a guess")))
+    assert b"engine-1" in scheduler.held and "task-1" in scheduler.restored[b"engine-1"]
+    scheduler.dispatch_result(received_frames(session))  # the engine's own: its restored task ends, it is released
+    assert b"engine-1" not in scheduler.held and b"engine-1" not in scheduler.restored

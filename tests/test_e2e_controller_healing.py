@@ -14,9 +14,12 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from jupyter_client import BlockingKernelClient
+from jupyter_core.paths import jupyter_runtime_dir
 
-from tests.conftest import engines_by_id, leftovers, status_saying, three_host_inventory, with_client
-from tests.conftest import fab as run_fab
+from tests.conftest import engines_by_id, fab_for, leftovers, status_saying, three_host_inventory
+from tests.conftest import with_client
+from tasks.steps import client
 
 NAME = PROFILE = "ctlheal"
 PORT = 18960
@@ -27,14 +30,11 @@ RUN_DIR = HOME / ".ipp-cluster" / NAME / "host1"  # the master's
 CRASH_FLAG = HOME / f".{NAME}-crash"
 CONTROLLER_CONFIG = f"import os\nif os.path.exists({str(CRASH_FLAG)!r}):\n    os._exit(3)\n"
 
-#: A client made before the crash: 12 tasks of 3 s on 4 engines, then new work; prints
-#: "submitted", then how the map ended (each task's status, the errors' names) as JSON.
-MAP_CLIENT = f"""
-import json, os, sys, time
-sys.path.insert(0, {str(RUN_DIR / "python")!r})  # the module the master's Jupyter offers
-import ipp_cluster
+#: A map made before the crash: 12 tasks of 3 s on 4 engines (of a client ``rc``); prints
+#: "submitted".
+SUBMIT = """
+import json, os, time
 import ipyparallel as ipp
-rc = ipp_cluster.Client(profile={PROFILE!r}, timeout=20)
 rc.wait_for_engines(4, timeout=60)
 def nap(i):
     import time
@@ -42,6 +42,9 @@ def nap(i):
     return i
 ar = rc.load_balanced_view().map_async(nap, range(12))
 print("submitted", flush=True)
+"""
+#: Then: how the map ended (each task's status, in order; the errors' names), and new work.
+ENDED = """
 ar.wait(timeout=120)
 ended = time.monotonic()
 statuses = [md["status"] for md in ar.metadata]  # a task each, in order: ok or error
@@ -49,30 +52,27 @@ try:
     ar.get(timeout=0)
     errors = []
 except ipp.error.CompositeError as failed:
-    errors = sorted({{name for name, *_ in failed.elist}})
+    errors = sorted({name for name, *_ in failed.elist})
 except ipp.error.RemoteError as failed:
     errors = [failed.ename]
 new = rc[:].apply_sync(os.getpid)
-print(json.dumps({{"ready": ar.ready(), "statuses": statuses, "errors": errors, "ended": ended,
-                  "new": sorted(new)}}))
+print(json.dumps({"ready": ar.ready(), "statuses": statuses, "errors": errors, "ended": ended,
+                  "new": sorted(new)}))
 """
+#: The tasks of `SUBMIT` running on the 4 engines at the kill end with their results; the 8
+#: queued in the scheduler that died end with the error that says to submit them again.
+STATUSES, ERRORS = ["ok"] * 4 + ["error"] * 8, ["ControllerRestarted"]
 
 
 @pytest.fixture(scope="module")
 def fab_here(fake_hosts, tmp_path_factory):
-    inventory = three_host_inventory(tmp_path_factory.mktemp("inv"), fake_hosts, NAME, PORT)
-    (inventory / "hosts").write_text("[master]\n127.0.2.1\n[engines]\n127.0.2.2 engines=2\n"
-                                     "127.0.2.3 engines=2\n")
+    inventory = three_host_inventory(tmp_path_factory.mktemp("inv"), fake_hosts, NAME, PORT,
+                                     engine_hosts=(2, 3))
     PROFILE_DIR.mkdir(parents=True, exist_ok=True)
     (PROFILE_DIR / "ipcontroller_config.py").write_text(CONTROLLER_CONFIG)
-
-    def run(*args, **kwargs):
-        return run_fab(*args, inventory=inventory, key=fake_hosts.client_key, **kwargs)
-    run.inventory = inventory
-    run.settings = (inventory / "cluster.env").read_text()
-    yield run
-    CRASH_FLAG.unlink(missing_ok=True)
-    run("cluster.down")
+    with fab_for(fake_hosts, inventory) as run:
+        yield run
+        CRASH_FLAG.unlink(missing_ok=True)
     (PROFILE_DIR / "ipcontroller_config.py").unlink()
 
 
@@ -108,13 +108,36 @@ def answers_in(seconds):
 
 
 def status_line(cluster):
-    status = cluster("cluster.status")
-    return status, next(line for line in status.stdout.splitlines() if line.startswith("│ 127.0.2.1 "))
+    """``cluster.status --json`` and what it notes of the master (the table's row may wrap)."""
+    status = cluster("cluster.status", "--json")
+    master = next(host for host in json.loads(status.stdout)["hosts"] if host["host"] == "127.0.2.1")
+    return status, "; ".join(master["notes"])
+
+
+def kill_the_controller_mid_map(master):
+    """Kill -9 every process of the controller 1.5 s after a map was submitted (4 of its
+    tasks run, 8 wait in the scheduler); returns the pids and when."""
+    time.sleep(1.5)
+    pids = controller_pids(master)
+    assert len(pids) >= 2  # the hub and its scheduler processes
+    master.run(f"kill -9 {' '.join(pids)}")
+    return pids, time.monotonic()
+
+
+def assert_the_map_ended(report, killed, before):
+    """Each task of the map ended as `STATUSES` and `ERRORS` say, within a minute of the kill; the same
+    engine processes under the same ids ran the client's new work."""
+    assert report["ready"] and report["ended"] - killed < 60, report
+    assert (report["statuses"], report["errors"]) == (STATUSES, ERRORS), report
+    assert engines_by_id(PROFILE) == before  # the same engine processes, under the same ids
+    assert report["new"] == sorted(pid for _, pid in before.values())
 
 
 @pytest.mark.parametrize("encrypt", ["no", "yes"])
 def test_a_controller_killed_mid_map_comes_back_with_its_engines_and_the_map_ends(
         cluster, fake_hosts, encrypt):
+    """The client is made by the lines ``cluster.connect`` prints (for a master it reaches
+    directly): ipyparallel's own `Client`, with nothing of this project imported."""
     if encrypt == "yes":
         assert cluster("cluster.down").returncode == 0
         env = cluster.inventory / "cluster.env"
@@ -124,34 +147,62 @@ def test_a_controller_killed_mid_map_comes_back_with_its_engines_and_the_map_end
         assert "curve_serverkey" in (PROFILE_DIR / "security/ipcontroller-engine.json").read_text()
     master = fake_hosts.hosts[0]
     before = engines_by_id(PROFILE)
-    client = subprocess.Popen([sys.executable, "-c", MAP_CLIENT], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
+    connect = "\n".join(client.lines(PROFILE_DIR / "security" / "ipcontroller-client.json"))
+    program = connect + SUBMIT + ENDED
+    assert "ipp_cluster" not in program
+    user = subprocess.Popen([sys.executable, "-c", program], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
     try:
-        assert client.stdout.readline().strip() == "submitted", client.communicate(timeout=60)
-        time.sleep(1.5)  # the first 4 tasks run, 8 wait in the scheduler
-        pids = controller_pids(master)
-        assert len(pids) >= 2  # the hub and its scheduler processes
-        master.run(f"kill -9 {' '.join(pids)}")
-        killed = time.monotonic()
+        assert user.stdout.readline().strip() == "submitted", user.communicate(timeout=60)
+        pids, killed = kill_the_controller_mid_map(master)
         took = answers_in(10)
-        out, err = client.communicate(timeout=120)
+        out, err = user.communicate(timeout=120)
     finally:
-        client.kill()
-    assert client.returncode == 0, err
-    report = json.loads(out.strip().splitlines()[-1])
-    assert report["ready"] and report["ended"] - killed < 60
-    # each task ended: with its result (those that ran at the kill), or the error that
-    # says to submit it again (those queued in the scheduler that died)
-    assert set(report["statuses"]) == {"ok", "error"}, report
-    assert report["errors"] == ["ControllerRestarted"], report
-    after = engines_by_id(PROFILE)
-    assert after == before  # the same engine processes, under the same ids
-    assert report["new"] == sorted(pid for _, pid in before.values())  # the old client's new work
+        user.kill()
+    assert user.returncode == 0, err
+    assert_the_map_ended(json.loads(out.strip().splitlines()[-1]), killed, before)
     assert not set(controller_pids(master)) & set(pids)
     print(f"controller answered {took:.1f} s after kill -9 (ENCRYPT={encrypt})")
     status, row = status_line(cluster)
     assert status.returncode == 0, status.stdout + status.stderr
     assert "controller restarted 1 time, the last at " in row
+    assert cluster("cluster.down").returncode == 0  # no secret, no journal left behind
+    assert sorted(path.name for path in RUN_DIR.iterdir()
+                  if path.name.startswith(("controller.curve", "tasks-in-flight"))) == []
+
+
+def test_a_notebooks_plain_ipp_client_gets_its_map_in_flight_at_a_controller_crash(
+        cluster, fake_hosts):
+    """A kernel of the master's Jupyter, as a notebook has one, runs ``ipp.Client()``."""
+    token = cluster("master.url").stdout.strip().splitlines()[-1].split("token=")[1]
+    request = urllib.request.Request(f"http://127.0.0.1:{PORT}/api/kernels", data=b"{}",
+                                     headers={"Authorization": f"token {token}"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        kernel_id = json.load(response)["id"]
+    kernel = BlockingKernelClient()  # Jupyter runs as this user, on this machine's files
+    kernel.load_connection_file(Path(jupyter_runtime_dir()) / f"kernel-{kernel_id}.json")
+    kernel.start_channels()
+    printed = []
+
+    def run(code, timeout):
+        reply = kernel.execute_interactive(code, timeout=timeout, output_hook=lambda message: (
+            printed.append(message["content"].get("text", ""))))
+        assert reply["content"]["status"] == "ok", (reply["content"], printed)
+        return "".join(printed).strip().splitlines()[-1]
+
+    try:
+        before = engines_by_id(PROFILE)
+        assert run("import ipyparallel as ipp\nrc = ipp.Client(timeout=20)\n" + SUBMIT,
+                   60) == "submitted"
+        _, killed = kill_the_controller_mid_map(fake_hosts.hosts[0])
+        report = json.loads(run(ENDED, 150))
+    finally:
+        kernel.stop_channels()
+        urllib.request.urlopen(urllib.request.Request(
+            f"http://127.0.0.1:{PORT}/api/kernels/{kernel_id}", method="DELETE",
+            headers={"Authorization": f"token {token}"}), timeout=30)
+    assert_the_map_ended(report, killed, before)
+    assert cluster("cluster.down").returncode == 0  # the next test's controller: not restarted
 
 
 def test_jupyter_killed_answers_again_at_its_old_url(cluster, fake_hosts):

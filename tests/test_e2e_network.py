@@ -26,6 +26,10 @@ from tests.conftest import FAB, PROJECT, with_client, write_inventory
 from tests.sshhosts import FakeHosts, why_not_available
 
 ENGINES = {"host2": 2, "host3": 2}
+#: The lines cluster.connect prints before its ipp.Client: a routing id kept across reconnections.
+LASTING = ["import uuid, zmq, ipyparallel as ipp",
+           "context = zmq.Context(); context.routing_id = uuid.uuid4().bytes"
+           "  # results in flight at a controller restart still reach this client"]
 
 
 @pytest.fixture(scope="module")
@@ -125,9 +129,9 @@ def test_from_the_laptop_only_ssh_reaches_the_cluster_and_connect_and_tunnel_do(
         path = os.path.join(network.laptop_home, ".ipp-cluster/netlaptop/client/ipcontroller-client.json")
         assert os.stat(path).st_mode & 0o777 == 0o600
         lines = connect.stdout.strip().splitlines()[1:]
-        assert lines == ["import ipyparallel as ipp",
-                         f"rc = ipp.Client({path!r}, sshserver='root@{master}', "
-                         f"sshkey={str(network.hosts.client_key)!r}, paramiko=True, timeout=30)"]
+        assert lines == [*LASTING, f"rc = ipp.Client({path!r}, sshserver='root@{master}', "
+                         f"sshkey={str(network.hosts.client_key)!r}, paramiko=True,"
+                         " context=context, timeout=30)"]
         assert engine_counts(network, lines, tmp_path / "home") == ENGINES
 
         with holding(network, inv, "cluster.tunnel") as first:
@@ -150,10 +154,10 @@ def test_connect_with_encryption_forwards_the_controllers_ports_itself(network, 
     try:
         up = fab_on(network, "laptop", inv, "cluster.up")
         assert up.returncode == 0, up.stdout + up.stderr
-        with holding(network, inv, "cluster.connect", lines=3) as printed:
+        with holding(network, inv, "cluster.connect", lines=4) as printed:
             path = os.path.join(network.laptop_home,
                                 ".ipp-cluster/netcurve/client/ipcontroller-client.json")
-            assert printed[1:] == ["import ipyparallel as ipp", f"rc = ipp.Client({path!r}, timeout=30)"]
+            assert printed[1:] == [*LASTING, f"rc = ipp.Client({path!r}, context=context, timeout=30)"]
             with open(path) as file:
                 assert json.load(file)["curve_serverkey"]  # still encrypted, end to end
             assert engine_counts(network, printed[1:], tmp_path / "home") == ENGINES

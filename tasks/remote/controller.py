@@ -33,10 +33,18 @@ what it sends there, and a task sent to it would be lost.
 
 A result or an error reaches a client only where ZeroMQ can route it: a client whose
 task socket has a routing id of its own. ipyparallel's `Client` leaves it to ZeroMQ,
-which draws a new one when the socket reconnects; ``tasks/remote/ipp_cluster.py`` gives a
-client a lasting one.
+which draws a new one when the socket reconnects; ``tasks/remote/ipp_cluster.py`` (loaded
+into every kernel of the master's Jupyter) and the lines ``cluster.connect`` prints give a
+client a lasting one. What cannot be routed yet waits in an `Outbox`, per client, for
+`DELIVERY_WINDOW` s: tried once per client and round, however many tasks it holds.
+
+Frames from the engines are taken only with the session's signature (HMAC), as
+ipyparallel's own scheduler takes them: a peer that reaches the engine port without the
+key cannot end a restored task or release a held engine.
 """
 
+import collections
+import hmac
 import os
 import sqlite3
 import sys
@@ -85,20 +93,65 @@ def _bytes(frame):
     return frame.bytes if isinstance(frame, zmq.Frame) else bytes(frame)
 
 
+class Outbox:
+    """
+    What a router *stream* sends to peers that may not be connected (yet): each message
+    goes at once where it can; else it is held, in order, with the peer's other held
+    messages, and tried again every *retry* s, once per peer and round, until it goes or
+    *window* s have passed since the peer's first held message (then the peer is taken for
+    gone, and what it held is dropped, with a warning).
+    """
+
+    def __init__(self, stream, loop, log, window, retry):
+        self.stream, self.loop, self.log = stream, loop, log
+        self.window, self.retry = window, retry
+        self.held = {}  # peer: (deadline, deque of frame lists)
+        self.timer = None
+
+    def send(self, frames):
+        """Send *frames* (the first: the peer's routing id) now, or hold them for later."""
+        frames = [_bytes(frame) for frame in frames]
+        peer = frames[0]
+        if peer in self.held:  # behind what waits for it already
+            self.held[peer][1].append(frames)
+        elif not self._sent(frames):
+            self.held[peer] = (self.loop.time() + self.window, collections.deque([frames]))
+            if self.timer is None:
+                self.timer = self.loop.call_later(self.retry, self._retry)
+
+    def _sent(self, frames):
+        socket = self.stream.socket
+        socket.router_mandatory = 1  # a router drops what it cannot route, unless told to say so
+        try:
+            socket.send_multipart(frames)
+            return True
+        except zmq.ZMQError:
+            return False
+        finally:
+            socket.router_mandatory = 0
+
+    def _retry(self):
+        self.timer = None
+        now = self.loop.time()
+        for peer, (deadline, queue) in list(self.held.items()):
+            while queue and self._sent(queue[0]):
+                queue.popleft()
+            if not queue:
+                del self.held[peer]
+            elif now > deadline:
+                del self.held[peer]
+                self.log.warning(f"{peer!r} did not come back in {self.window:g} s:"
+                                 f" {len(queue)} messages for it dropped")
+        if self.held:
+            self.timer = self.loop.call_later(self.retry, self._retry)
+
+
 class HealingScheduler(TaskScheduler):
     """ipyparallel's task scheduler, with a journal of its tasks in flight (see the module)."""
 
     def start(self):
-        self.restoring = os.environ.get("IPP_CLUSTER_RESTORING") == "1"
-        self.journal = Journal(os.environ["IPP_CLUSTER_JOURNAL"], keep=self.restoring)
-        self.restored = {}  # engine ident: {msg_id: (client ident, request header)}
-        self.held, self.holding = set(), False  # restored engines, until they answer
-        unsent = []
-        for msg_id, client, header, engine in self.journal.rows():
-            if engine is None:
-                unsent.append((msg_id, client, header))
-            else:
-                self.restored.setdefault(engine, {})[msg_id] = (client, header)
+        unsent = self.take_journal(os.environ["IPP_CLUSTER_JOURNAL"],
+                                   os.environ.get("IPP_CLUSTER_RESTORING") == "1")
         super().start()
         for msg_id, client, header in unsent:
             self.end_lost(msg_id, client, header, b"", "before it reached an engine")
@@ -108,13 +161,40 @@ class HealingScheduler(TaskScheduler):
         if self.restoring:
             self.loop.call_later(ENGINE_WINDOW, self.end_absent)
 
+    def take_journal(self, path, restoring):
+        """Open the journal at *path* (kept when *restoring*, else emptied) and take back
+        the tasks that had reached an engine; returns those that had not."""
+        self.restoring = restoring
+        self.journal = Journal(path, keep=restoring)
+        self.restored = {}  # engine ident: {msg_id: (client ident, request header)}
+        self.held, self.holding = set(), False  # restored engines, until they answer
+        self.to_clients = Outbox(self.client_stream, self.loop, self.log, DELIVERY_WINDOW, RETRY)
+        self.to_engines = Outbox(self.engine_stream, self.loop, self.log, ENGINE_WINDOW, 0.1)
+        unsent = []
+        for msg_id, client, header, engine in self.journal.rows():
+            if engine is None:
+                unsent.append((msg_id, client, header))
+            else:
+                self.restored.setdefault(engine, {})[msg_id] = (client, header)
+        return unsent
+
     # The journal follows the scheduler's own steps.
+
+    def signed(self, frames):
+        """Whether a message's *frames* (after its routing ids) bear the session's signature.
+        Checked as `Session.deserialize` checks it, but without recording it: ipyparallel's
+        own handler of the same message refuses a signature it has seen."""
+        if self.session.auth is None:
+            return True
+        frames = [_bytes(frame) for frame in frames[:5]]
+        return len(frames) == 5 and hmac.compare_digest(frames[0], self.session.sign(frames[1:]))
 
     def dispatch_submission(self, raw_msg):
         try:
             idents, msg = self.session.feed_identities(raw_msg, copy=False)
-            header = _bytes(msg[1])
-            self.journal.add(self.session.unpack(header)["msg_id"], _bytes(idents[0]), header)
+            if self.signed(msg):
+                header = _bytes(msg[1])
+                self.journal.add(self.session.unpack(header)["msg_id"], _bytes(idents[0]), header)
         except Exception:  # ipyparallel's own code says what is wrong with it
             pass
         super().dispatch_submission(raw_msg)
@@ -133,6 +213,9 @@ class HealingScheduler(TaskScheduler):
         try:
             idents, msg = self.session.feed_identities(raw_msg, copy=False)
             engine, client = _bytes(idents[0]), _bytes(idents[1])
+            if not self.signed(msg):
+                self.log.error(f"a result from {engine!r} without the session's signature: dropped")
+                return
             msg_id = self.session.unpack(_bytes(msg[2]))["msg_id"]
         except Exception:
             return super().dispatch_result(raw_msg)
@@ -145,7 +228,7 @@ class HealingScheduler(TaskScheduler):
         elif self.restored.get(engine, {}).pop(msg_id, None):
             self.log.info(f"task {msg_id}, restored, ended on its engine")
             self.journal.done(msg_id)
-            self.deliver(self.client_stream, [client, engine, *raw_msg[len(idents):]])
+            self.to_clients.send([client, engine, *raw_msg[len(idents):]])
         else:
             self.log.warning(f"result of a task this controller does not know: {msg_id}")
 
@@ -163,8 +246,7 @@ class HealingScheduler(TaskScheduler):
             return super()._register_engine(uid)
         self.held.add(uid)  # ask it for an answer, behind the restored tasks it has
         fence = self.session.msg("kernel_info_request", {})
-        self.deliver(self.engine_stream, self.session.serialize(fence, ident=[uid, FENCE]),
-                     ENGINE_WINDOW, retry=0.1)
+        self.to_engines.send(self.session.serialize(fence, ident=[uid, FENCE]))
 
     def fence_passed(self, engine):
         if engine in self.held:  # its socket is back: it takes tasks from now on
@@ -201,25 +283,7 @@ class HealingScheduler(TaskScheduler):
         reply = self.session.msg("apply_reply", content, parent=self.session.unpack(header),
                                  metadata=metadata)
         self.journal.done(msg_id)
-        self.deliver(self.client_stream, self.session.serialize(reply, ident=[client, engine]))
-
-    def deliver(self, stream, frames, window=DELIVERY_WINDOW, retry=RETRY, deadline=None):
-        """Send *frames* on *stream* (a router) to the peer their first frame names, trying
-        again every *retry* s for *window* s while it has not reconnected (a router drops
-        what it cannot route, unless told to say so)."""
-        deadline = deadline or self.loop.time() + window
-        frames = [_bytes(frame) for frame in frames]
-        socket = stream.socket
-        socket.router_mandatory = 1
-        try:
-            socket.send_multipart(frames)
-        except zmq.ZMQError:
-            if self.loop.time() < deadline:
-                self.loop.call_later(retry, self.deliver, stream, frames, window, retry, deadline)
-            else:
-                self.log.warning(f"{frames[0]!r} did not come back in {window:g} s")
-        finally:
-            socket.router_mandatory = 0
+        self.to_clients.send(self.session.serialize(reply, ident=[client, engine]))
 
 
 def curve_keys(path, restoring):

@@ -1,11 +1,14 @@
 # shellcheck shell=sh
 # shellcheck disable=SC2154  # name, sec, engine_file: set by setup() in lib.sh
 
-stop_master() {  # stop_master: stop the controller and Jupyter, remove the connection files
-  # Reports left_controller= and left_jupyter=.
+stop_master() {  # stop_master: stop the controller and Jupyter, remove what they leave
+  # Removed: the connection files, the controller's Curve key pair (its secret half too),
+  # its journal of tasks in flight, and the dashboard's plans; kept: the logs (see the
+  # README, "What a stop keeps"). Reports left_controller= and left_jupyter=.
   lock
   halt controller "$name-controller"
   halt jupyter "$name-jupyter"
-  rm -f "$engine_file" "$sec/ipcontroller-client.json"
+  rm -f "$engine_file" "$sec/ipcontroller-client.json" "$run/controller.curve" \
+    "$run/tasks-in-flight.sqlite"*
   rm -rf "$run/dashboard"  # what write_plan wrote for it
 }
