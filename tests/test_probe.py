@@ -1,7 +1,9 @@
 """
 Unit tests of the probe (``tasks/remote/probe.py``) against a real local controller
 (ipyparallel's `Cluster`, started here) and real engines labelled as
-``start_engines.sh`` labels them, and a real Jupyter server. No SSH, no root.
+``start_engines.sh`` labels them, and a real Jupyter server; and of what it reads of the
+screen sessions and their logs (``tasks/remote/screens.py``), read alike by ``lib.sh``.
+No SSH, no root.
 """
 
 import json
@@ -16,7 +18,8 @@ from pathlib import Path
 import ipyparallel as ipp
 import pytest
 
-from tasks.remote import probe
+from tasks.inventory.folder import Settings
+from tasks.remote import commands, nanny, probe, screens
 
 BIN = Path(sys.executable).parent
 LABELS = {"nodeA": 2, "nodeB": 1}
@@ -110,14 +113,19 @@ def test_one_labels_engines_are_shut_down_and_the_others_keep_running(controller
     assert len(set(client[:].apply_sync(os.getpid))) == 3  # the others still work
 
 
-def test_the_probe_runs_as_the_hosts_run_it_a_program_on_stdin(controller):
-    source = Path(probe.__file__).read_text()
-    out = subprocess.run([sys.executable, "-", json.dumps({"name": "t", "profile": "probe"}), "/nonexistent"],
-                         input=source, capture_output=True, text=True, timeout=60,
-                         env=dict(os.environ))
+def test_the_probe_runs_as_the_hosts_run_it_unpacked_from_stdin_beside_screens(controller, tmp_path):
+    """Its step, run by ``/bin/sh -s`` as on a host, in a folder where ``tasks`` is not
+    importable: what it imports was shipped with it, and its folder goes after."""
+    settings = Settings(cluster_env=str(BIN.parent), cluster_name="t", ipp_profile="probe")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    (tmp_path / "tmp").mkdir()
+    out = subprocess.run(commands.REMOTE_SHELL, shell=True, cwd=tmp_path, capture_output=True, text=True,
+                         input=commands.script(settings, commands.probe(settings, jupyter=False)),
+                         env=dict(env, HOME=str(tmp_path), TMPDIR=str(tmp_path / "tmp")), timeout=60)
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout.strip().splitlines()[-1][len("probe="):])
     assert report["controller"] is True and report["engines"] == LABELS
+    assert list((tmp_path / "tmp").iterdir()) == []
 
 
 def start_session(name):
@@ -125,7 +133,7 @@ def start_session(name):
     load, ``screen -dmS`` returns before its session is listed (28 times in 100, measured)."""
     subprocess.run(["screen", "-dmS", name, "sleep", "60"], check=True)
     deadline = time.monotonic() + 10
-    while not probe.session_alive(name):
+    while not screens.session_alive(name):
         assert time.monotonic() < deadline, f"screen never listed the session {name}"
         time.sleep(0.02)
 
@@ -201,7 +209,7 @@ def paused_controller(controller):
 
 
 @pytest.fixture
-def screens(tmp_path, monkeypatch):
+def screen_folder(tmp_path, monkeypatch):
     """A screen folder of this test's own (``screen -ls`` sees only its sessions)."""
     folder = tmp_path / "screens"
     folder.mkdir(mode=0o700)
@@ -217,7 +225,7 @@ def probe_sessions():
     return [line.split()[0] for line in listing.splitlines() if line.startswith("\t")]
 
 
-def test_a_busy_controller_whose_session_runs_is_waited_for(screens, paused_controller):
+def test_a_busy_controller_whose_session_runs_is_waited_for(screen_folder, paused_controller):
     start_session("probe-controller")
     started = time.monotonic()
     report = probe.probe({"name": "probe", "profile": "probe"}, "/nonexistent")
@@ -227,7 +235,7 @@ def test_a_busy_controller_whose_session_runs_is_waited_for(screens, paused_cont
 
 
 def test_a_silent_controller_without_its_session_is_called_dead_after_the_first_wait(
-        screens, paused_controller):
+        screen_folder, paused_controller):
     started = time.monotonic()
     report = probe.probe({"name": "probe", "profile": "probe"}, "/nonexistent")
     took = time.monotonic() - started
@@ -287,8 +295,8 @@ CONTROLLER_LOG = """
 def test_purged_registrations_are_read_since_the_controllers_last_start(tmp_path):
     log = tmp_path / "c-controller.log"
     log.write_text(CONTROLLER_LOG)
-    assert probe.purged(log) == ["nodeA/1/200", "nodeA/2/200", "nodeB/1/200"]
-    assert probe.purged(tmp_path / "none.log") == []
+    assert screens.SessionLog(log).read().purged == ["nodeA/1/200", "nodeA/2/200", "nodeB/1/200"]
+    assert screens.SessionLog(tmp_path / "none.log").read().purged == []
 
 
 def test_an_orphan_is_a_purged_start_with_no_start_registered_since():
@@ -336,3 +344,73 @@ def test_a_controller_that_dies_while_waited_for_ends_the_wait(tmp_path, monkeyp
     with pytest.raises((TimeoutError, OSError)):  # not a wait of 600 s, nor a hang
         probe.wait_for_engines(registry, {"nodeA": 1}, started + 600, lambda line: None)
     assert time.monotonic() - started < 60
+
+
+NANNY_RESTARTED_LOG = """
+=== Sun Nov 29 11:00:00 UTC 2026: t-controller
+[I 2026-11-29 11:00:01.2 IPController] registration::accepting registration 0:nodeA/1/200
+[W 2026-11-29 11:00:31.4 IPController] registration::purging stalled registration 1:nodeC/1/5
+=== nanny 2026-11-29 11:05:00: restart: the controller ended (signal 9 (SIGKILL)); starting it again now
+[I 2026-11-29 11:05:02.0 IPController] Hub listening on tcp://127.0.0.1:5555 for registration.
+"""
+
+
+def test_an_engine_purged_before_the_nanny_restarted_the_controller_is_an_orphan(controller, tmp_path):
+    """The nanny's ``=== nanny ...: restart:`` lines are no start of the session: what the
+    hub purged before its restart is still unknown to it (a restart with --restore keeps
+    its registrations, not those it purged)."""
+    (tmp_path / "t-controller.log").write_text(NANNY_RESTARTED_LOG)
+    report = probe.probe({"name": "t", "profile": "probe"}, str(tmp_path))
+    assert report["controller"] is True and report["orphans"] == ["nodeC/1/5"]
+
+
+def test_a_session_log_is_read_on_from_where_the_last_read_ended(tmp_path):
+    path = tmp_path / "t-controller.log"
+    path.write_text(NANNY_RESTARTED_LOG)
+    log = screens.SessionLog(path).read()
+    assert (log.started, log.restarts, log.last_restart, log.purged) == (
+        "Sun Nov 29 11:00:00 UTC 2026", 1, "2026-11-29 11:05:00", ["nodeC/1/5"])
+    read = log.at
+    assert read == len(NANNY_RESTARTED_LOG)
+    purge = "[W 2026-11-29 11:06:00.1 IPController] registration::purging stalled registration 4:nodeA/1/200\r\n"
+    with path.open("a") as more:
+        more.write(purge + purge[:60])  # the second line is still being written
+    assert log.read().purged == ["nodeC/1/5", "nodeA/1/200"] and log.at == read + len(purge)
+    with path.open("a") as more:
+        more.write(purge[60:] + "\n=== Sun Nov 29 12:00:00 UTC 2026: t-controller\n")  # a new start
+    assert (log.read().started, log.restarts, log.purged) == ("Sun Nov 29 12:00:00 UTC 2026", 0, [])
+    path.write_text(NANNY_RESTARTED_LOG[:-1])  # shorter: another log, read whole
+    assert (log.read().started, log.restarts, log.purged) == ("Sun Nov 29 11:00:00 UTC 2026", 1, ["nodeC/1/5"])
+    path.unlink()
+    assert log.read().purged == ["nodeC/1/5"]  # a log that cannot be read changes nothing
+
+
+def shell(code, *args):
+    """The output of *code* run by ``/bin/sh`` after ``lib.sh`` and ``host_status.sh``, with *args*."""
+    remote = Path(commands.__file__).parent
+    done = subprocess.run(["/bin/sh", "-c", f". {remote}/lib.sh && . {remote}/host_status.sh && {code}",
+                           "sh", *args], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_the_lines_of_launch_and_of_the_nanny_are_found_alike_by_the_shell_and_python(tmp_path, capsys):
+    """One format, three readers: the probe, the dashboard (both `screens.SessionLog`) and
+    ``host_status.sh``, with the same patterns."""
+    assert shell('printf "%s|%s" "$LAUNCH_HEADER" "$NANNY_RESTART"') == f"{screens.HEADER}|{screens.RESTART}"
+    header = shell("launch_header t-controller")
+    assert header.startswith("\n=== ") and header.endswith(": t-controller\n")
+    nanny.say("restart: the controller ended (exit code 1); starting it again in 1 s")
+    said = capsys.readouterr().out
+    restart = screens.nanny_line("restart: the controller ended (signal 9 (SIGKILL)); starting it again now",
+                                 now=time.mktime((2026, 12, 3, 7, 9, 1, 0, 0, -1)))
+    assert restart == ("=== nanny 2026-12-03 07:09:01: restart: the controller ended (signal 9 (SIGKILL));"
+                       " starting it again now")
+    gave_up = screens.nanny_line("gave up: the controller ended 6 times in 5 min")
+    path = tmp_path / "t-controller.log"
+    path.write_text(header + restart + "\r\n" + header.replace("t-controller", "t-jupyter") + header
+                    + "hub line\r\n" + said.replace("\n", "\r\n") + restart + "\r\n" + gave_up + "\r\n")
+    log = screens.SessionLog(path).read()
+    assert (log.restarts, log.last_restart) == (2, "2026-12-03 07:09:01")
+    assert log.started == header.strip()[len("=== "):-len(": t-controller")]
+    assert shell('restarts "$1"', str(path)) == f"{log.restarts}\t{log.last_restart}\n"

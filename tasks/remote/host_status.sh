@@ -3,16 +3,21 @@
 
 host_status() {  # host_status COUNT GPUS: this user's cluster sessions here, and the engines expected
   # COUNT and GPUS: see plan_engines in lib.sh. Reports sessions=, expected= (or
-  # plan_problem= when GPUS names GPUs this host lacks), threads= (what a running engine
-  # has in OMP_NUM_THREADS), restarts= (the nannies' restarts since each engine's
-  # session began), controller_restarts= and jupyter_restarts= (the same, with the
-  # time of the last in controller_restarted= and jupyter_restarted=), and gaveup_N=,
-  # gaveup_controller= and gaveup_jupyter= for each program whose nanny gave up (see
-  # tasks/remote/nanny.py).
+  # plan_problem= when GPUS names GPUs this host lacks, or SETUP fails), threads= (what a
+  # running engine has in OMP_NUM_THREADS), restarts= (the nannies' restarts since each
+  # engine's session began), controller_restarts= and jupyter_restarts= (the same, with
+  # the time of the last in controller_restarted= and jupyter_restarted=), and gaveup_N=
+  # (engine N of the plan), gaveup_controller= and gaveup_jupyter= for each program whose
+  # nanny gave up (see tasks/remote/nanny.py).
   echo "sessions=$(sessions "$name-(controller|jupyter|engine-[0-9]+)" | tr '\n' ' ')"
-  plan=$( (plan_engines "$1" 1 "$2" && echo "$count") 2>&1)
+  # Planned as start_engines plans, after the user's SETUP (`module load cuda` may be what
+  # puts nvidia-smi on the PATH), in a subshell: what SETUP exports ends there.
+  plan=$( (user_env && plan_engines "$1" 1 "$2" && echo "$count") 2>&1)
   case $plan in
-    '' | *[!0-9]*) echo "expected=0"; echo "plan_problem=$(printf '%s' "$plan" | tr '\n' ' ')" ;;
+    '' | *[!0-9]*)
+      echo "expected=0"
+      echo "plan_problem=$(printf '%s' "$plan" | tr '\n' ' ')"
+      plan= ;;
     *) echo "expected=$plan" ;;
   esac
   engine=$(tagged engine | head -n 1)
@@ -34,13 +39,21 @@ host_status() {  # host_status COUNT GPUS: this user's cluster sessions here, an
   for marker in "$run/$name"-*.gaveup; do
     [ -f "$marker" ] || continue
     program=${marker%.gaveup}
-    echo "gaveup_${program##*-}=$(cat "$marker")"
+    program=${program##*-}
+    case $program in  # an engine beyond the plan (engines=4 became 2) is none of this host's now
+      controller | jupyter) ;;
+      *) [ -z "$plan" ] || [ "$program" -le "$plan" ] || continue ;;  # no plan: every engine's
+    esac
+    echo "gaveup_$program=$(cat "$marker")"
   done
 }
 
 restarts() {  # restarts LOG: the nanny's restarts since the session's last start, a tab, the last's time
-  # shellcheck disable=SC2016  # $0, $3 and $4 are awk's
-  awk -v header="=== .*: $(basename "$1" .log)\$" \
-    '$0 ~ header { n = 0; last = "" } / nanny .*: restart: / { n++; last = $3 " " substr($4, 1, length($4) - 1) }
+  # The lines of launch and of the nanny, found by LAUNCH_HEADER and NANNY_RESTART (lib.sh);
+  # a restart's time is what NANNY_RESTART matched less "=== nanny " and ": restart: ".
+  # shellcheck disable=SC2016  # $0 is awk's
+  awk -v header="$LAUNCH_HEADER$(basename "$1" .log)\$" -v restart="$NANNY_RESTART" \
+    '$0 ~ header { n = 0; last = ""; next }
+     match($0, restart) { n++; last = substr($0, RSTART + 10, RLENGTH - 21) }
      END { printf "%d\t%s\n", n, last }' "$1"
 }

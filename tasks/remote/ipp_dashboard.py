@@ -17,7 +17,8 @@ thousand tasks ran); never an engine. It keeps the window's tasks itself, and on
 socket with a routing id of its own, and drops it for a new one when the hub does not
 answer within a second (a controller that restarts). It reads the rest from the run
 directory: the engines each host should run (written by fab when it starts them) and
-the controller's nanny lines.
+the controller's log (its start and its nanny's restarts: see ``screens.py``, which
+``start_master.sh`` puts beside this file).
 """
 
 import asyncio
@@ -25,7 +26,6 @@ import datetime
 import glob
 import json
 import os
-import re
 import threading
 import time
 import uuid
@@ -36,13 +36,16 @@ from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
 
+if __package__:  # imported as tasks.remote.ipp_dashboard, by the tests
+    from . import screens
+else:  # the master's Jupyter imports it from RUN_DIR/python, screens.py beside it
+    import screens
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 WINDOW = 300.0  # seconds of task stream the page shows
 FRESH = 1.0  # seconds a state is served again before the hub is asked anew
 TIMEOUT = 1.0  # seconds the hub has to answer one request
 OVERLAP = 2.0  # seconds of records asked for again at each read: none is missed between two
-RESTART = re.compile(r"^=== nanny (\S+ \S+): restart: ")
-NO_CONTROLLER = {"started": None, "restarts": 0, "last_restart": None}
 
 
 class Watcher:
@@ -57,7 +60,7 @@ class Watcher:
         self.last_completed = None  # (time, completed count), for the rate
         self.tasks = {}  # msg_id: the task's bar in the stream, for the last WINDOW s
         self.asked_until = None  # when the last records asked of the hub were received
-        self.log_at, self.log_state = 0, dict(NO_CONTROLLER)  # how far the controller's log was read
+        self.log = screens.SessionLog(os.path.join(run_dir, f"{name}-controller.log"))
 
     def state(self):
         """The state, asked of the hub at most once per `FRESH` s (several pages share it)."""
@@ -130,8 +133,13 @@ class Watcher:
         """A row per engine host: its engines (from the hub) and what fab planned there."""
         plans = {}
         for path in glob.glob(os.path.join(self.run_dir, "dashboard", "*.json")):
-            with open(path) as file:
-                plans[os.path.basename(path)[:-len(".json")]] = json.load(file)
+            try:  # gone since the listing (stop_master.sh), or half written (an older fab's)
+                with open(path) as file:
+                    plan = json.load(file)
+            except (OSError, ValueError):
+                continue
+            if isinstance(plan, dict):
+                plans[os.path.basename(path)[:-len(".json")]] = plan
         rows = {label: {"host": label, "expected": plan.get("expected"), "engines": [],
                         "threads": plan.get("threads")} for label, plan in plans.items()}
         for eid, uid in sorted(engines.items()):
@@ -169,27 +177,10 @@ class Watcher:
                 "per_second": None if rate is None else round(rate, 2)}
 
     def controller(self):
-        """The controller's session start and its nanny's restarts, from its log, read from
-        where the last read ended: the hub logs a line per task, and a whole read of a log
-        of hours took longer than the hub's three answers (measured)."""
-        path = os.path.join(self.run_dir, f"{self.name}-controller.log")
-        try:
-            with open(path, "rb") as log:
-                if os.fstat(log.fileno()).st_size < self.log_at:  # a new log: read it whole
-                    self.log_at, self.log_state = 0, dict(NO_CONTROLLER)
-                log.seek(self.log_at)
-                chunk = log.read()
-        except OSError:
-            return dict(self.log_state)
-        whole = chunk.rfind(b"\n") + 1  # a line still being written is read next time
-        self.log_at += whole
-        found = self.log_state
-        for line in chunk[:whole].decode(errors="replace").splitlines():
-            if line.startswith("=== ") and line.rstrip().endswith(f": {self.name}-controller"):
-                found.update(started=line[4:].rsplit(":", 1)[0], restarts=0, last_restart=None)
-            elif (restart := RESTART.match(line)):
-                found.update(restarts=found["restarts"] + 1, last_restart=restart[1].rstrip(":"))
-        return dict(found)
+        """The controller's session start and its nanny's restarts, from its log, read on
+        from where the last read ended (see `screens.SessionLog`)."""
+        log = self.log.read()
+        return {"started": log.started, "restarts": log.restarts, "last_restart": log.last_restart}
 
 
 def _iso(seconds):

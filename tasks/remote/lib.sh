@@ -24,6 +24,14 @@ HEARTBEAT_MISSES=5
 # gives it to every engine.
 ENGINE_HEARTBEAT_MISSES=50
 
+# The lines of a session's log that are not its program's: the one launch_header writes
+# before each start, found by LAUNCH_HEADER followed by the session's name and $, and the
+# nanny's (=== nanny DATE: TEXT), a restart among them found by NANNY_RESTART. Both are
+# POSIX extended regular expressions and Python ones alike: tasks/remote/screens.py reads
+# the logs with the same text.
+LAUNCH_HEADER='^=== ([A-Z][a-z][a-z] .*): '
+NANNY_RESTART='=== nanny ([0-9-]+ [0-9:]+): restart: '
+
 setup() {  # setup NAME PROFILE BIN TIMEOUT SETUP: the variables every step uses
   set -u
   umask 077
@@ -104,8 +112,13 @@ plan_engines() {  # plan_engines COUNT THREADS GPUS: set count, threads and devi
   fi
 }
 
+screens() {  # screens: PID NAME of each of this user's screen sessions, a line each
+  # The one reading of `screen -ls` (a tab, PID.NAME, a tab, its state) in the shell.
+  screen -ls 2>/dev/null | sed -n 's/^[[:space:]]*\([0-9][0-9]*\)\.\([^[:space:]]*\).*/\1 \2/p'
+}
+
 sessions() {  # sessions REGEX: the names of this user's screen sessions matching REGEX
-  screen -ls 2>/dev/null | sed -n 's/^[[:space:]]*[0-9][0-9]*\.\([^[:space:]]*\).*/\1/p' | grep -xE "$1"
+  screens | cut -d' ' -f2 | grep -xE "$1"
 }
 
 tagged() {  # tagged ROLE: the pids of this user's processes that carry ROLE's tag
@@ -123,12 +136,18 @@ launch() {  # launch ROLE SESSION PROGRAM ARGS...: PROGRAM in a detached, logged
   # name, measured: "You are not the owner of ..."), and then nothing would ever start.
   role=$1 session=$2
   shift 2
-  printf '\n=== %s: %s\n' "$(date)" "$session" >> "$run/$session.log"
+  launch_header "$session" >> "$run/$session.log"
   said=$(screen -c "$run/screenrc" -dmS "$session" -L -Logfile "$run/$session.log" \
     env "IPP_CLUSTER_TAG=$name/$role" "$@" 2>&1 9>&-) || {  # the program must not hold the lock
     echo "screen could not start $session: $(printf '%s\n' "$said" | tr -s '\r\n' '  ' | sed 's/ *$//')" >&2
     exit 1
   }
+}
+
+launch_header() {  # launch_header SESSION: the line launch writes in SESSION's log before each start
+  # on a line of its own, its date in the C locale (Thu Dec  3 07:07:13 UTC 2026): it begins
+  # with a capital, where the nanny's lines have "nanny".
+  printf '\n=== %s: %s\n' "$(LC_ALL=C date)" "$1"
 }
 
 lock() {  # lock: take this host's lock of the cluster (let it go with: exec 9>&-)

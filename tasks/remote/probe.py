@@ -1,9 +1,10 @@
 """
 Ask the controller about its engines, on the master, with ipyparallel's own `Client`.
 
-``tasks/remote/probe.sh`` runs it with the cluster's Python (``python - ARGS RUN_DIR``,
-this file on stdin), where the controller and its client connection file are, so the
-machine running ``fab`` needs no route to the controller's ports. ARGS is JSON:
+``tasks/remote/probe.sh`` runs it with the cluster's Python (``python probe.py ARGS
+RUN_DIR``, from a folder of its own where it unpacked this file and ``screens.py``), where
+the controller and its client connection file are, so the machine running ``fab`` needs
+no route to the controller's ports. ARGS is JSON:
 
 - ``name`` and ``profile``: the cluster's name and IPython profile;
 - ``controller`` (default true): ask the controller at all;
@@ -26,14 +27,18 @@ the controller could not be asked), ``jupyter`` (it answered) and ``jupyter_prob
 
 import json
 import os
-import re
-import subprocess
 import sys
 import time
 import urllib.request
 
+if __package__:  # imported as tasks.remote.probe, by the tests
+    from . import screens
+else:  # run on the master from the folder probe.sh unpacked it into, screens.py beside it
+    import screens
+
 POLL = 0.05
-#: Seconds between two reads of the controller's log for purged registrations.
+#: Seconds between two reads of the controller's log for purged registrations (each reads
+#: on from where the last ended: see `screens.SessionLog`).
 ORPHAN_POLL = 1.0
 #: Seconds between two new clients while waiting for engines (see `Registry`).
 RESYNC = 5.0
@@ -126,20 +131,6 @@ def wait_for_engines(registry, expected, deadline, show=print, look=lambda uuids
         time.sleep(POLL)
 
 
-_PURGED = re.compile(r"registration::purging stalled registration \d+:(\S+)")
-
-
-def purged(log):
-    """The uuids whose registration the controller purged since its last start, from its
-    screen log (``launch`` in lib.sh begins each start with a ``=== DATE: SESSION`` line)."""
-    try:
-        with open(log, errors="replace") as file:
-            text = file.read()
-    except OSError:
-        return []
-    return _PURGED.findall(text[text.rfind("\n=== "):])
-
-
 def _start(uuid):
     """``(label, number, start time)`` of an engine's uuid (``LABEL/N/TIME``), or None."""
     label, _, rest = uuid.partition("/")
@@ -149,12 +140,12 @@ def _start(uuid):
 
 def orphans(purged_uuids, registered, known=()):
     """
-    The purged uuids (see `purged`) whose engine (LABEL/N) has no start registered since,
-    less the *known* ones: each is an engine that runs, or ran, but that the controller
-    does not know. The hub drops a registration whose first heartbeat has not come
-    within its registration timeout (an engine starved of CPU sends it late), or came
-    before the hub filed it (ipyparallel #700), and then ignores that heart for good,
-    while the engine, registered as far as it knows, goes on.
+    The purged uuids (`screens.SessionLog.purged`, of the controller's log) whose engine
+    (LABEL/N) has no start registered since, less the *known* ones: each is an engine that
+    runs, or ran, but that the controller does not know. The hub drops a registration
+    whose first heartbeat has not come within its registration timeout (an engine starved
+    of CPU sends it late), or came before the hub filed it (ipyparallel #700), and then
+    ignores that heart for good, while the engine, registered as far as it knows, goes on.
     """
     newest = {}
     for uuid in registered.values():
@@ -185,33 +176,6 @@ def jupyter_answers(port, token_file):
         return False
 
 
-def session_alive(session):
-    """True while this user has a screen session named *session*."""
-    listing = subprocess.run(["screen", "-ls"], capture_output=True, text=True).stdout
-    for line in listing.splitlines():
-        pid, dot, name = line.strip().split("\t")[0].partition(".")
-        if pid.isdigit() and dot and name == session:
-            return True
-    return False
-
-
-def last_line(log):
-    """The last line a program wrote in its screen log, without colours and log prefix
-    (and without the lines of ``launch`` and of the nanny, ``=== ...``)."""
-    try:
-        with open(log, "rb") as file:
-            file.seek(max(0, os.path.getsize(log) - 4096))
-            text = file.read().decode(errors="replace")
-    except OSError:
-        return ""
-    lines = [_LOG_PREFIX.sub("", _CONTROL.sub("", line)).strip() for line in text.splitlines()]
-    return next((line for line in reversed(lines) if line and not line.startswith("=== ")), "")
-
-
-_CONTROL = re.compile(r"\x1b\[[0-9;]*[A-Za-z]|[\x00-\x08\x0b-\x1f\x7f]")  # and control codes
-_LOG_PREFIX = re.compile(r"^\[[A-Z] [0-9-]+ [0-9:.]+ [A-Za-z]+\] *")
-
-
 def jupyter_problem(args, run):
     """
     ``(problem, final)`` about Jupyter now: ``("", True)`` when it answers on its port;
@@ -222,10 +186,11 @@ def jupyter_problem(args, run):
     log = os.path.join(run, f"{session}.log").replace(os.path.expanduser("~"), "~", 1)
     if jupyter_answers(port, os.path.join(run, "jupyter.token")):
         return "", True
-    if not session_alive(session):
+    if not screens.session_alive(session):
         if not args.get("started"):
             return "Jupyter is not running: fab master.start starts it", True
-        return f"Jupyter exited: {last_line(os.path.expanduser(log))} (its log: {log})", True
+        said = screens.last_line(os.path.expanduser(log))
+        return f"Jupyter exited: {said} (its log: {log})", True
     try:
         with open(os.path.join(run, "jupyter.port")) as file:
             running_port = int(file.read())
@@ -254,14 +219,14 @@ def ask_controller(args, run, deadline, show):
     security = os.path.join(get_ipython_dir(), f"profile_{args['profile']}", "security")
     if not os.path.exists(os.path.join(security, "ipcontroller-client.json")):
         raise RuntimeError("no client connection file: the controller is not running")
-    log = os.path.join(run, f"{args['name']}-controller.log")
+    log = screens.SessionLog(os.path.join(run, f"{args['name']}-controller.log"))
     known = set(args.get("known_orphans", ()))
     registry = Registry(lambda: connect(ipp, args))
     try:
         if args.get("shutdown"):
             shut_down(registry.client, args["shutdown"])
         return wait_for_engines(registry, args.get("expected", {}), deadline, show,
-                                lambda uuids: orphans(purged(log), uuids, known))
+                                lambda uuids: orphans(log.read().purged, uuids, known))
     finally:
         registry.close()
 
@@ -275,7 +240,7 @@ def connect(ipp, args):
     try:
         return ipp.Client(profile=args["profile"], timeout=FIRST_ANSWER)
     except TimeoutError:
-        if not session_alive(f"{args['name']}-controller"):
+        if not screens.session_alive(f"{args['name']}-controller"):
             raise RuntimeError("no answer, and its screen session has ended: "
                                "the controller is not running") from None
     return ipp.Client(profile=args["profile"], timeout=CLIENT_TIMEOUT - FIRST_ANSWER)

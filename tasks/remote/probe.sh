@@ -1,9 +1,15 @@
 # shellcheck shell=sh
 # shellcheck disable=SC2154  # python, run: set by setup() in lib.sh
 
-probe() {  # probe ARGUMENTS_JSON < PROBE_PY: ask the controller, with the cluster's Python
-  # The program (tasks/remote/probe.py) comes on stdin; it reads the Jupyter token and port
-  # from their 0600 files in the run directory, never from a command line.
+probe() {  # probe ARGUMENTS_JSON < PROGRAMS: ask the controller, with the cluster's Python
+  # The program (tasks/remote/probe.py with screens.py, a base64 tar.gz on stdin) is
+  # unpacked into a folder of its own, removed after it ran; it reads the Jupyter token
+  # and port from their 0600 files in the run directory, never from a command line.
   user_env
-  "$python" - "$1" "$run"
+  code=$(mktemp -d) || exit 1
+  base64 -d | tar -xzf - -C "$code" || { rm -rf "$code"; exit 1; }
+  "$python" "$code/probe.py" "$1" "$run"
+  status=$?
+  rm -rf "$code"
+  return "$status"
 }

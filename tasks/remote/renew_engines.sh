@@ -6,13 +6,11 @@ renew_engines() {  # renew_engines N...: start engines N... again at once (see n
   # in its screen session, gets SIGUSR1 and starts its engine again. Reports renewed=
   # (the numbers of the engines whose nanny was told). Screen and ps are asked once,
   # not once per engine: a host may have dozens to renew, and be busy.
-  listing=$(screen -ls 2>/dev/null)
+  listing=$(screens)
   parents=$(ps -o ppid=,pid= -u "$uid")
   renewed=
   for n in "$@"; do
-    # shellcheck disable=SC2016  # $1 is awk's
-    screen_pid=$(printf '%s\n' "$listing" | awk -v session="$name-engine-$n" \
-      '{ dot = index($1, "."); if (substr($1, dot + 1) == session) print substr($1, 1, dot - 1) }')
+    screen_pid=$(printf '%s\n' "$listing" | awk -v session="$name-engine-$n" '$2 == session { print $1 }')
     [ -n "$screen_pid" ] || continue
     nanny=$(printf '%s\n' "$parents" | awk -v parent="$screen_pid" '$1 == parent { print $2; exit }')
     [ -n "$nanny" ] && kill -USR1 "$nanny" 2>/dev/null && renewed="$renewed $n"
