@@ -13,20 +13,12 @@ import time
 
 import psutil
 
+from tasks.remote.process_tree import resident
+
 from . import methods
 
 #: How long ipyparallel's own cluster is waited for: in all, and without a new engine.
 LOCAL_LIMIT, LOCAL_STALL = 600, 60
-
-
-def _rss(processes):
-    total = 0
-    for process in processes:
-        try:
-            total += process.memory_info().rss
-        except psutil.Error:
-            pass
-    return total
 
 
 def _tagged(tag):
@@ -72,7 +64,7 @@ def fab_run(fake_hosts, folder, hosts, per_host, soft=None):
     engines = hosts * per_host
     row = {"registered": methods.ask_cluster("print(len(c.ids))", connect=60),
            "expected": engines, "seconds": seconds, "ok": result.returncode == 0,
-           "memory": _rss(_tagged(f"{methods.NAME}/engine")) / engines}
+           "memory": resident(_tagged(f"{methods.NAME}/engine")) / engines}
     methods.fab_ok(inventory, key, "cluster.down")
     methods.wait_until_clean("fab cluster.down")
     return row
@@ -95,7 +87,7 @@ def local_run(engines):
             elif time.perf_counter() - last > LOCAL_STALL:
                 break
             time.sleep(0.5)
-        memory = _rss(_local_engines()) / engines
+        memory = resident(_local_engines()) / engines
     finally:
         client.close()
         cluster.stop_cluster_sync()

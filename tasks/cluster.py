@@ -9,11 +9,10 @@ from invoke import Collection
 from invoke.exceptions import Exit
 
 from . import engines, master, toolbox
-from .context import HOSTS_HELP, JSON_HELP, choose, fleet, load, reads_inventory
+from .context import HOSTS_HELP, JSON_HELP, fleet, load, reads_inventory, show_status
 from .show import report
 from .show.progress import watching
 from .steps import lifecycle, preflight
-from .steps.status import read_status
 
 
 def _up(c, inventory):
@@ -26,7 +25,7 @@ def _up(c, inventory):
                 report.fail_if(report.lines(unfit))
             done = f"the master ({inventory.master.name}) was starting"
             started = lifecycle.start_master(fleet_, inventory, inventory.master,
-                                             peers=checked.peers, cores=checked.cores)
+                                             peers=checked.peers, planned=checked.planned)
             if not started.ok:
                 master.show(started, inventory.master)
                 report.fail_if(report.failures({inventory.master.name: started}))
@@ -99,15 +98,8 @@ def hosts(c, json=False):
 @reads_inventory
 def status(c, hosts="", json=False):
     """Show a row per host (reachable, sessions, engines); exit 0 only if all is as wanted."""
-    inventory = load()
-    chosen = choose(inventory, "", hosts)
-    with fleet(c, inventory) as fleet_:
-        rows = read_status(fleet_, inventory, hosts=chosen).rows
-    name = inventory.settings.cluster_name
-    stopped = (f"the cluster {name!r} is stopped: nothing of it runs"
-               " on any host (fab cluster.up starts it)")
-    report.status_and_exit("cluster", rows, stopped=None if hosts else stopped,
-                           as_json=json and ("cluster.status", name))
+    show_status(c, "cluster.status", "the cluster {name!r} is stopped: nothing of it runs on any"
+                " host (fab cluster.up starts it)", hosts, json)
 
 
 ns = Collection("cluster", up, down, restart, status, hosts, toolbox.run, toolbox.info, toolbox.check,

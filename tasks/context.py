@@ -10,7 +10,9 @@ from dataclasses import replace
 from invoke.exceptions import Exit
 
 from .inventory.folder import InventoryError, load_inventory, parse_host, with_settings
+from .show import report
 from .ssh.fleet import Fleet
+from .steps.status import read_status
 
 #: What ``fab -h TASK`` says of the inventory, for every task that reads it.
 INVENTORY_NOTE = """
@@ -72,3 +74,22 @@ def choose(inventory, role="", hosts=""):
         return inventory.select(role or None, [h for h in hosts.split(",") if h])
     except ValueError as error:
         raise Exit(f"error: --hosts={hosts}: {error}", code=2) from None
+
+
+def show_status(c, command, stopped, hosts=None, json=False, **roles):
+    """
+    What the status tasks do: read the status of the hosts *hosts* chooses (``--hosts``;
+    all of the roles asked for when empty, see `choose`; the master alone when None),
+    print it (a table, or with *json* one document), and exit 0 only if all is as wanted.
+    *command* names the task (``engines.status``); *stopped* says what to do when nothing
+    runs (not said of chosen hosts; ``{name}`` in it is the cluster's name); *roles* (``master=False``, ``engines=False``) go to
+    `read_status`.
+    """
+    inventory = load()
+    role = "" if roles.get("master", True) else "engines"
+    chosen = choose(inventory, role, hosts) if hosts is not None else None
+    with fleet(c, inventory) as fleet_:
+        rows = read_status(fleet_, inventory, hosts=chosen, **roles).rows
+    stopped = None if hosts else stopped.format(name=inventory.settings.cluster_name)
+    report.status_and_exit(command.split(".")[0], rows, stopped=stopped,
+                           as_json=json and (command, inventory.settings.cluster_name))

@@ -5,11 +5,10 @@ Tasks for the engines: ``ipengine`` processes on every engine host of the invent
 from fabric import task
 from invoke import Collection
 
-from .context import HOSTS_HELP, JSON_HELP, choose, fleet, load, reads_inventory
+from .context import HOSTS_HELP, JSON_HELP, choose, fleet, load, reads_inventory, show_status
 from .show import report
 from .show.progress import watching
 from .steps import lifecycle
-from .steps.status import read_status
 
 
 def bring_up(fleet_, inventory, hosts=None, **options):
@@ -73,13 +72,8 @@ def restart(c, hosts=""):
 @reads_inventory
 def status(c, hosts="", json=False):
     """Show the engines running and registered per host; exit 0 only if all are."""
-    inventory = load()
-    chosen = choose(inventory, "engines", hosts)
-    with fleet(c, inventory) as fleet_:
-        rows = read_status(fleet_, inventory, master=False, hosts=chosen).rows
-    stopped = "the engines are stopped: none runs on any engine host (fab engines.start starts them)"
-    report.status_and_exit("engines", rows, stopped=None if hosts else stopped,
-                           as_json=json and ("engines.status", inventory.settings.cluster_name))
+    show_status(c, "engines.status", "the engines are stopped: none runs on any engine host"
+                " (fab engines.start starts them)", hosts, json, master=False)
 
 
 ns = Collection("engines", start, stop, restart, status)

@@ -9,10 +9,9 @@ from fabric import task
 from invoke import Collection
 from invoke.exceptions import Exit
 
-from .context import JSON_HELP, fleet, load, reads_inventory
+from .context import JSON_HELP, fleet, load, reads_inventory, show_status
 from .show import report
 from .steps import lifecycle
-from .steps.status import read_status
 
 
 def show(result, master):
@@ -80,12 +79,8 @@ def stop(c):
 @reads_inventory
 def status(c, json=False):
     """Show whether the controller and Jupyter run and answer; exit 0 only if both do."""
-    inventory = load()
-    with fleet(c, inventory) as fleet_:
-        rows = read_status(fleet_, inventory, engines=False).rows
-    report.status_and_exit("master", rows, stopped="the master is stopped: neither the controller"
-                           " nor Jupyter runs (fab master.start starts them)",
-                           as_json=json and ("master.status", inventory.settings.cluster_name))
+    show_status(c, "master.status", "the master is stopped: neither the controller nor Jupyter"
+                " runs (fab master.start starts them)", json=json, engines=False)
 
 
 @task

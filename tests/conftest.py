@@ -44,18 +44,35 @@ def fab(*args, inventory=None, key=None, timeout=300, env=None):
                           capture_output=True, text=True, timeout=timeout)
 
 
-def three_host_inventory(folder, fake_hosts, name, port, **settings):
+def three_host_inventory(folder, fake_hosts, name, port, engine_hosts=(2, 3, 4), **settings):
     """
-    An inventory for a master on host1 and two engines on each of host2-host4.
+    An inventory for a master on host1 and two engines on each of *engine_hosts* (host2-host4).
 
     The cluster name and the profile are both *name*, Jupyter is on *port*, and
     the fake hosts' own known_hosts file is used, never the user's.
     """
     hosts = "[master]\n127.0.2.1\n\n[engines]\n" + "".join(
-        f"127.0.2.{n} engines=2\n" for n in (2, 3, 4))
+        f"127.0.2.{n} engines=2\n" for n in engine_hosts)
     return write_inventory(folder, hosts, CLUSTER_ENV=sys.prefix, CLUSTER_NAME=name,
                            IPP_PROFILE=name, JUPYTER_PORT=port,
                            KNOWN_HOSTS=fake_hosts.known_hosts, **settings)
+
+
+@contextmanager
+def fab_for(fake_hosts, inventory):
+    """
+    ``fab`` on *inventory* as the fake hosts' client, as a function of the task and its
+    arguments (`fab`'s keywords too); ``.inventory`` is the folder and ``.settings`` its
+    cluster.env as written. The cluster is downed when the block ends (a module's fixture).
+    """
+    def run(*args, **kwargs):
+        return fab(*args, inventory=inventory, key=fake_hosts.client_key, **kwargs)
+    run.inventory = inventory
+    run.settings = (inventory / "cluster.env").read_text()
+    try:
+        yield run
+    finally:
+        run("cluster.down")
 
 
 @pytest.fixture(scope="session")

@@ -57,3 +57,18 @@ def test_a_master_whose_hard_limit_of_open_files_is_too_low_for_the_engines_is_n
         " or start fewer engines")
     assert open_files_problem({"open_files_hard": "1024"}, 120) == ""
     assert open_files_problem({"open_files_hard": "unlimited"}, 10000) == ""
+
+
+def test_engines_one_per_gpu_are_counted_as_such_for_the_masters_open_files():
+    from tasks.ssh.fleet import HostResult
+    from tasks.steps.preflight import check_problems
+    text = "[master]\nm\n[engines]\n" + "".join(f"n{i:02d} gpus=auto\n" for i in range(10))
+    master, engines = parse_hosts(text)
+    inventory = Inventory(master, engines, Settings(), "inv")
+    # each host as facts.sh reports it: 64 cores, 4 GPUs, so 4 engines (not 64)
+    node = dict(MASTER, cores="64", gpus="4 x NVIDIA H200", engines="4")
+    results = {h.name: HostResult(h, "ok", facts=dict(node)) for h in engines}
+    results["m"] = HostResult(master, "ok", facts=dict(MASTER, open_files_hard="1024", engines="1"))
+    # 40 engines need about 200 open files; 640 (a core each) would need about 1650
+    assert not [problem for problem in check_problems(inventory, results).get("m", [])
+                if "open files" in problem]

@@ -14,8 +14,7 @@ import urllib.request
 
 import pytest
 
-from tests.conftest import FAB, PROJECT, engines_by_id, on, three_host_inventory, with_client
-from tests.conftest import fab as run_fab
+from tests.conftest import FAB, PROJECT, engines_by_id, fab_for, on, three_host_inventory, with_client
 
 NAME = PROFILE = "dash"
 PORT = 18970
@@ -42,15 +41,10 @@ def get(path, token=None):
 
 @pytest.fixture(scope="module")
 def fab_here(fake_hosts, tmp_path_factory):
-    inventory = three_host_inventory(tmp_path_factory.mktemp("inv"), fake_hosts, NAME, PORT)
-    (inventory / "hosts").write_text("[master]\n127.0.2.1\n[engines]\n127.0.2.2 engines=2\n"
-                                     "127.0.2.3 engines=2\n")
-
-    def run(*args, **kwargs):
-        return run_fab(*args, inventory=inventory, key=fake_hosts.client_key, **kwargs)
-    run.inventory = inventory
-    yield run
-    run("cluster.down")
+    inventory = three_host_inventory(tmp_path_factory.mktemp("inv"), fake_hosts, NAME, PORT,
+                                     engine_hosts=(2, 3))
+    with fab_for(fake_hosts, inventory) as run:
+        yield run
 
 
 @pytest.fixture
@@ -142,7 +136,18 @@ def test_the_data_names_each_host_and_costs_the_controller_little(cluster):
         assert (row["expected"], row["registered"], row["threads"]) == (2, 2, 1)
         assert sorted(e["number"] for e in row["engines"]) == ["1", "2"]
     assert found["error"] is None and found["cost"]["requests"] == 3
-    print(f"dashboard state: {found['cost']['requests']} hub requests in {found['cost']['seconds']} s")
+    began = time.time()  # the hub's clock too: the master is this machine
+    assert with_client("print(json.dumps(len(c.load_balanced_view().map_sync(abs, range(7)))))",
+                       PROFILE) == 7
+
+    def new_tasks(found):
+        return len([task for task in found["tasks"] if task["started"] >= began])
+    seen = state(cluster.token, lambda s: new_tasks(s) == 7)
+    # Once the tasks are older than the overlap of two reads, a read asks the hub for no
+    # old record again (the hub deep-copies each one it sends), and the tasks stay shown.
+    later = state(cluster.token, lambda s: s["time"] > seen["time"] + 5 and s["cost"]["records"] == 0)
+    assert later["cost"]["requests"] == 3 and new_tasks(later) == 7
+    print(f"dashboard state: {later['cost']['requests']} hub requests in {later['cost']['seconds']} s")
 
 
 def test_an_engine_killed_shows_as_restarted(cluster, fake_hosts):
@@ -183,7 +188,8 @@ def test_json_of_a_healthy_cluster_says_what_the_tables_say(cluster):
     result, engines = _json(cluster, "engines.status")
     assert result.returncode == 0 and [h["host"] for h in engines["hosts"]] == list(HOSTS)
     result, master = _json(cluster, "master.status")
-    assert result.returncode == 0 and master["hosts"][0]["controller_restarts"] >= 0
+    restarts = master["hosts"][0]["controller_restarts"]  # as the dashboard reads the nanny's log
+    assert result.returncode == 0 and restarts == state(cluster.token)["controller"]["restarts"]
     result, info = _json(cluster, "cluster.info")
     assert result.returncode == 0 and all(h["cores"] >= 1 and h["python"] for h in info["hosts"])
     result, check = _json(cluster, "cluster.check")

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from tests.conftest import engines_by_id, fab, on, write_inventory
+from tests.conftest import engines_by_id, fab_for, on, write_inventory
 
 NAME = PROFILE = "perhost"
 PORT = 18871
@@ -36,13 +36,9 @@ def fab_here(fake_hosts, tmp_path_factory):
                                 CLUSTER_ENV=sys.prefix, CLUSTER_NAME=NAME, IPP_PROFILE=PROFILE,
                                 JUPYTER_PORT=PORT, KNOWN_HOSTS=fake_hosts.known_hosts,
                                 ENGINE_TIMEOUT=60)
-
-    def run(*args, **kwargs):
-        return fab(*args, inventory=inventory, key=fake_hosts.client_key, **kwargs)
-    run.inventory = inventory
-    yield run
-    (inventory / "hosts").write_text(WITH_NODE05)
-    run("cluster.down")
+    with fab_for(fake_hosts, inventory) as run:
+        yield run
+        (inventory / "hosts").write_text(WITH_NODE05)  # downed with node05 in it
 
 
 @pytest.fixture

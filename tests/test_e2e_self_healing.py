@@ -10,8 +10,7 @@ import time
 import pytest
 
 from tests.conftest import engines_by_id, leftovers, on, status_saying, three_host_inventory
-from tests.conftest import with_client
-from tests.conftest import fab as run_fab
+from tests.conftest import fab_for, with_client
 
 NAME = PROFILE = "healing"
 PORT = 18881
@@ -23,16 +22,9 @@ def fab_here(fake_hosts, tmp_path_factory):
     """``fab`` with this module's inventory: a master (host1) and two engines on each of
     host2 and host3. The cluster is downed after the module."""
     inventory = three_host_inventory(tmp_path_factory.mktemp("inv"), fake_hosts, NAME, PORT,
-                                     MEMORY_LIMIT=LIMIT)
-    (inventory / "hosts").write_text("[master]\n127.0.2.1\n[engines]\n127.0.2.2 engines=2\n"
-                                     "127.0.2.3 engines=2\n")
-
-    def run(*args, **kwargs):
-        return run_fab(*args, inventory=inventory, key=fake_hosts.client_key, **kwargs)
-    run.inventory = inventory
-    run.settings = (inventory / "cluster.env").read_text()
-    yield run
-    run("cluster.down")
+                                     engine_hosts=(2, 3), MEMORY_LIMIT=LIMIT)
+    with fab_for(fake_hosts, inventory) as run:
+        yield run
 
 
 @pytest.fixture

@@ -115,13 +115,15 @@ def heartbeat(engines):
 def start_master(settings, address, engines=None):
     """Start what is missing of controller and Jupyter, each kept by the nanny, the
     controller on *address* alone (see `tasks.steps.address`) with the heartbeat for
-    *engines* (see `heartbeat`); Jupyter's kernels can import ``ipp_cluster``, and
-    Jupyter serves the dashboard (``ipp_dashboard``)."""
+    *engines* (see `heartbeat`). Jupyter serves the dashboard (``ipp_dashboard``), and
+    its Python kernels load ``ipp_cluster`` (the kernel spec ``kernel.json``): a plain
+    ``ipp.Client()`` there is ``ipp_cluster.Client()``."""
     period, registration = heartbeat(engines)
     return Step("start_master", (address, settings.jupyter_port, settings.notebook_dir,
                                  "yes" if settings.encrypt else "no", period, registration),
-                programs("nanny.py", "controller.py", "python/ipp_cluster.py",
-                         "python/ipp_dashboard.py", "python/ipp_dashboard.html"))
+                programs("nanny.py", "process_tree.py", "controller.py", "python/ipp_cluster.py",
+                         "python/ipp_dashboard.py", "python/ipp_dashboard.html", "python/screens.py",
+                         "jupyter/kernels/python3/kernel.json"))
 
 
 def put_examples(settings, packed):
@@ -174,7 +176,7 @@ def start_engines(settings, host, cores=None, restart=False):
     return Step("start_engines", (host.name, count, "yes" if restart else "no",
                                   "yes" if settings.engine_restart else "no",
                                   settings.memory_limit, host.threads or "", host.gpus or ""),
-                program("nanny.py"))
+                programs("nanny.py", "process_tree.py"))
 
 
 def renew_engines(numbers):
@@ -208,10 +210,11 @@ def tail_logs(roles, lines):
     return Step("tail_logs", (int(lines), *roles))
 
 
-def facts(port=None, gpus=None):
+def facts(port=None, gpus=None, engines=None):
     """Report the host's facts (see ``tasks/remote/facts.sh``); with *port*, who holds it;
-    with *gpus* (the inventory's ``gpus=``), the GPUs it names."""
-    return Step("facts", (port or "", gpus or ""), program("versions.py"))
+    with *gpus* and *engines* (the inventory's), the GPUs it names and how many engines
+    would start."""
+    return Step("facts", (port or "", gpus or "", engines or ""), program("versions.py"))
 
 
 def probe(settings, expected=None, wait=0.0, shutdown=(), jupyter=True, controller=True,
@@ -229,4 +232,4 @@ def probe(settings, expected=None, wait=0.0, shutdown=(), jupyter=True, controll
                             "wait": wait, "shutdown": list(shutdown), "jupyter": jupyter,
                             "controller": controller, "started": started,
                             "known_orphans": list(known_orphans)})
-    return Step("probe", (arguments,), program("probe.py"))
+    return Step("probe", (arguments,), programs("probe.py", "screens.py"))

@@ -1,13 +1,15 @@
 # shellcheck shell=sh
 # shellcheck disable=SC2154  # name, bin, python: set by setup() in lib.sh
 
-facts() {  # facts PORT GPUS < VERSIONS_PY: what cluster.info shows and cluster.check judges
+facts() {  # facts PORT GPUS ENGINES < VERSIONS_PY: what cluster.info shows and cluster.check judges
   # Reports cores=, mem_total_kb=, mem_available_kb=, load=, users=, screen=,
   # env_exists= (CLUSTER_ENV is a folder) and, when not, env_siblings= (the Python
   # environments next to it), missing= (programs missing from CLUSTER_ENV), python=,
   # ipyparallel=, jupyter_server=, open_files_hard= (the hard limit of open files, to
-  # which the controller raises its own), gpus= (the GPUs nvidia-smi lists: 4 x MODEL)
-  # and, with GPUS (the inventory's gpus=), gpu_problem= when nvidia-smi lacks those GPUs;
+  # which the controller raises its own), gpus= (the GPUs nvidia-smi lists, whatever
+  # the inventory says: 4 x MODEL), engines= (how many engines start_engines would
+  # start, from the inventory's ENGINES and GPUS: see plan_engines in lib.sh) or, when
+  # GPUS names GPUs that nvidia-smi lacks, gpu_problem=;
   # with PORT, port_user= when another program than this cluster's Jupyter listens
   # there (the name of its user). The user's SETUP runs first.
   user_env
@@ -16,9 +18,10 @@ facts() {  # facts PORT GPUS < VERSIONS_PY: what cluster.info shows and cluster.
   # shellcheck disable=SC2016  # $3 is awk's
   echo "gpus=$(printf '%s\n' "$table" | awk -F', *' 'NF > 1 { model[$3]++ }
     END { for (m in model) { printf "%s%d x %s", sep, model[m], m; sep = ", " } }')"
-  if [ "$2" = auto ] || { [ -n "$2" ] && command -v nvidia-smi >/dev/null; }; then
-    problem=$( (plan_engines 1 1 "$2") 2>&1 >/dev/null)
-    [ -z "$problem" ] || echo "gpu_problem=$problem"
+  if plan=$( (plan_engines "${3:-}" 1 "$2" && echo "$count") 2>&1); then
+    echo "engines=$plan"
+  else
+    echo "gpu_problem=$plan"
   fi
   awk '/^MemTotal:/ {print "mem_total_kb=" $2} /^MemAvailable:/ {print "mem_available_kb=" $2}' \
     /proc/meminfo

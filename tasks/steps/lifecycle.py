@@ -31,19 +31,20 @@ def read_peer_addresses(fleet, inventory):
     return address.peers_from(inventory, results)
 
 
-def engine_count(inventory, cores=None):
-    """How many engines the inventory asks for: ``engines=`` or, where it gives none, the
-    host's *cores* (``{host name: count}``, from `tasks.steps.preflight`; 1 when unknown)."""
-    cores = cores or {}
-    return sum(host.engines or cores.get(host.name, 1) for host in inventory.engines)
+def engine_count(inventory, planned=None):
+    """How many engines the cluster will start: what each host *planned* (``{host name:
+    count}``, see `tasks.steps.preflight.planned`: ``engines=``, else one per GPU of
+    ``gpus=``, else one per core), else its ``engines=``, else 1."""
+    planned = planned or {}
+    return sum(planned.get(host.name) or host.engines or 1 for host in inventory.engines)
 
 
-def start_master(fleet, inventory, master, wait_jupyter=False, peers=None, cores=None):
+def start_master(fleet, inventory, master, wait_jupyter=False, peers=None, planned=None):
     """
     Start what is missing on *master*, and put the example notebooks there. With
     *wait_jupyter*, wait until Jupyter answers, or ends (see `judge_jupyter`). *peers*
     (from `read_peer_addresses`) are read here when the controller's address needs them.
-    *cores* (see `engine_count`) size the controller's heartbeat to the cluster.
+    *planned* (see `engine_count`) size the controller's heartbeat to the cluster.
 
     :returns: the master's `HostResult` (with ``token`` and ``controller_address``).
     """
@@ -55,7 +56,7 @@ def start_master(fleet, inventory, master, wait_jupyter=False, peers=None, cores
     except address.AddressError as error:
         return HostResult(master, FAILED, reason=str(error))
     steps = [commands.put_examples(settings, examples.packed()),
-             commands.start_master(settings, listen, engine_count(inventory, cores))]
+             commands.start_master(settings, listen, engine_count(inventory, planned))]
     if not settings.shared_home:
         steps.append(commands.read_engine_file())
     if wait_jupyter:

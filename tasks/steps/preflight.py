@@ -18,8 +18,8 @@ def read_facts(fleet, inventory, hosts):
     where each host sees fab's SSH come from (``peer_address``, see `tasks.steps.address`)."""
     port = inventory.settings.jupyter_port
     return fleet.run({host: commands.script(inventory.settings, commands.facts(
-        port if host == inventory.master else None, host.gpus), commands.peer_address(),
-        setup=host.setup) for host in hosts}, SLACK)
+        port if host == inventory.master else None, host.gpus, host.engines),
+        commands.peer_address(), setup=host.setup) for host in hosts}, SLACK)
 
 
 def check_problems(inventory, results):
@@ -32,8 +32,7 @@ def check_problems(inventory, results):
             result.facts, master_facts, inventory.settings)
         if problems:
             found[name] = problems
-    cores = {name: int(r.facts["cores"]) for name, r in results.items() if r.facts.get("cores")}
-    too_few = open_files_problem(master_facts, engine_count(inventory, cores))
+    too_few = open_files_problem(master_facts, engine_count(inventory, planned(results)))
     if too_few:
         found.setdefault(inventory.master.name, []).append(too_few)
     try:
@@ -49,6 +48,7 @@ class Preflight:
 
     problems: dict  # host name -> [problem, ...], only for hosts that have some
     cores: dict     # host name -> cores, for the hosts without ``engines=``
+    planned: dict   # host name -> engines it would start (see `planned`)
     states: dict    # host name -> the state of its facts' `HostResult` (ok, unreachable, ...)
     peers: dict     # engine host name -> where it sees fab's SSH come from
 
@@ -63,8 +63,15 @@ def preflight(fleet, inventory):
     facts = read_facts(fleet, inventory, inventory.hosts)
     cores = {name: int(r.facts["cores"]) for name, r in facts.items() if r.facts.get("cores")}
     states = {name: r.state for name, r in facts.items()}
-    return Preflight(check_problems(inventory, facts), cores, states,
+    return Preflight(check_problems(inventory, facts), cores, planned(facts), states,
                      address.peers_from(inventory, facts))
+
+
+def planned(results):
+    """``{host name: engines}`` that each host's facts (`read_facts`) say it would start:
+    ``engines=``, else one per GPU of ``gpus=``, else one per core."""
+    return {name: int(r.facts["engines"]) for name, r in results.items()
+            if r.facts.get("engines", "").isdigit()}
 
 
 #: Open files the controller's busiest process holds for itself, and per engine (2.4
