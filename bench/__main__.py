@@ -121,6 +121,10 @@ def attempt(what, measure, missing):
     except Exception as error:  # BenchError, OSError, a subprocess' timeout...
         missing[what] = f"{type(error).__name__}: {error}"
         say(f"error: {what} not measured: {missing[what]}")
+        try:
+            methods.end_leftovers()  # what it started must not skew or fail the next
+        except methods.BenchError as left:
+            say(f"error: {left}")
         return None
 
 

@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
 from tests import sshhosts
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -71,6 +73,19 @@ def wait_until_clean(what, timeout=180):
         time.sleep(0.05)
     if left:
         raise BenchError(f"{what}: still running after {timeout} s: {left}")
+
+
+def end_leftovers(timeout=30):
+    """End what a measurement that failed part way left of this benchmark's cluster (its
+    processes carry ``IPP_CLUSTER_TAG=ippbench/ROLE``; the fake hosts run on this machine),
+    then wait until no cluster process is left, so that the next starts clean."""
+    for process in psutil.process_iter():
+        try:
+            if process.environ().get("IPP_CLUSTER_TAG", "").startswith(f"{NAME}/"):
+                process.kill()
+        except psutil.Error:
+            pass
+    wait_until_clean("ending what a failed measurement left", timeout)
 
 
 def timed(step):

@@ -34,7 +34,7 @@ def _up(c, inventory):
             fresh_controller = started.facts.get("controller") == "started"
             fit = tuple(host for host in inventory.engines if host.name not in unfit)
             up = lifecycle.engines_up(fleet_, inventory, fit, restart=fresh_controller,
-                                      cores=checked.cores, master_result=started, watch=watching,
+                                      planned=checked.planned, master_result=started, watch=watching,
                                       skipped=checked.skipped(inventory.engines))
     except KeyboardInterrupt:
         raise Exit(f"interrupted: {done}; fab cluster.down stops what started", code=130) from None

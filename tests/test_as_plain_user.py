@@ -1,8 +1,8 @@
 """
 The tests that need no root, run again as a plain user, as most users run ``fab``.
 
-As root, this makes a user, a virtual environment of Debian's Python with what a
-user installs (``requirements.txt``) and pytest, and a copy of the project that the
+As root, this makes a user, a virtual environment of Debian's Python with what the
+tests need (``requirements-test.txt``, as the README's command installs it), and a copy of the project that the
 user owns; then runs the whole suite there as that user. The tests that need root
 skip themselves; the unit tests and the local cluster must pass.
 """
@@ -35,7 +35,7 @@ def plain_project():
         venv = os.path.join(folder, "venv")
         subprocess.run([SYSTEM_PYTHON, "-m", "venv", venv], check=True)
         subprocess.run([f"{venv}/bin/pip", "install", "-q", "--disable-pip-version-check",
-                        "-r", str(PROJECT / "requirements.txt"), "pytest"], check=True, timeout=900)
+                        "-r", str(PROJECT / "requirements-test.txt")], check=True, timeout=900)
         project = os.path.join(folder, "project")
         for name in COPIED:
             source = PROJECT / name

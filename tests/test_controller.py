@@ -16,7 +16,7 @@ from jupyter_client.session import Session
 from tornado.ioloop import IOLoop
 from zmq.eventloop.zmqstream import ZMQStream
 
-from tasks.remote import controller
+from tasks.remote import controller, outbox
 
 
 def test_the_journal_keeps_what_is_in_flight_across_a_reopening_and_a_new_start_clears_it(tmp_path):
@@ -78,26 +78,26 @@ def received(peer, count, loop, timeout=20):
 
 
 def test_what_a_client_cannot_take_yet_waits_in_order_and_reaches_it_when_it_connects(router):
-    outbox = controller.Outbox(router, router.loop, logging.getLogger("test"), window=60, retry=0.05)
+    box = outbox.Outbox(router, router.loop, logging.getLogger("test"), window=60, retry=0.05)
     for number in range(1000):
-        outbox.send([b"client-1", b"%d" % number])
+        box.send([b"client-1", b"%d" % number])
     # held for the client as one entry, tried once a round, not 1000 timers of its own
-    assert list(outbox.held) == [b"client-1"] and len(outbox.held[b"client-1"][1]) == 1000
+    assert list(box.held) == [b"client-1"] and len(box.held[b"client-1"][1]) == 1000
     client = router.peer(b"client-1")
     assert received(client, 1000, router.loop) == [[b"%d" % n] for n in range(1000)]
-    assert outbox.held == {}
+    assert box.held == {}
 
 
 def test_what_waits_for_a_client_that_never_comes_back_is_dropped_after_the_window(router, caplog):
-    outbox = controller.Outbox(router, router.loop, logging.getLogger("test"), window=0.2, retry=0.05)
+    box = outbox.Outbox(router, router.loop, logging.getLogger("test"), window=0.2, retry=0.05)
     for number in range(10):
-        outbox.send([b"gone", b"%d" % number])
+        box.send([b"gone", b"%d" % number])
     router.loop.run_sync(lambda: asyncio.sleep(0.5))
-    assert outbox.held == {} and outbox.timer is None
+    assert box.held == {} and box.timer is None
     assert "b'gone' did not come back in 0.2 s: 10 messages for it dropped" in caplog.text
 
 
-def test_a_fence_reply_without_the_sessions_signature_releases_nothing(router, tmp_path):
+def test_a_fence_reply_without_the_sessions_signature_or_sent_again_releases_nothing(router, tmp_path):
     session = Session(key=b"the cluster's key")
     scheduler = controller.HealingScheduler(session=session, engine_stream=router,
                                             client_stream=router, loop=router.loop)
@@ -110,5 +110,10 @@ def test_a_fence_reply_without_the_sessions_signature_releases_nothing(router, t
         return [zmq.Frame(f) for f in signer.serialize(reply, ident=[b"engine-1", controller.FENCE])]
     scheduler.dispatch_result(received_frames(Session(key=b"a guess")))
     assert b"engine-1" in scheduler.held and "task-1" in scheduler.restored[b"engine-1"]
-    scheduler.dispatch_result(received_frames(session))  # the engine's own: its restored task ends, it is released
+    genuine = received_frames(session)
+    scheduler.dispatch_result(genuine)  # the engine's own: its restored task ends, it is released
     assert b"engine-1" not in scheduler.held and b"engine-1" not in scheduler.restored
+    scheduler.held.add(b"engine-1")
+    scheduler.restored[b"engine-1"] = {"task-2": (b"client-1", header)}
+    scheduler.dispatch_result([zmq.Frame(frame.bytes) for frame in genuine])  # captured, sent again
+    assert b"engine-1" in scheduler.held and "task-2" in scheduler.restored[b"engine-1"]

@@ -59,9 +59,7 @@ new = rc[:].apply_sync(os.getpid)
 print(json.dumps({"ready": ar.ready(), "statuses": statuses, "errors": errors, "ended": ended,
                   "new": sorted(new)}))
 """
-#: The tasks of `SUBMIT` running on the 4 engines at the kill end with their results; the 8
-#: queued in the scheduler that died end with the error that says to submit them again.
-STATUSES, ERRORS = ["ok"] * 4 + ["error"] * 8, ["ControllerRestarted"]
+
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +76,11 @@ def fab_here(fake_hosts, tmp_path_factory):
 
 @pytest.fixture
 def cluster(fab_here):
-    """The cluster up with all its engines, whatever a test before did to it."""
+    """The cluster up with all its engines and a controller that never restarted, whatever
+    a test before did to it (each test passes alone and in any order)."""
     CRASH_FLAG.unlink(missing_ok=True)
+    if "restarted" in status_line(fab_here)[1]:  # a test before killed its controller
+        assert fab_here("cluster.down").returncode == 0
     up = fab_here("cluster.up")
     assert up.returncode == 0, up.stdout + up.stderr
     yield fab_here
@@ -110,8 +111,8 @@ def answers_in(seconds):
 def status_line(cluster):
     """``cluster.status --json`` and what it notes of the master (the table's row may wrap)."""
     status = cluster("cluster.status", "--json")
-    master = next(host for host in json.loads(status.stdout)["hosts"] if host["host"] == "127.0.2.1")
-    return status, "; ".join(master["notes"])
+    hosts = json.loads(status.stdout).get("hosts", [])
+    return status, "; ".join(note for host in hosts if host["host"] == "127.0.2.1" for note in host["notes"])
 
 
 def kill_the_controller_mid_map(master):
@@ -125,10 +126,15 @@ def kill_the_controller_mid_map(master):
 
 
 def assert_the_map_ended(report, killed, before):
-    """Each task of the map ended as `STATUSES` and `ERRORS` say, within a minute of the kill; the same
-    engine processes under the same ids ran the client's new work."""
+    """Each task of the map ended within a minute of the kill: in the order they were sent,
+    those done or running on the 4 engines at the kill (4 at least, 8 when the first 4 were
+    done, on a loaded machine) with their results, those still queued in the scheduler that
+    died (some) with the error that says to submit them again. The same engine processes
+    under the same ids ran the client's new work."""
     assert report["ready"] and report["ended"] - killed < 60, report
-    assert (report["statuses"], report["errors"]) == (STATUSES, ERRORS), report
+    ran = report["statuses"].count("ok")
+    assert report["statuses"] == ["ok"] * ran + ["error"] * (12 - ran) and 4 <= ran < 12, report
+    assert report["errors"] == ["ControllerRestarted"], report
     assert engines_by_id(PROFILE) == before  # the same engine processes, under the same ids
     assert report["new"] == sorted(pid for _, pid in before.values())
 
@@ -202,7 +208,6 @@ def test_a_notebooks_plain_ipp_client_gets_its_map_in_flight_at_a_controller_cra
             f"http://127.0.0.1:{PORT}/api/kernels/{kernel_id}", method="DELETE",
             headers={"Authorization": f"token {token}"}), timeout=30)
     assert_the_map_ended(report, killed, before)
-    assert cluster("cluster.down").returncode == 0  # the next test's controller: not restarted
 
 
 def test_jupyter_killed_answers_again_at_its_old_url(cluster, fake_hosts):

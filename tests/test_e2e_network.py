@@ -28,8 +28,8 @@ from tests.sshhosts import FakeHosts, why_not_available
 ENGINES = {"host2": 2, "host3": 2}
 #: The lines cluster.connect prints before its ipp.Client: a routing id kept across reconnections.
 LASTING = ["import uuid, zmq, ipyparallel as ipp",
-           "context = zmq.Context(); context.routing_id = uuid.uuid4().bytes"
-           "  # results in flight at a controller restart still reach this client"]
+           "def lasting(): context = zmq.Context(); context.routing_id = uuid.uuid4().bytes;"
+           " return context  # results in flight at a controller restart still reach the client"]
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +131,7 @@ def test_from_the_laptop_only_ssh_reaches_the_cluster_and_connect_and_tunnel_do(
         lines = connect.stdout.strip().splitlines()[1:]
         assert lines == [*LASTING, f"rc = ipp.Client({path!r}, sshserver='root@{master}', "
                          f"sshkey={str(network.hosts.client_key)!r}, paramiko=True,"
-                         " context=context, timeout=30)"]
+                         " context=lasting(), timeout=30)"]
         assert engine_counts(network, lines, tmp_path / "home") == ENGINES
 
         with holding(network, inv, "cluster.tunnel") as first:
@@ -157,7 +157,7 @@ def test_connect_with_encryption_forwards_the_controllers_ports_itself(network, 
         with holding(network, inv, "cluster.connect", lines=4) as printed:
             path = os.path.join(network.laptop_home,
                                 ".ipp-cluster/netcurve/client/ipcontroller-client.json")
-            assert printed[1:] == [*LASTING, f"rc = ipp.Client({path!r}, context=context, timeout=30)"]
+            assert printed[1:] == [*LASTING, f"rc = ipp.Client({path!r}, context=lasting(), timeout=30)"]
             with open(path) as file:
                 assert json.load(file)["curve_serverkey"]  # still encrypted, end to end
             assert engine_counts(network, printed[1:], tmp_path / "home") == ENGINES

@@ -164,3 +164,15 @@ def test_the_status_plans_the_gpus_that_setup_puts_on_the_path(host, tmp_path):
     assert (status["expected"], status.get("plan_problem")) == ("2", None)
     failed = facts(host(commands.host_status(node("g", gpus="auto")), setup="echo no cuda; false"))
     assert (failed["expected"], failed["plan_problem"]) == ("0", "SETUP failed (exit 1): no cuda ")
+    # without gpus= the plan needs nothing of SETUP, which is not run for it (it can take seconds)
+    cpu = facts(host(commands.host_status(node("c", engines=3)), setup="echo no cuda; false"))
+    assert (cpu["expected"], cpu.get("plan_problem")) == ("3", None)
+
+
+def test_the_facts_say_how_many_engines_the_host_would_start(host, gpus):
+    """What the master's heartbeat and open files are sized for (one engine per GPU, not per core)."""
+    assert facts(host(commands.facts(None, "auto"), PATH=gpus))["engines"] == "4"
+    assert facts(host(commands.facts(None, "auto", 2), PATH=gpus))["engines"] == "2"
+    assert facts(host(commands.facts(), PATH=gpus))["engines"] == str(CORES)
+    missing = facts(host(commands.facts(None, "0,7"), PATH=gpus))
+    assert "engines" not in missing and missing["gpu_problem"] == "gpus=0,7: nvidia-smi lists no GPU 7 here"

@@ -1,9 +1,8 @@
 """
 Unit tests of the probe (``tasks/remote/probe.py``) against a real local controller
 (ipyparallel's `Cluster`, started here) and real engines labelled as
-``start_engines.sh`` labels them, and a real Jupyter server; and of what it reads of the
-screen sessions and their logs (``tasks/remote/screens.py``), read alike by ``lib.sh``.
-No SSH, no root.
+``start_engines.sh`` labels them, and a real Jupyter server (what it reads of the logs:
+tests/test_screens.py). No SSH, no root.
 """
 
 import json
@@ -19,7 +18,9 @@ import ipyparallel as ipp
 import pytest
 
 from tasks.inventory.folder import Settings
-from tasks.remote import commands, nanny, probe, screens
+from tasks.remote import commands, probe
+from tasks.remote import ipp_screens as screens
+from tests.test_screens import NANNY_RESTARTED_LOG
 
 BIN = Path(sys.executable).parent
 LABELS = {"nodeA": 2, "nodeB": 1}
@@ -281,24 +282,6 @@ def test_the_token_never_goes_to_a_proxy(tmp_path):
     assert answered and reached == []
 
 
-CONTROLLER_LOG = """
-=== Sun Nov 29 10:00:00 UTC 2026: c-controller
-[W 2026-11-29 10:00:40.1 IPController] registration::purging stalled registration 3:nodeA/1/100
-=== Sun Nov 29 11:00:00 UTC 2026: c-controller
-[I 2026-11-29 11:00:01.2 IPController] registration::accepting registration 0:nodeA/1/200
-[W 2026-11-29 11:00:31.3 IPController] registration::purging stalled registration 0:nodeA/1/200
-[W 2026-11-29 11:00:31.4 IPController] registration::purging stalled registration 1:nodeA/2/200
-[W 2026-11-29 11:00:31.5 IPController] registration::purging stalled registration 2:nodeB/1/200
-"""
-
-
-def test_purged_registrations_are_read_since_the_controllers_last_start(tmp_path):
-    log = tmp_path / "c-controller.log"
-    log.write_text(CONTROLLER_LOG)
-    assert screens.SessionLog(log).read().purged == ["nodeA/1/200", "nodeA/2/200", "nodeB/1/200"]
-    assert screens.SessionLog(tmp_path / "none.log").read().purged == []
-
-
 def test_an_orphan_is_a_purged_start_with_no_start_registered_since():
     purged = ["nodeA/1/200", "nodeA/2/200", "nodeB/1/200", "nodeB/1/200"]
     registered = {0: "nodeA/1/300", 1: "nodeA/2/100", 5: "nodeC/1/50"}  # nodeA/1 came back
@@ -346,15 +329,6 @@ def test_a_controller_that_dies_while_waited_for_ends_the_wait(tmp_path, monkeyp
     assert time.monotonic() - started < 60
 
 
-NANNY_RESTARTED_LOG = """
-=== Sun Nov 29 11:00:00 UTC 2026: t-controller
-[I 2026-11-29 11:00:01.2 IPController] registration::accepting registration 0:nodeA/1/200
-[W 2026-11-29 11:00:31.4 IPController] registration::purging stalled registration 1:nodeC/1/5
-=== nanny 2026-11-29 11:05:00: restart: the controller ended (signal 9 (SIGKILL)); starting it again now
-[I 2026-11-29 11:05:02.0 IPController] Hub listening on tcp://127.0.0.1:5555 for registration.
-"""
-
-
 def test_an_engine_purged_before_the_nanny_restarted_the_controller_is_an_orphan(controller, tmp_path):
     """The nanny's ``=== nanny ...: restart:`` lines are no start of the session: what the
     hub purged before its restart is still unknown to it (a restart with --restore keeps
@@ -362,55 +336,3 @@ def test_an_engine_purged_before_the_nanny_restarted_the_controller_is_an_orphan
     (tmp_path / "t-controller.log").write_text(NANNY_RESTARTED_LOG)
     report = probe.probe({"name": "t", "profile": "probe"}, str(tmp_path))
     assert report["controller"] is True and report["orphans"] == ["nodeC/1/5"]
-
-
-def test_a_session_log_is_read_on_from_where_the_last_read_ended(tmp_path):
-    path = tmp_path / "t-controller.log"
-    path.write_text(NANNY_RESTARTED_LOG)
-    log = screens.SessionLog(path).read()
-    assert (log.started, log.restarts, log.last_restart, log.purged) == (
-        "Sun Nov 29 11:00:00 UTC 2026", 1, "2026-11-29 11:05:00", ["nodeC/1/5"])
-    read = log.at
-    assert read == len(NANNY_RESTARTED_LOG)
-    purge = "[W 2026-11-29 11:06:00.1 IPController] registration::purging stalled registration 4:nodeA/1/200\r\n"
-    with path.open("a") as more:
-        more.write(purge + purge[:60])  # the second line is still being written
-    assert log.read().purged == ["nodeC/1/5", "nodeA/1/200"] and log.at == read + len(purge)
-    with path.open("a") as more:
-        more.write(purge[60:] + "\n=== Sun Nov 29 12:00:00 UTC 2026: t-controller\n")  # a new start
-    assert (log.read().started, log.restarts, log.purged) == ("Sun Nov 29 12:00:00 UTC 2026", 0, [])
-    path.write_text(NANNY_RESTARTED_LOG[:-1])  # shorter: another log, read whole
-    assert (log.read().started, log.restarts, log.purged) == ("Sun Nov 29 11:00:00 UTC 2026", 1, ["nodeC/1/5"])
-    path.unlink()
-    assert log.read().purged == ["nodeC/1/5"]  # a log that cannot be read changes nothing
-
-
-def shell(code, *args):
-    """The output of *code* run by ``/bin/sh`` after ``lib.sh`` and ``host_status.sh``, with *args*."""
-    remote = Path(commands.__file__).parent
-    done = subprocess.run(["/bin/sh", "-c", f". {remote}/lib.sh && . {remote}/host_status.sh && {code}",
-                           "sh", *args], capture_output=True, text=True, timeout=30)
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
-def test_the_lines_of_launch_and_of_the_nanny_are_found_alike_by_the_shell_and_python(tmp_path, capsys):
-    """One format, three readers: the probe, the dashboard (both `screens.SessionLog`) and
-    ``host_status.sh``, with the same patterns."""
-    assert shell('printf "%s|%s" "$LAUNCH_HEADER" "$NANNY_RESTART"') == f"{screens.HEADER}|{screens.RESTART}"
-    header = shell("launch_header t-controller")
-    assert header.startswith("\n=== ") and header.endswith(": t-controller\n")
-    nanny.say("restart: the controller ended (exit code 1); starting it again in 1 s")
-    said = capsys.readouterr().out
-    restart = screens.nanny_line("restart: the controller ended (signal 9 (SIGKILL)); starting it again now",
-                                 now=time.mktime((2026, 12, 3, 7, 9, 1, 0, 0, -1)))
-    assert restart == ("=== nanny 2026-12-03 07:09:01: restart: the controller ended (signal 9 (SIGKILL));"
-                       " starting it again now")
-    gave_up = screens.nanny_line("gave up: the controller ended 6 times in 5 min")
-    path = tmp_path / "t-controller.log"
-    path.write_text(header + restart + "\r\n" + header.replace("t-controller", "t-jupyter") + header
-                    + "hub line\r\n" + said.replace("\n", "\r\n") + restart + "\r\n" + gave_up + "\r\n")
-    log = screens.SessionLog(path).read()
-    assert (log.restarts, log.last_restart) == (2, "2026-12-03 07:09:01")
-    assert log.started == header.strip()[len("=== "):-len(": t-controller")]
-    assert shell('restarts "$1"', str(path)) == f"{log.restarts}\t{log.last_restart}\n"

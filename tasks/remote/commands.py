@@ -74,7 +74,8 @@ def script(settings, *steps, setup=""):
     """
     The program for the stdin of `REMOTE_SHELL` that runs *steps* in order, on one host
     whose own snippet (the inventory's ``setup``, or ``SETUP``) is *setup*: the steps that
-    start programs run it first (``user_env`` in ``lib.sh``).
+    start programs or read what it sets up (the facts, the plan of GPUs) run it first
+    (``user_env`` in ``lib.sh``).
     """
     functions = dict.fromkeys(step.function for step in steps)
     calls = [_call(Step("setup", (settings.cluster_name, settings.ipp_profile,
@@ -116,14 +117,14 @@ def start_master(settings, address, engines=None):
     """Start what is missing of controller and Jupyter, each kept by the nanny, the
     controller on *address* alone (see `tasks.steps.address`) with the heartbeat for
     *engines* (see `heartbeat`). Jupyter serves the dashboard (``ipp_dashboard``), and
-    its Python kernels load ``ipp_cluster`` (the kernel spec ``kernel.json``): a plain
+    its IPython kernels load ``ipp_cluster`` (``ipp_cluster.KernelSpecs``): a plain
     ``ipp.Client()`` there is ``ipp_cluster.Client()``."""
     period, registration = heartbeat(engines)
     return Step("start_master", (address, settings.jupyter_port, settings.notebook_dir,
                                  "yes" if settings.encrypt else "no", period, registration),
-                programs("nanny.py", "process_tree.py", "controller.py", "python/ipp_cluster.py",
-                         "python/ipp_dashboard.py", "python/ipp_dashboard.html", "python/screens.py",
-                         "jupyter/kernels/python3/kernel.json"))
+                programs("nanny.py", "process_tree.py", "controller.py", "outbox.py",
+                         "python/ipp_cluster.py", "python/ipp_dashboard.py",
+                         "python/ipp_dashboard.html", "python/ipp_screens.py"))
 
 
 def put_examples(settings, packed):
@@ -165,14 +166,14 @@ def write_engine_file(text):
     return Step("write_engine_file", (), as_base64(text))
 
 
-def start_engines(settings, host, cores=None, restart=False):
+def start_engines(settings, host, planned=None, restart=False):
     """
     Start the engines missing on *host* (a `tasks.inventory.Host`), each kept by the nanny
     (``tasks/remote/nanny.py``), with its threads and GPUs (see ``plan_engines`` in
     ``lib.sh``): the inventory's ``engines=``, else one per GPU of ``gpus=``, else one per
-    core (*cores*, when known already).
+    core (*planned*: the count the host's facts gave, when known already).
     """
-    count = host.engines or ("" if host.gpus else cores or "")
+    count = host.engines or ("" if host.gpus else planned or "")
     return Step("start_engines", (host.name, count, "yes" if restart else "no",
                                   "yes" if settings.engine_restart else "no",
                                   settings.memory_limit, host.threads or "", host.gpus or ""),
@@ -232,4 +233,4 @@ def probe(settings, expected=None, wait=0.0, shutdown=(), jupyter=True, controll
                             "wait": wait, "shutdown": list(shutdown), "jupyter": jupyter,
                             "controller": controller, "started": started,
                             "known_orphans": list(known_orphans)})
-    return Step("probe", (arguments,), programs("probe.py", "screens.py"))
+    return Step("probe", (arguments,), programs("probe.py", "ipp_screens.py"))

@@ -38,12 +38,11 @@ into every kernel of the master's Jupyter) and the lines ``cluster.connect`` pri
 client a lasting one. What cannot be routed yet waits in an `Outbox`, per client, for
 `DELIVERY_WINDOW` s: tried once per client and round, however many tasks it holds.
 
-Frames from the engines are taken only with the session's signature (HMAC), as
+Frames from the engines are taken only with the session's signature (HMAC), seen once, as
 ipyparallel's own scheduler takes them: a peer that reaches the engine port without the
-key cannot end a restored task or release a held engine.
+key, or sends again what it captured, cannot end a restored task or release a held engine.
 """
 
-import collections
 import hmac
 import os
 import sqlite3
@@ -53,6 +52,11 @@ import zmq
 from ipyparallel import util
 from ipyparallel.controller import app
 from ipyparallel.controller.task_scheduler import TaskScheduler
+
+if __package__:  # imported as tasks.remote.controller, by the tests
+    from .outbox import Outbox, as_bytes
+else:  # run from the run directory, where outbox.py lies beside it
+    from outbox import Outbox, as_bytes
 
 #: The routing id of the requests that tell when an engine answered all before them.
 FENCE = b"ipp-cluster-fence"
@@ -87,63 +91,6 @@ class Journal:
 
     def done(self, msg_id):
         self.db.execute("DELETE FROM task WHERE msg_id = ?", (msg_id,))
-
-
-def _bytes(frame):
-    return frame.bytes if isinstance(frame, zmq.Frame) else bytes(frame)
-
-
-class Outbox:
-    """
-    What a router *stream* sends to peers that may not be connected (yet): each message
-    goes at once where it can; else it is held, in order, with the peer's other held
-    messages, and tried again every *retry* s, once per peer and round, until it goes or
-    *window* s have passed since the peer's first held message (then the peer is taken for
-    gone, and what it held is dropped, with a warning).
-    """
-
-    def __init__(self, stream, loop, log, window, retry):
-        self.stream, self.loop, self.log = stream, loop, log
-        self.window, self.retry = window, retry
-        self.held = {}  # peer: (deadline, deque of frame lists)
-        self.timer = None
-
-    def send(self, frames):
-        """Send *frames* (the first: the peer's routing id) now, or hold them for later."""
-        frames = [_bytes(frame) for frame in frames]
-        peer = frames[0]
-        if peer in self.held:  # behind what waits for it already
-            self.held[peer][1].append(frames)
-        elif not self._sent(frames):
-            self.held[peer] = (self.loop.time() + self.window, collections.deque([frames]))
-            if self.timer is None:
-                self.timer = self.loop.call_later(self.retry, self._retry)
-
-    def _sent(self, frames):
-        socket = self.stream.socket
-        socket.router_mandatory = 1  # a router drops what it cannot route, unless told to say so
-        try:
-            socket.send_multipart(frames)
-            return True
-        except zmq.ZMQError:
-            return False
-        finally:
-            socket.router_mandatory = 0
-
-    def _retry(self):
-        self.timer = None
-        now = self.loop.time()
-        for peer, (deadline, queue) in list(self.held.items()):
-            while queue and self._sent(queue[0]):
-                queue.popleft()
-            if not queue:
-                del self.held[peer]
-            elif now > deadline:
-                del self.held[peer]
-                self.log.warning(f"{peer!r} did not come back in {self.window:g} s:"
-                                 f" {len(queue)} messages for it dropped")
-        if self.held:
-            self.timer = self.loop.call_later(self.retry, self._retry)
 
 
 class HealingScheduler(TaskScheduler):
@@ -181,20 +128,20 @@ class HealingScheduler(TaskScheduler):
     # The journal follows the scheduler's own steps.
 
     def signed(self, frames):
-        """Whether a message's *frames* (after its routing ids) bear the session's signature.
-        Checked as `Session.deserialize` checks it, but without recording it: ipyparallel's
-        own handler of the same message refuses a signature it has seen."""
+        """Whether a submission's *frames* (after its routing ids) bear the session's
+        signature. Checked as `Session.deserialize` checks it, but without recording it:
+        ipyparallel's own handler of the same message refuses a signature it has seen."""
         if self.session.auth is None:
             return True
-        frames = [_bytes(frame) for frame in frames[:5]]
+        frames = [as_bytes(frame) for frame in frames[:5]]
         return len(frames) == 5 and hmac.compare_digest(frames[0], self.session.sign(frames[1:]))
 
     def dispatch_submission(self, raw_msg):
         try:
             idents, msg = self.session.feed_identities(raw_msg, copy=False)
             if self.signed(msg):
-                header = _bytes(msg[1])
-                self.journal.add(self.session.unpack(header)["msg_id"], _bytes(idents[0]), header)
+                header = as_bytes(msg[1])
+                self.journal.add(self.session.unpack(header)["msg_id"], as_bytes(idents[0]), header)
         except Exception:  # ipyparallel's own code says what is wrong with it
             pass
         super().dispatch_submission(raw_msg)
@@ -212,19 +159,22 @@ class HealingScheduler(TaskScheduler):
     def dispatch_result(self, raw_msg):
         try:
             idents, msg = self.session.feed_identities(raw_msg, copy=False)
-            engine, client = _bytes(idents[0]), _bytes(idents[1])
-            if not self.signed(msg):
-                self.log.error(f"a result from {engine!r} without the session's signature: dropped")
-                return
-            msg_id = self.session.unpack(_bytes(msg[2]))["msg_id"]
+            engine, client = as_bytes(idents[0]), as_bytes(idents[1])
+            msg_id = self.session.unpack(as_bytes(msg[2]))["msg_id"]
         except Exception:
             return super().dispatch_result(raw_msg)
-        if client == FENCE:
-            return self.fence_passed(engine)
-        if msg_id in self.retries:  # a task of this scheduler
+        if msg_id in self.retries:  # a task of this scheduler, whose handler checks the message
             super().dispatch_result(raw_msg)
             if msg_id not in self.retries:  # its end, not a retry
                 self.journal.done(msg_id)
+            return
+        try:  # the signature, and that it was not seen before (a message sent again);
+            self.session.deserialize(msg, copy=False)  # with its content: the signature is kept
+        except Exception as error:
+            self.log.error(f"a message from {engine!r} refused: {error}")
+            return
+        if client == FENCE:
+            self.fence_passed(engine)
         elif self.restored.get(engine, {}).pop(msg_id, None):
             self.log.info(f"task {msg_id}, restored, ended on its engine")
             self.journal.done(msg_id)

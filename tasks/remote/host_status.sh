@@ -3,16 +3,17 @@
 
 host_status() {  # host_status COUNT GPUS: this user's cluster sessions here, and the engines expected
   # COUNT and GPUS: see plan_engines in lib.sh. Reports sessions=, expected= (or
-  # plan_problem= when GPUS names GPUs this host lacks, or SETUP fails), threads= (what a
+  # plan_problem= when GPUS names GPUs this host lacks, or SETUP fails with GPUS), threads= (what a
   # running engine has in OMP_NUM_THREADS), restarts= (the nannies' restarts since each
   # engine's session began), controller_restarts= and jupyter_restarts= (the same, with
   # the time of the last in controller_restarted= and jupyter_restarted=), and gaveup_N=
   # (engine N of the plan), gaveup_controller= and gaveup_jupyter= for each program whose
   # nanny gave up (see tasks/remote/nanny.py).
   echo "sessions=$(sessions "$name-(controller|jupyter|engine-[0-9]+)" | tr '\n' ' ')"
-  # Planned as start_engines plans, after the user's SETUP (`module load cuda` may be what
-  # puts nvidia-smi on the PATH), in a subshell: what SETUP exports ends there.
-  plan=$( (user_env && plan_engines "$1" 1 "$2" && echo "$count") 2>&1)
+  # Planned as start_engines plans; with GPUS, after the user's SETUP (`module load cuda`
+  # may be what puts nvidia-smi on the PATH; without GPUS the plan needs nothing of it,
+  # and a SETUP can take seconds), in a subshell: what SETUP exports ends there.
+  plan=$( ({ [ -z "$2" ] || user_env; } && plan_engines "$1" 1 "$2" && echo "$count") 2>&1)
   case $plan in
     '' | *[!0-9]*)
       echo "expected=0"

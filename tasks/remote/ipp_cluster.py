@@ -2,8 +2,8 @@
 A client of the cluster that a controller restart does not leave waiting.
 
 ``tasks/remote/start_master.sh`` puts this module on the ``PYTHONPATH`` of the master's
-Jupyter and loads it into every Python kernel there (an IPython extension, named by
-the kernel spec ``tasks/remote/kernel.json``), so that a notebook's plain::
+Jupyter, whose `KernelSpecs` load it into every IPython kernel there (an IPython
+extension), so that a notebook's plain::
 
     import ipyparallel as ipp
     rc = ipp.Client()                # the profile from IPP_PROFILE
@@ -27,6 +27,7 @@ import sys
 import uuid
 
 import zmq
+from jupyter_client.kernelspec import KernelSpecManager
 
 #: The ipyparallel releases whose controller ``controller.py`` restores (its scheduler's
 #: internals): with another, ipyparallel's own client is left as it is.
@@ -43,10 +44,23 @@ class LastingContext(zmq.Context):
         return socket
 
 
+_context = None, None  # this process's LastingContext, and the pid that made it
+
+
+def lasting_context():
+    """This process's `LastingContext` (one for all its clients, as ipyparallel shares
+    ``zmq.Context.instance()``; a forked child makes its own)."""
+    global _context
+    context, pid = _context
+    if context is None or context.closed or pid != os.getpid():
+        _context = context, pid = LastingContext(), os.getpid()
+    return context
+
+
 def _with_defaults(args, kwargs):
-    """*kwargs* for ipyparallel's `Client`: a `LastingContext`, and the profile from
+    """*kwargs* for ipyparallel's `Client`: the `lasting_context`, and the profile from
     ``IPP_PROFILE`` where *args* and *kwargs* name no connection."""
-    kwargs.setdefault("context", LastingContext())
+    kwargs.setdefault("context", lasting_context())
     named = {"url_file", "profile", "profile_dir", "cluster", "cluster_id", "connection_info"}
     if not args and not named & set(kwargs):
         kwargs["profile"] = os.environ.get("IPP_PROFILE", "default")
@@ -64,8 +78,8 @@ def Client(*args, **kwargs):
 def install():
     """
     Make ipyparallel's own `Client` this module's, in this process: True where done.
-    With an ipyparallel that is not one of `KNOWN_MAJORS`, says so in one line on stderr
-    and leaves it as it is (False).
+    With an ipyparallel that is not one of `KNOWN_MAJORS`, it stays ipyparallel's, and
+    the first one made says so in one line on stderr (in the notebook, under that cell).
     """
     import ipyparallel
 
@@ -73,24 +87,39 @@ def install():
     if getattr(original, "ipp_cluster", False):
         return True
     version = getattr(ipyparallel, "__version__", "unknown")
-    if version.split(".")[0] not in {str(major) for major in KNOWN_MAJORS}:
-        print(f"ipp_cluster: ipyparallel {version} is not a version this cluster knows"
-              f" ({', '.join(f'{major}.x' for major in KNOWN_MAJORS)}): ipp.Client() is"
-              " ipyparallel's own, and a task in flight at a controller restart may never"
-              " end; use ipp_cluster.Client()", file=sys.stderr)
-        return False
+    known = version.split(".")[0] in {str(major) for major in KNOWN_MAJORS}
+    warned = []
 
     @functools.wraps(original)
     def __init__(self, *args, **kwargs):
-        original(self, *args, **_with_defaults(args, kwargs))
+        if known:
+            kwargs = _with_defaults(args, kwargs)
+        elif not warned:
+            warned.append(True)
+            print(f"ipp_cluster: ipyparallel {version} is not a version this cluster knows"
+                  f" ({', '.join(f'{major}.x' for major in KNOWN_MAJORS)}): ipp.Client() is"
+                  " ipyparallel's own, and a task in flight at a controller restart may never"
+                  " end", file=sys.stderr)
+        original(self, *args, **kwargs)
 
     __init__.ipp_cluster = True
     ipyparallel.Client.__init__ = __init__
-    return True
+    return known
+
+
+class KernelSpecs(KernelSpecManager):
+    """The kernel specs of the master's Jupyter (``--ServerApp.kernel_spec_manager_class``):
+    Jupyter's own, each IPython kernel's told to load this module, whoever installed it."""
+
+    def get_kernel_spec(self, kernel_name):
+        spec = super().get_kernel_spec(kernel_name)
+        if any("ipykernel" in word for word in spec.argv[1:3]):  # python -m ipykernel[_launcher]
+            spec.argv = [*spec.argv, "--IPKernelApp.extra_extensions=ipp_cluster"]
+        return spec
 
 
 def load_ipython_extension(shell):
-    """Loaded by the master's kernels (``--IPKernelApp.extra_extensions=ipp_cluster``)."""
+    """Loaded by the master's kernels (see `KernelSpecs`)."""
     try:
         install()
     except ImportError:  # a kernel without ipyparallel: nothing to do

@@ -17,7 +17,7 @@ thousand tasks ran); never an engine. It keeps the window's tasks itself, and on
 socket with a routing id of its own, and drops it for a new one when the hub does not
 answer within a second (a controller that restarts). It reads the rest from the run
 directory: the engines each host should run (written by fab when it starts them) and
-the controller's log (its start and its nanny's restarts: see ``screens.py``, which
+the controller's log (its start and its nanny's restarts: see ``ipp_screens.py``, which
 ``start_master.sh`` puts beside this file).
 """
 
@@ -37,9 +37,9 @@ from jupyter_server.utils import url_path_join
 from tornado import web
 
 if __package__:  # imported as tasks.remote.ipp_dashboard, by the tests
-    from . import screens
-else:  # the master's Jupyter imports it from RUN_DIR/python, screens.py beside it
-    import screens
+    from . import ipp_screens as screens
+else:  # the master's Jupyter imports it from RUN_DIR/python, ipp_screens.py beside it
+    import ipp_screens as screens
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WINDOW = 300.0  # seconds of task stream the page shows

@@ -2,7 +2,7 @@
 Ask the controller about its engines, on the master, with ipyparallel's own `Client`.
 
 ``tasks/remote/probe.sh`` runs it with the cluster's Python (``python probe.py ARGS
-RUN_DIR``, from a folder of its own where it unpacked this file and ``screens.py``), where
+RUN_DIR``, from a folder of its own where it unpacked this file and ``ipp_screens.py``), where
 the controller and its client connection file are, so the machine running ``fab`` needs
 no route to the controller's ports. ARGS is JSON:
 
@@ -32,9 +32,9 @@ import time
 import urllib.request
 
 if __package__:  # imported as tasks.remote.probe, by the tests
-    from . import screens
-else:  # run on the master from the folder probe.sh unpacked it into, screens.py beside it
-    import screens
+    from . import ipp_screens as screens
+else:  # run on the master from the folder probe.sh unpacked it into, ipp_screens.py beside it
+    import ipp_screens as screens
 
 POLL = 0.05
 #: Seconds between two reads of the controller's log for purged registrations (each reads

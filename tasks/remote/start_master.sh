@@ -15,9 +15,9 @@ start_master() {  # start_master ADDRESS JUPYTER_PORT NOTEBOOK_DIR ENCRYPT PERIO
   # cluster by tasks/remote/commands.py. Both run under the nanny (tasks/remote/nanny.py,
   # unpacked from stdin into the run directory with controller.py, python/: the
   # module ipp_cluster for the notebooks, the dashboard ipp_dashboard that Jupyter
-  # serves, and jupyter/: the kernel spec that loads ipp_cluster into every Python
-  # kernel, so that a plain ipp.Client() there is ipp_cluster's): the controller
-  # starts again with --restore after a crash,
+  # serves, whose KernelSpecs load ipp_cluster into every IPython kernel, so that a
+  # plain ipp.Client() there is ipp_cluster's): the controller starts again with
+  # --restore after a crash,
   # Jupyter on the same port with the same token. A controller or Jupyter whose nanny
   # waits out a back-off is running: nothing more starts. Reports controller= and
   # jupyter= (started or running), controller_address= and token=.
@@ -73,12 +73,12 @@ start_master() {  # start_master ADDRESS JUPYTER_PORT NOTEBOOK_DIR ENCRYPT PERIO
     rm -f "$run/$name-jupyter.gaveup"
     launch jupyter "$name-jupyter" env "JUPYTER_TOKEN_FILE=$token_file" "IPP_PROFILE=$profile" \
       "PYTHONPATH=$run/python${PYTHONPATH:+:$PYTHONPATH}" "IPP_CLUSTER_RUN=$run" \
-      "JUPYTER_PATH=$run/jupyter${JUPYTER_PATH:+:$JUPYTER_PATH}" \
       "IPP_CLUSTER_NAME=$name" \
       "$python" "$run/nanny.py" jupyter "$run/$name-jupyter.gaveup" -- \
       "${bin}jupyter" server --no-browser --ip=127.0.0.1 "--port=$port" \
       --ServerApp.port_retries=0 --ServerApp.default_url=/tree \
       '--ServerApp.jpserver_extensions={"ipp_dashboard": True}' \
+      --ServerApp.kernel_spec_manager_class=ipp_cluster.KernelSpecs \
       "--ServerApp.root_dir=$notebook_dir" $root_flag
     echo jupyter=started
   fi

@@ -75,19 +75,20 @@ def lines(path, server=None, key=None):
     3 here), leaving the client to time out. paramiko checks the master's host key in
     ``~/.ssh/known_hosts`` and refuses a host it does not know.
 
-    The client's sockets get a routing id of their own, kept when they reconnect (a
-    ZeroMQ context's default for its sockets): ipyparallel leaves it to ZeroMQ, which
-    draws a new one, and a controller that restarted could not send this client the
-    results of its tasks in flight (see ``tasks/remote/ipp_cluster.py``).
+    The client's sockets get a routing id of their own, kept when they reconnect (the
+    default of a ZeroMQ context made for this client, ``lasting()``, a new id for each
+    client): ipyparallel leaves it to ZeroMQ, which draws a new one, and a controller
+    that restarted could not send this client the results of its tasks in flight (see
+    ``tasks/remote/ipp_cluster.py``).
     """
     options = ""
     if server:
         options = f", sshserver={server!r}" + (f", sshkey={key!r}" if key else "") + ", paramiko=True"
     # Through SSH, over a slow link, ipyparallel's 10 s for the first answer can be short.
     return ["import uuid, zmq, ipyparallel as ipp",
-            "context = zmq.Context(); context.routing_id = uuid.uuid4().bytes"
-            "  # results in flight at a controller restart still reach this client",
-            f"rc = ipp.Client({str(path)!r}{options}, context=context, timeout=30)"]
+            "def lasting(): context = zmq.Context(); context.routing_id = uuid.uuid4().bytes;"
+            " return context  # results in flight at a controller restart still reach the client",
+            f"rc = ipp.Client({str(path)!r}{options}, context=lasting(), timeout=30)"]
 
 
 def server_of(connection):

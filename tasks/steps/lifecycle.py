@@ -86,19 +86,19 @@ def stop_master(fleet, inventory, master):
     return _check_left(result)[master.name]
 
 
-def start_engines(fleet, inventory, hosts, restart=False, cores=None, engine_file=None):
+def start_engines(fleet, inventory, hosts, restart=False, planned=None, engine_file=None):
     """
     Start the missing engines on *hosts*; each result's facts hold ``expected``.
 
-    *cores* (``{host name: count}``, read by `read_facts`) saves the hosts without
-    ``engines=`` from counting their cores again. Without a shared home,
+    *planned* (``{host name: engines}``, see `tasks.steps.preflight.planned`) saves the
+    hosts without ``engines=`` from counting their cores again. Without a shared home,
     *engine_file* (the controller's connection file, see `read_engine_file`) is
     written on each host first.
     """
-    cores = cores or {}
+    planned = planned or {}
     first = [] if inventory.settings.shared_home else [commands.write_engine_file(engine_file)]
     scripts = {host: _script(inventory, host, *first, commands.start_engines(
-        inventory.settings, host, cores.get(host.name), restart))
+        inventory.settings, host, planned.get(host.name), restart))
         for host in hosts}
     return fleet.run(scripts, inventory.settings.engine_timeout + SLACK)
 
@@ -115,7 +115,7 @@ class EnginesUp:
     skipped: dict = field(default_factory=dict)    # host name -> (state, why) it was not started
 
 
-def engines_up(fleet, inventory, hosts, restart=False, cores=None, master_result=None,
+def engines_up(fleet, inventory, hosts, restart=False, planned=None, master_result=None,
                watch=None, skipped=None):
     """
     Start the missing engines on *hosts*, then wait until they registered. With
@@ -134,7 +134,7 @@ def engines_up(fleet, inventory, hosts, restart=False, cores=None, master_result
         if engine_file is None:
             return EnginesUp({}, problems=[f"{master}: cannot read the controller's connection"
                                            " file: is the controller up?"])
-    started = start_engines(fleet, inventory, hosts, restart, cores, engine_file)
+    started = start_engines(fleet, inventory, hosts, restart, planned, engine_file)
     up = EnginesUp(started, {name: int(r.facts["expected"]) for name, r in started.items() if r.ok},
                    problems=[f"{name}: {r.reason}" for name, r in started.items() if not r.ok],
                    skipped=dict(skipped or {}))

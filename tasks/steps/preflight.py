@@ -44,10 +44,10 @@ def check_problems(inventory, results):
 
 @dataclass
 class Preflight:
-    """What the check before a start found: problems per host, cores, and how each answered."""
+    """What the check before a start found: problems per host, engines planned, and how each
+    answered."""
 
     problems: dict  # host name -> [problem, ...], only for hosts that have some
-    cores: dict     # host name -> cores, for the hosts without ``engines=``
     planned: dict   # host name -> engines it would start (see `planned`)
     states: dict    # host name -> the state of its facts' `HostResult` (ok, unreachable, ...)
     peers: dict     # engine host name -> where it sees fab's SSH come from
@@ -59,11 +59,11 @@ class Preflight:
 
 
 def preflight(fleet, inventory):
-    """Check every host before a start, in one round trip that also reads their cores."""
+    """Check every host before a start, in one round trip that also reads how many engines
+    each would start."""
     facts = read_facts(fleet, inventory, inventory.hosts)
-    cores = {name: int(r.facts["cores"]) for name, r in facts.items() if r.facts.get("cores")}
     states = {name: r.state for name, r in facts.items()}
-    return Preflight(check_problems(inventory, facts), cores, planned(facts), states,
+    return Preflight(check_problems(inventory, facts), planned(facts), states,
                      address.peers_from(inventory, facts))
 
 

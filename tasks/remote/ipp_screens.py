@@ -5,7 +5,7 @@ which are alive (`session_alive`), and what their logs say (`SessionLog`, `last_
 A session's log, ``RUN_DIR/SESSION.log``, holds before each start of the session the line
 of ``launch`` (`HEADER`: ``=== DATE: SESSION``, the date in the C locale), then what its
 program writes, among it the lines of the nanny that keeps the program
-(``=== nanny YYYY-MM-DD HH:MM:SS: TEXT``, see `nanny_line`), one of them per restart
+(``=== nanny YYYY-MM-DD HH:MM:SS: TEXT``, written by the nanny's ``say``), one of them per restart
 (`RESTART`). The shell side reads these lines with the same patterns, ``LAUNCH_HEADER``
 and ``NANNY_RESTART`` in ``lib.sh`` (the tests hold the two to the same text).
 
@@ -16,7 +16,6 @@ The probe (``probe.py``, unpacked beside this file) and the dashboard
 import os
 import re
 import subprocess
-import time
 
 #: The beginning of launch's line, up to the session's name (a Python regular expression and
 #: a POSIX extended one alike: ``LAUNCH_HEADER`` in lib.sh); its group is the date.
@@ -32,11 +31,6 @@ _RESTART = re.compile(RESTART)
 #: Colours and control codes; a log prefix, ``[I 2026-11-24 23:42:51.662 ServerApp]``.
 _CONTROL = re.compile(r"\x1b\[[0-9;]*[A-Za-z]|[\x00-\x08\x0b-\x1f\x7f]")
 _LOG_PREFIX = re.compile(r"^\[[A-Z] [0-9-]+ [0-9:.]+ [A-Za-z]+\] *")
-
-
-def nanny_line(text, now=None):
-    """A line of the nanny in its program's log, at *now* (seconds since the epoch; now if None)."""
-    return f"{MARK}nanny {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(now))}: {text}"
 
 
 def session_alive(session):

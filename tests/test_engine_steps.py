@@ -1,0 +1,58 @@
+"""
+Unit tests of an engine host's steps between start and stop: one engine renewed alone,
+and the give-up markers of the engines' nannies (named within the plan, removed when
+engines start or stop). Run here by a local ``/bin/sh -s`` as a host runs them (the
+``host`` fixture of `tests.test_commands`). No SSH, no root.
+"""
+
+import os
+
+from tasks.remote import commands
+from tests.test_commands import calls, facts, host, needs_screen, node, session_of  # noqa: F401 (host: a fixture)
+
+
+@needs_screen
+def test_one_engine_is_renewed_alone_and_the_others_keep_running(host):
+    host(commands.write_engine_file("{}"))
+    facts(host(commands.start_engines(host.settings, node("node02", engines=2))))
+    first = {session_of(args).split("/")[1]: session_of(args) for args in calls(host.home, "ipengine", 2)}
+    assert facts(host(commands.renew_engines([2, 5])))["renewed"].split() == ["2"]  # 5 runs nowhere
+    again = [session_of(args) for args in calls(host.home, "ipengine", 3)]
+    assert first["1"] in again and first["2"] in again  # the old starts' files remain
+    [new] = set(again) - set(first.values())
+    assert new.startswith("--Session.session=node02/2/")  # a new start of engine 2, not of 1
+    assert len(facts(host(commands.host_status(node("n", engines=2))))["sessions"].split()) == 2
+
+
+def _gave_up(host, *numbers):
+    """Write the marker of each engine *numbers* whose nanny gave up, as the nanny writes it."""
+    run_dir = host.home / ".ipp-cluster" / host.settings.cluster_name / os.uname().nodename
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for n in numbers:
+        (run_dir / f"{host.settings.cluster_name}-engine-{n}.gaveup").write_text(
+            f"gave up: engine {n} ended 6 times in 5 min, the last time: exit code 3\n")
+    return run_dir
+
+
+def test_the_status_names_only_the_engines_within_the_plan_that_gave_up(host):
+    """Engine 4 gave up, then engines=4 became 2: its marker says nothing of the host now."""
+    _gave_up(host, 2, 4)
+    status = facts(host(commands.host_status(node("n", engines=2))))
+    assert [key for key in status if key.startswith("gaveup_")] == ["gaveup_2"]
+    assert status["gaveup_2"] == "gave up: engine 2 ended 6 times in 5 min, the last time: exit code 3"
+
+
+@needs_screen
+def test_starting_fewer_engines_removes_the_markers_of_those_no_longer_planned(host):
+    host(commands.write_engine_file("{}"))
+    run_dir = _gave_up(host, 3, 4, 12)
+    facts(host(commands.start_engines(host.settings, node("n", engines=3))))
+    assert list(run_dir.glob("*.gaveup")) == []  # 1 to 3 started, 4 and 12 no longer planned
+
+
+def test_stopping_the_engines_removes_every_engine_marker_of_the_cluster(host):
+    run_dir = _gave_up(host, 1, 4)
+    (run_dir / f"{host.settings.cluster_name}-controller.gaveup").write_text("gave up: ...\n")
+    assert facts(host(commands.stop_engines()))["left_engine"] == "0"
+    assert sorted(path.name for path in run_dir.glob("*.gaveup")) == [
+        f"{host.settings.cluster_name}-controller.gaveup"]  # the master's, not the engines'
