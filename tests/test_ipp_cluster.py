@@ -3,7 +3,7 @@ Unit tests of ``tasks/remote/ipp_cluster.py``, the module every IPython kernel o
 master's Jupyter loads: with a known ipyparallel, ``ipp.Client`` gets sockets with lasting
 routing ids and the cluster's profile; with another, it is left as it is and its first
 client says so in one line. Each runs in a Python of its own, as a kernel loads the
-module; the last starts a real kernel from `ipp_cluster.KernelSpecs`. The end-to-end test
+module; the last starts a real kernel from the kernel specs it changed. The end-to-end test
 (a map in flight at a controller crash, from a kernel of the master's Jupyter) is in
 ``tests/test_e2e_controller_healing.py``.
 """
@@ -64,10 +64,14 @@ print("context" in seen, "profile" in seen)
 
 
 def test_every_ipython_kernel_of_the_masters_jupyter_loads_it():
-    code = f"""
+    code = """
+from types import SimpleNamespace
+from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
-from ipp_cluster import KernelSpecs
-manager = KernelManager(kernel_name="python3", kernel_spec_manager=KernelSpecs())
+import ipp_cluster
+specs = KernelSpecManager()
+ipp_cluster._load_jupyter_server_extension(SimpleNamespace(kernel_spec_manager=specs))  # as Jupyter does
+manager = KernelManager(kernel_name="python3", kernel_spec_manager=specs)
 manager.start_kernel()
 kernel = manager.client()
 kernel.start_channels()

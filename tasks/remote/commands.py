@@ -117,7 +117,7 @@ def start_master(settings, address, engines=None):
     """Start what is missing of controller and Jupyter, each kept by the nanny, the
     controller on *address* alone (see `tasks.steps.address`) with the heartbeat for
     *engines* (see `heartbeat`). Jupyter serves the dashboard (``ipp_dashboard``), and
-    its IPython kernels load ``ipp_cluster`` (``ipp_cluster.KernelSpecs``): a plain
+    its IPython kernels load ``ipp_cluster`` (a server extension too): a plain
     ``ipp.Client()`` there is ``ipp_cluster.Client()``."""
     period, registration = heartbeat(engines)
     return Step("start_master", (address, settings.jupyter_port, settings.notebook_dir,

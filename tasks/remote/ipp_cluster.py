@@ -2,8 +2,8 @@
 A client of the cluster that a controller restart does not leave waiting.
 
 ``tasks/remote/start_master.sh`` puts this module on the ``PYTHONPATH`` of the master's
-Jupyter, whose `KernelSpecs` load it into every IPython kernel there (an IPython
-extension), so that a notebook's plain::
+Jupyter, which loads it as a server extension: every IPython kernel there then loads it
+too (an IPython extension, see `load_into_kernels`), so that a notebook's plain::
 
     import ipyparallel as ipp
     rc = ipp.Client()                # the profile from IPP_PROFILE
@@ -27,7 +27,6 @@ import sys
 import uuid
 
 import zmq
-from jupyter_client.kernelspec import KernelSpecManager
 
 #: The ipyparallel releases whose controller ``controller.py`` restores (its scheduler's
 #: internals): with another, ipyparallel's own client is left as it is.
@@ -107,19 +106,31 @@ def install():
     return known
 
 
-class KernelSpecs(KernelSpecManager):
-    """The kernel specs of the master's Jupyter (``--ServerApp.kernel_spec_manager_class``):
-    Jupyter's own, each IPython kernel's told to load this module, whoever installed it."""
+def load_into_kernels(specs):
+    """Make the kernel specs that *specs* (Jupyter's kernel spec manager, of whatever class:
+    nb_conda_kernels' too) gives out tell each IPython kernel to load this module."""
+    get_kernel_spec = specs.get_kernel_spec
 
-    def get_kernel_spec(self, kernel_name):
-        spec = super().get_kernel_spec(kernel_name)
+    @functools.wraps(get_kernel_spec)
+    def with_this_module(kernel_name, *args, **kwargs):
+        spec = get_kernel_spec(kernel_name, *args, **kwargs)
         if any("ipykernel" in word for word in spec.argv[1:3]):  # python -m ipykernel[_launcher]
             spec.argv = [*spec.argv, "--IPKernelApp.extra_extensions=ipp_cluster"]
         return spec
+    specs.get_kernel_spec = with_this_module
+
+
+def _jupyter_server_extension_points():
+    return [{"module": "ipp_cluster"}]
+
+
+def _load_jupyter_server_extension(server):
+    """The master's Jupyter loads this module as a server extension: its kernels load it."""
+    load_into_kernels(server.kernel_spec_manager)
 
 
 def load_ipython_extension(shell):
-    """Loaded by the master's kernels (see `KernelSpecs`)."""
+    """Loaded by the master's kernels (see `load_into_kernels`)."""
     try:
         install()
     except ImportError:  # a kernel without ipyparallel: nothing to do

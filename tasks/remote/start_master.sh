@@ -15,8 +15,9 @@ start_master() {  # start_master ADDRESS JUPYTER_PORT NOTEBOOK_DIR ENCRYPT PERIO
   # cluster by tasks/remote/commands.py. Both run under the nanny (tasks/remote/nanny.py,
   # unpacked from stdin into the run directory with controller.py, python/: the
   # module ipp_cluster for the notebooks, the dashboard ipp_dashboard that Jupyter
-  # serves, whose KernelSpecs load ipp_cluster into every IPython kernel, so that a
-  # plain ipp.Client() there is ipp_cluster's): the controller starts again with
+  # serves; Jupyter loads ipp_cluster as a server extension too, and every IPython
+  # kernel with it, so that a plain ipp.Client() there is ipp_cluster's): the controller
+  # starts again with
   # --restore after a crash,
   # Jupyter on the same port with the same token. A controller or Jupyter whose nanny
   # waits out a back-off is running: nothing more starts. Reports controller= and
@@ -77,8 +78,7 @@ start_master() {  # start_master ADDRESS JUPYTER_PORT NOTEBOOK_DIR ENCRYPT PERIO
       "$python" "$run/nanny.py" jupyter "$run/$name-jupyter.gaveup" -- \
       "${bin}jupyter" server --no-browser --ip=127.0.0.1 "--port=$port" \
       --ServerApp.port_retries=0 --ServerApp.default_url=/tree \
-      '--ServerApp.jpserver_extensions={"ipp_dashboard": True}' \
-      --ServerApp.kernel_spec_manager_class=ipp_cluster.KernelSpecs \
+      '--ServerApp.jpserver_extensions={"ipp_dashboard": True, "ipp_cluster": True}' \
       "--ServerApp.root_dir=$notebook_dir" $root_flag
     echo jupyter=started
   fi
