@@ -61,7 +61,6 @@ print(json.dumps({"ready": ar.ready(), "statuses": statuses, "errors": errors, "
 """
 
 
-
 @pytest.fixture(scope="module")
 def fab_here(fake_hosts, tmp_path_factory):
     inventory = three_host_inventory(tmp_path_factory.mktemp("inv"), fake_hosts, NAME, PORT,
@@ -79,7 +78,7 @@ def cluster(fab_here):
     """The cluster up with all its engines and a controller that never restarted, whatever
     a test before did to it (each test passes alone and in any order)."""
     CRASH_FLAG.unlink(missing_ok=True)
-    if "restarted" in status_line(fab_here)[1]:  # a test before killed its controller
+    if "restarted" in master_notes(fab_here)[1]:  # a test before killed its controller
         assert fab_here("cluster.down").returncode == 0
     up = fab_here("cluster.up")
     assert up.returncode == 0, up.stdout + up.stderr
@@ -117,8 +116,8 @@ def answers_in(seconds):
     raise AssertionError(f"the controller did not answer in {seconds} s")
 
 
-def status_line(cluster):
-    """``cluster.status --json`` and what it notes of the master (the table's row may wrap)."""
+def master_notes(cluster):
+    """``cluster.status --json``, and what it notes of the master (the table's row may wrap)."""
     status = cluster("cluster.status", "--json")
     hosts = json.loads(status.stdout).get("hosts", [])
     return status, "; ".join(note for host in hosts if host["host"] == "127.0.2.1" for note in host["notes"])
@@ -175,9 +174,9 @@ def test_a_controller_killed_mid_map_comes_back_with_its_engines_and_the_map_end
     assert_the_map_ended(json.loads(out.strip().splitlines()[-1]), killed, before)
     assert not set(controller_pids(master)) & set(pids)
     print(f"controller answered {took:.1f} s after kill -9 (ENCRYPT={encrypt})")
-    status, row = status_line(cluster)
+    status, notes = master_notes(cluster)
     assert status.returncode == 0, status.stdout + status.stderr
-    assert "controller restarted 1 time, the last at " in row
+    assert "controller restarted 1 time, the last at " in notes
     assert cluster("cluster.down").returncode == 0  # no secret, no journal left behind
     assert sorted(path.name for path in RUN_DIR.iterdir()
                   if path.name.startswith(("controller.curve", "tasks-in-flight"))) == []
@@ -236,8 +235,8 @@ def test_jupyter_killed_answers_again_at_its_old_url(cluster, fake_hosts):
         assert time.monotonic() - began < 10, "Jupyter did not answer in 10 s"
         time.sleep(0.2)
     assert master.run(f"pgrep -f '[j]upyter-server .*--port={PORT}'").split() != server
-    status, row = status_line(cluster)
-    assert "jupyter restarted 1 time" in row
+    status, notes = master_notes(cluster)
+    assert "jupyter restarted 1 time" in notes
 
 
 def test_a_controller_that_crashes_at_each_start_gives_up_and_status_says_so(cluster, fake_hosts):
