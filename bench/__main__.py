@@ -158,7 +158,7 @@ class Alone:
 
 
 ALONE = {
-    "scale": Alone(5, None, lambda *on: scale.measure(*on, say), "runs", "time: median (min-max).",
+    "scale": Alone(5, 3, lambda *on: scale.measure(*on, say), "runs", "time: median (min-max).",
                    scale.table),
     "blas": Alone(2, None, lambda *on: blas.measure(*on, say), "seconds",
                   f"{blas.PRODUCTS} products of {blas.SIZE}x{blas.SIZE} matrices on each engine,"

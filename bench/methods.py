@@ -25,7 +25,8 @@ from tests import sshhosts
 
 PROJECT = Path(__file__).resolve().parent.parent
 FAB = Path(sys.executable).parent / "fab"
-CLUSTER_WORDS = ("ipyparallel", "ipengine", "ipcontroller", "controller.py", "nanny.py", "jupyter")
+CLUSTER_WORDS = ("ipyparallel", "ipengine", "ipcontroller", "controller.py", "nanny.py", "/supervisor.py",
+                 "jupyter")
 NAME = "ippbench"  # cluster name and profile: the user's own clusters are not touched
 
 

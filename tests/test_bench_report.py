@@ -70,3 +70,15 @@ def test_control_table_keeps_the_tasks_order():
 def test_plot_writes_a_png(tmp_path):
     plot(times([4.0], [10.0], [4.0], [1.0], [10.0]), LAYOUTS, tmp_path / "plot.png")
     assert (tmp_path / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_scale_tables_show_memory_cpu_and_the_files_read():
+    from bench import files_read, scale
+    row = {"registered": 200, "expected": 200, "seconds": 40.0, "ok": True,
+           "memory": 40 * 2**20, "cpu": 0.21}
+    text = scale.table({"runs": {"fab cluster.up, 4 x 50": [row, dict(row, seconds=44.0)]},
+                        "files": {"forked": {4: 1500, 16: 1510}, "processes": {4: 6000, 16: 24000}}})
+    assert "| fab cluster.up, 4 x 50 | 200/200, 200/200 | 44 s (40-44) | 40 MiB | 0.21 s |" in text
+    assert "| 16 | 1510 | 24000 |" in text
+    assert files_read.table("strace is not installed") == (
+        "Files read to start engines: not measured (strace is not installed).")

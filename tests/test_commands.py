@@ -19,6 +19,7 @@ import pytest
 
 from tasks.inventory.folder import Host, Settings
 from tasks.remote import commands
+from tasks.remote.protocol import parse_supervisor
 from tasks.steps import environment
 
 REMOTE = Path(commands.__file__).parent  # tasks/remote/, beside its builder
@@ -161,8 +162,10 @@ def test_engines_are_labelled_counted_restarted_and_stopped_to_the_last_process(
     # they outlast a controller restart (see ENGINE_HEARTBEAT_MISSES in lib.sh)
     assert all("--IPEngine.max_heartbeat_misses=50" in args for args in engines)
     status = facts(host(commands.host_status(node("n", engines=2))))
-    assert sorted(status["sessions"].split()) == [f"{host.settings.cluster_name}-engine-{n}"
-                                                  for n in (1, 2)]
+    assert status["sessions"].split() == [f"{host.settings.cluster_name}-engines"]  # one supervisor
+    state = parse_supervisor(status)
+    assert state["mode"] == "process"  # a stand-in is no ipengine of this Python: not forked
+    assert {n: e["state"] for n, e in state["engines"].items()} == {"1": "running", "2": "running"}
     assert facts(host(commands.start_engines(host.settings, node("x", engines=1))))["started"] == "1"  # fewer: all restarted
     assert len(calls(host.home, "ipengine", 3)) == 3
     run_dir = host.home / ".ipp-cluster" / host.settings.cluster_name / os.uname().nodename

@@ -18,9 +18,9 @@ ROWS = [
      "notes": ["controller restarted 1 time, the last at 2026-11-29 20:31:05"],
      "controller_restarts": 1, "controller_last_restart": "2026-11-29 20:31:05",
      "jupyter_restarts": 0, "jupyter_last_restart": None},
-    {"host": "node02", "roles": ["engines"], "state": "ok", "sessions": ["ipp-engine-1"],
+    {"host": "node02", "roles": ["engines"], "state": "ok", "sessions": ["ipp-engines"],
      "registered": 1, "expected": 2, "threads": "2", "restarts": 3,
-     "problems": ["1 of 2 engine sessions running"], "notes": []},
+     "problems": ["1 of 2 engines running"], "notes": []},
     {"host": "node03", "roles": ["engines"], "state": "unreachable", "sessions": [],
      "registered": None, "expected": None, "threads": None, "restarts": None,
      "problems": ["unreachable: timed out"], "notes": []},
@@ -44,14 +44,14 @@ def test_status_json_prints_the_document_alone_and_exits_as_the_table_does(capsy
     with pytest.raises(Exit) as failed:
         report.status_and_exit("cluster", ROWS, as_json=("cluster.status", "ipp"))
     assert failed.value.code == 1
-    assert failed.value.message == ("error: node02: 1 of 2 engine sessions running\n"
+    assert failed.value.message == ("error: node02: 1 of 2 engines running\n"
                                     "error: node03: unreachable: timed out")
     document = json.loads(capsys.readouterr().out)  # all of stdout: the document
     assert [host["host"] for host in document["hosts"]] == ["node01", "node02", "node03"]
 
 
 def test_a_stopped_cluster_is_said_in_the_document_and_by_exit_3(capsys):
-    stopped = [dict(ROWS[1], sessions=[], problems=["0 of 2 engine sessions running"])]
+    stopped = [dict(ROWS[1], sessions=[], problems=["0 of 2 engines running"])]
     with pytest.raises(Exit) as failed:
         report.status_and_exit("engines", stopped, stopped="the engines are stopped",
                                as_json=("engines.status", "ipp"))

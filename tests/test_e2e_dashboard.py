@@ -187,7 +187,11 @@ def test_json_of_a_healthy_cluster_says_what_the_tables_say(cluster):
         line = next(line for line in table.stdout.splitlines() if line.startswith(f"│ {name} "))
         engines = line.split("│")[5].strip()  # the table's engines cell
         assert f"{rows[name]['registered']}/{rows[name]['expected']}" == engines == "2/2"
-        assert rows[name]["reachable"] and len(rows[name]["sessions"]) == 2
+        assert rows[name]["reachable"] and rows[name]["sessions"] == [f"{NAME}-engines"]
+        assert [(e["number"], e["state"]) for e in rows[name]["engines"]] == [(1, "running"), (2, "running")]
+        assert all(e["pid"] and e["rss"] > 10 << 20 for e in rows[name]["engines"]), rows[name]  # a Python's
+        resources = rows[name]["resources"]
+        assert 0 < resources["memory_used"] < resources["memory_total"] and resources["cores"] >= 1
     result, engines = _json(cluster, "engines.status")
     assert result.returncode == 0 and [h["host"] for h in engines["hosts"]] == list(HOSTS)
     result, master = _json(cluster, "master.status")

@@ -98,7 +98,7 @@ def test_logs_show_each_session_under_its_host(cluster):
     found = {host: re.findall(r"^=== (\S+)$", text, flags=re.M)
              for host, text in sections(result.stdout).items()}
     assert found == {"127.0.2.1": ["ops-controller", "ops-jupyter"],
-                     **{f"127.0.2.{n}": ["ops-engine-1", "ops-engine-2"] for n in (2, 3, 4)}}
+                     **{f"127.0.2.{n}": ["ops-engine-1", "ops-engine-2", "ops-engines"] for n in (2, 3, 4)}}
     masters = cluster("cluster.logs", "--role=master")
     assert list(sections(masters.stdout)) == ["127.0.2.1"]
 

@@ -119,7 +119,7 @@ def test_stop_of_one_host_while_the_others_work_leaves_their_tasks_alone(cluster
     assert status.returncode == 0, status.stdout + status.stderr
     drained = cluster("engines.status", "--hosts=127.0.2.3")
     assert drained.returncode == 1
-    assert drained.stderr.splitlines()[-1] == ("error: 127.0.2.3: 0 of 2 engine sessions running;"
+    assert drained.stderr.splitlines()[-1] == ("error: 127.0.2.3: 0 of 2 engines running;"
                                                " 0 of 2 engines registered")
 
 

@@ -104,8 +104,7 @@ def test_status_names_an_orphan_and_engines_start_starts_it_again(down, fake_hos
     IGNORE.write_text("127.0.2.4/1\n")
     log = Path.home() / ".ipp-cluster" / NAME / "host1" / f"{NAME}-controller.log"
     before = log.stat().st_size
-    engine = "'[-]-Session.session=127.0.2.4/1/'"  # ipengine's alone: not its nanny's, not this sh's
-    fake_hosts.hosts[3].run(f"pkill -KILL -f -- {engine}")  # its nanny starts it again
+    fake_hosts.hosts[3].run("pkill -KILL -x ipengine-1")  # engine 1 alone: its supervisor starts it again
     purge = re.compile(rb"purging stalled registration \d+:127\.0\.2\.4/1/")
     deadline = time.monotonic() + 90  # the restarted engine's registration is purged after 15 s
     while not purge.search(log.read_bytes()[before:]):

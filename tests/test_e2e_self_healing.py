@@ -3,9 +3,10 @@ End to end: engines that come back by themselves, and the memory guard. Host 1 i
 the master; hosts 2 and 3 run two engines each, with MEMORY_LIMIT=300M.
 """
 
+import json
 import re
-import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +16,8 @@ from tests.conftest import fab_for, with_client
 NAME = PROFILE = "healing"
 PORT = 18881
 LIMIT = "300M"
+#: The controller's connection file, which every start of an engine reads.
+ENGINE_FILE = f'"${{IPYTHONDIR:-$HOME/.ipython}}/profile_{PROFILE}/security/ipcontroller-engine.json"'
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +38,7 @@ def cluster(fab_here, fake_hosts):
     assert up.returncode == 0, up.stdout + up.stderr
     yield fab_here
     for host in fake_hosts.hosts[:3]:
-        host.run(f"umount {sys.prefix}/bin/ipengine 2>/dev/null || true")
+        host.run(f"umount {ENGINE_FILE} 2>/dev/null || true")
     if (fab_here.inventory / "cluster.env").read_text() != fab_here.settings:
         fab_here("cluster.down")  # its engines run with the changed settings
         (fab_here.inventory / "cluster.env").write_text(fab_here.settings)
@@ -101,16 +104,15 @@ def test_an_engine_past_memory_limit_is_ended_logged_and_restarted_others_untouc
 def test_a_crash_loop_gives_up_and_a_down_during_back_off_leaves_nothing(cluster, fake_hosts,
                                                                          tmp_path):
     host3 = fake_hosts.hosts[2]
-    failing = tmp_path / "ipengine"
-    failing.write_text("#!/bin/sh\nexit 3\n")
-    failing.chmod(0o755)
-    host3.run(f"mount --bind {failing} {sys.prefix}/bin/ipengine")  # host3 alone sees it
+    broken = tmp_path / "ipcontroller-engine.json"
+    broken.write_text("{}\n")  # every engine that starts now ends at once with exit code 1
+    host3.run(f"mount --bind {broken} {ENGINE_FILE}")  # host3 alone sees it
     pids = sorted(v[1] for v in on(engines(), "host3").values())
     host3.run(f"kill -9 {pids[0]}")
     status = status_saying(cluster, "crash-looping", 90)  # back-off 1+2+4+8+16 s, then it gives up
     assert status.returncode == 1
     assert re.search(r"error: 127\.0\.2\.3: engine [12] crash-looping: gave up: the engine ended 6 "
-                     r"times in 5 min, the last time: exit code 3; fab cluster\.logs "
+                     r"times in 5 min, the last time: exit code 1; fab cluster\.logs "
                      r"--hosts=127\.0\.2\.3 says why", status.stderr), status.stderr
     since = time.strftime("%Y-%m-%d %H:%M:%S")  # the logs hold earlier runs' lines too
     host3.run(f"kill -9 {pids[1]}")
@@ -155,3 +157,21 @@ def test_with_engine_restart_no_a_dead_engine_stays_dead(cluster, fake_hosts):
     assert status.returncode == 1
     row = next(line for line in status.stdout.splitlines() if line.startswith("│ 127.0.2.2 "))
     assert [cell.strip() for cell in row.split("│")[5:6]] == ["1/2"], status.stdout
+
+
+def test_a_crashed_supervisor_is_named_by_status_and_mended_by_engines_start(cluster, fake_hosts):
+    run_dir = Path.home() / ".ipp-cluster" / NAME / "host3"
+    supervisor = json.loads((run_dir / f"{NAME}-engines.json").read_text())["pid"]
+    before = on(engines(), "host3")
+    fake_hosts.hosts[2].run(f"kill -9 {supervisor}")  # the supervisor alone: its engines run on
+    status = status_saying(cluster, "supervisor ended", 30)
+    assert status.returncode == 1
+    assert ("error: 127.0.2.3: the engines' supervisor ended without a stop (fab cluster.logs"
+            " --hosts=127.0.2.3 says why); fab engines.start starts it again") in status.stderr
+    assert on(engines(), "host3") == before  # unsupervised, but at work
+    started = cluster("engines.start")
+    assert started.returncode == 0, started.stdout + started.stderr
+    after = on(engines(), "host3")
+    assert len(after) == 2 and not {v[1] for v in after.values()} & {v[1] for v in before.values()}
+    assert json.loads((run_dir / f"{NAME}-engines.json").read_text())["pid"] != supervisor
+    assert cluster("cluster.status").returncode == 0

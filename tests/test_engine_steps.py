@@ -1,6 +1,6 @@
 """
 Unit tests of an engine host's steps between start and stop: one engine renewed alone,
-and the give-up markers of the engines' nannies (named within the plan, removed when
+and the give-up markers of the engines' supervisor (named within the plan, removed when
 engines start or stop). Run here by a local ``/bin/sh -s`` as a host runs them (the
 ``host`` fixture of `tests.test_commands`). No SSH, no root.
 """
@@ -8,6 +8,7 @@ engines start or stop). Run here by a local ``/bin/sh -s`` as a host runs them (
 import os
 
 from tasks.remote import commands
+from tasks.remote.protocol import parse_supervisor
 from tests.test_commands import calls, facts, host, needs_screen, node, session_of  # noqa: F401 (host: a fixture)
 
 
@@ -21,11 +22,13 @@ def test_one_engine_is_renewed_alone_and_the_others_keep_running(host):
     assert first["1"] in again and first["2"] in again  # the old starts' files remain
     [new] = set(again) - set(first.values())
     assert new.startswith("--Session.session=node02/2/")  # a new start of engine 2, not of 1
-    assert len(facts(host(commands.host_status(node("n", engines=2))))["sessions"].split()) == 2
+    state = parse_supervisor(facts(host(commands.host_status(node("n", engines=2)))))
+    assert {n: (e["state"], e["starts"]) for n, e in state["engines"].items()} == {
+        "1": ("running", 1), "2": ("running", 2)}
 
 
 def _gave_up(host, *numbers):
-    """Write the marker of each engine *numbers* whose nanny gave up, as the nanny writes it."""
+    """Write the marker of each engine *numbers* the supervisor gave up on, as it writes it."""
     run_dir = host.home / ".ipp-cluster" / host.settings.cluster_name / os.uname().nodename
     run_dir.mkdir(parents=True, exist_ok=True)
     for n in numbers:

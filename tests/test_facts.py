@@ -10,7 +10,7 @@ def test_key_value_lines_are_read_and_other_lines_ignored():
 
 def test_probe_report_and_sessions():
     facts = parse_facts('probe={"controller": true, "engines": {"n1": 2}, "jupyter": false, '
-                        '"error": ""}\nsessions=ipp-controller ipp-engine-1 \n')
+                        '"error": ""}\nsessions=ipp-controller ipp-engines \n')
     assert parse_probe(facts)["engines"] == {"n1": 2}
     assert parse_probe({}) is None
-    assert session_names(facts) == ["ipp-controller", "ipp-engine-1"]
+    assert session_names(facts) == ["ipp-controller", "ipp-engines"]

@@ -1,28 +1,26 @@
 """
-Unit tests of the engines' nanny (``tasks/remote/nanny.py``) with real processes
-standing in for ipengine: restarts with back-off, giving up, the memory guard, and a
-stop that is never undone. Its waits are shortened; nothing else is changed.
+Unit tests of the nanny of the controller and Jupyter (``tasks/remote/nanny.py``) with
+real processes standing in for them: restarts with back-off, giving up, and a stop that
+is never undone; and of ``process_tree.py``. Its waits are shortened; nothing else is
+changed. (The engines' supervisor, which follows the same rules: tests/test_supervisor.py.)
 """
 
-import os
 import re
 import select
 import signal
 import subprocess
 import sys
-import threading
-import time
 
 import psutil
 import pytest
 
 from tasks.remote import nanny, process_tree
+from tests.test_supervisor import wait_until
 
-#: Stand-ins for ipengine: each writes its pid and its arguments to a file, then...
+#: Stand-ins for the programs: each writes its pid and its last argument to a file, then...
 STAND_IN = "import os, sys; open(sys.argv[1], 'a').write(f'{os.getpid()} {sys.argv[-1]}\\n'); "
 CRASH = STAND_IN + "os._exit(3)"
 SLEEP = STAND_IN + "import time; time.sleep(60)"
-GREEDY = STAND_IN + "import time; hog = [bytearray(20 << 20) for _ in range(10)]; time.sleep(60)"
 
 
 @pytest.fixture(autouse=True)
@@ -30,71 +28,16 @@ def quick(monkeypatch):
     monkeypatch.setattr(nanny, "BACKOFF_FIRST", 0.05)
     monkeypatch.setattr(nanny, "POLL", 0.02)
     monkeypatch.setattr(nanny, "WATCH", 0.02)
-    monkeypatch.setattr(nanny, "RESCAN", 0.1)
 
 
-def keeper(tmp_path, program, restart=True, limit="", delay=0):
-    options = {"label": "node01", "number": "2", "restart": restart, "limit": limit,
-               "engines": 1, "marker": str(tmp_path / "gaveup"), "delay": delay}
+def keeper(tmp_path, program, role="controller"):
+    options = {"role": role, "marker": str(tmp_path / "gaveup")}
     return nanny.Nanny(options, [sys.executable, "-c", program, str(tmp_path / "starts")])
 
 
 def starts(tmp_path):
     path = tmp_path / "starts"
     return path.read_text().splitlines() if path.exists() else []
-
-
-def test_a_crashing_engine_is_started_again_with_back_off_then_given_up(tmp_path, capsys):
-    began = time.monotonic()
-    assert keeper(tmp_path, CRASH).run() == 1
-    took = time.monotonic() - began
-    lines = starts(tmp_path)
-    assert len(lines) == nanny.GIVE_UP_AFTER + 1
-    assert all(line.split()[1].startswith("--Session.session=node01/2/") for line in lines)
-    assert len({line.split()[1] for line in lines}) == len(lines)  # a new session id each start
-    assert took >= 0.05 * (1 + 2 + 4 + 8 + 16)  # the back-off: 1, 2, 4, 8, 16 times the first
-    assert (tmp_path / "gaveup").read_text() == (
-        "gave up: the engine ended 6 times in 5 min, the last time: exit code 3\n")
-    log = capsys.readouterr().out
-    assert log.count(": restart: the engine ended (exit code 3); starting it again in ") == 5
-
-
-def test_with_engine_restart_no_a_dead_engine_stays_dead(tmp_path, capsys):
-    assert keeper(tmp_path, CRASH, restart=False).run() == 1
-    assert len(starts(tmp_path)) == 1
-    assert "ENGINE_RESTART=no: it stays stopped" in capsys.readouterr().out
-
-
-def test_an_engine_past_its_memory_limit_is_ended_and_started_again(tmp_path, capsys):
-    runner = keeper(tmp_path, GREEDY, limit=str(100 << 20))
-    thread = threading.Thread(target=runner.run)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while len(starts(tmp_path)) < 2 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    runner.stop(signal.SIGTERM, None)
-    thread.join(timeout=30)
-    assert not thread.is_alive()
-    assert len(starts(tmp_path)) >= 2
-    log = capsys.readouterr().out
-    assert "over MEMORY_LIMIT (100 MiB): ending it" in log
-    assert "restart: the engine ended (passed MEMORY_LIMIT (100 MiB) by " in log
-
-
-#: A stand-in whose memory is in a child it started, as a task's worker processes would be.
-GREEDY_CHILD = STAND_IN + ("import subprocess, time; subprocess.Popen([sys.executable, '-c', "
-                           "'import time; hog = [bytearray(20 << 20) for _ in range(10)]; "
-                           "time.sleep(60)']); time.sleep(60)")
-
-
-def test_the_memory_of_what_the_engine_started_counts_too(tmp_path, capsys):
-    runner = keeper(tmp_path, GREEDY_CHILD, limit=str(100 << 20))
-    thread = _running(runner)
-    _wait_until(lambda: len(starts(tmp_path)) >= 2)
-    runner.stop(signal.SIGTERM, None)
-    thread.join(timeout=30)
-    assert not thread.is_alive()
-    assert "over MEMORY_LIMIT (100 MiB): ending it" in capsys.readouterr().out
 
 
 def test_the_tree_is_the_process_and_everything_it_started():
@@ -107,11 +50,14 @@ def test_the_tree_is_the_process_and_everything_it_started():
         assert tree[0].pid == parent.pid and len(tree) == 2
         # Popen returns once exec has begun: until the kernel has set the new program's
         # arguments (a loaded machine widens that moment), its cmdline reads empty
-        _wait_until(lambda: tree[1].cmdline(), timeout=10)
+        wait_until(lambda: tree[1].cmdline(), timeout=10)
         assert tree[1].cmdline() == ["sleep", "30"]
         assert process_tree.resident(tree) > process_tree.resident(tree[:1]) > 0
     finally:
-        process_tree.end_tree(parent)
+        parent.kill()
+        parent.wait()
+        tree[1].kill()
+        tree[1].wait()
     assert not psutil.pid_exists(tree[1].pid)
     assert process_tree.resident(tree) == 0  # processes that are gone count nothing
     assert process_tree.tree(parent.pid) == []
@@ -142,95 +88,16 @@ def as_on_a_host(folder, *changes):
 
 def test_a_stop_during_the_back_off_wait_starts_nothing_more(tmp_path):
     # as the hosts run it, with a first wait of 5 s
-    script = as_on_a_host(tmp_path, ("BACKOFF_FIRST, BACKOFF_MAX = 1.0", "BACKOFF_FIRST, BACKOFF_MAX = 5.0"))
-    process = subprocess.Popen([sys.executable, str(script), "engine", "node01", "1", "yes", "", "1",
-                                str(tmp_path / "gaveup"), "0", "--", sys.executable, "-c", CRASH,
-                                str(tmp_path / "starts")], stdout=subprocess.PIPE, text=True)
+    script = as_on_a_host(tmp_path, ("BACKOFF_FIRST, BACKOFF_MAX = 1.0", "BACKOFF_FIRST, BACKOFF_MAX = 5.0"),
+                          ("FIRST_RUN = 30.0", "FIRST_RUN = 0.0"))
+    process = subprocess.Popen([sys.executable, str(script), "controller", str(tmp_path / "gaveup"),
+                                "--", sys.executable, "-c", CRASH, str(tmp_path / "starts")],
+                               stdout=subprocess.PIPE, text=True)
+    assert "restart:" in _line(process, timeout=30)  # at once the first time
     assert "restart:" in _line(process, timeout=30)  # now waiting 5 s
     process.send_signal(signal.SIGHUP)  # what screen sends when its session is quit
     assert process.wait(timeout=4) == 0  # within the wait: it did not wait it out
-    assert len(starts(tmp_path)) == 1  # and, ended, it can start nothing more
-
-
-def test_a_stop_ends_the_running_engine_and_the_nanny(tmp_path):
-    runner = keeper(tmp_path, SLEEP)
-    thread = threading.Thread(target=runner.run)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not starts(tmp_path) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    pid = int(starts(tmp_path)[0].split()[0])
-    runner.stop(signal.SIGTERM, None)
-    thread.join(timeout=10)
-    assert not thread.is_alive()
-    assert not os.path.exists(f"/proc/{pid}")  # ended, and reaped by the nanny
-    assert len(starts(tmp_path)) == 1
-
-
-def test_an_engine_ended_by_a_signal_without_a_name_is_started_again(tmp_path, capsys):
-    realtime = signal.SIGRTMIN + 6
-    program = STAND_IN + f"import signal; os.kill(os.getpid(), {int(realtime)})"
-    assert keeper(tmp_path, program).run() == 1
-    assert len(starts(tmp_path)) == nanny.GIVE_UP_AFTER + 1
-    assert f"restart: the engine ended (signal {int(realtime)}); starting it again in " in (
-        capsys.readouterr().out)
-    assert nanny.describe(-9) == "signal 9 (SIGKILL)"
-
-
-#: A stand-in that starts a child of its own, as ipengine starts ipyparallel's nanny.
-PARENT = STAND_IN + ("import subprocess, time; child = subprocess.Popen(['sleep', '60']); "
-                     "open(sys.argv[1] + '.child', 'a').write(f'{child.pid}\\n'); time.sleep(60)")
-
-
-def _running(runner):
-    thread = threading.Thread(target=runner.run)
-    thread.start()
-    return thread
-
-
-def _wait_until(condition, timeout=30):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
-
-
-def test_a_renewal_starts_the_engine_again_at_once_and_ends_all_it_started(tmp_path, capsys):
-    runner = keeper(tmp_path, PARENT)
-    thread = _running(runner)
-    children = tmp_path / "starts.child"
-    _wait_until(lambda: children.exists() and children.read_text().count("\n") == 1)
-    first_engine, first_child = int(starts(tmp_path)[0].split()[0]), int(children.read_text())
-    runner.renew(signal.SIGUSR1, None)
-    _wait_until(lambda: len(starts(tmp_path)) == 2)
-    runner.stop(signal.SIGTERM, None)
-    thread.join(timeout=30)
-    assert not thread.is_alive()
-    assert not psutil.pid_exists(first_engine) and not psutil.pid_exists(first_child)
-    log = capsys.readouterr().out
-    assert "renewal: the controller dropped this engine's registration; starting it again now" in log
-    assert "restart:" not in log  # neither a crash nor a back-off
-    assert runner.crashes == []
-
-
-def test_the_first_start_waits_for_its_wave(tmp_path):
-    runner = keeper(tmp_path, SLEEP, delay=0.5)
-    began = time.monotonic()
-    thread = _running(runner)
-    _wait_until(lambda: starts(tmp_path))
-    waited = time.monotonic() - began
-    runner.stop(signal.SIGTERM, None)
-    thread.join(timeout=30)
-    assert waited >= 0.5
-
-
-def test_a_stop_during_the_first_wait_starts_nothing(tmp_path):
-    runner = keeper(tmp_path, SLEEP, delay=30)
-    thread = _running(runner)
-    runner.stop(signal.SIGTERM, None)
-    thread.join(timeout=5)
-    assert not thread.is_alive()
-    assert starts(tmp_path) == []
+    assert len(starts(tmp_path)) == 2  # and, ended, it can start nothing more
 
 
 def _line(process, timeout):
@@ -280,7 +147,7 @@ def test_the_controller_starts_again_at_once_with_restore_and_nothing_it_left(tm
 def test_a_bad_command_line_says_how_to_call_it(tmp_path):
     process = subprocess.run([sys.executable, nanny.__file__, "engine", "node01"],
                              capture_output=True, text=True, timeout=30)
-    assert process.returncode == 1 and process.stderr.startswith("usage: nanny.py engine LABEL")
+    assert process.returncode == 1 and process.stderr.startswith("usage: nanny.py controller|jupyter")
 
 
 def test_jupyter_that_ends_at_its_first_start_is_given_up_at_once(tmp_path, capsys):
@@ -290,3 +157,9 @@ def test_jupyter_that_ends_at_its_first_start_is_given_up_at_once(tmp_path, caps
     assert re.fullmatch(r"gave up: Jupyter ended at its first start, after [0-9.]+ s \(exit code 3\):"
                         r" not a crash to mend\n", (tmp_path / "gaveup").read_text())
     assert "; fab cluster.up starts it again" in capsys.readouterr().out
+
+
+def test_an_end_is_told_by_its_exit_code_or_its_signal():
+    assert nanny.describe(3) == "exit code 3"
+    assert nanny.describe(-9) == "signal 9 (SIGKILL)"
+    assert nanny.describe(-int(signal.SIGRTMIN + 6)) == f"signal {int(signal.SIGRTMIN + 6)}"  # no name

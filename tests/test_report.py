@@ -1,5 +1,7 @@
 """Unit tests of what tasks show: the tables, the error lines and the exit codes."""
 
+import json
+
 import pytest
 from invoke.exceptions import Exit
 
@@ -76,7 +78,7 @@ def test_a_stopped_cluster_is_one_line_and_exit_3(capsys):
     rows = [{"host": "m", "roles": ["master"], "state": OK, "sessions": [], "registered": None,
              "expected": None, "problems": ["controller not running", "jupyter not running"]},
             {"host": "n1", "roles": ["engines"], "state": OK, "sessions": [], "registered": 0,
-             "expected": 2, "problems": ["0 of 2 engine sessions running"]}]
+             "expected": 2, "problems": ["0 of 2 engines running"]}]
     with pytest.raises(Exit) as stop:
         report.status_and_exit("cluster", rows, stopped="the cluster is stopped")
     assert (stop.value.message, stop.value.code) == ("the cluster is stopped", 3)
@@ -101,8 +103,10 @@ def test_engines_started_again_as_orphans_are_named_in_the_engines_table():
 
 def test_status_names_an_engine_that_runs_but_is_not_registered():
     from tasks.steps.status import _status_row
-    result = HostResult("n1", OK, facts={"sessions": "c-engine-1 c-engine-2 c-engine-3",
-                                         "expected": "3"})
+    state = {"engines": {str(n): {"pid": 100 + n, "state": "running", "starts": 1, "rss": 0,
+                                  "limit": None} for n in (1, 2, 3)}}
+    result = HostResult("n1", OK, facts={"sessions": "c-engines", "expected": "3",
+                                         "supervisor": json.dumps(state)})
     probe = {"controller": True, "engines": {"n1": 1}, "orphans": ["n1/2/5", "n1/4/5", "n2/1/5"],
              "error": "", "jupyter": True, "jupyter_problem": ""}
     row = _status_row("c", Host("n1", "n1"), result, probe, False, True)

@@ -168,16 +168,18 @@ def write_engine_file(text):
 
 def start_engines(settings, host, planned=None, restart=False):
     """
-    Start the engines missing on *host* (a `tasks.inventory.Host`), each kept by the nanny
-    (``tasks/remote/nanny.py``), with its threads and GPUs (see ``plan_engines`` in
-    ``lib.sh``): the inventory's ``engines=``, else one per GPU of ``gpus=``, else one per
-    core (*planned*: the count the host's facts gave, when known already).
+    Start the engines missing on *host* (a `tasks.inventory.Host`), all kept by one
+    supervisor (``tasks/remote/supervisor.py``), with their threads and GPUs (see
+    ``plan_engines`` in ``lib.sh``): the inventory's ``engines=``, else one per GPU of
+    ``gpus=``, else one per core (*planned*: the count the host's facts gave, when known
+    already).
     """
     count = host.engines or ("" if host.gpus else planned or "")
     return Step("start_engines", (host.name, count, "yes" if restart else "no",
                                   "yes" if settings.engine_restart else "no",
                                   settings.memory_limit, host.threads or "", host.gpus or ""),
-                programs("nanny.py", "process_tree.py"))
+                programs("supervisor.py", "engine_fork.py", "host_sample.py", "nanny.py",
+                         "process_tree.py"))
 
 
 def renew_engines(numbers):
@@ -191,8 +193,8 @@ def stop_engines():
 
 
 def host_status(host):
-    """Report *host*'s cluster sessions (``sessions=``), ``expected=`` engines and the
-    ``threads=`` its engines run with."""
+    """Report *host*'s cluster sessions (``sessions=``), the engines' ``supervisor=`` state,
+    ``expected=`` engines and the ``threads=`` its engines run with."""
     return Step("host_status", (host.engines or "", host.gpus or ""))
 
 

@@ -2,14 +2,23 @@
 # shellcheck disable=SC2154  # name: set by setup() in lib.sh
 
 host_status() {  # host_status COUNT GPUS: this user's cluster sessions here, and the engines expected
-  # COUNT and GPUS: see plan_engines in lib.sh. Reports sessions=, expected= (or
+  # COUNT and GPUS: see plan_engines in lib.sh. Reports sessions=, supervisor= (the state
+  # the engines' supervisor writes, NAME-engines.json, while it runs; supervisor_ended=yes
+  # when it ended without a stop, which removes that state), expected= (or
   # plan_problem= when GPUS names GPUs this host lacks, or SETUP fails with GPUS), threads= (what a
-  # running engine has in OMP_NUM_THREADS), restarts= (the nannies' restarts since each
-  # engine's session began), controller_restarts= and jupyter_restarts= (the same, with
+  # running engine has in OMP_NUM_THREADS), restarts= (the supervisor's restarts of the
+  # engines since it started them), controller_restarts= and jupyter_restarts= (the same, with
   # the time of the last in controller_restarted= and jupyter_restarted=), and gaveup_N=
   # (engine N of the plan), gaveup_controller= and gaveup_jupyter= for each program whose
-  # nanny gave up (see tasks/remote/nanny.py).
-  echo "sessions=$(sessions "$name-(controller|jupyter|engine-[0-9]+)" | tr '\n' ' ')"
+  # nanny or supervisor gave up (see tasks/remote/nanny.py and supervisor.py).
+  echo "sessions=$(sessions "$name-(controller|jupyter|engines)" | tr '\n' ' ')"
+  if [ -s "$run/$name-engines.json" ]; then
+    if [ -n "$(sessions "$name-engines")" ]; then
+      echo "supervisor=$(tr -d '\n' < "$run/$name-engines.json")"
+    else
+      echo "supervisor_ended=yes"
+    fi
+  fi
   # Planned as start_engines plans; with GPUS, after the user's SETUP (`module load cuda`
   # may be what puts nvidia-smi on the PATH; without GPUS the plan needs nothing of it,
   # and a SETUP can take seconds), in a subshell: what SETUP exports ends there.

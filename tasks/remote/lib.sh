@@ -9,7 +9,7 @@
 # carries IPP_CLUSTER_TAG=<cluster>/<role> in its environment. A stop quits the
 # role's sessions, then ends every process of this user that still carries the
 # tag (found through /proc/PID/environ): that includes the children that leave
-# the session, like the "nanny" each ipengine starts. Only this user's processes
+# the session, like each engine's KernelNanny, and what a crashed keeper left. Only this user's processes
 # are ever looked at, also as root: another user's cluster of the same name on
 # the same host is theirs.
 
@@ -163,16 +163,31 @@ make_run_dir() {  # make_run_dir: create the run directory (0700), take the lock
 }
 
 halt() {  # halt ROLE REGEX: quit the sessions matching REGEX, end every process of ROLE, report
-  for session in $(sessions "$2"); do screen -S "$session" -X quit >/dev/null 2>&1; done
-  pids=$(tagged "$1")
+  # A session's keeper (the nanny, the engines' supervisor) ends its programs in order on
+  # screen's SIGHUP: it gets 10 s for that. What is left then (all of it, when a keeper
+  # crashed) gets SIGTERM, an engine's KernelNanny (ipp-nanny-N) only once the rest had 5 s
+  # to end, as it ends by itself after it told the hub that its engine is gone; what is
+  # left after that, 5 s later, SIGKILL.
+  quit=
+  for session in $(sessions "$2"); do screen -S "$session" -X quit >/dev/null 2>&1; quit=yes; done
+  [ -z "$quit" ] || gone "$1" 100
+  programs=$(for pid in $(tagged "$1"); do
+    grep -qx 'ipp-nanny-[0-9]*' "/proc/$pid/comm" 2>/dev/null || echo "$pid"
+  done)
   # shellcheck disable=SC2086  # one word per pid
-  [ -z "$pids" ] || kill -TERM $pids 2>/dev/null
-  tries=0
-  while [ -n "$(tagged "$1")" ] && [ "$tries" -lt 50 ]; do sleep 0.1; tries=$((tries + 1)); done
+  [ -z "$programs" ] || { kill -TERM $programs 2>/dev/null; gone "$1" 50; }
+  pids=$(tagged "$1")
+  # shellcheck disable=SC2086
+  [ -z "$pids" ] || { kill -TERM $pids 2>/dev/null; gone "$1" 50; }
   pids=$(tagged "$1")
   # shellcheck disable=SC2086
   [ -z "$pids" ] || { kill -KILL $pids 2>/dev/null; sleep 0.2; }
   echo "left_$1=$(tagged "$1" | wc -l)"
+}
+
+gone() {  # gone ROLE TENTHS: wait until no process of ROLE is left, at most TENTHS tenths of a second
+  tries=0
+  while [ -n "$(tagged "$1")" ] && [ "$tries" -lt "$2" ]; do sleep 0.1; tries=$((tries + 1)); done
 }
 
 raise_open_files() {  # raise_open_files: this shell's soft limit of open files to the hard one

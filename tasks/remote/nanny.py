@@ -1,45 +1,31 @@
 """
 Keep one program of the cluster alive, as Dask's nanny keeps a worker: start it again
-when it dies and, for an engine, end it when it passes its memory limit.
+when it dies.
 
-``tasks/remote/start_engines.sh`` and ``start_master.sh`` unpack this file and
-``process_tree.py`` (what it knows of processes) into the run directory and run it with
-the cluster's Python in each program's screen session::
+``tasks/remote/start_master.sh`` unpacks this file and ``process_tree.py`` (what it
+knows of processes) into the run directory and runs it with the cluster's Python in the
+controller's and Jupyter's screen sessions::
 
-    python nanny.py engine LABEL NUMBER RESTART LIMIT ENGINES MARKER DELAY -- IPENGINE ARGS...
     python nanny.py controller MARKER -- PYTHON controller.py RUN_DIR IPCONTROLLER ARGS...
     python nanny.py jupyter MARKER -- JUPYTER ARGS...
 
-LABEL and NUMBER: each start registers as ``--Session.session=LABEL/NUMBER/TIME``, so
-that the controller counts it under its host; RESTART: ENGINE_RESTART (yes or no);
-LIMIT: MEMORY_LIMIT in bytes, ``auto`` or empty; ENGINES: how many engines the host
-runs (for ``auto``); MARKER: the file to write when it gives up; DELAY: seconds to wait
-before the first start (the host starts its engines in waves, so that the controller
-is not flooded with registrations).
+MARKER: the file to write when it gives up. The engines of a host are kept by one
+supervisor (``supervisor.py``), which follows the same rules and imports the ones here.
 
 A program that ends with exit code 0 was shut down on purpose (a client asked the
-controller or an engine to, a user shut Jupyter down); any other end is a crash, and
-the program starts again after 1, 2, 4, ... at most 60 s (the controller and Jupyter:
-at once, then 1, 2, 4, ... s): at most `GIVE_UP_AFTER` times in `WINDOW` s. The crash
-after those makes the nanny give up: it says so in its log and in *marker*, and ends.
-The controller or Jupyter exiting (not killed) within `FIRST_RUN` s of its first start
-(a port taken, a broken setup) is given up at once: starting it again would not mend it.
-A stop (SIGHUP from screen, SIGTERM from the stop's kill) ends the program and the
-nanny, also during a wait. The controller starts again with ``--restore`` (see
+controller to, a user shut Jupyter down); any other end is a crash, and the program
+starts again at once, then after 1, 2, 4, ... s: at most `GIVE_UP_AFTER` times in `WINDOW`
+s. The crash after those makes the nanny give up: it says so in its log and in *marker*,
+and ends. The program exiting (not killed) within `FIRST_RUN` s of its first start (a port
+taken, a broken setup) is given up at once: starting it again would not mend it. A stop
+(SIGHUP from screen, SIGTERM from the stop's kill) ends the program and the nanny, also
+during a wait. The controller starts again with ``--restore`` (see
 ``tasks/remote/controller.py``); Jupyter on the same port with the same token.
 
 The nanny is its program's child subreaper: what the program started and left behind
 when it ended (the controller's scheduler processes, which hold its ports; Jupyter's
-kernels; ipyparallel's own nanny of an engine) becomes the nanny's, which ends it all
-before it starts the program again (see ``process_tree.end_orphans``).
-
-SIGUSR1 asks for a new start at once, neither a crash nor a stop: fab sends it when the
-controller dropped the engine's registration (``tasks/remote/renew_engines.sh``), which
-leaves an engine that runs but that the controller does not know.
-
-The nanny looks at its engine every `WATCH` s: whether it ended and, with a memory limit,
-the resident memory of the engine's own process tree (the engine and what it started,
-read from all of /proc every `RESCAN` s only): it costs next to nothing beside the engine.
+kernels) becomes the nanny's, which ends it all before it starts the program again (see
+``process_tree.end_orphans``).
 """
 
 import signal
@@ -56,17 +42,20 @@ BACKOFF_FIRST, BACKOFF_MAX = 1.0, 60.0
 GIVE_UP_AFTER, WINDOW = 5, 300.0
 FIRST_RUN = 30.0  # seconds: the controller or Jupyter ending sooner at its first start is not mended
 POLL = 0.1  # seconds between two looks for a stop during a wait
-WATCH = 0.5  # seconds between two looks at the engine: its end, its memory, a renewal
-RESCAN = 10.0  # seconds between two reads of all /proc for the engine's descendants
+WATCH = 0.5  # seconds between two looks at a program: its end; an engine's memory
 UNITS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 #: What the log calls each program, and how a user starts it again after a give-up.
-NOUNS = {"engine": "the engine", "controller": "the controller", "jupyter": "Jupyter"}
-AGAIN = {"engine": "fab engines.restart", "controller": "fab cluster.up", "jupyter": "fab cluster.up"}
+NOUNS = {"controller": "the controller", "jupyter": "Jupyter"}
+
+
+def line(text):
+    """*text* as a line of the nanny's in a log (``RESTART`` in ipp_screens.py finds restarts)."""
+    return f"=== nanny {time.strftime('%Y-%m-%d %H:%M:%S')}: {text}"
 
 
 def say(text):
     """One line in the program's log (the screen session's), marked as the nanny's."""
-    print(f"=== nanny {time.strftime('%Y-%m-%d %H:%M:%S')}: {text}", flush=True)
+    print(line(text), flush=True)
 
 
 def size(count):
@@ -104,10 +93,9 @@ class Nanny:
 
     def __init__(self, options, argv):
         self.options, self.argv = options, argv
-        self.role = options.get("role", "engine")
+        self.role = options["role"]
         self.noun = NOUNS[self.role]
-        self.limit = memory_limit(options.get("limit"), options.get("engines", 1))
-        self.stopping, self.renewing, self.child = False, False, None
+        self.stopping, self.child = False, None
         self.crashes = []  # monotonic times of the recent crashes
         self.starts = 0
 
@@ -117,27 +105,17 @@ class Nanny:
         if self.child is not None and self.child.poll() is None:
             self.child.terminate()
 
-    def renew(self, signum, frame):
-        """fab asks for a new start (the controller dropped the registration): see `watch`."""
-        self.renewing = True
-
     def start(self):
         argv = list(self.argv)
-        if self.role == "engine":
-            label, number = self.options["label"], self.options["number"]
-            argv.append(f"--Session.session={label}/{number}/{time.time_ns()}")
-        elif self.role == "controller" and self.starts:
+        if self.role == "controller" and self.starts:
             argv.append("--restore")  # the same ports, key and engines
-        self.renewing = False  # a renewal asked for during a back-off: this start is it
         self.starts += 1
         self.others = process_tree.children()
         self.began = time.monotonic()
         self.child = subprocess.Popen(argv)
 
     def watch(self):
-        """Wait for the program to end, ending an engine past the memory limit or for a
-        renewal; why it ended."""
-        processes, scanned = [], None
+        """Wait for the program to end; why it ended."""
         while True:
             try:
                 self.child.wait(timeout=WATCH)
@@ -146,36 +124,18 @@ class Nanny:
                 pass
             if self.stopping:  # also a program started as the stop came: it ends too
                 self.child.terminate()
-                continue
-            if self.renewing:
-                process_tree.end_tree(self.child)
-                return "renewal"
-            if not self.limit:
-                continue
-            if scanned is None or time.monotonic() - scanned >= RESCAN:
-                processes, scanned = process_tree.tree(self.child.pid), time.monotonic()
-            used = process_tree.resident(processes)
-            if used > self.limit:
-                say(f"the engine uses {size(used)}, {size(used - self.limit)} over "
-                    f"MEMORY_LIMIT ({size(self.limit)}): ending it")
-                process_tree.end_tree(self.child, kill=True)
-                return f"passed MEMORY_LIMIT ({size(self.limit)}) by {size(used - self.limit)}"
 
-    def give_up(self, line):
-        """Say *line* in the log and in the marker; the nanny's exit code."""
-        say(f"{line}; {AGAIN[self.role]} starts it again")
+    def give_up(self, text):
+        """Say *text* in the log and in the marker; the nanny's exit code."""
+        say(f"{text}; fab cluster.up starts it again")
         with open(self.options["marker"], "w") as marker:
-            marker.write(line + "\n")
+            marker.write(text + "\n")
         return 1
 
     def back_off(self, crashes):
-        """Seconds to wait after the *crashes*-th crash in the window: the controller and
-        Jupyter start again at once the first time (clients and engines wait for them)."""
-        if self.role != "engine":
-            crashes -= 1
-            if not crashes:
-                return 0.0
-        return min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (crashes - 1))
+        """Seconds to wait after the *crashes*-th crash in the window: at once the first
+        time (clients and engines wait for the controller and Jupyter), then as engines."""
+        return 0.0 if crashes == 1 else back_off(crashes - 1)
 
     def wait(self, seconds):
         """Sleep *seconds*, or less if a stop comes."""
@@ -184,24 +144,15 @@ class Nanny:
             time.sleep(max(0.0, min(POLL, deadline - time.monotonic())))  # the clock moved on
 
     def run(self):
-        self.wait(self.options.get("delay", 0))
         while not self.stopping:
             self.start()
             why = self.watch()
             process_tree.end_orphans(spare=self.others)
-            if self.renewing and not self.stopping:
-                self.renewing = False
-                say("renewal: the controller dropped this engine's registration; "
-                    "starting it again now")
-                continue
             if self.stopping or self.child.returncode == 0:
                 return 0
-            if not self.options.get("restart", True):
-                say(f"{self.noun} ended ({why}); ENGINE_RESTART=no: it stays stopped")
-                return 1
             now = time.monotonic()
             self.crashes = [t for t in self.crashes if now - t < WINDOW] + [now]
-            if (self.role != "engine" and self.starts == 1 and self.child.returncode > 0
+            if (self.starts == 1 and self.child.returncode > 0
                     and now - self.began < FIRST_RUN):  # it exited: a signal would be a crash
                 return self.give_up(f"gave up: {self.noun} ended at its first start, after"
                                     f" {now - self.began:.1f} s ({why}): not a crash to mend")
@@ -215,18 +166,18 @@ class Nanny:
         return 0
 
 
+def back_off(crashes):
+    """Seconds to wait before starting an engine again after its *crashes*-th crash in the
+    window: 1, 2, 4, ... at most `BACKOFF_MAX`."""
+    return min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (crashes - 1))
+
+
 def options_of(argv):
     """The options and the program's argv, from the nanny's command line (see the module)."""
     role = argv[1] if len(argv) > 1 else ""
-    if role == "engine" and len(argv) > 11 and argv[9] == "--":
-        label, number, restart, limit, engines, marker, delay = argv[2:9]
-        return ({"role": role, "label": label, "number": number, "restart": restart == "yes",
-                 "limit": limit, "engines": int(engines), "marker": marker,
-                 "delay": float(delay)}, argv[10:])
-    if role in ("controller", "jupyter") and len(argv) > 4 and argv[3] == "--":
+    if role in NOUNS and len(argv) > 4 and argv[3] == "--":
         return {"role": role, "marker": argv[2]}, argv[4:]
-    raise SystemExit("usage: nanny.py engine LABEL NUMBER RESTART LIMIT ENGINES MARKER DELAY"
-                     " -- IPENGINE ARGS...\n       nanny.py controller|jupyter MARKER -- PROGRAM ARGS...")
+    raise SystemExit("usage: nanny.py controller|jupyter MARKER -- PROGRAM ARGS...")
 
 
 def main(argv):
@@ -235,7 +186,6 @@ def main(argv):
     process_tree.become_subreaper()
     for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, keeper.stop)
-    signal.signal(signal.SIGUSR1, keeper.renew)
     return keeper.run()
 
 

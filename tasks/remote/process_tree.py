@@ -1,14 +1,13 @@
 """
-The processes of a program that the nanny (``tasks/remote/nanny.py``) keeps: the program
-and all it started, their resident memory, and ending them all, what the program left
-behind included. All of it is read through psutil.
+The processes of a program that the nanny (``tasks/remote/nanny.py``) or the engines'
+supervisor (``supervisor.py``) keeps: the program and all it started, their resident
+memory, and ending what the program left behind. All of it is read through psutil.
 
-``start_engines.sh`` and ``start_master.sh`` unpack this file beside ``nanny.py`` in the
-run directory, where the nanny imports it.
+``start_engines.sh`` and ``start_master.sh`` unpack this file beside them in the run
+directory, where they import it.
 """
 
 import ctypes
-import subprocess
 
 import psutil
 
@@ -27,6 +26,14 @@ def tree(pid):
         return []
 
 
+def alone(pid):
+    """The process *pid* as a `tree` without its descendants, read without a scan of /proc."""
+    try:
+        return [psutil.Process(pid)]
+    except psutil.Error:
+        return []
+
+
 def resident(processes):
     """Resident memory in bytes of the psutil *processes* (0 for those that are gone)."""
     total = 0
@@ -38,21 +45,12 @@ def resident(processes):
     return total
 
 
-def end_tree(child, grace=5.0, kill=False):
-    """
-    End the engine *child* (a Popen): SIGTERM, or SIGKILL at once with *kill*; then what
-    it started, ipyparallel's own nanny first, which tells the controller that its engine
-    is gone and ends by itself. What is left after *grace* s gets SIGKILL: that nanny
-    outlives its engine otherwise, and so would a task's own processes.
-    """
-    started = tree(child.pid)[1:]
-    child.kill() if kill else child.terminate()
+def alive(pid):
+    """Whether the process *pid* runs (a zombie, ended but not reaped, does not)."""
     try:
-        child.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        child.kill()
-        child.wait()
-    _reap(started, grace)
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 def _reap(processes, grace):

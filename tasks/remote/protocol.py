@@ -28,3 +28,13 @@ def parse_probe(facts):
 def session_names(facts):
     """The screen sessions a ``sessions=`` fact lists."""
     return facts.get("sessions", "").split()
+
+
+def parse_supervisor(facts):
+    """The state the engines' supervisor wrote (see ``tasks/remote/supervisor.py``), from a
+    ``supervisor=`` fact; None without one, or when it is not whole (being replaced)."""
+    try:
+        state = json.loads(facts.get("supervisor") or "null")
+    except ValueError:
+        return None
+    return state if isinstance(state, dict) else None

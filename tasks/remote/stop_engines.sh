@@ -2,8 +2,9 @@
 # shellcheck disable=SC2154  # name, run: set by setup() in lib.sh
 
 stop_engines() {  # stop_engines: stop every engine of the cluster on this host; reports left_engine=
-  # The engines' give-up markers go too: a stop is no crash loop (see host_status).
+  # The engines' give-up markers go too: a stop is no crash loop (see host_status); so does
+  # the supervisor's state: a state left without a supervisor is one that crashed.
   lock
-  halt engine "$name-engine-[0-9]+"
-  rm -f "$run/$name"-engine-*.gaveup
+  halt engine "$name-engines"
+  rm -f "$run/$name"-engine-*.gaveup "$run/$name-engines.json"
 }

@@ -35,7 +35,7 @@ def status(command, cluster, rows, stopped):
               "registered": row["registered"], "expected": row["expected"],
               "restarts": row["restarts"], "threads": number(row["threads"]),
               "problems": row["problems"], "notes": row.get("notes", []),
-              **{key: row[key] for key in MASTER_KEYS if key in row}} for row in rows]
+              **{key: row[key] for key in MASTER_KEYS + ENGINE_KEYS if key in row}} for row in rows]
     return {"command": command, "cluster": cluster, "stopped": stopped,
             "ok": not stopped and not any(host["problems"] for host in hosts), "hosts": hosts}
 
@@ -43,6 +43,8 @@ def status(command, cluster, rows, stopped):
 #: What a master's row adds (see tasks.steps.status): the nannies' restarts and when.
 MASTER_KEYS = ("controller_restarts", "controller_last_restart", "jupyter_restarts",
                "jupyter_last_restart")
+#: What an engine host's row adds: each engine its supervisor keeps, and the host's resources.
+ENGINE_KEYS = ("engines", "resources")
 
 
 def info(results):

@@ -60,9 +60,10 @@ def status_table(title, rows):
     """Print the rows of `tasks.steps.status.read_status`."""
     table = Table(title=title, title_justify="left")
     for heading in ("host", "roles", "reachable", "sessions", "engines", "restarts", "threads",
-                    "problems"):
+                    "cpu", "memory", "problems"):
         table.add_column(heading)
     for row in rows:
+        cpu, memory = _resources(row.get("resources"))
         engines = "" if row["expected"] is None else f"{row['registered']}/{row['expected']}"
         restarts = "" if row.get("restarts") is None else str(row["restarts"])
         said = "[red]" + "; ".join(row["problems"]) + "[/]" if row["problems"] else "[green]ok[/]"
@@ -70,8 +71,19 @@ def status_table(title, rows):
             said += "; [yellow]" + "; ".join(row["notes"]) + "[/]"
         table.add_row(row["host"], ",".join(row["roles"]),
                       {"unreachable": "no", "auth failed": "no login"}.get(row["state"], "yes"),
-                      str(len(row["sessions"])), engines, restarts, row.get("threads") or "", said)
+                      str(len(row["sessions"])), engines, restarts, row.get("threads") or "",
+                      cpu, memory, said)
     console.print(table)
+
+
+def _resources(resources):
+    """The cpu and memory cells of a host whose supervisor sampled *resources*: ``37%``,
+    ``3.1/15.6 GiB``; empty while unknown."""
+    if not resources:
+        return "", ""
+    gib = 1 << 30
+    return (f"{resources['cpu_percent']:.0f}%",
+            f"{resources['memory_used'] / gib:.1f}/{resources['memory_total'] / gib:.1f} GiB")
 
 
 def status_and_exit(title, rows, stopped=None, as_json=None):

@@ -7,7 +7,7 @@ into one row per host with what is wrong there.
 from dataclasses import dataclass, field
 
 from ..remote import commands
-from ..remote.protocol import parse_probe, session_names
+from ..remote.protocol import parse_probe, parse_supervisor, session_names
 from .lifecycle import SLACK
 
 
@@ -30,7 +30,10 @@ def read_status(fleet, inventory, master=True, engines=True, hosts=None):
     :returns: a `Status` whose ``rows`` are dicts: host, roles, state, sessions,
         registered, expected, threads (per running engine), restarts, problems (an
         empty list when all is as wanted) and notes (what went wrong and mended itself:
-        the controller's and Jupyter's restarts); a master's row also has
+        the controller's and Jupyter's restarts); an engine host's row also has
+        engines (one dict per engine its supervisor keeps: number, pid, state, starts,
+        rss and limit in bytes) and resources (the host's CPU, load, memory and GPUs, see
+        ``tasks/remote/host_sample.py``; None while unknown); a master's row also has
         controller_restarts, controller_last_restart, jupyter_restarts and
         jupyter_last_restart.
     """
@@ -68,8 +71,8 @@ def _master_problems(name, sessions, probe):
 
 
 def _gave_up(facts, programs, host):
-    """A problem for each of *programs* (controller, jupyter, engine numbers) whose nanny
-    gave up (host_status's ``gaveup_PROGRAM=``)."""
+    """A problem for each of *programs* (controller, jupyter, engine numbers) whose keeper
+    (nanny or supervisor) gave up (host_status's ``gaveup_PROGRAM=``)."""
     return [f"{'engine ' if program.isdigit() else ''}{program} crash-looping:"
             f" {facts[f'gaveup_{program}']}; fab cluster.logs --hosts={host} says why"
             for program in programs if f"gaveup_{program}" in facts]
@@ -104,18 +107,24 @@ def _status_row(name, host, result, probe, is_master, is_engine_host):
         row["notes"] += _master_restarts(row)
     if is_engine_host:
         expected = int(result.facts.get("expected", 0))
-        running = sum(1 for s in sessions if s.startswith(f"{name}-engine-"))
+        supervisor = parse_supervisor(result.facts) or {}
+        engines = [{"number": int(n), **facts} for n, facts in supervisor.get("engines", {}).items()]
+        running = {e["number"] for e in engines if e["state"] == "running"}
         registered = (probe or {}).get("engines", {}).get(host.name, 0)
         row.update(registered=registered, expected=expected, threads=result.facts.get("threads"),
-                   restarts=int(result.facts.get("restarts", 0)))
+                   restarts=int(result.facts.get("restarts", 0)), engines=engines,
+                   resources=supervisor.get("host") or None)
         if result.facts.get("plan_problem"):
             row["problems"].append(result.facts["plan_problem"])
         numbers = sorted(key[len("gaveup_"):] for key in result.facts
                          if key.startswith("gaveup_") and key[len("gaveup_"):].isdigit())
         row["problems"] += _gave_up(result.facts, numbers, host.name)
-        if running != expected:
-            row["problems"].append(f"{running} of {expected} engine sessions running")
-        orphans = _orphans(name, host.name, sessions, probe)
+        if result.facts.get("supervisor_ended"):
+            row["problems"].append("the engines' supervisor ended without a stop (fab cluster.logs"
+                                   f" --hosts={host.name} says why); fab engines.start starts it again")
+        elif len(running) != expected:
+            row["problems"].append(f"{len(running)} of {expected} engines running")
+        orphans = _orphans(host.name, running, probe)
         for number in orphans:
             row["problems"].append(f"engine {number} runs but is not registered (the controller"
                                    " dropped its registration; fab engines.start starts it again)")
@@ -124,9 +133,9 @@ def _status_row(name, host, result, probe, is_master, is_engine_host):
     return row
 
 
-def _orphans(name, label, sessions, probe):
-    """The numbers of *label*'s engines that run but whose registration the controller
-    dropped (the probe's ``orphans``, see `tasks.remote.probe.orphans`)."""
+def _orphans(label, running, probe):
+    """The numbers of *label*'s engines that run (*running*) but whose registration the
+    controller dropped (the probe's ``orphans``, see `tasks.remote.probe.orphans`)."""
     numbers = {int(uuid.split("/")[1]) for uuid in (probe or {}).get("orphans", [])
                if uuid.split("/")[0] == label}
-    return sorted(n for n in numbers if f"{name}-engine-{n}" in sessions)
+    return sorted(numbers & running)

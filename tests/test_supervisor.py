@@ -1,0 +1,215 @@
+"""
+Unit tests of the engines' supervisor (``tasks/remote/supervisor.py``) as a host runs it,
+in a run directory of its own, with real processes standing in for ipengine (a stand-in
+is no ipengine of this Python, so each starts as a process): restarts with back-off and
+giving up, the memory limit, renewals and starts asked for in its requests file, waves,
+GPUs, its state file, and a stop that ends everything. Its back-off is shortened; nothing
+else is changed.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+from tasks.remote import supervisor
+
+#: Stand-ins for ipengine: each writes its pid, its GPU and its last argument (the session
+#: it registers as) to a file, then...
+STAND_IN = ("import os, sys; open(sys.argv[1], 'a').write(f'{os.getpid()} "
+            "{os.environ.get(\"CUDA_VISIBLE_DEVICES\")} {sys.argv[-1]}\\n'); ")
+CRASH = STAND_IN + "os._exit(3)"
+SLEEP = STAND_IN + "import time; time.sleep(60)"
+GREEDY = STAND_IN + "import time; hog = [bytearray(20 << 20) for _ in range(10)]; time.sleep(60)"
+#: ... or starts a child of its own (as a task would), writes its pid, and sleeps.
+PARENT = STAND_IN + ("import subprocess, time; child = subprocess.Popen(['sleep', '60']); "
+                     "open(sys.argv[1] + '.child', 'a').write(f'{child.pid}\\n'); time.sleep(60)")
+GREEDY_CHILD = STAND_IN + ("import subprocess, time; subprocess.Popen([sys.executable, '-c', "
+                           "'import time; hog = [bytearray(20 << 20) for _ in range(10)]; "
+                           "time.sleep(60)']); time.sleep(60)")
+PROGRAMS = ("supervisor.py", "engine_fork.py", "host_sample.py", "nanny.py", "process_tree.py")
+NAME = "sv"
+
+
+class Supervised:
+    """A supervisor started as start_engines.sh starts one, in *folder*."""
+
+    def __init__(self, folder, program, count=1, restart="yes", limit="", devices="",
+                 first_backoff="0.05", engine=None, python=(sys.executable,)):
+        """*program*: a stand-in's; *engine*: ipengine's command line instead; *python*:
+        what runs supervisor.py."""
+        self.folder = folder
+        for name in PROGRAMS:
+            source = open(os.path.join(os.path.dirname(supervisor.__file__), name)).read()
+            source = source.replace("BACKOFF_FIRST, BACKOFF_MAX = 1.0", f"BACKOFF_FIRST, BACKOFF_MAX = {first_backoff}")
+            source = source.replace("RESCAN = 10.0", "RESCAN = 0.1")
+            (folder / name).write_text(source)
+        self.process = subprocess.Popen(
+            [*python, str(folder / "supervisor.py"), str(folder), NAME, "node01", str(count),
+             restart, limit, devices, "--",
+             *(engine or [sys.executable, "-c", program, str(folder / "starts")])],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def starts(self):
+        path = self.folder / "starts"
+        return [line.split() for line in path.read_text().splitlines()] if path.exists() else []
+
+    def state(self):
+        try:
+            return json.loads((self.folder / f"{NAME}-engines.json").read_text())
+        except (OSError, ValueError):
+            return {"engines": {}}
+
+    def log(self, number=1):
+        path = self.folder / f"{NAME}-engine-{number}.log"
+        return path.read_text() if path.exists() else ""
+
+    def said(self):
+        """The supervisor's own line about how it starts engines, in its output."""
+        while not (line := self.process.stdout.readline()).startswith("=== supervisor ") and line:
+            pass
+        return line
+
+    def ask(self, line):
+        with open(self.folder / f"{NAME}-engines.requests", "a") as requests:
+            requests.write(line + "\n")
+
+    def stop(self):
+        self.process.send_signal(signal.SIGHUP)  # what screen sends when its session is quit
+        return self.process.wait(timeout=30)
+
+
+@pytest.fixture
+def supervise(tmp_path):
+    started = []
+
+    def start(*args, **kwargs):
+        started.append(Supervised(tmp_path, *args, **kwargs))
+        return started[-1]
+    yield start
+    for one in started:
+        if one.process.poll() is None:
+            one.process.kill()
+            one.process.wait()
+
+
+def wait_until(condition, timeout=30):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_a_crashing_engine_is_started_again_with_back_off_then_given_up(supervise, tmp_path):
+    keeper = supervise(CRASH)
+    began = time.monotonic()
+    wait_until(lambda: keeper.state()["engines"].get("1", {}).get("state") == "gaveup")
+    took = time.monotonic() - began
+    starts = keeper.starts()
+    assert len(starts) == 6
+    assert all(start[2].startswith("--Session.session=node01/1/") for start in starts)
+    assert len({start[2] for start in starts}) == 6  # a new session id each start
+    assert took >= 0.05 * (1 + 2 + 4 + 8 + 16)  # the back-off: 1, 2, 4, 8, 16 times the first
+    assert (tmp_path / f"{NAME}-engine-1.gaveup").read_text() == (
+        "gave up: the engine ended 6 times in 5 min, the last time: exit code 3\n")
+    log = keeper.log()
+    assert log.count(": restart: the engine ended (exit code 3); starting it again in ") == 5
+    assert log.count(f": {NAME}-engine-1\n") == 1  # the launch line, once: restarts are no new launch
+    assert "fab engines.restart starts it again" in log
+    assert keeper.process.poll() is None  # the supervisor keeps going for the others
+    assert keeper.stop() == 0
+
+
+def test_with_engine_restart_no_a_dead_engine_stays_dead_until_asked(supervise):
+    keeper = supervise(CRASH, restart="no")
+    wait_until(lambda: keeper.state()["engines"].get("1", {}).get("state") == "stopped")
+    assert len(keeper.starts()) == 1
+    assert "ENGINE_RESTART=no: it stays stopped" in keeper.log()
+    keeper.ask("start")  # what engines.start asks of a supervisor that runs
+    wait_until(lambda: len(keeper.starts()) == 2)
+    assert keeper.stop() == 0
+
+
+def test_an_engine_past_its_memory_limit_is_ended_and_started_again(supervise):
+    keeper = supervise(GREEDY, limit=str(100 << 20))
+    wait_until(lambda: len(keeper.starts()) >= 2)
+    log = keeper.log()
+    assert "over MEMORY_LIMIT (100 MiB): ending it" in log
+    assert "restart: the engine ended (passed MEMORY_LIMIT (100 MiB) by " in log
+    assert keeper.stop() == 0
+
+
+def test_the_memory_of_what_the_engine_started_counts_too(supervise):
+    keeper = supervise(GREEDY_CHILD, limit=str(100 << 20))
+    wait_until(lambda: len(keeper.starts()) >= 2)
+    assert "over MEMORY_LIMIT (100 MiB): ending it" in keeper.log()
+    assert keeper.stop() == 0
+
+
+def test_a_renewal_starts_one_engine_again_at_once_and_ends_all_it_started(supervise, tmp_path):
+    keeper = supervise(PARENT, count=2)
+    children = tmp_path / "starts.child"
+    wait_until(lambda: children.exists() and children.read_text().count("\n") == 2)
+    first = {start[2].split("/")[1]: int(start[0]) for start in keeper.starts()}
+    kids = [int(pid) for pid in children.read_text().split()]
+    keeper.ask("renew 2")
+    wait_until(lambda: len(keeper.starts()) == 3)
+    assert keeper.starts()[-1][2].startswith("--Session.session=node01/2/")
+    wait_until(lambda: not psutil.pid_exists(first["2"]))
+    assert psutil.pid_exists(first["1"])  # the other engine runs on
+    assert "renewal: the controller dropped this engine's registration; starting it again now" in keeper.log(2)
+    assert "restart:" not in keeper.log(2)  # neither a crash nor a back-off
+    assert keeper.stop() == 0
+    assert not any(psutil.pid_exists(pid) for pid in [*first.values(), *kids])  # a stop ends all
+
+
+def test_a_stop_during_the_back_off_wait_starts_nothing_more(supervise):
+    keeper = supervise(CRASH, first_backoff="5.0")
+    wait_until(lambda: "restart:" in keeper.log())  # now waiting 5 s
+    began = time.monotonic()
+    assert keeper.stop() == 0
+    assert time.monotonic() - began < 4  # within the wait: it did not wait it out
+    assert len(keeper.starts()) == 1
+
+
+def test_engines_start_in_waves_of_one_per_core_and_at_least_four(supervise):
+    wave = max(4, os.cpu_count())
+    keeper = supervise(SLEEP, count=wave + 1)
+    began = time.monotonic()
+    wait_until(lambda: len(keeper.starts()) == wave)
+    first_wave = time.monotonic() - began
+    wait_until(lambda: len(keeper.starts()) == wave + 1)
+    assert time.monotonic() - began >= 1.0 > first_wave or first_wave >= 1.0
+    assert keeper.stop() == 0
+
+
+def test_each_engine_sees_one_gpu_round_robin_and_the_state_says_what_runs(supervise):
+    keeper = supervise(SLEEP, count=3, devices="GPU-aa,GPU-bb")
+    wait_until(lambda: len(keeper.starts()) == 3
+               and all(e["state"] == "running" for e in keeper.state()["engines"].values()))
+    gpus = {start[2].split("/")[1]: start[1] for start in keeper.starts()}
+    assert gpus == {"1": "GPU-aa", "2": "GPU-bb", "3": "GPU-aa"}
+    state = keeper.state()
+    assert state["pid"] == keeper.process.pid and state["mode"] == "process"
+    assert {n: e["pid"] for n, e in state["engines"].items()} == {
+        start[2].split("/")[1]: int(start[0]) for start in keeper.starts()}
+    wait_until(lambda: keeper.state()["host"])  # the first sample
+    host = keeper.state()["host"]
+    assert host["memory_total"] == psutil.virtual_memory().total and len(host["load"]) == 3
+    assert host["cores"] == os.cpu_count() and host["gpus"] == []  # no nvidia-smi here
+    assert all(e["rss"] > 0 for e in keeper.state()["engines"].values())
+    pids = [int(start[0]) for start in keeper.starts()]
+    assert keeper.stop() == 0
+    assert not any(psutil.pid_exists(pid) for pid in pids)
+
+
+def test_a_bad_command_line_says_how_to_call_it():
+    process = subprocess.run([sys.executable, supervisor.__file__, "run", "x"],
+                             capture_output=True, text=True, timeout=30,
+                             cwd=os.path.dirname(supervisor.__file__))
+    assert process.returncode == 1 and process.stderr.startswith("usage: supervisor.py RUN_DIR")

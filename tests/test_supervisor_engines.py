@@ -1,0 +1,116 @@
+"""
+The supervisor (``tasks/remote/supervisor.py``) with real engines and a real local
+controller (ipyparallel's `Cluster`, started here): engines forked from its warm Python
+register, a task on one is interrupted by ``Client.send_signal`` (their KernelNanny,
+forked too, does it), an engine killed is known dead to the hub at once (that nanny tells
+it) and started again, and with an ipyparallel the supervisor does not know, each engine
+is a process of its own. No SSH, no root.
+"""
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import ipyparallel as ipp
+import psutil
+import pytest
+
+from tests.test_supervisor import Supervised, wait_until
+
+BIN = Path(sys.executable).parent
+ENGINE = [str(BIN / "ipengine"), "--profile=forked", "--log-level=ERROR"]
+#: The supervisor run with an ipyparallel whose version it does not know, and nothing else changed.
+UNKNOWN_VERSION = ("-c", "import runpy, sys, ipyparallel; ipyparallel.__version__ = '99.0.0'; "
+                         "sys.argv = sys.argv[1:]; sys.path.insert(0, sys.argv[0].rsplit('/', 1)[0]); "
+                         "runpy.run_path(sys.argv[0], run_name='__main__')")
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    """A client of a controller of the profile ``forked`` in an IPython dir of its own."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("IPYTHONDIR", str(tmp_path_factory.mktemp("ipython")))
+    cluster = ipp.Cluster(profile="forked", cluster_id="", n=0)
+    cluster.start_controller_sync()
+    client = cluster.connect_client_sync()
+    yield client
+    client.close()
+    cluster.stop_controller_sync()
+    patch.undo()
+
+
+def engines_of(keeper):
+    """{engine number: pid} of the engines *keeper*'s state says run."""
+    return {int(n): e["pid"] for n, e in keeper.state()["engines"].items() if e["state"] == "running"}
+
+
+def registered(client, count, timeout=60):
+    """The ids of the engines once *count* are registered."""
+    client.wait_for_engines(count, timeout=timeout)
+    return list(client.ids)
+
+
+@pytest.fixture
+def forked(tmp_path, client):
+    keeper = Supervised(tmp_path, None, count=2, engine=ENGINE)
+    yield keeper
+    pids = [p.pid for p in psutil.Process(keeper.process.pid).children()]
+    assert keeper.stop() == 0
+    wait_until(lambda: not client.ids, timeout=30)  # each nanny told the hub
+    assert not [pid for pid in pids if psutil.pid_exists(pid)]  # engines and nannies ended
+
+
+def test_forked_engines_register_each_its_own_process_group_and_name(forked, client):
+    registered(client, 2)
+    state = forked.state()
+    assert state["mode"] == "fork"
+    for number, pid in engines_of(forked).items():
+        engine = psutil.Process(pid)
+        assert engine.ppid() == forked.process.pid and engine.name() == f"ipengine-{number}"
+        assert os.getpgid(pid) == pid
+    nannies = [p for p in psutil.Process(forked.process.pid).children() if p.name().startswith("ipp-nanny")]
+    assert len(nannies) == 2  # forked too, not a Python started per engine
+    assert forked.said().endswith(": 2 engines, forked from this Python\n")
+
+
+def test_send_signal_interrupts_a_task_on_a_forked_engine(forked, client):
+    target = registered(client, 2)[0]
+    sleeping = client[target].apply_async(time.sleep, 60)
+    wait_until(lambda: client.queue_status(targets=[target])[target]["queue"] == 1, timeout=10)
+    time.sleep(1)  # the engine has it: its sleep has begun
+    began = time.monotonic()
+    client.send_signal(signal.SIGINT, targets=[target], block=True)
+    with pytest.raises(ipp.error.RemoteError) as interrupted:
+        sleeping.get(timeout=2)
+    assert interrupted.value.ename == "KeyboardInterrupt" and time.monotonic() - began < 2
+    assert client[target].apply_sync(lambda: 6 * 7) == 42  # the engine lives on
+
+
+def test_a_killed_engine_is_known_dead_at_once_and_started_again(forked, client):
+    before = registered(client, 2)
+    engines = engines_of(forked)
+    psutil.Process(engines[1]).kill()
+    began = time.monotonic()
+    wait_until(lambda: len(client.ids) == 1, timeout=10)
+    assert time.monotonic() - began < 2  # its nanny told the hub: no heartbeat wait
+    wait_until(lambda: len(client.ids) == 2, timeout=60)  # after the back-off of 0.05 s here
+    assert set(client.ids) - set(before)
+    assert engines_of(forked)[1] != engines[1] and forked.state()["engines"]["1"]["starts"] == 2
+    assert "restart: the engine ended (signal 9 (SIGKILL))" in forked.log(1)
+
+
+def test_with_an_ipyparallel_it_does_not_know_each_engine_is_a_process(tmp_path, client):
+    keeper = Supervised(tmp_path, None, count=2, engine=ENGINE, python=(sys.executable, *UNKNOWN_VERSION))
+    try:
+        registered(client, 2)
+        said = keeper.said()
+        assert said.endswith("each a process of its own: ipyparallel 99.0.0 is not a version the"
+                             " supervisor knows (9.x)\n")
+        assert keeper.state()["mode"] == "process"
+        for pid in engines_of(keeper).values():
+            assert psutil.Process(pid).cmdline()[1:3] == [str(BIN / "ipengine"), "--profile=forked"]
+    finally:
+        assert keeper.stop() == 0
+    wait_until(lambda: not client.ids, timeout=30)
