@@ -17,7 +17,7 @@ import ipyparallel as ipp
 import psutil
 import pytest
 
-from tests.test_supervisor import Supervised, wait_until
+from tests.test_supervisor import Supervised, gone, wait_until
 
 BIN = Path(sys.executable).parent
 ENGINE = [str(BIN / "ipengine"), "--profile=forked", "--log-level=ERROR"]
@@ -59,7 +59,7 @@ def forked(tmp_path, client):
     pids = [p.pid for p in psutil.Process(keeper.process.pid).children()]
     assert keeper.stop() == 0
     wait_until(lambda: not client.ids, timeout=30)  # each nanny told the hub
-    assert not [pid for pid in pids if psutil.pid_exists(pid)]  # engines and nannies ended
+    assert all(gone(pid) for pid in pids)  # engines and nannies ended
 
 
 def test_forked_engines_register_each_its_own_process_group_and_name(forked, client):

@@ -168,18 +168,19 @@ def write_engine_file(text):
 
 def start_engines(settings, host, planned=None, restart=False):
     """
-    Start the engines missing on *host* (a `tasks.inventory.Host`), all kept by one
-    supervisor (``tasks/remote/supervisor.py``), with their threads and GPUs (see
-    ``plan_engines`` in ``lib.sh``): the inventory's ``engines=``, else one per GPU of
-    ``gpus=``, else one per core (*planned*: the count the host's facts gave, when known
-    already).
+    Start the engines of *host* (a `tasks.inventory.Host`), all kept by one supervisor
+    (``tasks/remote/supervisor.py``), with their threads and GPUs (see ``plan_engines`` in
+    ``lib.sh``): the inventory's ``engines=``, else one per GPU of ``gpus=``, else one per
+    core (*planned*: the count the host's facts gave, when known already). A supervisor
+    that runs with the same plan starts the engines it stopped or gave up on; with
+    *restart* or another plan, every engine of the host starts anew.
     """
     count = host.engines or ("" if host.gpus else planned or "")
     return Step("start_engines", (host.name, count, "yes" if restart else "no",
                                   "yes" if settings.engine_restart else "no",
                                   settings.memory_limit, host.threads or "", host.gpus or ""),
-                programs("supervisor.py", "engine_fork.py", "host_sample.py", "nanny.py",
-                         "process_tree.py"))
+                programs("supervisor.py", "engine_fork.py", "engine_life.py", "host_sample.py",
+                         "nanny.py", "process_tree.py"))
 
 
 def renew_engines(numbers):

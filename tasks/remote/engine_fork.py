@@ -15,7 +15,7 @@ an ``ipengine`` of another Python) starts every engine as a process instead (`Pr
 
 In every child: its own process group (the supervisor ends an engine with what it
 started), its log as stdout and stderr, stdin from /dev/null, the default signal handlers,
-no file descriptor of the supervisor's but its own, and a name (``ipengine-N``, what ``ps``
+no file descriptor of the supervisor's but its own (below 65536), and a name (``ipengine-N``, what ``ps``
 and ``top`` show).
 """
 
@@ -24,6 +24,7 @@ import gc
 import importlib
 import os
 import pickle
+import shutil
 import signal
 import sys
 import threading
@@ -50,6 +51,7 @@ def warm_reason(ipengine):
     if not major.isdigit() or int(major) not in KNOWN_MAJORS:
         return (f"ipyparallel {ipyparallel.__version__} is not a version the supervisor knows"
                 f" ({', '.join(f'{m}.x' for m in KNOWN_MAJORS)})")
+    ipengine = shutil.which(ipengine) or ipengine  # a bare name: from the PATH, as exec finds it
     try:
         with open(ipengine, "rb") as program:
             first = program.readline(4096)
@@ -115,6 +117,11 @@ def _fork(title, log, run, keep=(), session=False):
     """Fork a child that becomes *title* (see `_become`) and runs ``run()``; its pid."""
     pid = os.fork()
     if pid:
+        if not session:
+            try:  # here too: a signal to its group right after the fork must not be lost
+                os.setpgid(pid, pid)
+            except OSError:  # it did so first, or already ran exec
+                pass
         return pid
     code = 1
     try:

@@ -8,6 +8,8 @@ directory, where they import it.
 """
 
 import ctypes
+import os
+import time
 
 import psutil
 
@@ -51,6 +53,55 @@ def alive(pid):
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
         return False
+
+
+def group(pgid):
+    """The processes of the process group *pgid* (read from all of /proc)."""
+    found = []
+    for process in psutil.process_iter():
+        try:
+            if os.getpgid(process.pid) == pgid:
+                found.append(process)
+        except (OSError, psutil.Error):
+            pass
+    return found
+
+
+class Leftovers:
+    """
+    What an engine left behind, to end without waiting for it (the supervisor's loop goes
+    on meanwhile): SIGTERM now or none, SIGKILL once its grace passed. Each is a psutil
+    snapshot, whose signals psutil sends only to the process it was (not to a new one
+    that got its pid).
+    """
+
+    def __init__(self):
+        self.due = {}  # psutil process: monotonic time of its SIGKILL
+
+    def end(self, processes, grace, term=True):
+        """SIGTERM *processes* now (unless not *term*), SIGKILL after *grace* s."""
+        for process in processes:
+            try:
+                if term:
+                    process.terminate()
+                self.due.setdefault(process, time.monotonic() + grace)
+            except psutil.Error:
+                pass
+
+    def finish(self, everything=False):
+        """SIGKILL those whose grace passed (*everything*: all of them)."""
+        now = time.monotonic()
+        for process, due in list(self.due.items()):
+            if everything or now >= due:
+                del self.due[process]
+                try:
+                    process.kill()
+                except psutil.Error:
+                    pass
+
+    def running(self):
+        """Whether any of them still runs."""
+        return any(alive(process.pid) and process.is_running() for process in self.due)
 
 
 def _reap(processes, grace):

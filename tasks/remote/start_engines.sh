@@ -41,7 +41,7 @@ start_engines() {  # start_engines LABEL COUNT RESTART ENGINE_RESTART MEMORY_LIM
   plan="$count $OMP_NUM_THREADS $keep $limit $(printf '%s' "$devices" | tr '\n' ',')"
   if [ "$restart" != yes ] && [ -n "$(sessions "$supervisor")" ] \
     && [ "$(cat "$run/$supervisor.plan" 2>/dev/null)" = "$plan" ]; then
-    started=$(find "$run" -maxdepth 1 -name "$name-engine-*.gaveup" | wc -l)
+    started=$(tr ',' '\n' < "$run/$supervisor.json" 2>/dev/null | grep -cE '"state": "(stopped|gaveup)"')
     rm -f "$run/$name"-engine-*.gaveup
     printf 'start\n' >> "$run/$supervisor.requests"
     echo "started=$started"

@@ -1,68 +1,56 @@
 """
 The engines of one cluster on one host, kept by one process: the supervisor.
 
-``tasks/remote/start_engines.sh`` unpacks it (with ``engine_fork.py``, ``host_sample.py``,
-``nanny.py`` and ``process_tree.py``) into the run directory and runs it, after the
-host's SETUP, in the screen session ``NAME-engines``::
+``tasks/remote/start_engines.sh`` unpacks it (with ``engine_fork.py``, ``engine_life.py``,
+``host_sample.py``, ``nanny.py`` and ``process_tree.py``) into the run directory and runs
+it, after the host's SETUP, in the screen session ``NAME-engines``::
 
     python supervisor.py RUN_DIR NAME LABEL COUNT RESTART LIMIT DEVICES -- IPENGINE ARGS...
 
-It starts engines 1 to COUNT (see ``engine_fork.py`` for how: forked from its warm
-Python, or as processes), in waves of one per core (at least 4) a second, so that neither
-the host nor the controller is flooded. Engine N registers as
-``--Session.session=LABEL/N/TIME`` (the controller counts it under its host), writes
-``NAME-engine-N.log`` and, with DEVICES (GPU UUIDs or indexes, comma-separated), sees one
-of them in ``CUDA_VISIBLE_DEVICES``, round-robin. It keeps each engine as the nanny kept
-one (``nanny.py``): an engine that ends with exit code 0 was shut down on purpose and stays
-so; any other end is a crash, and it starts again after 1, 2, 4, ... at most 60 s (with
-RESTART=yes), at most ``GIVE_UP_AFTER`` times in ``WINDOW`` s, then gives up (its log and
-``NAME-engine-N.gaveup`` say why); past LIMIT (MEMORY_LIMIT: bytes, ``auto`` or empty), its
-process group is killed. A start and each restart are lines in the engine's log (the
-launch line and the nanny's, which ``host_status.sh`` counts).
+It starts engines 1 to COUNT (``engine_fork.py``: forked from its warm Python, or as
+processes), in waves of one per core (at least 4) a second, so that neither the host nor
+the controller is flooded. Engine N registers as ``--Session.session=LABEL/N/TIME`` (the
+controller counts it under its host), writes ``NAME-engine-N.log`` and, with DEVICES (GPU
+UUIDs or indexes, comma-separated), sees one of them in ``CUDA_VISIBLE_DEVICES``,
+round-robin. Its restarts follow RESTART (ENGINE_RESTART, see ``engine_life.py``); past
+LIMIT (MEMORY_LIMIT: bytes, ``auto`` or empty) its process group is killed.
 
 It reads ``NAME-engines.requests`` as it grows: ``renew N`` starts engine N again at once
 (the controller dropped its registration), ``start`` starts the engines that are stopped
 or gave up. It writes ``NAME-engines.json`` (its pid, how engines start, each engine's
 pid, state, starts and memory, and the host's `host_sample.sample`) on every change and
-every `SAMPLE` s, for ``cluster.status`` and the dashboard. SIGHUP (screen's quit),
-SIGTERM and SIGINT stop it: every engine, its KernelNanny and what they started end.
+every `SAMPLE` s, for ``cluster.status`` and the dashboard.
+
+What an engine leaves when it ends goes too: its process group at once (SIGTERM), what
+it started outside that group and its KernelNanny `GRACE` s later (SIGKILL: the nanny
+tells the hub first, and ends by itself), and any other process left to the supervisor
+(their subreaper). SIGHUP (screen's quit), SIGTERM and SIGINT stop it, and so does a
+failure of its own: every engine ends (SIGTERM, SIGKILL after `GRACE` s: a busy engine
+does not end on SIGTERM), then each KernelNanny gets `GRACE` s to tell the hub, then all
+that is left ends.
 """
 
 import json
 import os
-import select
+import selectors
 import signal
 import sys
 import time
 
 if __package__:  # imported as tasks.remote.supervisor, by the tests
     from . import engine_fork, host_sample, nanny, process_tree
+    from .engine_life import Engine
 else:  # run from the run directory, where the others lie beside it
     import engine_fork
     import host_sample
     import nanny
     import process_tree
+    from engine_life import Engine
 
 TICK = 0.25  # seconds between two looks at the engines, the requests and the pipes
 SAMPLE = 5.0  # seconds between two samples of the host and the engines' memory
 GRACE = 5.0  # seconds an engine and its leftovers get after SIGTERM, before SIGKILL
 RESCAN = 10.0  # seconds between two reads of all /proc for the engines' descendants
-
-
-class Engine:
-    """One engine's life under the supervisor."""
-
-    def __init__(self, number):
-        self.number, self.child, self.nanny = number, None, None
-        self.state = "waiting"  # waiting, running, stopped, gaveup
-        self.due = 0.0          # monotonic time of the next start, while waiting
-        self.starts, self.crashes, self.renewing, self.why = 0, [], False, ""
-        self.rss, self.tree = 0, []
-
-    def facts(self, limit):
-        return {"pid": self.child.pid if self.child else None, "state": self.state,
-                "starts": self.starts, "rss": self.rss, "limit": limit,
-                **({"why": self.why} if self.why else {})}
 
 
 class Supervisor:
@@ -72,10 +60,11 @@ class Supervisor:
         self.options, self.argv = options, argv
         self.run_dir, self.name = options["run"], options["name"]
         self.limit = nanny.memory_limit(options["limit"], options["count"])
-        self.engines = {n: Engine(n) for n in range(1, options["count"] + 1)}
-        self.stopping, self.dirty, self.pending = False, True, {}  # pending: pgid -> deadline
-        self.requests_at, self.sampled, self.scanned = 0, 0.0, 0.0
-        self.host = {}
+        self.engines = {n: Engine(n, self.path(f"-engine-{n}")) for n in range(1, options["count"] + 1)}
+        self.stopping, self.dirty = False, True
+        self.requests_at, self.sampled, self.scanned, self.watched = 0, 0.0, 0.0, 0.0
+        self.leftovers, self.gpus, self.host = process_tree.Leftovers(), host_sample.GpuQuery(), {}
+        self.selector = selectors.DefaultSelector()
         reason = engine_fork.warm_reason(argv[0])
         try:
             self.starter = engine_fork.Processes() if reason else engine_fork.Warm()
@@ -85,88 +74,71 @@ class Supervisor:
         print(f"=== supervisor {os.getpid()}: {options['count']} engines, " + (
             "forked from this Python" if not reason else
             f"each a process of its own: {reason}"), flush=True)
-        wave = max(4, os.cpu_count() or 1)
+        self.wave = max(4, os.cpu_count() or 1)
+        self.in_waves(self.engines.values())
+
+    def in_waves(self, engines):
+        """Start *engines* from now on, `wave` a second."""
         now = time.monotonic()
-        for index, engine in enumerate(self.engines.values()):
-            engine.due = now + index // wave
+        for index, engine in enumerate(engines):
+            engine.state, engine.due = "waiting", now + index // self.wave
 
     def path(self, suffix):
         return os.path.join(self.run_dir, f"{self.name}{suffix}")
-
-    def say(self, engine, text):
-        """A line of the supervisor in *engine*'s log, as the nanny wrote them."""
-        with open(self.path(f"-engine-{engine.number}.log"), "a") as log:
-            log.write(nanny.line(text) + "\n")
 
     def stop(self, signum, frame):
         self.stopping = True
 
     # -- starts and ends ----------------------------------------------------------------
     def start(self, engine):
-        if not engine.starts:  # the launch line, as lib.sh's launch_header writes it
-            with open(self.path(f"-engine-{engine.number}.log"), "a") as log:
-                log.write(f"\n=== {time.strftime('%a %b %e %H:%M:%S %Z %Y')}:"
-                          f" {self.name}-engine-{engine.number}\n")
+        if not engine.starts:
+            engine.launched(self.name)
         env = dict(os.environ)
         devices = self.options["devices"]
         if devices:
             env["CUDA_VISIBLE_DEVICES"] = devices[(engine.number - 1) % len(devices)]
         argv = [*self.argv, f"--Session.session={self.options['label']}/{engine.number}"
                             f"/{time.time_ns()}"]
-        engine.child = self.starter.start(engine.number, argv, env,
-                                          self.path(f"-engine-{engine.number}.log"))
-        engine.state, engine.starts, engine.renewing, engine.why = "running", engine.starts + 1, False, ""
-        engine.began, engine.nanny, engine.tree = time.monotonic(), None, []
+        engine.starts, engine.renewing, engine.kill_at, engine.tree = engine.starts + 1, False, None, []
         self.dirty = True
+        try:
+            engine.child = self.starter.start(engine.number, argv, env, engine.log_path)
+        except OSError as error:  # no fork (the user's process limit), no log (a full disk)
+            return self.decide(engine, 1, f"could not start ({error})")
+        engine.state, engine.nanny = "running", None
+        if engine.child.request is not None:
+            self.selector.register(engine.child.request, selectors.EVENT_READ, engine)
 
     def end(self, engine, sig=signal.SIGTERM):
-        """Signal *engine*'s process group; what is left of it gets SIGKILL after GRACE s."""
+        """Signal *engine*'s process group; SIGKILL it after GRACE s if it is still there."""
         self.signal_group(engine.child.pid, sig)
-        self.pending[engine.child.pid] = time.monotonic() + GRACE
+        engine.kill_at = engine.kill_at or time.monotonic() + GRACE
 
     @staticmethod
     def signal_group(pgid, sig):
+        """Signal a group whose leader has not been reaped (its pgid is no one else's)."""
         try:
             os.killpg(pgid, sig)
         except (ProcessLookupError, PermissionError):
             pass
 
     def ended(self, engine, status):
-        """*engine*'s process ended with wait *status*: start it again, or not."""
-        child, engine.child, now = engine.child, None, time.monotonic()
+        """*engine*'s process ended with wait *status* (reaped: its group is ended first,
+        with a snapshot, so that no reused pid is hit)."""
+        child, engine.child = engine.child, None
+        if child.request is not None:
+            self.selector.unregister(child.request)
         child.close()
-        self.signal_group(child.pid, signal.SIGTERM)  # what the engine left behind
-        self.pending[child.pid] = now + GRACE
-        if engine.nanny:
-            self.pending[engine.nanny] = now + GRACE  # it tells the hub, then ends by itself
-        code = os.waitstatus_to_exitcode(status)
-        why = engine.why or nanny.describe(code)
+        group = process_tree.group(child.pid)
+        self.leftovers.end(group, GRACE)
+        escaped = [p for p in engine.tree[1:] if p not in group] + (process_tree.alone(engine.nanny) if engine.nanny else [])
+        self.leftovers.end(escaped, GRACE, term=False)
+        self.decide(engine, os.waitstatus_to_exitcode(status), "")
+
+    def decide(self, engine, code, why):
+        """After an end with exit *code* (*why*, if known): *engine* starts again, or not."""
+        engine.after_end(code, why, self.options["restart"], self.stopping)
         self.dirty = True
-        if self.stopping:
-            engine.state = "stopped"
-        elif engine.renewing:
-            self.say(engine, "renewal: the controller dropped this engine's registration;"
-                             " starting it again now")
-            engine.state, engine.due = "waiting", now
-        elif code == 0:
-            engine.state = "stopped"
-        elif not self.options["restart"]:
-            self.say(engine, f"the engine ended ({why}); ENGINE_RESTART=no: it stays stopped")
-            engine.state = "stopped"
-        else:
-            engine.crashes = [t for t in engine.crashes if now - t < nanny.WINDOW] + [now]
-            if len(engine.crashes) > nanny.GIVE_UP_AFTER:
-                line = (f"gave up: the engine ended {len(engine.crashes)} times in "
-                        f"{nanny.WINDOW / 60:g} min, the last time: {why}")
-                self.say(engine, f"{line}; fab engines.restart starts it again")
-                with open(self.path(f"-engine-{engine.number}.gaveup"), "w") as marker:
-                    marker.write(line + "\n")
-                engine.state = "gaveup"
-            else:
-                delay = nanny.back_off(len(engine.crashes))
-                self.say(engine, f"restart: the engine ended ({why}); starting it again in {delay:g} s")
-                engine.state, engine.due = "waiting", now + delay
-        engine.why = ""
 
     # -- what the loop looks at ---------------------------------------------------------
     def reap(self):
@@ -193,94 +165,119 @@ class Supervisor:
         self.requests_at += len(text)
         for words in (line.split() for line in text.decode(errors="replace").splitlines()):
             if words[:1] == ["start"]:
-                for engine in self.engines.values():
-                    if engine.state in ("stopped", "gaveup"):
-                        engine.state, engine.due, engine.crashes = "waiting", 0.0, []
-                        self.dirty = True
+                again = [e for e in self.engines.values() if e.state in ("stopped", "gaveup")]
+                for engine in again:
+                    engine.crashes = []
+                    engine.forget_giving_up()
+                self.in_waves(again)
+                self.dirty = True
             elif words[:1] == ["renew"] and words[1:] and words[1].isdigit():
                 engine = self.engines.get(int(words[1]))
                 if engine and engine.child:
                     engine.renewing = True
                     self.end(engine)
 
-    def watch_memory(self, now):
+    def watch(self, now):
+        """The engines' memory (past LIMIT: killed), asked to end but not ended (SIGKILL),
+        and, at each RESCAN, their descendants and the orphans left to the supervisor."""
         if now - self.scanned >= RESCAN:
             for engine in self.engines.values():
                 engine.tree = process_tree.tree(engine.child.pid) if engine.child else []
+            known = {pid for e in self.engines.values() for pid in (e.child and e.child.pid, e.nanny)}
+            orphans = process_tree.children() - known - {self.gpus.pid}
+            self.leftovers.end([p for pid in orphans for p in process_tree.alone(pid)], GRACE)
             self.scanned = now
         for engine in self.engines.values():
             if not engine.child:
                 continue
+            if engine.kill_at and now >= engine.kill_at:
+                self.signal_group(engine.child.pid, signal.SIGKILL)
             if not engine.tree:  # started since the last scan: the engine alone until the next
                 engine.tree = process_tree.alone(engine.child.pid)
             engine.rss = process_tree.resident(engine.tree)
             if self.limit and engine.rss > self.limit and not engine.why:
                 over = nanny.size(engine.rss - self.limit)
-                self.say(engine, f"the engine uses {nanny.size(engine.rss)}, {over} over "
-                                 f"MEMORY_LIMIT ({nanny.size(self.limit)}): ending it")
+                engine.say(f"the engine uses {nanny.size(engine.rss)}, {over} over "
+                           f"MEMORY_LIMIT ({nanny.size(self.limit)}): ending it")
                 engine.why = f"passed MEMORY_LIMIT ({nanny.size(self.limit)}) by {over}"
                 self.end(engine, signal.SIGKILL)
-
-    def finish_pending(self, now):
-        for pid, deadline in list(self.pending.items()):
-            if now >= deadline:
-                self.signal_group(pid, signal.SIGKILL)
-                del self.pending[pid]
 
     def write_state(self):
         state = {"pid": os.getpid(), "mode": self.mode, "time": time.time(), "host": self.host,
                  "engines": {str(n): e.facts(self.limit) for n, e in self.engines.items()}}
         partial = self.path(".json.partial")
-        with open(partial, "w") as out:
-            json.dump(state, out)
-        os.replace(partial, self.path("-engines.json"))
-        self.dirty = False
+        try:
+            with open(partial, "w") as out:
+                json.dump(state, out)
+            os.replace(partial, self.path("-engines.json"))
+            self.dirty = False
+        except OSError:  # a full disk: the next change or sample tries again
+            pass
+
+    def serve(self, timeout):
+        """Wait up to *timeout* s for an engine that asks for its KernelNanny, or for
+        nvidia-smi's answer; serve them."""
+        for key, _ in self.selector.select(timeout):
+            if key.data is self.gpus:
+                self.gpus.read()
+                if self.gpus.fd is None:
+                    self.selector.unregister(key.fd)
+            else:
+                engine = key.data
+                self.selector.unregister(key.fd)
+                engine.nanny = self.starter.serve(engine.child, engine.log_path)
 
     def run(self):
-        last_memory = 0.0
-        while not self.stopping:
-            now = time.monotonic()
-            for engine in self.engines.values():
-                if engine.state == "waiting" and now >= engine.due:
-                    self.start(engine)
-            if self.dirty:
-                self.write_state()
-            asking = {e.child.request: e for e in self.engines.values()
-                      if e.child and e.child.request is not None}
-            try:
-                ready = select.select(list(asking), [], [], TICK)[0]
-            except InterruptedError:
-                ready = []
-            for fd in ready:
-                engine = asking[fd]
-                engine.nanny = self.starter.serve(engine.child, self.path(f"-engine-{engine.number}.log"))
-            self.reap()
-            self.read_requests()
-            now = time.monotonic()
-            if self.limit and now - last_memory >= nanny.WATCH or now - self.sampled >= SAMPLE:
-                self.watch_memory(now)
-                last_memory = now
-            if now - self.sampled >= SAMPLE:
-                self.host, self.sampled, self.dirty = host_sample.sample(), now, True
-            self.finish_pending(now)
-            if self.dirty:
-                self.write_state()
-        return self.shut_down()
+        try:
+            while not self.stopping:
+                self.tick()
+        finally:
+            self.shut_down()
+        return 0
+
+    def tick(self):
+        now = time.monotonic()
+        for engine in self.engines.values():
+            if engine.state == "waiting" and now >= engine.due:
+                self.start(engine)
+        if self.dirty:
+            self.write_state()
+        self.serve(TICK)
+        self.reap()
+        self.read_requests()
+        now = time.monotonic()
+        if self.limit and now - self.watched >= nanny.WATCH or now - self.sampled >= SAMPLE \
+                or any(e.kill_at for e in self.engines.values()):
+            self.watch(now)
+            self.watched = now
+        if now - self.sampled >= SAMPLE:
+            self.host, self.sampled, self.dirty = host_sample.sample(self.gpus.gpus), now, True
+            self.gpus.overdue()
+            if self.gpus.fd is None:
+                self.gpus.start()
+                if self.gpus.fd is not None:
+                    self.selector.register(self.gpus.fd, selectors.EVENT_READ, self.gpus)
+        self.leftovers.finish()
 
     def shut_down(self):
-        """End every engine (SIGTERM to its process group), then give their KernelNannies
-        the time to tell the hub (they end by themselves once their engine has); SIGKILL to
-        what is left after GRACE s each."""
-        groups = [e.child.pid for e in self.engines.values() if e.child]
-        nannies = [e.nanny for e in self.engines.values() if e.nanny] + list(self.pending)
-        for pgid in groups:
-            self.signal_group(pgid, signal.SIGTERM)
-        self.wait(lambda: any(e.child for e in self.engines.values()))
-        self.wait(lambda: any(process_tree.alive(pid) for pid in nannies))
-        for pgid in groups + nannies:
-            self.signal_group(pgid, signal.SIGKILL)
-        self.reap()
-        return 0
+        """End every engine (SIGTERM to its process group; SIGKILL after GRACE s), then
+        give their KernelNannies GRACE s to tell the hub (they end by themselves once their
+        engine has), then end everything left; reap all."""
+        self.stopping = True
+        running = [e for e in self.engines.values() if e.child]
+        for engine in running:
+            self.signal_group(engine.child.pid, signal.SIGTERM)
+        self.wait(lambda: any(e.child for e in running))
+        for engine in running:
+            if engine.child:
+                self.signal_group(engine.child.pid, signal.SIGKILL)
+        self.wait(lambda: any(e.child for e in running))
+        self.wait(self.leftovers.running)
+        self.leftovers.finish(everything=True)
+        for pid in process_tree.children():  # the nannies that did not end, the GPU query
+            self.leftovers.end(process_tree.alone(pid), 0.0, term=False)
+        self.leftovers.finish(everything=True)
+        self.wait(lambda: process_tree.children())
 
     def wait(self, busy):
         """Reap until ``busy()`` is false, at most GRACE s."""
@@ -288,6 +285,7 @@ class Supervisor:
         while busy() and time.monotonic() < deadline:
             self.reap()
             time.sleep(0.05)
+        self.reap()
 
 
 def options_of(argv):

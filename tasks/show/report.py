@@ -82,8 +82,8 @@ def _resources(resources):
     if not resources:
         return "", ""
     gib = 1 << 30
-    return (f"{resources['cpu_percent']:.0f}%",
-            f"{resources['memory_used'] / gib:.1f}/{resources['memory_total'] / gib:.1f} GiB")
+    return (f"{resources.get('cpu_percent', 0):.0f}%",
+            f"{resources.get('memory_used', 0) / gib:.1f}/{resources.get('memory_total', 0) / gib:.1f} GiB")
 
 
 def status_and_exit(title, rows, stopped=None, as_json=None):
@@ -93,7 +93,8 @@ def status_and_exit(title, rows, stopped=None, as_json=None):
     (exit 3, as a stopped service's status does). *as_json*: ``(command, cluster name)``,
     to print the JSON document (`tasks.show.documents.status`) instead of the table.
     """
-    is_stopped = bool(stopped) and all(row["state"] == "ok" and not row["sessions"] for row in rows)
+    is_stopped = bool(stopped) and all(row["state"] == "ok" and not row["sessions"]
+                                       and not row.get("unsupervised") for row in rows)
     if as_json:
         documents.dump(documents.status(*as_json, rows, is_stopped))
     if is_stopped:

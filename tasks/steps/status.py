@@ -119,7 +119,8 @@ def _status_row(name, host, result, probe, is_master, is_engine_host):
         numbers = sorted(key[len("gaveup_"):] for key in result.facts
                          if key.startswith("gaveup_") and key[len("gaveup_"):].isdigit())
         row["problems"] += _gave_up(result.facts, numbers, host.name)
-        if result.facts.get("supervisor_ended"):
+        row["unsupervised"] = bool(result.facts.get("supervisor_ended"))  # its engines may run
+        if row["unsupervised"]:
             row["problems"].append("the engines' supervisor ended without a stop (fab cluster.logs"
                                    f" --hosts={host.name} says why); fab engines.start starts it again")
         elif len(running) != expected:

@@ -1,0 +1,92 @@
+"""
+One engine's life under the supervisor (``supervisor.py``): its state, its log, and what
+happens after it ends, by the nanny's rules (``nanny.py``): an end with exit code 0 was a
+shutdown asked for, and it stays stopped; any other is a crash, after which it starts again
+after 1, 2, 4, ... at most 60 s (unless ENGINE_RESTART=no), and at the crash after
+``GIVE_UP_AFTER`` in ``WINDOW`` s it is given up on (its log and its ``.gaveup`` marker say
+why, for ``host_status.sh``). A renewal (the controller dropped its registration) starts
+it again at once, and is no crash.
+"""
+
+import os
+import time
+
+if __package__:  # imported as tasks.remote.engine_life, by the tests
+    from . import nanny
+else:  # run from the run directory, where nanny.py lies beside it
+    import nanny
+
+
+class Engine:
+    """Engine *number*, whose files begin with *stem* (``RUN_DIR/NAME-engine-N``)."""
+
+    def __init__(self, number, stem):
+        self.number, self.log_path, self.marker = number, f"{stem}.log", f"{stem}.gaveup"
+        self.child = self.nanny = None  # its `engine_fork.Child`, its KernelNanny's pid
+        self.state = "waiting"  # waiting, running, stopped, gaveup
+        self.due = 0.0          # monotonic time of the next start, while waiting
+        self.kill_at = None     # monotonic time of its SIGKILL, once asked to end
+        self.starts, self.crashes, self.renewing, self.why = 0, [], False, ""
+        self.rss, self.tree = 0, []
+
+    def facts(self, limit):
+        """What ``NAME-engines.json`` says of it."""
+        return {"pid": self.child.pid if self.child else None, "state": self.state,
+                "starts": self.starts, "rss": self.rss, "limit": limit}
+
+    def write(self, line):
+        """*line* in its log (a full disk loses it, and nothing else)."""
+        try:
+            with open(self.log_path, "a") as log:
+                log.write(line + "\n")
+        except OSError:
+            pass
+
+    def say(self, text):
+        """A line of the supervisor's in its log, as the nanny writes them."""
+        self.write(nanny.line(text))
+
+    def launched(self, name):
+        """The launch line before its first start, as lib.sh's launch_header writes it."""
+        self.write(f"\n=== {time.strftime('%a %b %e %H:%M:%S %Z %Y')}: {name}-engine-{self.number}")
+
+    def forget_giving_up(self):
+        """Start afresh (``engines.start``): no crash counts, no marker."""
+        self.crashes = []
+        try:
+            os.remove(self.marker)
+        except OSError:
+            pass
+
+    def after_end(self, code, why, restart, stopping):
+        """It ended with exit *code* (*why*: how, when known): wait to start again, or not."""
+        now = time.monotonic()
+        why, self.why = why or self.why or nanny.describe(code), ""
+        if stopping:
+            self.state = "stopped"
+        elif self.renewing:
+            self.say("renewal: the controller dropped this engine's registration; starting it again now")
+            self.state, self.due = "waiting", now
+        elif code == 0:
+            self.state = "stopped"
+        elif not restart:
+            self.say(f"the engine ended ({why}); ENGINE_RESTART=no: it stays stopped")
+            self.state = "stopped"
+        else:
+            self.crashes = [t for t in self.crashes if now - t < nanny.WINDOW] + [now]
+            if len(self.crashes) > nanny.GIVE_UP_AFTER:
+                self.give_up(f"gave up: the engine ended {len(self.crashes)} times in "
+                             f"{nanny.WINDOW / 60:g} min, the last time: {why}")
+            else:
+                delay = nanny.back_off(len(self.crashes))
+                self.say(f"restart: the engine ended ({why}); starting it again in {delay:g} s")
+                self.state, self.due = "waiting", now + delay
+
+    def give_up(self, line):
+        self.say(f"{line}; fab engines.restart starts it again")
+        try:
+            with open(self.marker, "w") as marker:
+                marker.write(line + "\n")
+        except OSError:
+            pass
+        self.state = "gaveup"
