@@ -141,8 +141,6 @@ def _fork(title, log, run, keep=(), session=False):
 class Processes:
     """Each engine a process of its own: ``ipengine`` executed, with its own KernelNanny."""
 
-    warm = False
-
     def start(self, number, argv, env, log):
         """Start engine *number*: *argv* (``ipengine ...``) with *env*; a `Child`."""
         return Child(_fork(f"ipengine-{number}", log, lambda: os.execvpe(argv[0], argv, env)))
@@ -153,8 +151,6 @@ class Processes:
 
 class Warm:
     """Engines forked from this warm Python (see the module)."""
-
-    warm = True
 
     def __init__(self):
         """Import `WARM_IMPORTS`; RuntimeError when that started a thread (a fork would
@@ -183,9 +179,14 @@ class Warm:
             self.app.IPEngine.launch_instance(list(argv[1:]))
             return 0
 
-        pid = _fork(f"ipengine-{number}", log, engine, keep=(request_w, url_r))
-        os.close(request_w)
-        os.close(url_r)  # the engine holds the only read end: its end tells the nanny
+        try:
+            pid = _fork(f"ipengine-{number}", log, engine, keep=(request_w, url_r))
+        except OSError:
+            Child(None, request, url).close()
+            raise
+        finally:
+            os.close(request_w)
+            os.close(url_r)  # the engine holds the only read end: its end tells the nanny
         return Child(pid, request, url)
 
     def serve(self, child, log):

@@ -131,7 +131,9 @@ class Supervisor:
         child.close()
         group = process_tree.group(child.pid)
         self.leftovers.end(group, GRACE)
-        escaped = [p for p in engine.tree[1:] if p not in group] + (process_tree.alone(engine.nanny) if engine.nanny else [])
+        escaped = [p for p in engine.tree[1:] if p not in group]  # a new session's, a nanny
+        if engine.nanny:
+            escaped += process_tree.alone(engine.nanny)
         self.leftovers.end(escaped, GRACE, term=False)
         self.decide(engine, os.waitstatus_to_exitcode(status), "")
 

@@ -78,12 +78,13 @@ def status_table(title, rows):
 
 def _resources(resources):
     """The cpu and memory cells of a host whose supervisor sampled *resources*: ``37%``,
-    ``3.1/15.6 GiB``; empty while unknown."""
+    ``3.1 of 16 GiB`` (no slash: the engines cell is the one that reads ``2/2``); empty
+    while unknown."""
     if not resources:
         return "", ""
     gib = 1 << 30
     return (f"{resources.get('cpu_percent', 0):.0f}%",
-            f"{resources.get('memory_used', 0) / gib:.1f}/{resources.get('memory_total', 0) / gib:.1f} GiB")
+            f"{resources.get('memory_used', 0) / gib:.1f} of {resources.get('memory_total', 0) / gib:.0f} GiB")
 
 
 def status_and_exit(title, rows, stopped=None, as_json=None):
