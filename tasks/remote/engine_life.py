@@ -65,7 +65,8 @@ class Engine:
         if stopping:
             self.state = "stopped"
         elif self.renewing:
-            self.say("renewal: the controller dropped this engine's registration; starting it again now")
+            self.say("renewal: the controller dropped this engine's registration;"
+                     " starting it again now")
             self.state, self.due = "waiting", now
         elif code == 0:
             self.state = "stopped"

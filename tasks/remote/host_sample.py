@@ -46,9 +46,10 @@ class GpuQuery:
             return
         read, write = os.pipe()
         try:
+            to_pipe = [(os.POSIX_SPAWN_DUP2, write, 1),
+                       (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0)]
             self.pid = os.posix_spawn(self.program, [self.program, *GPU_QUERY], dict(os.environ),
-                                      file_actions=[(os.POSIX_SPAWN_DUP2, write, 1),
-                                                    (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0)])
+                                      file_actions=to_pipe)
         except OSError:
             os.close(read)
             self.program = None  # gone from the host: asked no more

@@ -60,7 +60,8 @@ class Supervisor:
         self.options, self.argv = options, argv
         self.run_dir, self.name = options["run"], options["name"]
         self.limit = nanny.memory_limit(options["limit"], options["count"])
-        self.engines = {n: Engine(n, self.path(f"-engine-{n}")) for n in range(1, options["count"] + 1)}
+        self.engines = {n: Engine(n, self.path(f"-engine-{n}"))
+                        for n in range(1, options["count"] + 1)}
         self.stopping, self.dirty = False, True
         self.requests_at, self.sampled, self.scanned, self.watched = 0, 0.0, 0.0, 0.0
         self.leftovers, self.gpus, self.host = process_tree.Leftovers(), host_sample.GpuQuery(), {}
