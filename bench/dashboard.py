@@ -1,21 +1,27 @@
 """
 What the dashboard costs the controller, measured on one engine host of two engines:
 
-- one read of its data (``/ipp-dashboard/state``: three requests on the hub's query
-  socket, and the controller's log read on), as the extension times it, with a handful
-  of task records in the hub and with a thousand (it asks only for those received since
-  its last read), next to one ``Client.queue_status()``, ipyparallel's own request of
-  the same socket;
+- one read of its data (``/ipp-dashboard/state``: two requests on the hub's query socket,
+  the run directory's files and the history), as the extension times it, next to one
+  ``Client.queue_status()``, ipyparallel's own request of the same socket;
+- the same read, and the size of what it sends, with 100,000 tasks in the stream's
+  window: a `Watcher` of this process, on the same hub, whose stream is fed 100,000
+  tasks as the engines' IOPub messages feed the page's (4 minutes of them: more than
+  this machine's controller runs in 5);
 - the load-balanced throughput (``lview.map_sync(abs, range(2000))``) with the page open,
   its data read as often as the extension asks the hub (once a second, for any number of
   pages), and with no page: the runs alternate, so that the machine's noise falls on both.
 """
 
 import json
+import os
 import re
+import tempfile
 import threading
 import time
 import urllib.request
+
+from tasks.remote.ipp_dashboard import Watcher
 
 from . import methods
 from .report import cell, median, table
@@ -45,7 +51,7 @@ class Page:
         request = urllib.request.Request(self.url, headers={"Authorization": f"token {self.token}"})
         with urllib.request.urlopen(request, timeout=20) as response:
             state = json.load(response)
-        if state["cost"]["requests"] != 3:
+        if state["cost"]["requests"] != 2:
             raise methods.BenchError(f"the dashboard did not reach the hub: {state['error']}")
         return state
 
@@ -68,9 +74,32 @@ def fresh_read(page):
     return page.read()["cost"]["seconds"]
 
 
+def read_with_many_tasks(rounds, tasks=100_000):
+    """``([s], [bytes])``: reads of a `Watcher` of the bench cluster's hub whose stream holds
+    *tasks* tasks, and the size of each state it makes (as the page gets it)."""
+    profile = os.path.join(os.path.expanduser("~"), ".ipython", f"profile_{methods.NAME}")
+    seconds, sizes = [], []
+    with tempfile.TemporaryDirectory() as run_dir:
+        watcher = Watcher(profile, run_dir, methods.NAME)
+        engines = list(watcher.ask("connection_request", {})["engines"])
+        now = time.time()
+        for n in range(tasks):
+            engine, start = int(engines[n % len(engines)]), now - 240 + n * 240 / tasks
+            watcher.stream.began(engine, f"t{n}", start, "bench")
+            watcher.stream.ended(engine, f"t{n}", start + 0.002, "bench")
+        for _ in range(rounds):
+            state = watcher.read()
+            if state["error"]:
+                raise methods.BenchError(state["error"])
+            seconds.append(state["cost"]["seconds"])
+            sizes.append(len(json.dumps(state, separators=(",", ":"))))
+        watcher.close()
+    return seconds, sizes
+
+
 def measure(fake_hosts, folder, rounds):
-    """``{"read_few": [s], "read_many": [s], "queue_status": [s], "open": [tasks/s],
-    "closed": [tasks/s], "hub_reads": [reads/s]}``."""
+    """``{"read_few": [s], "read_many": [s], "payload_many": [bytes], "queue_status": [s],
+    "open": [tasks/s], "closed": [tasks/s], "hub_reads": [reads/s]}``."""
     master, host = fake_hosts.hosts[0], fake_hosts.hosts[1]
     port = 18989
     inventory = methods.write_inventory(folder / "dashboard", f"[master]\n{master.address}\n"
@@ -80,8 +109,8 @@ def measure(fake_hosts, folder, rounds):
     up = methods.fab_ok(inventory, key, "cluster.up")
     token = re.search(r"^Dashboard: \S+\?token=(\w+)$", up.stdout, re.MULTILINE)[1]
     page = Page(port, token)
-    samples = {"read_few": [], "read_many": [], "queue_status": [], "open": [], "closed": [],
-               "hub_reads": []}
+    samples = {"read_few": [], "read_many": [], "payload_many": [], "queue_status": [],
+               "open": [], "closed": [], "hub_reads": []}
     try:
         samples["read_few"] = [fresh_read(page) for _ in range(max(3, rounds))]
         for round_ in range(rounds):
@@ -95,7 +124,7 @@ def measure(fake_hosts, folder, rounds):
                     took = time.perf_counter() - began
                 # the states read of the hub: the other reads were served again from the cache
                 samples["hub_reads"].append(len(reading.asked) / took)
-        samples["read_many"] = [fresh_read(page) for _ in range(max(3, rounds))]
+        samples["read_many"], samples["payload_many"] = read_with_many_tasks(max(3, rounds))
         samples["queue_status"] = [methods.ask_cluster(QUEUE_STATUS) for _ in range(max(3, rounds))]
     finally:
         methods.fab(inventory, key, "cluster.down")
@@ -109,10 +138,10 @@ def dashboard_table(samples):
 
     def rate(values):
         return cell(values).replace(" s", "/s")
-    rows = [["one read of the data (3 hub requests), the hub holding a few task records",
-             ms(samples["read_few"])],
-            ["one read of the data, the hub holding 1000 (the first read after a map takes its"
-             " new records)", ms(samples["read_many"])],
+    rows = [["one read of the data (2 hub requests), by the page", ms(samples["read_few"])],
+            ["one read of the data with 100,000 tasks in the window", ms(samples["read_many"])],
+            ["its size, 100,000 tasks in the window",
+             cell([b / 1000 for b in samples["payload_many"]]).replace(" s", " KB")],
             ["ipyparallel's `Client.queue_status()` (1 hub request)", ms(samples["queue_status"])],
             [f"tasks/s, `map_sync(abs, range({TASKS}))`, page open", rate(samples["open"])],
             ["tasks/s, no page", rate(samples["closed"])],

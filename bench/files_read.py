@@ -22,8 +22,8 @@ import psutil
 from . import methods
 
 COUNTS = (4, 16)
-PROGRAMS = ("supervisor.py", "engine_fork.py", "engine_life.py", "host_sample.py", "nanny.py",
-            "process_tree.py")
+PROGRAMS = ("supervisor.py", "engine_fork.py", "engine_life.py", "host_sample.py", "host_report.py",
+            "nanny.py", "process_tree.py")
 REMOTE = methods.PROJECT / "tasks" / "remote"
 OPENED = re.compile(r'openat\([^"]*"([^"]+\.(?:py|pyc|so(?:\.[0-9.]+)?))"')
 #: The supervisor, with an ipyparallel whose version it does not know: each engine a process.

@@ -26,7 +26,7 @@ from tests import sshhosts
 PROJECT = Path(__file__).resolve().parent.parent
 FAB = Path(sys.executable).parent / "fab"
 CLUSTER_WORDS = ("ipyparallel", "ipengine", "ipcontroller", "controller.py", "nanny.py", "/supervisor.py",
-                 "jupyter")
+                 "/host_report.py", "jupyter")
 NAME = "ippbench"  # cluster name and profile: the user's own clusters are not touched
 
 

@@ -30,8 +30,8 @@ PROJECT = Path(__file__).resolve().parent.parent
 FAB = Path(sys.executable).parent / "fab"
 SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's: a CLUSTER_ENV made with it suits every user
 REQUIREMENTS = PROJECT / "tasks" / "cluster-requirements.txt"
-CLUSTER_PROGRAMS = ("ipengine", "ipcontroller", "controller.py", "nanny.py", "/supervisor.py", "jupyter", "ipyparallel",
-                    "SCREEN", "screen")
+CLUSTER_PROGRAMS = ("ipengine", "ipcontroller", "controller.py", "nanny.py", "/supervisor.py", "/host_report.py",
+                    "jupyter", "ipyparallel", "SCREEN", "screen")
 
 
 def fab(*args, inventory=None, key=None, timeout=300, env=None):

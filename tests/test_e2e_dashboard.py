@@ -1,6 +1,7 @@
 """
-End to end: the dashboard in the master's Jupyter, and ``--json`` for programs. Host 1
-is the master; hosts 2 and 3 run two engines each.
+End to end: the dashboard in the master's Jupyter, read by headless Chromium and by
+its data endpoint, and ``--json`` for programs. Host 1 is the master; hosts 2 and 3 run
+two engines each (hosts 2 to 5, fifty each, in the slow test of 200 engines).
 """
 
 import json
@@ -8,6 +9,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -15,12 +17,16 @@ import urllib.request
 import pytest
 
 from tests.conftest import FAB, PROJECT, engines_by_id, fab_for, on, three_host_inventory, with_client
+from tests.conftest import fab as run_fab
 
 NAME = PROFILE = "dash"
 PORT = 18970
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = PROJECT / "test-artifacts"
 HOSTS = ("127.0.2.2", "127.0.2.3")
+BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--no-first-run", "--disable-sync"]
+needs_chromium = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium")
 
 
 class NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -37,6 +43,8 @@ def get(path, token=None):
             return response.status, response.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, error.read().decode(errors="replace")
+    except (urllib.error.URLError, ConnectionError) as error:  # Jupyter restarting
+        return 0, str(error)
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +98,7 @@ def test_without_the_token_the_page_and_its_data_give_nothing(cluster):
     assert get("/ipp-dashboard/", cluster.token)[0] == 200
 
 
-@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium")
+@needs_chromium
 def test_the_page_through_the_tunnel_shows_hosts_engines_and_40_tasks(cluster, fake_hosts):
     from playwright.sync_api import sync_playwright
 
@@ -105,17 +113,15 @@ def test_the_page_through_the_tunnel_shows_hosts_engines_and_40_tasks(cluster, f
         assert tunnel.stdout.readline().startswith("Jupyter: ")
         url = re.fullmatch(r"Dashboard: (\S+)", tunnel.stdout.readline().strip())[1]
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
-                "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--no-first-run", "--disable-sync"])
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.goto(url)
             try:
                 for host in HOSTS:  # text, as a screen reader reads it
                     page.wait_for_selector(f'tr[data-host="{host}"]:has-text("2/2 registered")',
                                            timeout=60_000)
-                page.wait_for_function(
-                    "document.querySelectorAll('#stream rect').length >= 40", timeout=60_000)
+                page.wait_for_function("parseInt(document.getElementById('stream-summary')"
+                                       ".textContent) >= 40", timeout=60_000)
                 completed = int(page.inner_text('[data-total="completed"] b'))
                 summary = page.text_content("#stream-summary")
                 engines = page.locator(".engine").count()
@@ -126,28 +132,136 @@ def test_the_page_through_the_tunnel_shows_hosts_engines_and_40_tasks(cluster, f
         tunnel.send_signal(signal.SIGINT)
         tunnel.wait(timeout=30)
     assert completed >= 40 and engines == 4
-    assert re.fullmatch(r"(\d+) tasks on 4 engines in the last 5 minutes", summary)
+    assert re.fullmatch(r"(\d+) tasks ended and 0 running on 4 engines in the last 5 minutes", summary)
 
 
-def test_the_data_names_each_host_and_costs_the_controller_little(cluster):
+def ended(found):
+    """The tasks ended in the stream's window, by the data."""
+    return sum(bar[2] + bar[3] for row in found["stream"]["rows"] for bar in row["bars"])
+
+
+def test_the_data_names_each_host_and_asks_the_hub_two_questions(cluster):
     found = state(cluster.token, lambda s: all(host_row(s, h)["registered"] == 2 for h in HOSTS))
     for name in HOSTS:
         row = host_row(found, name)
         assert (row["expected"], row["registered"], row["threads"]) == (2, 2, 1)
         assert sorted(e["number"] for e in row["engines"]) == ["1", "2"]
-    assert found["error"] is None and found["cost"]["requests"] == 3
-    began = time.time()  # the hub's clock too: the master is this machine
+    assert found["error"] is None and found["cost"]["requests"] == 2
+    before = ended(found)
     assert with_client("print(json.dumps(len(c.load_balanced_view().map_sync(abs, range(7)))))",
                        PROFILE) == 7
-
-    def new_tasks(found):
-        return len([task for task in found["tasks"] if task["started"] >= began])
-    seen = state(cluster.token, lambda s: new_tasks(s) == 7)
-    # Once the tasks are older than the overlap of two reads, a read asks the hub for no
-    # old record again (the hub deep-copies each one it sends), and the tasks stay shown.
-    later = state(cluster.token, lambda s: s["time"] > seen["time"] + 5 and s["cost"]["records"] == 0)
-    assert later["cost"]["requests"] == 3 and new_tasks(later) == 7
+    later = state(cluster.token, lambda s: ended(s) >= before + 7)
+    assert later["cost"]["requests"] == 2 and later["totals"]["completed"] >= 7
     print(f"dashboard state: {later['cost']['requests']} hub requests in {later['cost']['seconds']} s")
+
+
+def test_hosts_have_their_cpu_and_memory_and_an_engine_s_memory_rises_with_its_task(cluster):
+    def sampled(s):
+        return all(host_row(s, h)["resources"] and all(e["rss"] for e in host_row(s, h)["engines"])
+                   for h in HOSTS)
+    found = state(cluster.token, sampled, timeout=60)
+    for name in HOSTS:
+        row = host_row(found, name)
+        res = row["resources"]
+        assert 0 <= res["cpu_percent"] <= 100 and res["cores"] >= 1 and len(res["load"]) == 3
+        assert 0 < res["memory_used"] < res["memory_total"] and row["sample_age"] < 20
+        assert all(10 << 20 < e["rss"] < res["memory_total"] for e in row["engines"])
+    engine = host_row(found, HOSTS[0])["engines"][0]
+    holding = background("def hold():\n    import time\n    kept = b'1' * (200 << 20)\n"
+                         "    time.sleep(25)\n    return len(kept)\n"
+                         f"print(json.dumps(c[{engine['id']}].apply_sync(hold)))")
+    try:
+        def risen(s):
+            now = next(e for e in host_row(s, HOSTS[0])["engines"] if e["id"] == engine["id"])
+            return now["rss"] >= engine["rss"] + (150 << 20)
+        state(cluster.token, risen, timeout=25)
+    finally:
+        assert holding.wait(timeout=120) == 0
+
+
+def background(code):
+    """*code* run by a client of the cluster in a new Python, not waited for (`with_client`
+    waits)."""
+    program = "\n".join(["import json, time", "import ipyparallel as ipp",
+                          f"c = ipp.Client(profile={PROFILE!r}, timeout=20)", code])
+    return subprocess.Popen([sys.executable, "-c", program], stdout=subprocess.DEVNULL)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser, cluster):
+    """The dashboard open in Chromium; ``page.errors``: what its script threw or logged as errors."""
+    opened = browser.new_page(viewport={"width": 1280, "height": 900})
+    opened.errors = []
+    opened.on("pageerror", lambda error: opened.errors.append(str(error)))
+    opened.on("console", lambda message: message.type == "error" and opened.errors.append(message.text))
+    opened.goto(f"http://127.0.0.1:{PORT}/ipp-dashboard/?token={cluster.token}")
+    ARTIFACTS.mkdir(exist_ok=True)
+    yield opened
+    opened.close()
+
+
+RUNNING = ("() => { const bars = document.querySelectorAll('#stream rect.running');"
+           " return bars.length === 1 && document.querySelector('[data-total=running] b').textContent === '1'"
+           " ? parseFloat(bars[0].textContent.match(/running for ([0-9.]+) s/)[1]) : null; }")
+
+
+@needs_chromium
+def test_a_task_of_60_s_is_seen_running_all_along_then_done(page):
+    began = time.monotonic()
+    job = background("print(json.dumps(c.load_balanced_view().apply_sync(time.sleep, 60)))")
+    try:
+        seen = {}
+        for at in (10, 40):
+            time.sleep(max(0.0, began + at - time.monotonic()))
+            seen[at] = page.wait_for_function(RUNNING, timeout=10_000).json_value()
+            if at == 40:
+                page.screenshot(path=str(ARTIFACTS / "dashboard-running.png"), full_page=True)
+        assert 5 <= seen[10] <= 15 and 35 <= seen[40] <= 45  # the same bar, grown
+        assert job.wait(timeout=90) == 0
+    finally:
+        job.kill()
+    page.wait_for_function("document.querySelectorAll('#stream rect.running').length === 0"
+                           " && document.querySelector('[data-total=running] b').textContent === '0'",
+                           timeout=10_000)
+    assert page.errors == []
+
+
+FAILING = """
+def parse_record(n):
+    raise ValueError(f"bad record {n} <b>in bold</b>")
+for n in (7, 8):
+    try:
+        c.load_balanced_view().apply_sync(parse_record, n)
+    except Exception:
+        pass
+print(json.dumps(True))
+"""
+
+
+@needs_chromium
+def test_a_task_that_raises_is_on_the_failures_panel_with_its_traceback(page):
+    assert with_client(FAILING, PROFILE)
+    row = page.wait_for_selector('#failures tr[data-ename="ValueError"]:has-text("parse_record")',
+                                 timeout=30_000)
+    cells = [cell.text_content() for cell in row.query_selector_all("td")]
+    assert cells[0:2] == ["ValueError", "parse_record"] and int(cells[2]) >= 2
+    assert cells[6] == "bad record 8 <b>in bold</b>"  # as text: the page made no markup of it
+    assert row.query_selector("b") is None
+    row.query_selector("button").click()
+    page.wait_for_function("document.getElementById('traceback-text').textContent"
+                           ".includes('ValueError: bad record 8')", timeout=10_000)
+    assert "in parse_record" in page.text_content("#traceback-text")
+    page.screenshot(path=str(ARTIFACTS / "dashboard-failures.png"), full_page=True)
+    assert page.errors == []
 
 
 def test_an_engine_killed_shows_as_restarted(cluster, fake_hosts):
@@ -159,16 +273,35 @@ def test_an_engine_killed_shows_as_restarted(cluster, fake_hosts):
     assert sum(e["restarts"] for e in host_row(found, "127.0.2.2")["engines"]) == 1
 
 
-def test_the_dashboard_lives_through_a_controller_restart(cluster, fake_hosts):
+def test_the_dashboard_and_its_history_live_through_controller_and_jupyter_restarts(cluster, fake_hosts):
+    assert with_client(FAILING, PROFILE)
+    assert with_client("print(json.dumps(len(c.load_balanced_view().map_sync(abs, range(20)))))",
+                       PROFILE) == 20
+    before = state(cluster.token, lambda s: s["totals"] and s["totals"]["failed"] >= 2
+                   and any(g["ename"] == "ValueError" for g in s["failures"]))
     master = fake_hosts.hosts[0]
     pids = master.run(f"pgrep -f '^[^ ]*python[0-9.]* [^ ]*/{NAME}/host1/controller[.]py ' || true")
     master.run(f"kill -9 {' '.join(pids.split())} 2>/dev/null || true")  # one may end meanwhile
     found = state(cluster.token, lambda s: s["controller"]["restarts"] >= 1 and s["error"] is None
-                  and all(host_row(s, h)["registered"] == 2 for h in HOSTS))
+                  and all(host_row(s, h)["registered"] == 2 for h in HOSTS), timeout=60)
     assert found["controller"]["last_restart"]
-    result, master = _json(cluster, "master.status")  # the same count, read by host_status.sh
-    assert (master["hosts"][0]["controller_restarts"], master["hosts"][0]["controller_last_restart"]) == (
+    result, master_json = _json(cluster, "master.status")  # the same count, read by host_status.sh
+    assert (master_json["hosts"][0]["controller_restarts"],
+            master_json["hosts"][0]["controller_last_restart"]) == (
         found["controller"]["restarts"], found["controller"]["last_restart"])
+    assert found["totals"]["completed"] >= before["totals"]["completed"]  # the hub counts anew
+    assert found["totals"]["failed"] == before["totals"]["failed"]
+    jupyter = master.run(f"pgrep -f '^[^ ]*python[0-9.]* [^ ]*/jupyter[- ]server .*--port={PORT} ' || true")
+    assert jupyter.split()
+    master.run(f"kill -9 {' '.join(jupyter.split())} 2>/dev/null || true")
+    again = state(cluster.token, lambda s: s["controller"]["started"] == found["controller"]["started"]
+                  and s["totals"] is not None and s["error"] is None, timeout=90)
+    assert again["totals"]["completed"] >= before["totals"]["completed"]
+    assert again["totals"]["failed"] == before["totals"]["failed"]
+    assert [g["ename"] for g in again["failures"]] == [g["ename"] for g in before["failures"]]
+    assert with_client("print(json.dumps(len(c.load_balanced_view().map_sync(abs, range(5)))))",
+                       PROFILE) == 5
+    state(cluster.token, lambda s: ended(s) >= 5)  # the stream goes on
 
 
 def _json(cluster, *task):
@@ -215,3 +348,56 @@ def test_json_of_a_broken_and_of_a_stopped_cluster_keeps_the_exit_codes(cluster)
     assert cluster("cluster.down").returncode == 0
     result, status = _json(cluster, "cluster.status")
     assert result.returncode == 3 and status["stopped"] and "is stopped" in result.stderr
+
+
+@pytest.mark.slow
+@needs_chromium
+def test_100000_tiny_tasks_keep_the_page_refreshing_with_a_small_payload(page, cluster):
+    page.wait_for_selector('tr[data-host="127.0.2.2"]')
+    updated = page.text_content("#controller")
+    before = state(cluster.token, lambda s: s["totals"])["totals"]["completed"]
+    assert with_client("view = c.load_balanced_view()\nfor _ in range(20):\n"
+                       "    view.map_sync(lambda x: None, range(5000))\nprint(json.dumps(True))",
+                       PROFILE, timeout=1800)
+    found = state(cluster.token, lambda s: s["totals"]["completed"] >= before + 100_000)
+    status, body = get("/ipp-dashboard/state", cluster.token)
+    assert status == 200 and len(body) <= 300_000, len(body)
+    print(f"dashboard state at {ended(found)} tasks in the window: {len(body)} bytes,"
+          f" read in {json.loads(body)['cost']['seconds']} s")
+    page.wait_for_function(f"document.getElementById('controller').textContent !== {updated!r}"
+                           " && parseInt(document.querySelector('[data-total=completed] b').textContent)"
+                           " >= 100000", timeout=10_000)
+    assert page.errors == [] and page.text_content("#error") == ""
+
+
+@pytest.mark.slow
+@needs_chromium
+def test_200_engines_on_4_hosts_read_at_a_glance(browser, fake_hosts, tmp_path):
+    hosts = (2, 3, 4, 5)
+    inventory = three_host_inventory(tmp_path, fake_hosts, "dash200", PORT + 1, engine_hosts=hosts,
+                                     ENGINE_TIMEOUT=600)
+    (inventory / "hosts").write_text("[master]\n127.0.2.1\n[engines]\n" + "".join(
+        f"127.0.2.{n} engines=50\n" for n in hosts))
+    try:
+        up = run_fab("cluster.up", inventory=inventory, key=fake_hosts.client_key, timeout=900)
+        assert up.returncode == 0, up.stdout + up.stderr
+        token = re.search(r"^Dashboard: \S+\?token=(\w+)$", up.stdout, re.MULTILINE)[1]
+        ARTIFACTS.mkdir(exist_ok=True)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(f"http://127.0.0.1:{PORT + 1}/ipp-dashboard/?token={token}")
+        for n in hosts:
+            page.wait_for_selector(f'tr[data-host="127.0.2.{n}"]:has-text("50/50 registered")'
+                                   f':has-text("50 idle"):has(.bars)', timeout=60_000)
+        assert page.locator(".engine").count() == 0  # summed up, not 200 chips
+        assert with_client("print(json.dumps(len(c.load_balanced_view().map_sync(abs, range(2000)))))",
+                           "dash200") == 2000
+        page.wait_for_function("(/^([0-9]+) tasks ended and 0 running on 4 hosts in the last 5 minutes$/"
+                               ".exec(document.getElementById('stream-summary').textContent) || [0, 0])[1]"
+                               " >= 2000"
+                               " && parseInt(document.querySelector('[data-total=completed] b')"
+                               ".textContent) >= 2000", timeout=30_000)
+        page.screenshot(path=str(ARTIFACTS / "dashboard-200-engines.png"), full_page=True)
+        page.close()
+    finally:
+        down = run_fab("cluster.down", inventory=inventory, key=fake_hosts.client_key)
+    assert down.returncode == 0, down.stdout + down.stderr

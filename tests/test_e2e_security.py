@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import paramiko
 import pytest
@@ -127,6 +128,12 @@ def test_encrypted_cluster_registers_engines_and_keeps_its_keys_private(fake_hos
             assert oct(os.stat(path).st_mode & 0o777) == "0o600"
             with open(path) as connection_file:
                 assert json.load(connection_file)["curve_serverkey"]
+        # the engine host's sample reaches the controller's host inbox, under Curve too
+        report = Path.home() / ".ipp-cluster" / "sec" / "host2" / "hosts" / "127.0.2.3.json"
+        deadline = time.monotonic() + 30
+        while not (report.exists() and len(json.loads(report.read_text())["engines"]) == 2):
+            assert time.monotonic() < deadline, "no report of 127.0.2.3 reached the controller"
+            time.sleep(0.5)
     finally:
         assert fab("cluster.down", inventory=inventory, key=fake_hosts.client_key).returncode == 0
 

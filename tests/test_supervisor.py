@@ -32,8 +32,8 @@ PARENT = STAND_IN + ("import subprocess, time; child = subprocess.Popen(['sleep'
 GREEDY_CHILD = STAND_IN + ("import subprocess, time; subprocess.Popen([sys.executable, '-c', "
                            "'import time; hog = [bytearray(20 << 20) for _ in range(10)]; "
                            "time.sleep(60)']); time.sleep(60)")
-PROGRAMS = ("supervisor.py", "engine_fork.py", "engine_life.py", "host_sample.py", "nanny.py",
-            "process_tree.py")
+PROGRAMS = ("supervisor.py", "engine_fork.py", "engine_life.py", "host_sample.py", "host_report.py",
+            "nanny.py", "process_tree.py")
 NAME = "sv"
 
 

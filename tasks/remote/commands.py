@@ -122,9 +122,11 @@ def start_master(settings, address, engines=None):
     period, registration = heartbeat(engines)
     return Step("start_master", (address, settings.jupyter_port, settings.notebook_dir,
                                  "yes" if settings.encrypt else "no", period, registration),
-                programs("nanny.py", "process_tree.py", "controller.py", "outbox.py",
-                         "python/ipp_cluster.py", "python/ipp_dashboard.py",
-                         "python/ipp_dashboard.html", "python/ipp_screens.py"))
+                programs("nanny.py", "process_tree.py", "controller.py", "outbox.py", "host_inbox.py",
+                         "host_report.py", "python/ipp_cluster.py", "python/ipp_dashboard.py",
+                         "python/ipp_dashboard.html", "python/ipp_screens.py",
+                         "python/dashboard_stream.py", "python/dashboard_hosts.py",
+                         "python/dashboard_history.py"))
 
 
 def put_examples(settings, packed):
@@ -180,7 +182,7 @@ def start_engines(settings, host, planned=None, restart=False):
                                   "yes" if settings.engine_restart else "no",
                                   settings.memory_limit, host.threads or "", host.gpus or ""),
                 programs("supervisor.py", "engine_fork.py", "engine_life.py", "host_sample.py",
-                         "nanny.py", "process_tree.py"))
+                         "host_report.py", "nanny.py", "process_tree.py"))
 
 
 def renew_engines(numbers):

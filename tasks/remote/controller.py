@@ -54,8 +54,10 @@ from ipyparallel.controller import app
 from ipyparallel.controller.task_scheduler import TaskScheduler
 
 if __package__:  # imported as tasks.remote.controller, by the tests
+    from . import host_inbox
     from .outbox import Outbox, as_bytes
-else:  # run from the run directory, where outbox.py lies beside it
+else:  # run from the run directory, where outbox.py and host_inbox.py lie beside it
+    import host_inbox
     from outbox import Outbox, as_bytes
 
 #: The routing id of the requests that tell when an engine answered all before them.
@@ -259,6 +261,7 @@ def main(argv):
         public, secret = curve_keys(os.path.join(run_dir, "controller.curve"), restoring)
         os.environ["IPP_CURVE_PUBLICKEY"], os.environ["IPP_CURVE_SECRETKEY"] = public, secret
     app.TaskScheduler = HealingScheduler  # the class ipcontroller starts its scheduler with
+    host_inbox.install(app.IPController, run_dir)  # the hosts' reports, for the dashboard
     try:  # named as ipcontroller in ps, top and pkill, as before (its scheduler processes too)
         with open("/proc/self/comm", "w") as comm:
             comm.write("ipcontroller")

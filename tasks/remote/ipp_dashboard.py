@@ -1,29 +1,30 @@
 """
 The cluster's dashboard: a Jupyter server extension that the master's Jupyter loads
-(``tasks/remote/start_master.sh`` puts this file and ``ipp_dashboard.html`` on its
-``PYTHONPATH`` and names it in ``ServerApp.jpserver_extensions``). Two pages of that
-server, behind its token like every other one, and no process or port of their own:
+(``tasks/remote/start_master.sh`` puts this file, ``ipp_dashboard.html`` and the modules
+it imports on its ``PYTHONPATH`` and names it in ``ServerApp.jpserver_extensions``).
+Pages of that server, behind its token like every other one, and no process or port of
+their own:
 
 - ``/ipp-dashboard/``: the page (``ipp_dashboard.html``: HTML, CSS and a small script,
   nothing from the internet), which reads the next one every 2 s;
-- ``/ipp-dashboard/state``: one JSON document, the cluster as the hub sees it.
+- ``/ipp-dashboard/state``: one JSON document, the cluster now (its size bounded: see
+  ``dashboard_stream.py``);
+- ``/ipp-dashboard/failure?msg_id=ID``: one failed task, its traceback too.
 
-`Watcher` asks the hub alone, through its query socket, as ipyparallel's `Client` does:
-``connection_request`` (the engines and their ids), ``queue_request`` (each engine's queue)
-and ``db_request`` (the task records the hub received since the last read: the hub copies
-each record it returns, buffers and all, which took 0.1 to 0.35 ms a record, measured, so
-a read of the whole window would hold up the hub for a quarter of a second once a
-thousand tasks ran); never an engine. It keeps the window's tasks itself, and one
-socket with a routing id of its own, and drops it for a new one when the hub does not
-answer within a second (a controller that restarts). It reads the rest from the run
-directory: the engines each host should run (written by fab when it starts them) and
-the controller's log (its start and its nanny's restarts: see ``ipp_screens.py``, which
-``start_master.sh`` puts beside this file).
+`Watcher` keeps the state. The tasks come from the controller's IOPub relay, where the
+engines say when they take and end each request (`Listener`, a thread with a socket of
+its own: see ``dashboard_stream.py``); the engines and their queues from the hub's query
+socket, two requests per read (``connection_request``, ``queue_request``), as
+ipyparallel's `Client` asks them, never the hub's task records (it copies each record it
+returns, buffers and all, and keeps only the last 1024) and never an engine. A socket to
+the hub that gets no answer within a second is dropped for a new one (a controller that
+restarts). The rest comes from the run directory: the plans fab wrote, the hosts' samples
+(``dashboard_hosts.py``), the controller's log (its start and its nanny's restarts, see
+``ipp_screens.py``) and the history that outlives restarts (``dashboard_history.py``).
 """
 
 import asyncio
-import datetime
-import glob
+import hmac
 import json
 import os
 import threading
@@ -37,33 +38,69 @@ from jupyter_server.utils import url_path_join
 from tornado import web
 
 if __package__:  # imported as tasks.remote.ipp_dashboard, by the tests
+    from . import dashboard_hosts as hosts
+    from . import dashboard_stream as stream
     from . import ipp_screens as screens
-else:  # the master's Jupyter imports it from RUN_DIR/python, ipp_screens.py beside it
+    from .dashboard_history import History
+else:  # the master's Jupyter imports it from RUN_DIR/python, the others beside it
+    import dashboard_hosts as hosts
+    import dashboard_stream as stream
     import ipp_screens as screens
+    from dashboard_history import History
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-WINDOW = 300.0  # seconds of task stream the page shows
 FRESH = 1.0  # seconds a state is served again before the hub is asked anew
 TIMEOUT = 1.0  # seconds the hub has to answer one request
-OVERLAP = 2.0  # seconds of records asked for again at each read: none is missed between two
+RATE = 10.0  # seconds over which the completion rate is measured
+UNREAD = 5.0  # seconds after which the listener reads the state itself, no page open
+BUSY = {json.dumps({"execution_state": "busy"}, separators=sep).encode() for sep in ((",", ":"), None)}
+IDLE = {json.dumps({"execution_state": "idle"}, separators=sep).encode() for sep in ((",", ":"), None)}
+
+
+def connection(profile_dir):
+    """The client connection file's content, and a `Session` with its key."""
+    with open(os.path.join(profile_dir, "security", "ipcontroller-client.json")) as file:
+        info = json.load(file)
+    return info, Session(key=info["key"].encode(), signature_scheme=info["signature_scheme"],
+                         packer=info.get("pack", "json"), unpacker=info.get("unpack", "json"))
+
+
+def socket_to(info, kind, channel):
+    """A socket of *kind* connected to the controller's *channel* (Curve where it is on)."""
+    socket = zmq.Context.instance().socket(kind)
+    socket.linger = 0
+    if info.get("curve_serverkey"):
+        socket.curve_serverkey = info["curve_serverkey"].encode()
+        socket.curve_publickey, socket.curve_secretkey = zmq.curve_keypair()
+    socket.connect(f"{info['interface']}:{info[channel]}")
+    return socket
 
 
 class Watcher:
-    """The cluster's state, from the hub's query socket and the run directory."""
+    """The cluster's state (see the module)."""
 
     def __init__(self, profile_dir, run_dir, name):
         self.profile_dir, self.run_dir, self.name = profile_dir, run_dir, name
         self.lock = threading.Lock()
         self.socket = self.session = None
         self.cached, self.cached_at = None, 0.0
-        self.seen = {}  # "LABEL/N": engine uuids seen, in order (a restart adds one)
-        self.last_completed = None  # (time, completed count), for the rate
-        self.tasks = {}  # msg_id: the task's bar in the stream, for the last WINDOW s
-        self.asked_until = None  # when the last records asked of the hub were received
+        self.rates = []  # (time, completed) of the last RATE s
+        self.labels = {}  # engine id: its host
+        self.stream = stream.TaskStream()
+        self.history = History(os.path.join(run_dir, "dashboard.sqlite"))
         self.log = screens.SessionLog(os.path.join(run_dir, f"{name}-controller.log"))
+        self.listener = None
+
+    def listen(self):
+        """Hear the engines from now on (Jupyter's start), page open or not."""
+        with self.lock:
+            if self.listener is None:
+                self.listener = Listener(self)
+                self.listener.start()
 
     def state(self):
         """The state, asked of the hub at most once per `FRESH` s (several pages share it)."""
+        self.listen()
         with self.lock:
             if self.cached is None or time.monotonic() - self.cached_at > FRESH:
                 self.cached, self.cached_at = self.read(), time.monotonic()
@@ -72,36 +109,59 @@ class Watcher:
     def read(self):
         began, asked = time.perf_counter(), 0
         state = {"cluster": self.name, "time": time.time(), "controller": self.controller(),
-                 "hosts": [], "totals": None, "tasks": [], "error": None}
+                 "hosts": [], "totals": None, "stream": None, "failures": [], "error": None}
         try:
             engines = {int(k): v for k, v in self.ask("connection_request", {})["engines"].items()}
             queues = self.ask("queue_request", {"targets": None, "verbose": False})
-            now = time.time()  # the hub's clock: it runs on this machine
-            since = now - WINDOW if self.asked_until is None else self.asked_until - OVERLAP
-            received = {"$exists": True, "$gte": _iso(since)}  # in this order: None >= a date fails
-            records = self.ask("db_request", {"query": {"received": received}, "keys": [
-                "engine_uuid", "started", "completed", "result_content"]})["records"]
-            self.asked_until, asked = now, 3
+            asked = 2
         except (OSError, zmq.ZMQError, KeyError, ValueError) as error:
             self.close()
             state["error"] = f"the controller does not answer ({error})"
-            engines, queues, records = {}, {}, []
-        state["hosts"] = self.hosts(engines, queues)
-        ids = {uid: eid for eid, uid in engines.items()}
-        self.tasks.update((r["msg_id"], _task(r, ids)) for r in records if r.get("started"))
-        for msg_id in [m for m, t in self.tasks.items() if (t["completed"] or 0) < state["time"] - WINDOW]:
-            del self.tasks[msg_id]
-        state["tasks"] = sorted(self.tasks.values(), key=lambda task: task["started"])
+            engines, queues = {}, {}
+        now = state["time"]
+        self.history.begin(state["controller"]["started"])
         if asked:
-            state["totals"] = self.totals(queues)
-        state["cost"] = {"requests": asked, "records": len(records),
-                         "seconds": round(time.perf_counter() - began, 4)}
+            self.labels = {eid: uid.partition("/")[0] for eid, uid in engines.items()}
+            self.stream.engines_gone(engines, now)
+        self.history.add_failures(self.stream.take_failures())
+        if asked:  # first: it records the engines seen, whose restarts the rows count
+            state["totals"] = self.totals(engines, queues)
+        many = len(engines) >= stream.MANY
+        run = os.path.join(self.run_dir, "{}")
+        state["hosts"] = hosts.rows(
+            hosts.read_folder(run.format("dashboard")), hosts.read_folder(run.format("hosts")),
+            engines, queues, self.history.restarts(), set(self.stream.running), now, many)
+        state["stream"] = self.stream.bars(now, many, set(self.labels.values()) if many else engines)
+        state["failures"] = self.history.failure_groups()
+        state["cost"] = {"requests": asked, "seconds": round(time.perf_counter() - began, 4)}
         return state
+
+    def totals(self, engines, queues):
+        counts = {}
+        for eid, uid in engines.items():
+            label, _, rest = uid.partition("/")
+            counts[uid] = (label, rest.split("/")[0], queues.get(str(eid), {}).get("completed", 0))
+        completed = self.history.completed(counts)
+        now = time.monotonic()
+        self.rates = [r for r in self.rates if r[0] > now - RATE] + [(now, completed)]
+        first = self.rates[0]
+        rate = (completed - first[1]) / (now - first[0]) if now > first[0] else None
+        waiting = sum(q.get("tasks", 0) + q.get("queue", 0) for k, q in queues.items() if k.isdigit())
+        running = len(self.stream.running)
+        return {"queued": queues.get("unassigned", 0) + max(0, waiting - running),
+                "running": running, "completed": completed, "failed": self.history.failed(),
+                "per_second": None if rate is None else round(max(0.0, rate), 2)}
+
+    def failure(self, msg_id):
+        with self.lock:
+            return self.history.traceback(msg_id)
 
     def ask(self, msg_type, content):
         """One request to the hub; its reply's content, or OSError after `TIMEOUT` s."""
         if self.socket is None:
-            self.connect()
+            info, self.session = connection(self.profile_dir)
+            self.socket = socket_to(info, zmq.DEALER, "registration")
+            self.socket.routing_id = f"ipp-dashboard-{uuid.uuid4().hex}".encode()
         self.session.send(self.socket, msg_type, content)
         if not self.socket.poll(TIMEOUT * 1000):
             raise OSError("no answer in 1 s")
@@ -110,71 +170,10 @@ class Watcher:
             raise ValueError(reply["content"].get("evalue", "error"))
         return reply["content"]
 
-    def connect(self):
-        path = os.path.join(self.profile_dir, "security", "ipcontroller-client.json")
-        with open(path) as file:
-            info = json.load(file)
-        self.session = Session(key=info["key"].encode(), signature_scheme=info["signature_scheme"],
-                               packer=info.get("pack", "json"), unpacker=info.get("unpack", "json"))
-        self.socket = zmq.Context.instance().socket(zmq.DEALER)
-        self.socket.routing_id = f"ipp-dashboard-{uuid.uuid4().hex}".encode()
-        self.socket.linger = 0
-        if info.get("curve_serverkey"):
-            self.socket.curve_serverkey = info["curve_serverkey"].encode()
-            self.socket.curve_publickey, self.socket.curve_secretkey = zmq.curve_keypair()
-        self.socket.connect(f"{info['interface']}:{info['registration']}")
-
     def close(self):
         if self.socket is not None:
             self.socket.close()
         self.socket = None
-
-    def hosts(self, engines, queues):
-        """A row per engine host: its engines (from the hub) and what fab planned there."""
-        plans = {}
-        for path in glob.glob(os.path.join(self.run_dir, "dashboard", "*.json")):
-            try:  # gone since the listing (stop_master.sh), or half written (an older fab's)
-                with open(path) as file:
-                    plan = json.load(file)
-            except (OSError, ValueError):
-                continue
-            if isinstance(plan, dict):
-                plans[os.path.basename(path)[:-len(".json")]] = plan
-        rows = {label: {"host": label, "expected": plan.get("expected"), "engines": [],
-                        "threads": plan.get("threads")} for label, plan in plans.items()}
-        for eid, uid in sorted(engines.items()):
-            label, _, rest = uid.partition("/")
-            number = rest.split("/")[0] if rest else "?"
-            seen = self.seen.setdefault(f"{label}/{number}", [])
-            if uid not in seen:
-                seen.append(uid)
-            row = rows.setdefault(label, {"host": label, "expected": None, "engines": [],
-                                          "threads": None})
-            queue = queues.get(str(eid), {})
-            waiting = queue.get("tasks", 0) + queue.get("queue", 0)
-            devices = plans.get(label, {}).get("devices") or []
-            row["engines"].append({
-                "id": eid, "number": number, "busy": waiting > 0, "queued": max(0, waiting - 1),
-                "completed": queue.get("completed", 0), "restarts": len(seen) - 1,
-                "gpu": devices[(int(number) - 1) % len(devices)] if devices and number.isdigit() else None})
-        for row in rows.values():
-            row["registered"] = len(row["engines"])
-        return sorted(rows.values(), key=lambda row: row["host"])
-
-    def totals(self, queues):
-        engines = [v for k, v in queues.items() if k.isdigit()]
-        completed = sum(q.get("completed", 0) for q in engines)
-        now = time.monotonic()
-        rate = None
-        if self.last_completed and now > self.last_completed[0]:
-            rate = max(0.0, (completed - self.last_completed[1]) / (now - self.last_completed[0]))
-        self.last_completed = (now, completed)
-        return {"queued": queues.get("unassigned", 0) + sum(
-                    max(0, q.get("tasks", 0) + q.get("queue", 0) - 1) for q in engines),
-                "running": sum(1 for q in engines if q.get("tasks", 0) + q.get("queue", 0)),
-                "completed": completed,
-                "failed": sum(1 for task in self.tasks.values() if task["ok"] is False),
-                "per_second": None if rate is None else round(rate, 2)}
 
     def controller(self):
         """The controller's session start and its nanny's restarts, from its log, read on
@@ -183,26 +182,82 @@ class Watcher:
         return {"started": log.started, "restarts": log.restarts, "last_restart": log.last_restart}
 
 
-def _iso(seconds):
-    return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).isoformat()
+class Listener(threading.Thread):
+    """What the engines say on the controller's IOPub relay, into *watcher*'s stream: each
+    task's ``busy``, ``error`` and ``idle``, signed with the cluster's key. It connects
+    anew when the connection file changes (a new controller). With no page open, it
+    reads the state every `UNREAD` s: the history (completed counts, failures, engines)
+    must see what the hub forgets at a restart."""
 
+    def __init__(self, watcher):
+        super().__init__(name="ipp-dashboard-listener", daemon=True)
+        self.watcher, self.socket, self.session, self.seen = watcher, None, None, None
 
-def _failed(record):
-    return (record.get("result_content") or {}).get("status") not in (None, "ok")
+    def run(self):
+        while True:
+            try:
+                if time.monotonic() - self.watcher.cached_at > UNREAD:
+                    self.watcher.state()
+                self.connect()
+                if self.socket is None or not self.socket.poll(1000):
+                    time.sleep(0 if self.socket else 1)
+                    continue
+                frames = []
+                while len(frames) < 1000:  # what is there, taken under one lock
+                    try:
+                        frames.append(self.socket.recv_multipart(zmq.NOBLOCK))
+                    except zmq.Again:
+                        break
+                with self.watcher.lock:
+                    for message in frames:
+                        self.take(message)
+            except Exception as error:  # the page says the rest; the listener goes on
+                print(f"ipp_dashboard: {error!r}", flush=True)
+                time.sleep(1)
 
+    def connect(self):
+        path = os.path.join(self.watcher.profile_dir, "security", "ipcontroller-client.json")
+        try:
+            stat = os.stat(path)
+            seen = (stat.st_ino, stat.st_mtime_ns)
+        except OSError:
+            seen = None
+        if seen == self.seen:
+            return
+        if self.socket is not None:
+            self.socket.close()
+        self.socket, self.seen = None, seen
+        if seen:
+            info, self.session = connection(self.watcher.profile_dir)
+            self.socket = socket_to(info, zmq.SUB, "iopub")
+            self.socket.rcvhwm = 0
+            self.socket.subscribe(b"engine.")
 
-def _task(record, ids):
-    """A bar of the task stream: its engine (*ids*: engine id by uuid), start and end
-    (seconds since the epoch), success."""
-
-    def seconds(value):
-        if not value:
-            return None
-        moment = datetime.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-        return (moment if moment.tzinfo else moment.replace(tzinfo=datetime.timezone.utc)).timestamp()
-    return {"engine": ids.get(record.get("engine_uuid")), "started": seconds(record.get("started")),
-            "completed": seconds(record.get("completed")),
-            "ok": None if not record.get("completed") else not _failed(record)}
+    def take(self, message):
+        """One IOPub message: a task's ``busy``, ``error`` or ``idle``; the rest is skipped."""
+        topic = message[0].split(b".")
+        if len(topic) != 3 or topic[2] not in (b"status", b"error") or not topic[1].isdigit():
+            return
+        _, frames = self.session.feed_identities(message)
+        if len(frames) < 5 or (self.session.auth and not hmac.compare_digest(
+                frames[0], self.session.sign(frames[1:5]))):
+            return
+        parent = self.session.unpack(frames[2])
+        if parent.get("msg_type") not in stream.TASK_REQUESTS:
+            return
+        engine, msg_id = int(topic[1]), parent.get("msg_id")
+        when = stream.seconds(self.session.unpack(frames[1])["date"])
+        task = self.watcher.stream
+        host = self.watcher.labels.get(engine, "?")
+        if topic[2] == b"error":
+            return task.failed(engine, msg_id, self.session.unpack(frames[4]), when, host)
+        # a status's content is {"execution_state": ...} alone: json's, read without parsing
+        state = "busy" if frames[4] in BUSY else "idle" if frames[4] in IDLE else \
+            self.session.unpack(frames[4]).get("execution_state")
+        if state == "busy":
+            task.began(engine, msg_id, when, host)
+        elif state == "idle":
+            task.ended(engine, msg_id, when, host)
 
 
 class PageHandler(JupyterHandler):
@@ -218,7 +273,19 @@ class StateHandler(APIHandler):
         watcher = self.settings["ipp_dashboard_watcher"]
         state = await asyncio.get_running_loop().run_in_executor(None, watcher.state)
         self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(state))
+        self.finish(json.dumps(state, separators=(",", ":")))
+
+
+class FailureHandler(APIHandler):
+    @web.authenticated
+    async def get(self):
+        watcher = self.settings["ipp_dashboard_watcher"]
+        found = await asyncio.get_running_loop().run_in_executor(
+            None, watcher.failure, self.get_argument("msg_id"))
+        if found is None:
+            raise web.HTTPError(404, "no such failure")
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(found))
 
 
 def _jupyter_server_extension_points():
@@ -228,9 +295,11 @@ def _jupyter_server_extension_points():
 def _load_jupyter_server_extension(server):
     profile = os.environ.get("IPP_PROFILE", "default")
     ipython_dir = os.environ.get("IPYTHONDIR", os.path.expanduser("~/.ipython"))
-    server.web_app.settings["ipp_dashboard_watcher"] = Watcher(
-        os.path.join(ipython_dir, f"profile_{profile}"), os.environ.get("IPP_CLUSTER_RUN", "."),
-        os.environ.get("IPP_CLUSTER_NAME", "ipp"))
+    watcher = Watcher(os.path.join(ipython_dir, f"profile_{profile}"),
+                      os.environ.get("IPP_CLUSTER_RUN", "."), os.environ.get("IPP_CLUSTER_NAME", "ipp"))
+    watcher.listen()
+    server.web_app.settings["ipp_dashboard_watcher"] = watcher
     base = url_path_join(server.web_app.settings["base_url"], "ipp-dashboard")
-    server.web_app.add_handlers(".*$", [(base + "/?", PageHandler), (base + "/state", StateHandler)])
+    server.web_app.add_handlers(".*$", [(base + "/?", PageHandler), (base + "/state", StateHandler),
+                                         (base + "/failure", FailureHandler)])
     server.log.info(f"ipp_dashboard: the cluster's dashboard at {base}/")

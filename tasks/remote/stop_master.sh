@@ -3,12 +3,13 @@
 
 stop_master() {  # stop_master: stop the controller and Jupyter, remove what they leave
   # Removed: the connection files, the controller's Curve key pair (its secret half too),
-  # its journal of tasks in flight, and the dashboard's plans; kept: the logs (see the
-  # README, "What a stop keeps"). Reports left_controller= and left_jupyter=.
+  # its journal of tasks in flight, the dashboard's plans, the hosts' reports and its
+  # history; kept: the logs (see the README, "What a stop keeps"). Reports
+  # left_controller= and left_jupyter=.
   lock
   halt controller "$name-controller"
   halt jupyter "$name-jupyter"
   rm -f "$engine_file" "$sec/ipcontroller-client.json" "$run/controller.curve" \
-    "$run/tasks-in-flight.sqlite"*
-  rm -rf "$run/dashboard"  # what write_plan wrote for it
+    "$run/tasks-in-flight.sqlite"* "$run/dashboard.sqlite"*
+  rm -rf "$run/dashboard" "$run/hosts"  # what write_plan and host_inbox.py wrote for it
 }

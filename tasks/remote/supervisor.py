@@ -19,7 +19,8 @@ It reads ``NAME-engines.requests`` as it grows: ``renew N`` starts engine N agai
 (the controller dropped its registration), ``start`` starts the engines that are stopped
 or gave up. It writes ``NAME-engines.json`` (its pid, how engines start, each engine's
 pid, state, starts and memory, and the host's `host_sample.sample`) on every change and
-every `SAMPLE` s, for ``cluster.status`` and the dashboard.
+every `SAMPLE` s, for ``cluster.status``, and keeps ``host_report.py`` running beside it,
+which sends that file to the controller for the dashboard.
 
 What an engine leaves when it ends goes too: its process group at once (SIGTERM), what
 it started outside that group and its KernelNanny `GRACE` s later (SIGKILL: the nanny
@@ -38,10 +39,11 @@ import sys
 import time
 
 if __package__:  # imported as tasks.remote.supervisor, by the tests
-    from . import engine_fork, host_sample, nanny, process_tree
+    from . import engine_fork, host_report, host_sample, nanny, process_tree
     from .engine_life import Engine
 else:  # run from the run directory, where the others lie beside it
     import engine_fork
+    import host_report
     import host_sample
     import nanny
     import process_tree
@@ -65,6 +67,8 @@ class Supervisor:
         self.stopping, self.dirty = False, True
         self.requests_at, self.sampled, self.scanned, self.watched = 0, 0.0, 0.0, 0.0
         self.leftovers, self.gpus, self.host = process_tree.Leftovers(), host_sample.GpuQuery(), {}
+        self.reporter = host_report.Reporter(self.path("-engines.json"), host_report.engine_file(argv),
+                                             options["label"])
         self.selector = selectors.DefaultSelector()
         reason = engine_fork.warm_reason(argv[0])
         try:
@@ -155,6 +159,8 @@ class Supervisor:
                 return
             if pid in by_pid:
                 self.ended(by_pid.pop(pid), status)
+            elif pid == self.reporter.pid:
+                self.reporter.ended()
 
     def read_requests(self):
         """Act on the lines ``NAME-engines.requests`` gained since the last read."""
@@ -187,7 +193,7 @@ class Supervisor:
             for engine in self.engines.values():
                 engine.tree = process_tree.tree(engine.child.pid) if engine.child else []
             known = {pid for e in self.engines.values() for pid in (e.child and e.child.pid, e.nanny)}
-            orphans = process_tree.children() - known - {self.gpus.pid}
+            orphans = process_tree.children() - known - {self.gpus.pid, self.reporter.pid}
             self.leftovers.end([p for pid in orphans for p in process_tree.alone(pid)], GRACE)
             self.scanned = now
         for engine in self.engines.values():
@@ -261,6 +267,7 @@ class Supervisor:
                 if self.gpus.fd is not None:
                     self.selector.register(self.gpus.fd, selectors.EVENT_READ, self.gpus)
         self.leftovers.finish()
+        self.reporter.keep()
 
     def shut_down(self):
         """End every engine (SIGTERM to its process group; SIGKILL after GRACE s), then
@@ -277,7 +284,7 @@ class Supervisor:
         self.wait(lambda: any(e.child for e in running))
         self.wait(self.leftovers.running)
         self.leftovers.finish(everything=True)
-        for pid in process_tree.children():  # the nannies that did not end, the GPU query
+        for pid in process_tree.children():  # the nannies that did not end, the GPU query, the report
             self.leftovers.end(process_tree.alone(pid), 0.0, term=False)
         self.leftovers.finish(everything=True)
         self.wait(lambda: process_tree.children())
