@@ -10,7 +10,9 @@ What the dashboard costs the controller, measured on one engine host of two engi
   this machine's controller runs in 5);
 - the load-balanced throughput (``lview.map_sync(abs, range(2000))``) with the page open,
   its data read as often as the extension asks the hub (once a second, for any number of
-  pages), and with no page: the runs alternate, so that the machine's noise falls on both.
+  pages), and with no page: the runs alternate, so that the machine's noise falls on both;
+  and the CPU the master's Jupyter took meanwhile, per 1000 tasks (its listener hears
+  every task, page open or not: what it costs the master's cores, beside the controller).
 """
 
 import json
@@ -20,6 +22,8 @@ import tempfile
 import threading
 import time
 import urllib.request
+
+import psutil
 
 from tasks.remote.ipp_dashboard import Watcher
 
@@ -97,9 +101,25 @@ def read_with_many_tasks(rounds, tasks=100_000):
     return seconds, sizes
 
 
+def jupyter(port):
+    """The master's Jupyter server of *port* (its listener hears every task), a psutil Process."""
+    for process in psutil.process_iter(["cmdline"]):
+        words = process.info["cmdline"] or []
+        if f"--port={port}" in words and any("jupyter" in w for w in words[:3]) \
+                and not any(w.endswith("nanny.py") for w in words):
+            return process
+    raise methods.BenchError(f"no Jupyter server on port {port}")
+
+
+def cpu_seconds(process):
+    times = process.cpu_times()
+    return times.user + times.system
+
+
 def measure(fake_hosts, folder, rounds):
     """``{"read_few": [s], "read_many": [s], "payload_many": [bytes], "queue_status": [s],
-    "open": [tasks/s], "closed": [tasks/s], "hub_reads": [reads/s]}``."""
+    "open": [tasks/s], "closed": [tasks/s], "hub_reads": [reads/s], "jupyter_open": [s],
+    "jupyter_closed": [s]}`` (the last two: Jupyter's CPU seconds per 1000 tasks)."""
     master, host = fake_hosts.hosts[0], fake_hosts.hosts[1]
     port = 18989
     inventory = methods.write_inventory(folder / "dashboard", f"[master]\n{master.address}\n"
@@ -110,18 +130,22 @@ def measure(fake_hosts, folder, rounds):
     token = re.search(r"^Dashboard: \S+\?token=(\w+)$", up.stdout, re.MULTILINE)[1]
     page = Page(port, token)
     samples = {"read_few": [], "read_many": [], "payload_many": [], "queue_status": [],
-               "open": [], "closed": [], "hub_reads": []}
+               "open": [], "closed": [], "hub_reads": [], "jupyter_open": [], "jupyter_closed": []}
     try:
+        server = jupyter(port)
         samples["read_few"] = [fresh_read(page) for _ in range(max(3, rounds))]
         for round_ in range(rounds):
             for open_ in ((True, False) if round_ % 2 == 0 else (False, True)):
+                cpu = cpu_seconds(server)
                 if not open_:
                     samples["closed"].append(methods.ask_cluster(THROUGHPUT))
+                    samples["jupyter_closed"].append((cpu_seconds(server) - cpu) * 1000 / TASKS)
                     continue
                 with Page(port, token) as reading:
                     began = time.perf_counter()
                     samples["open"].append(methods.ask_cluster(THROUGHPUT))
                     took = time.perf_counter() - began
+                samples["jupyter_open"].append((cpu_seconds(server) - cpu) * 1000 / TASKS)
                 # the states read of the hub: the other reads were served again from the cache
                 samples["hub_reads"].append(len(reading.asked) / took)
         samples["read_many"], samples["payload_many"] = read_with_many_tasks(max(3, rounds))
@@ -146,5 +170,8 @@ def dashboard_table(samples):
             [f"tasks/s, `map_sync(abs, range({TASKS}))`, page open", rate(samples["open"])],
             ["tasks/s, no page", rate(samples["closed"])],
             ["open / no page", f"{median(samples['open']) / median(samples['closed']):.2f}"],
-            ["reads that asked the hub, per second, page open", rate(samples["hub_reads"])]]
+            ["reads that asked the hub, per second, page open", rate(samples["hub_reads"])],
+            ["Jupyter's CPU per 1000 tasks, page open (it hears every task, page open or not)",
+             cell(samples["jupyter_open"])],
+            ["Jupyter's CPU per 1000 tasks, no page", cell(samples["jupyter_closed"])]]
     return table(["dashboard (1 host, 2 engines)", "value"], rows)

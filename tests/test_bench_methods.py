@@ -50,7 +50,8 @@ def stubbed(monkeypatch, tmp_path):
     monkeypatch.setattr(healing, "measure_controller", lambda *args: {})
     monkeypatch.setattr(blas, "measure", lambda *args: {run: [1.0] for run in blas.RUNS})
     monkeypatch.setattr(dashboard, "measure", lambda *args: {key: [1.0] for key in (
-        "read_few", "read_many", "payload_many", "queue_status", "open", "closed", "hub_reads")})
+        "read_few", "read_many", "payload_many", "queue_status", "open", "closed", "hub_reads",
+        "jupyter_open", "jupyter_closed")})
     monkeypatch.setattr(methods, "fab_list", lambda: 0.1)
     monkeypatch.setattr(report, "plot", lambda times, layouts, path: path.write_bytes(b"png"))
     return tmp_path / "out"

@@ -222,3 +222,19 @@ def test_a_bad_command_line_says_how_to_call_it():
                              capture_output=True, text=True, timeout=30,
                              cwd=os.path.dirname(supervisor.__file__))
     assert process.returncode == 1 and process.stderr.startswith("usage: supervisor.py RUN_DIR")
+
+
+def test_the_host_report_runs_beside_the_supervisor_and_ends_with_it(supervise):
+    keeper = supervise(SLEEP, count=1)
+
+    def reporters():
+        return [p for p in psutil.Process(keeper.process.pid).children()
+                if any(word.endswith("/host_report.py") for word in p.cmdline())]
+    wait_until(lambda: len(reporters()) == 1)
+    [reporter] = reporters()
+    others = [p for p in psutil.Process(keeper.process.pid).children() if p.pid != reporter.pid]
+    keeper.process.kill()  # the supervisor dies without a word: its report ends by itself
+    keeper.process.wait()
+    for other in others:  # the stand-in engine, left as a crash leaves it
+        other.kill()
+    wait_until(lambda: gone(reporter.pid), timeout=15)

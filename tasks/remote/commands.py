@@ -125,8 +125,8 @@ def start_master(settings, address, engines=None):
                 programs("nanny.py", "process_tree.py", "controller.py", "outbox.py", "host_inbox.py",
                          "host_report.py", "python/ipp_cluster.py", "python/ipp_dashboard.py",
                          "python/ipp_dashboard.html", "python/ipp_screens.py",
-                         "python/dashboard_stream.py", "python/dashboard_hosts.py",
-                         "python/dashboard_history.py"))
+                         "python/dashboard_listener.py", "python/dashboard_stream.py",
+                         "python/dashboard_hosts.py", "python/dashboard_history.py"))
 
 
 def put_examples(settings, packed):

@@ -6,10 +6,12 @@ the tasks completed, the failures and the engines' restarts. SQLite, in the run 
 - Completed: the hub counts each engine's completed tasks (``queue_status``), but forgets
   them when the engine goes and when the controller restarts (the restored engines count
   from 0). Kept here per engine (its uuid): the count carried over from before, and the
-  last count seen, so that the total is exact across both.
+  last count seen. At a restart of the controller (its nanny's count of restarts went
+  up, or an engine's count went down) every engine's last count is carried over, so the
+  total stays exact across both.
 - Engines: every uuid seen, with its host and number; an engine's restarts are the
   uuids of its host and number, less one.
-- Failures: the last `KEEP` tasks that raised, with their tracebacks.
+- Failures: how many, and the last `KEEP` tasks that raised, with their tracebacks.
 
 A new controller (its log's session start differs from the one recorded) begins anew.
 """
@@ -24,6 +26,7 @@ CREATE TABLE IF NOT EXISTS engine (uuid TEXT PRIMARY KEY, host TEXT, number TEXT
                                    carried INTEGER, last INTEGER);
 CREATE TABLE IF NOT EXISTS failure (msg_id TEXT PRIMARY KEY, time REAL, engine INTEGER,
     host TEXT, ename TEXT, evalue TEXT, place TEXT, traceback TEXT);
+CREATE INDEX IF NOT EXISTS failure_group ON failure (ename, place, time);
 """
 
 
@@ -41,30 +44,44 @@ class History:
     def begin(self, controller):
         """Keep the history of the controller that started at *controller* (its log's
         session start); another controller's is dropped."""
-        row = self.db.execute("SELECT value FROM meta WHERE key = 'controller'").fetchone()
-        if controller and (row is None or row[0] != controller):
+        if controller and self.meta("controller") != controller:
             with self.db:
                 self.db.execute("DELETE FROM engine")
                 self.db.execute("DELETE FROM failure")
-                self.db.execute("INSERT OR REPLACE INTO meta VALUES ('controller', ?)", (controller,))
+                self.db.execute("DELETE FROM meta")
+                self.db.execute("INSERT INTO meta VALUES ('controller', ?)", (controller,))
             self.groups = None
 
-    def completed(self, counts):
+    def meta(self, key, default=None):
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def completed(self, counts, restarts=0):
         """The cluster's completed tasks, from *counts* ``{uuid: (host, number,
-        completed)}`` of the engines registered now."""
-        known = dict(((uuid, (carried, last)) for uuid, carried, last in
-                      self.db.execute("SELECT uuid, carried, last FROM engine")))
-        changes = []
-        for uuid, (host, number, count) in counts.items():
-            carried, last = known.get(uuid, (0, 0))
-            if count < last:  # the controller restarted: its hub counts anew
-                carried += last
-            if (carried, count) != known.get(uuid):
-                changes.append((uuid, host, number, carried, count))
-                known[uuid] = (carried, count)
-        if changes:
-            with self.db:
-                self.db.executemany("INSERT OR REPLACE INTO engine VALUES (?, ?, ?, ?, ?)", changes)
+        completed)}`` of the engines registered now, after *restarts* of the controller."""
+        known = {uuid: [carried, last] for uuid, carried, last in
+                 self.db.execute("SELECT uuid, carried, last FROM engine")}
+        changed = set()
+        if restarts > int(self.meta("restarts", 0)):  # the hub counts anew: carry all over
+            for uuid, entry in known.items():
+                entry[0], entry[1] = entry[0] + entry[1], 0
+                changed.add(uuid)
+        for uuid, (_, _, count) in counts.items():
+            if uuid not in known:
+                known[uuid] = [0, 0]
+                changed.add(uuid)
+            entry = known[uuid]
+            if count < entry[1]:  # counted anew all the same (a restart not logged yet)
+                entry[0] += entry[1]
+            if count != entry[1]:
+                entry[1] = count
+                changed.add(uuid)
+        with self.db:  # no UPSERT: a master's SQLite may be older than 3.24
+            self.db.executemany("INSERT OR IGNORE INTO engine VALUES (?, ?, ?, 0, 0)",
+                                [(uuid, *counts[uuid][:2]) for uuid in changed if uuid in counts])
+            self.db.executemany("UPDATE engine SET carried = ?, last = ? WHERE uuid = ?",
+                                [(*known[uuid], uuid) for uuid in changed])
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('restarts', ?)", (restarts,))
         return sum(carried + last for carried, last in known.values())
 
     def restarts(self):
@@ -73,6 +90,7 @@ class History:
             "SELECT host, number, COUNT(*) FROM engine GROUP BY host, number")}
 
     def add_failures(self, failures):
+        """Keep *failures* (see `dashboard_stream.TaskStream.failed`) and count them."""
         if not failures:
             return
         with self.db:
@@ -81,24 +99,31 @@ class History:
                 " :evalue, :place, :traceback)", failures)
             self.db.execute("DELETE FROM failure WHERE rowid <= (SELECT MAX(rowid) FROM failure) - ?",
                             (KEEP,))
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('failed', ?)",
+                            (self.failed() + len(failures),))
         self.groups = None
 
     def failed(self):
-        return self.db.execute("SELECT COUNT(*) FROM failure").fetchone()[0]
+        """How many tasks failed, all told (not only the `KEEP` kept)."""
+        return int(self.meta("failed", 0))
 
     def failure_groups(self):
         """The last failures, grouped by exception type and place (the innermost function
         of the traceback): ``{ename, place, count, engines, first, last, evalue, msg_id}``,
-        the last message and msg_id of each group (SQLite takes them from the row of MAX)."""
+        with the message and msg_id of each group's last failure."""
         if self.groups is None:
-            self.groups = [
-                {"ename": ename, "place": place, "count": count, "first": first, "last": last,
-                 "engines": sorted({int(e) for e in engines.split(",") if e.lstrip("-").isdigit()})[:20],
-                 "evalue": evalue, "msg_id": msg_id}
-                for ename, place, count, first, engines, evalue, msg_id, last in self.db.execute(
-                    "SELECT ename, place, COUNT(*), MIN(time), GROUP_CONCAT(DISTINCT engine),"
-                    " evalue, msg_id, MAX(time) FROM failure GROUP BY ename, place"
-                    " ORDER BY MAX(time) DESC LIMIT ?", (GROUPS,))]
+            self.groups = []
+            for ename, place, count, first, last, engines in self.db.execute(
+                    "SELECT ename, place, COUNT(*), MIN(time), MAX(time), GROUP_CONCAT(DISTINCT engine)"
+                    " FROM failure GROUP BY ename, place ORDER BY MAX(time) DESC LIMIT ?", (GROUPS,)):
+                evalue, msg_id = self.db.execute(
+                    "SELECT evalue, msg_id FROM failure WHERE ename = ? AND place = ?"
+                    " ORDER BY time DESC, rowid DESC LIMIT 1", (ename, place)).fetchone()
+                self.groups.append({
+                    "ename": ename, "place": place, "count": count, "first": first, "last": last,
+                    "engines": sorted({int(e) for e in str(engines).split(",")
+                                       if e.lstrip("-").isdigit()})[:20],
+                    "evalue": evalue, "msg_id": msg_id})
         return self.groups
 
     def traceback(self, msg_id):

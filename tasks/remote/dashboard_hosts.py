@@ -62,7 +62,7 @@ def rows(plans, samples, engines, queues, restarts, running, now, many):
         sample = samples.get(label)
         if sample:
             row["resources"] = sample.get("host") or None
-            row["sample_age"] = round(max(0.0, now - sample.get("received", now)), 1)
+            row["sample_age"] = round(max(0.0, now - sample.get("sampled", now)), 1)
             row["stale"] = row["sample_age"] > STALE
         if many:
             row["summary"], row["engines"] = summary(row["engines"]), []

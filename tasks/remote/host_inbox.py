@@ -5,13 +5,14 @@ and its engines' memory), kept in ``RUN_DIR/hosts/LABEL.json`` for the dashboard
 One PULL socket in the controller's own loop, bound where the engines reach the controller
 (its address, a port drawn as ipcontroller draws the engines' ports), and secured as they
 are: Curve where the controller has it on, and a message is taken only with the session's
-signature (HMAC, with the cluster's key), at most `LARGEST` bytes. Its port goes into the
+signature (HMAC, with the cluster's key; with ``ENCRYPT=yes`` ipyparallel's key is empty,
+and Curve alone keeps others out), at most `LARGEST` bytes. Its port goes into the
 engine connection file, under ``host_report.PORT_KEY``, which is how the hosts learn it;
 a restored controller (``--restore``) reads it back from there and binds it again.
 
-It uses internals of ipyparallel's ``IPController`` (``init_hub``, ``save_connection_dict``,
-``engine_info``, ``next_port``, ``bind``), checked by `install`: with another ipyparallel
-the controller runs without an inbox (the dashboard then shows no host samples).
+It uses internals of ipyparallel's ``IPController`` (`NEEDED`), checked by `install`; with
+an ipyparallel that lacks them, or where the inbox fails, the controller runs without one
+(the dashboard then shows no host samples), never fails for it.
 """
 
 import json
@@ -29,8 +30,9 @@ else:  # run from the run directory, where host_report.py lies beside it
     from host_report import MSG_TYPE, PORT_KEY
 
 LARGEST = 1 << 20  # bytes of one report taken at most
-LABEL = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,252}\Z")  # a host of the inventory
-NEEDED = ("init_hub", "save_connection_dict", "engine_json_file", "next_port", "bind", "engine_url")
+LABEL = re.compile(r"[A-Za-z0-9_\[][A-Za-z0-9_.:@\[\]-]{0,252}\Z")  # a host of the inventory
+NEEDED = ("init_hub", "save_connection_dict", "engine_json_file", "engine_info", "next_port", "bind",
+          "engine_url", "context", "session")
 
 
 class Inbox:
@@ -56,7 +58,9 @@ class Inbox:
             label = content.get("label", "")
             if message["header"]["msg_type"] != MSG_TYPE or not LABEL.match(label):
                 raise ValueError(f"not a host report: {message['header']['msg_type']} {label!r}")
-            report = {"received": time.time(), "host": content.get("host") or {},
+            received = time.time()  # the sample's age, by the host's own clock, dates it here
+            age = min(max(0.0, float(content.get("age") or 0.0)), 1e9)
+            report = {"sampled": received - age, "host": content.get("host") or {},
                       "engines": content.get("engines") or {}}
             write(os.path.join(self.folder, f"{label}.json"), report)
         except Exception as error:  # a bad report says so, and the controller goes on
@@ -79,18 +83,24 @@ def install(controller_class, run_dir):
     init_hub, save = controller_class.init_hub, controller_class.save_connection_dict
     folder = os.path.join(run_dir, "hosts")
 
-    def save_connection_dict(self, fname, cdict):
+    def save_connection_dict(self, fname, cdict, *args, **kwargs):
         if fname == self.engine_json_file:  # the new engine file names the inbox's port
-            self.engine_info.setdefault(PORT_KEY, self.next_port("engine"))
-            cdict = dict(cdict, **{PORT_KEY: self.engine_info[PORT_KEY]})
-        save(self, fname, cdict)
+            try:
+                self.engine_info.setdefault(PORT_KEY, self.next_port("engine"))
+                cdict = dict(cdict, **{PORT_KEY: self.engine_info[PORT_KEY]})
+            except Exception as error:  # the controller starts all the same, without an inbox
+                self.log.warning(f"host inbox: no port for it ({error})")
+        save(self, fname, cdict, *args, **kwargs)
 
-    def with_inbox(self):
-        init_hub(self)
-        if self.engine_info.get(PORT_KEY):  # written now, or read back by --restore
-            self.host_inbox = Inbox(self, folder)
-        else:
-            self.log.warning("host inbox: this engine connection file names none")
+    def with_inbox(self, *args, **kwargs):
+        init_hub(self, *args, **kwargs)
+        try:
+            if self.engine_info.get(PORT_KEY):  # written now, or read back by --restore
+                self.host_inbox = Inbox(self, folder)
+            else:
+                self.log.warning("host inbox: this engine connection file names none")
+        except Exception as error:  # the controller runs all the same, without an inbox
+            self.log.warning(f"host inbox: none ({error})")
 
     controller_class.save_connection_dict = save_connection_dict
     controller_class.init_hub = with_inbox

@@ -11,9 +11,12 @@ connection file (a new controller) is read when it changes. Nothing is asked of 
 
 It is a process of its own (`Reporter` starts it, for the supervisor) rather than a part
 of the supervisor's loop: the supervisor forks engines, so it must hold no ZeroMQ context
-and no thread. It ends when its parent does::
+and no thread. It ends when its parent, the supervisor SUPERVISOR (a pid), does::
 
-    python host_report.py STATE_FILE ENGINE_FILE LABEL
+    python host_report.py STATE_FILE ENGINE_FILE LABEL SUPERVISOR
+
+Each report says how old the sample is by the host's clock (``age``): a supervisor that
+hangs shows as an old sample, however often its last one is sent.
 """
 
 import json
@@ -38,7 +41,8 @@ class Reporter:
     ended); the supervisor reaps it and says so with `ended`."""
 
     def __init__(self, state_file, engine_file, label):
-        self.argv = [sys.executable, os.path.abspath(__file__), state_file, engine_file, label]
+        self.argv = [sys.executable, os.path.abspath(__file__), state_file, engine_file, label,
+                     str(os.getpid())]
         self.pid, self.due = None, 0.0
 
     def keep(self):
@@ -107,9 +111,9 @@ class Sender:
 
 
 def main(argv):
-    state_file, path, label = argv[1:4]
-    parent, sender = os.getppid(), Sender(path)
-    while os.getppid() == parent:
+    state_file, path, label, parent = argv[1:5]
+    sender = Sender(path)
+    while os.getppid() == int(parent):  # else the supervisor ended, before or since this start
         try:
             with open(state_file) as file:
                 state = json.load(file)
@@ -117,7 +121,8 @@ def main(argv):
             state = None
         if state and sender.connect():
             sender.send({"label": label, "host": state.get("host") or {},
-                         "engines": state.get("engines") or {}})
+                         "engines": state.get("engines") or {},
+                         "age": max(0.0, time.time() - state.get("time", time.time()))})
         time.sleep(SEND)
     return 0
 

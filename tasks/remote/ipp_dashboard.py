@@ -13,7 +13,7 @@ their own:
 
 `Watcher` keeps the state. The tasks come from the controller's IOPub relay, where the
 engines say when they take and end each request (`Listener`, a thread with a socket of
-its own: see ``dashboard_stream.py``); the engines and their queues from the hub's query
+its own: see ``dashboard_listener.py`` and ``dashboard_stream.py``); the engines and their queues from the hub's query
 socket, two requests per read (``connection_request``, ``queue_request``), as
 ipyparallel's `Client` asks them, never the hub's task records (it copies each record it
 returns, buffers and all, and keeps only the last 1024) and never an engine. A socket to
@@ -24,7 +24,6 @@ restarts). The rest comes from the run directory: the plans fab wrote, the hosts
 """
 
 import asyncio
-import hmac
 import json
 import os
 import threading
@@ -32,7 +31,6 @@ import time
 import uuid
 
 import zmq
-from jupyter_client.session import Session
 from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
@@ -42,38 +40,18 @@ if __package__:  # imported as tasks.remote.ipp_dashboard, by the tests
     from . import dashboard_stream as stream
     from . import ipp_screens as screens
     from .dashboard_history import History
+    from .dashboard_listener import Listener, connection, socket_to
 else:  # the master's Jupyter imports it from RUN_DIR/python, the others beside it
     import dashboard_hosts as hosts
     import dashboard_stream as stream
     import ipp_screens as screens
     from dashboard_history import History
+    from dashboard_listener import Listener, connection, socket_to
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FRESH = 1.0  # seconds a state is served again before the hub is asked anew
 TIMEOUT = 1.0  # seconds the hub has to answer one request
 RATE = 10.0  # seconds over which the completion rate is measured
-UNREAD = 5.0  # seconds after which the listener reads the state itself, no page open
-BUSY = {json.dumps({"execution_state": "busy"}, separators=sep).encode() for sep in ((",", ":"), None)}
-IDLE = {json.dumps({"execution_state": "idle"}, separators=sep).encode() for sep in ((",", ":"), None)}
-
-
-def connection(profile_dir):
-    """The client connection file's content, and a `Session` with its key."""
-    with open(os.path.join(profile_dir, "security", "ipcontroller-client.json")) as file:
-        info = json.load(file)
-    return info, Session(key=info["key"].encode(), signature_scheme=info["signature_scheme"],
-                         packer=info.get("pack", "json"), unpacker=info.get("unpack", "json"))
-
-
-def socket_to(info, kind, channel):
-    """A socket of *kind* connected to the controller's *channel* (Curve where it is on)."""
-    socket = zmq.Context.instance().socket(kind)
-    socket.linger = 0
-    if info.get("curve_serverkey"):
-        socket.curve_serverkey = info["curve_serverkey"].encode()
-        socket.curve_publickey, socket.curve_secretkey = zmq.curve_keypair()
-    socket.connect(f"{info['interface']}:{info[channel]}")
-    return socket
 
 
 class Watcher:
@@ -85,7 +63,6 @@ class Watcher:
         self.socket = self.session = None
         self.cached, self.cached_at = None, 0.0
         self.rates = []  # (time, completed) of the last RATE s
-        self.labels = {}  # engine id: its host
         self.stream = stream.TaskStream()
         self.history = History(os.path.join(run_dir, "dashboard.sqlite"))
         self.log = screens.SessionLog(os.path.join(run_dir, f"{name}-controller.log"))
@@ -107,6 +84,8 @@ class Watcher:
             return self.cached
 
     def read(self):
+        """The state now: see the module; ``cost`` says how many hub requests it took and
+        how long."""
         began, asked = time.perf_counter(), 0
         state = {"cluster": self.name, "time": time.time(), "controller": self.controller(),
                  "hosts": [], "totals": None, "stream": None, "failures": [], "error": None}
@@ -118,30 +97,34 @@ class Watcher:
             self.close()
             state["error"] = f"the controller does not answer ({error})"
             engines, queues = {}, {}
-        now = state["time"]
-        self.history.begin(state["controller"]["started"])
+        now, controller = state["time"], state["controller"]
+        self.history.begin(controller["started"])
         if asked:
-            self.labels = {eid: uid.partition("/")[0] for eid, uid in engines.items()}
-            self.stream.engines_gone(engines, now)
+            self.stream.place({eid: uid.partition("/")[0] for eid, uid in engines.items()})
+            self.stream.settle({eid: sum(queues.get(str(eid), {}).get(key, 0) for key in
+                                         ("tasks", "queue")) for eid in engines}, now)
         self.history.add_failures(self.stream.take_failures())
         if asked:  # first: it records the engines seen, whose restarts the rows count
-            state["totals"] = self.totals(engines, queues)
+            state["totals"] = self.totals(engines, queues, controller["restarts"])
         many = len(engines) >= stream.MANY
         run = os.path.join(self.run_dir, "{}")
         state["hosts"] = hosts.rows(
             hosts.read_folder(run.format("dashboard")), hosts.read_folder(run.format("hosts")),
             engines, queues, self.history.restarts(), set(self.stream.running), now, many)
-        state["stream"] = self.stream.bars(now, many, set(self.labels.values()) if many else engines)
+        state["stream"] = self.stream.bars(now, many, set(self.stream.labels.values()) if many
+                                           else engines)
         state["failures"] = self.history.failure_groups()
         state["cost"] = {"requests": asked, "seconds": round(time.perf_counter() - began, 4)}
         return state
 
-    def totals(self, engines, queues):
+    def totals(self, engines, queues, restarts):
+        """The counts of the page's head: *restarts* of the controller since its start tell
+        the history that the hub counts anew."""
         counts = {}
         for eid, uid in engines.items():
             label, _, rest = uid.partition("/")
             counts[uid] = (label, rest.split("/")[0], queues.get(str(eid), {}).get("completed", 0))
-        completed = self.history.completed(counts)
+        completed = self.history.completed(counts, restarts)
         now = time.monotonic()
         self.rates = [r for r in self.rates if r[0] > now - RATE] + [(now, completed)]
         first = self.rates[0]
@@ -180,84 +163,6 @@ class Watcher:
         from where the last read ended (see `screens.SessionLog`)."""
         log = self.log.read()
         return {"started": log.started, "restarts": log.restarts, "last_restart": log.last_restart}
-
-
-class Listener(threading.Thread):
-    """What the engines say on the controller's IOPub relay, into *watcher*'s stream: each
-    task's ``busy``, ``error`` and ``idle``, signed with the cluster's key. It connects
-    anew when the connection file changes (a new controller). With no page open, it
-    reads the state every `UNREAD` s: the history (completed counts, failures, engines)
-    must see what the hub forgets at a restart."""
-
-    def __init__(self, watcher):
-        super().__init__(name="ipp-dashboard-listener", daemon=True)
-        self.watcher, self.socket, self.session, self.seen = watcher, None, None, None
-
-    def run(self):
-        while True:
-            try:
-                if time.monotonic() - self.watcher.cached_at > UNREAD:
-                    self.watcher.state()
-                self.connect()
-                if self.socket is None or not self.socket.poll(1000):
-                    time.sleep(0 if self.socket else 1)
-                    continue
-                frames = []
-                while len(frames) < 1000:  # what is there, taken under one lock
-                    try:
-                        frames.append(self.socket.recv_multipart(zmq.NOBLOCK))
-                    except zmq.Again:
-                        break
-                with self.watcher.lock:
-                    for message in frames:
-                        self.take(message)
-            except Exception as error:  # the page says the rest; the listener goes on
-                print(f"ipp_dashboard: {error!r}", flush=True)
-                time.sleep(1)
-
-    def connect(self):
-        path = os.path.join(self.watcher.profile_dir, "security", "ipcontroller-client.json")
-        try:
-            stat = os.stat(path)
-            seen = (stat.st_ino, stat.st_mtime_ns)
-        except OSError:
-            seen = None
-        if seen == self.seen:
-            return
-        if self.socket is not None:
-            self.socket.close()
-        self.socket, self.seen = None, seen
-        if seen:
-            info, self.session = connection(self.watcher.profile_dir)
-            self.socket = socket_to(info, zmq.SUB, "iopub")
-            self.socket.rcvhwm = 0
-            self.socket.subscribe(b"engine.")
-
-    def take(self, message):
-        """One IOPub message: a task's ``busy``, ``error`` or ``idle``; the rest is skipped."""
-        topic = message[0].split(b".")
-        if len(topic) != 3 or topic[2] not in (b"status", b"error") or not topic[1].isdigit():
-            return
-        _, frames = self.session.feed_identities(message)
-        if len(frames) < 5 or (self.session.auth and not hmac.compare_digest(
-                frames[0], self.session.sign(frames[1:5]))):
-            return
-        parent = self.session.unpack(frames[2])
-        if parent.get("msg_type") not in stream.TASK_REQUESTS:
-            return
-        engine, msg_id = int(topic[1]), parent.get("msg_id")
-        when = stream.seconds(self.session.unpack(frames[1])["date"])
-        task = self.watcher.stream
-        host = self.watcher.labels.get(engine, "?")
-        if topic[2] == b"error":
-            return task.failed(engine, msg_id, self.session.unpack(frames[4]), when, host)
-        # a status's content is {"execution_state": ...} alone: json's, read without parsing
-        state = "busy" if frames[4] in BUSY else "idle" if frames[4] in IDLE else \
-            self.session.unpack(frames[4]).get("execution_state")
-        if state == "busy":
-            task.began(engine, msg_id, when, host)
-        elif state == "idle":
-            task.ended(engine, msg_id, when, host)
 
 
 class PageHandler(JupyterHandler):
