@@ -89,8 +89,8 @@ def read_with_many_tasks(rounds, tasks=100_000):
         now = time.time()
         for n in range(tasks):
             engine, start = int(engines[n % len(engines)]), now - 240 + n * 240 / tasks
-            watcher.stream.began(engine, f"t{n}", start, "bench")
-            watcher.stream.ended(engine, f"t{n}", start + 0.002, "bench")
+            watcher.stream.began(engine, f"t{n}", start)
+            watcher.stream.ended(engine, f"t{n}", start + 0.002)
         for _ in range(rounds):
             state = watcher.read()
             if state["error"]:

@@ -25,6 +25,7 @@ def test_the_benchmark_runs_to_its_end_on_its_smallest_plan(tmp_path):
                 "`kill -9` of an engine -> its successor registered", "`fab -l`",
                 "`kill -9` of the controller -> first task answered through a client made before",
                 "| fab cluster.up (cores / engines threads each) |",
-                "| one read of the data (3 hub requests), the hub holding a few task records |"):
+                "| one read of the data (2 hub requests), by the page |",
+                "| its size, 100,000 tasks in the window |"):
         assert row in results
     assert (tmp_path / "results.png").stat().st_size > 0
