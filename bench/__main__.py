@@ -1,5 +1,6 @@
 """
-``python -m bench [--quick | --smallest | --scale] [--rounds N] [--out DIR]``: run the
+``python -m bench [--quick | --smallest | --scale | --blas | --healing | --dashboard | --slurm]
+[--rounds N] [--out DIR]``: run the
 benchmark, print its Markdown tables, and write them, every sample and the plot to DIR
 (results.md, results.json, results.png). A full run into the default ``bench/results``
 also writes its tables into the README, between the ``bench-results`` markers.
@@ -10,7 +11,10 @@ README between the ``bench-blas`` markers; ``--healing`` the self-healing measur
 (`bench.healing`: engines and controller, 5 rounds unless told) into healing.md and
 healing.json, and the README between the ``bench-healing`` markers; ``--dashboard`` what
 the dashboard costs the controller alone (`bench.dashboard`, 5 rounds unless told) into
-dashboard.md and dashboard.json, and the README between the ``bench-dashboard`` markers.
+dashboard.md and dashboard.json, and the README between the ``bench-dashboard`` markers;
+``--slurm`` engines in a Slurm allocation against ipyparallel's Slurm launcher alone
+(`bench.slurm`, 5 rounds unless told) into slurm.md and slurm.json, and the README between
+the ``bench-slurm`` markers.
 """
 
 import argparse
@@ -25,7 +29,7 @@ from pathlib import Path
 
 from tests.sshhosts import FakeHosts, why_not_available
 
-from . import blas, dashboard, healing, methods, report, scale
+from . import blas, dashboard, healing, methods, report, scale, slurm
 
 FULL = dict(hosts=(1, 2, 4, 8), per_host=(1, 2), control=(1, 8, 32, 64), threads=(64, 256), rounds=3,
             healing=7)
@@ -166,6 +170,8 @@ ALONE = {
     "healing": Alone(2, 5, both_healings, "seconds", "median (min-max).", report.healing_table),
     "dashboard": Alone(2, 5, lambda *on: dashboard.measure(*on), "samples", "median (min-max).",
                        dashboard.dashboard_table),
+    "slurm": Alone(5, 5, lambda *on: slurm.measure(*on, say), "seconds",
+                   "a real Slurm 22.05 on the fake hosts; median (min-max).", slurm.slurm_table),
 }
 
 
@@ -244,6 +250,8 @@ def main():
                         help="the self-healing measures alone: engines and controller")
     parser.add_argument("--dashboard", action="store_true",
                         help="what the dashboard costs the controller, alone")
+    parser.add_argument("--slurm", action="store_true",
+                        help="engines in a Slurm allocation, against ipyparallel's Slurm launcher, alone")
     parser.add_argument("--rounds", type=int, help="rounds of every measure (default 3, quick 1)")
     parser.add_argument("--out", help="folder for results.md and results.png "
                                       "(default bench/results, or a temporary one with --quick)")

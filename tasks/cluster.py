@@ -12,17 +12,20 @@ from . import engines, master, toolbox
 from .context import HOSTS_HELP, JSON_HELP, fleet, load, reads_inventory, show_status
 from .show import report
 from .show.progress import watching
-from .steps import lifecycle, preflight
+from .steps import allocations, lifecycle, preflight
 
 
 def _up(c, inventory):
     done = "nothing had started"
+    allocated = allocations.AllocationsUp()
     try:
         with fleet(c, inventory) as fleet_:
             checked = preflight.preflight(fleet_, inventory)
             unfit = checked.problems
             if inventory.master.name in unfit:
                 report.fail_if(report.lines(unfit))
+            refused = allocations.check(fleet_, inventory)
+            report.fail_if([f"{name}: {why}" for name, why in refused.items()])
             done = f"the master ({inventory.master.name}) was starting"
             started = lifecycle.start_master(fleet_, inventory, inventory.master,
                                              peers=checked.peers, planned=checked.planned)
@@ -32,41 +35,68 @@ def _up(c, inventory):
             done = "the master had started and the engines were starting"
             # Engines of an earlier controller cannot talk to a new one: restart them.
             fresh_controller = started.facts.get("controller") == "started"
+            if inventory.allocations:  # now: the jobs start while Jupyter does
+                engine_file = None if inventory.settings.shared_home else \
+                    lifecycle.read_engine_file(fleet_, inventory, started)
+                allocations.submit(fleet_, inventory, inventory.allocations, allocated,
+                                   renew=fresh_controller, engine_file=engine_file, say=engines.say)
+                done = "the allocations' jobs were submitted"
+                allocations.wait_running(fleet_, inventory, allocated, say=engines.say)
             fit = tuple(host for host in inventory.engines if host.name not in unfit)
             up = lifecycle.engines_up(fleet_, inventory, fit, restart=fresh_controller,
                                       planned=checked.planned, master_result=started, watch=watching,
-                                      skipped=checked.skipped(inventory.engines))
+                                      skipped=checked.skipped(inventory.engines),
+                                      also=allocated.expected)  # one wait for all of them
+            if inventory.allocations:
+                master.show(started, inventory.master)
+                engines.show(up, inventory)
+                engines.wait_allocations(fleet_, inventory, allocated, up.registered)
     except KeyboardInterrupt:
-        raise Exit(f"interrupted: {done}; fab cluster.down stops what started", code=130) from None
-    master.show(started, inventory.master)
-    engines.show(up, inventory)
+        raise Exit(f"interrupted: {done}; fab cluster.down stops what started"
+                   + engines.cancel_submitted(c, inventory, allocated), code=130) from None
+    if not inventory.allocations:
+        master.show(started, inventory.master)
+        engines.show(up, inventory)
     if started.ok:
         port, token = inventory.settings.jupyter_port, started.facts["token"]
         print(f"Jupyter: {report.jupyter_url(port, token)}")
         print(f"Dashboard: {report.dashboard_url(port, token)}")
-    report.fail_if(report.lines(unfit) + up.problems)
+    report.fail_if(report.lines(unfit) + up.problems + allocated.problems)
 
 
 def _down(c, inventory):
     with fleet(c, inventory) as fleet_:
         results = lifecycle.stop_all(fleet_, inventory)
+    master_result = results[inventory.master.name]
+    ended = allocations.cancelled(master_result) if master_result.ok else {}
+    problems = engines.show_cancelled({**dict.fromkeys((a.name for a in inventory.allocations),
+                                                       (None, None)), **ended})
     report.results_table("cluster stopped", results, [
         ("engines left", "left_engine"), ("controller left", "left_controller"),
         ("jupyter left", "left_jupyter")])
-    report.fail_if(report.failures(results))
+    report.fail_if(problems + report.failures(results))
 
 
 @task
 @reads_inventory
 def up(c):
-    """Start the master, then the engines on every engine host; wait until all registered."""
+    """Start the master, then the engines on every engine host; wait until all registered.
+
+    A Slurm allocation of the inventory is one job: Slurm is asked first whether it would
+    run it (nothing starts if not), then it is submitted (a job of this cluster's that is
+    queued or runs is kept) and waited for, then its engines. Ctrl-C cancels what it submitted.
+    """
     _up(c, load())
 
 
 @task
 @reads_inventory
 def down(c):
-    """Stop engines, controller and Jupyter: no process or screen of the cluster is left."""
+    """Stop engines, controller and Jupyter: no process or screen of the cluster is left.
+
+    The jobs of the Slurm allocations end (a queued one is cancelled): only those this
+    cluster submitted, checked against their user and name.
+    """
     _down(c, load())
 
 

@@ -81,15 +81,20 @@ def show_status(c, command, stopped, hosts=None, json=False, **roles):
     What the status tasks do: read the status of the hosts *hosts* chooses (``--hosts``;
     all of the roles asked for when empty, see `choose`; the master alone when None),
     print it (a table, or with *json* one document), and exit 0 only if all is as wanted.
+    Names of Slurm allocations among *hosts* choose those allocations' rows.
     *command* names the task (``engines.status``); *stopped* says what to do when nothing
     runs (not said of chosen hosts; ``{name}`` in it is the cluster's name); *roles* (``master=False``, ``engines=False``) go to
     `read_status`.
     """
     inventory = load()
     role = "" if roles.get("master", True) else "engines"
-    chosen = choose(inventory, role, hosts) if hosts is not None else None
+    names = [name for name in (hosts or "").split(",") if name]
+    allocated = inventory.chosen_allocations(names)
+    others = [name for name in names if name not in inventory.allocation_names(names)]
+    chosen = None if hosts is None else () if names and not others else choose(
+        inventory, role, ",".join(others))
     with fleet(c, inventory) as fleet_:
-        rows = read_status(fleet_, inventory, hosts=chosen, **roles).rows
+        rows = read_status(fleet_, inventory, hosts=chosen, allocations=allocated, **roles).rows
     stopped = None if hosts else stopped.format(name=inventory.settings.cluster_name)
     report.status_and_exit(command.split(".")[0], rows, stopped=stopped,
                            as_json=json and (command, inventory.settings.cluster_name))

@@ -4,11 +4,12 @@ Tasks for the engines: ``ipengine`` processes on every engine host of the invent
 
 from fabric import task
 from invoke import Collection
+from invoke.exceptions import Exit
 
 from .context import HOSTS_HELP, JSON_HELP, choose, fleet, load, reads_inventory, show_status
 from .show import report
 from .show.progress import watching
-from .steps import lifecycle
+from .steps import allocations, lifecycle
 
 
 def bring_up(fleet_, inventory, hosts=None, **options):
@@ -29,6 +30,66 @@ def show(up, inventory):
         report.engines_table(up, [host.name for host in inventory.engines])
 
 
+def say(line):
+    """A line of progress while allocations wait (their jobs' states)."""
+    report.console.print(line, highlight=False)
+
+
+def bring_up_allocations(fleet_, inventory, chosen, up=None, **options):
+    """
+    Make sure each allocation of *chosen* has a running job with its engines registered
+    (`tasks.steps.allocations.bring_up`, *options* go there), show the table and return
+    the `tasks.steps.allocations.AllocationsUp` (*up*, filled, when given).
+    """
+    up = allocations.AllocationsUp() if up is None else up
+    if chosen:
+        allocations.bring_up(fleet_, inventory, chosen, up, say=say, watch=watching, **options)
+        report.allocations_table(up)
+    return up
+
+
+def wait_allocations(fleet_, inventory, up, registered=None):
+    """Wait for the engines of the running jobs of *up* (`tasks.steps.allocations.wait_engines`:
+    not again when *registered*, the counts of a wait just made, has them all); show the table."""
+    allocations.wait_engines(fleet_, inventory, up, watch=watching, registered=registered)
+    if up.jobs:
+        report.allocations_table(up)
+    return up
+
+
+def cancel_allocations(fleet_, inventory, chosen):
+    """End the jobs of the allocations *chosen*, show what ended; returns the problems."""
+    return show_cancelled(allocations.cancel(fleet_, inventory, chosen))
+
+
+def show_cancelled(ended):
+    """Print a line per allocation of *ended* (``{name: (job id or None, problem or None)}``):
+    its job ended, or it had none; returns the problems."""
+    problems = []
+    for name, (job, problem) in ended.items():
+        print(f"{name}: " + (f"job {job} ended" if job and not problem else "no job" if not job
+                              else f"job {job}: {problem}"))
+        if problem:
+            problems.append(f"{name}: {problem}")
+    return problems
+
+
+def cancel_submitted(c, inventory, up):
+    """After Ctrl-C: cancel the jobs this command submitted (*up*'s); the line to show."""
+    if not up.submitted:
+        return ""
+    names = {name for name, _ in up.submitted}
+    try:
+        with fleet(c, inventory) as fleet_:
+            problems = cancel_allocations(fleet_, inventory, [
+                a for a in inventory.allocations if a.name in names])
+    except Exception as error:  # noqa: BLE001 (whatever went wrong, say what to do)
+        problems = [str(error)]
+    jobs = " ".join(job for _, job in up.submitted)
+    return (f"; the jobs submitted ({jobs}) were cancelled" if not problems else
+            f"; cancel the jobs submitted with: scancel {jobs} (on {inventory.master.name})")
+
+
 def bring_down(fleet_, inventory, hosts):
     """Stop every engine on *hosts*, show the table and return the problems."""
     results = lifecycle.stop_engines(fleet_, inventory, hosts)
@@ -39,33 +100,61 @@ def bring_down(fleet_, inventory, hosts):
 @task(help={"hosts": HOSTS_HELP})
 @reads_inventory
 def start(c, hosts=""):
-    """Start the engines missing on each engine host (or those named); return when all have registered."""
+    """Start the engines missing on each engine host (or those named); return when all have registered.
+
+    A Slurm allocation without a job gets one (as cluster.up submits it); in a job that
+    runs, engines.restart starts its engines anew.
+    """
     inventory = load()
     chosen = choose(inventory, "engines", hosts)
-    with fleet(c, inventory) as fleet_:
-        report.fail_if(bring_up(fleet_, inventory, chosen).problems)
+    allocated = inventory.chosen_allocations(hosts.split(","))
+    up = allocations.AllocationsUp()
+    try:
+        with fleet(c, inventory) as fleet_:
+            problems = bring_up(fleet_, inventory, chosen).problems if chosen or not allocated else []
+            problems += bring_up_allocations(fleet_, inventory, allocated, up).problems
+    except KeyboardInterrupt:
+        raise Exit("interrupted" + cancel_submitted(c, inventory, up), code=130) from None
+    report.fail_if(problems)
 
 
 @task(help={"hosts": HOSTS_HELP})
 @reads_inventory
 def stop(c, hosts=""):
-    """Stop every engine on every engine host (or those named: a drain); no engine process is left."""
+    """Stop every engine on every engine host (or those named: a drain); no engine process is left.
+
+    A Slurm allocation's engines stop with its job, which ends: its nodes go back to Slurm.
+    """
     inventory = load()
     chosen = choose(inventory, "engines", hosts)
+    allocated = inventory.chosen_allocations(hosts.split(","))
     with fleet(c, inventory) as fleet_:
-        report.fail_if(bring_down(fleet_, inventory, chosen))
+        problems = bring_down(fleet_, inventory, chosen) if chosen or not allocated else []
+        problems += cancel_allocations(fleet_, inventory, allocated)
+    report.fail_if(problems)
 
 
 @task(help={"hosts": HOSTS_HELP})
 @reads_inventory
 def restart(c, hosts=""):
     """Stop the engines (of every engine host, or those named), start them again and return
-    when they have registered; other hosts' engines are untouched."""
+    when they have registered; other hosts' engines are untouched.
+
+    A Slurm allocation's engines start again inside the same job: no new wait in the queue.
+    """
     inventory = load()
     chosen = choose(inventory, "engines", hosts)
+    allocated = inventory.chosen_allocations(hosts.split(","))
     with fleet(c, inventory) as fleet_:
-        report.fail_if(bring_down(fleet_, inventory, chosen)
-                       + bring_up(fleet_, inventory, chosen).problems)
+        problems = []
+        if chosen or not allocated:
+            problems = bring_down(fleet_, inventory, chosen) + bring_up(fleet_, inventory, chosen).problems
+        if allocated:
+            up = allocations.restart_engines(fleet_, inventory, allocated, allocations.AllocationsUp(),
+                                             watch=watching)
+            report.allocations_table(up)
+            problems += up.problems
+    report.fail_if(problems)
 
 
 @task(help={"hosts": HOSTS_HELP, "json": JSON_HELP})

@@ -16,7 +16,7 @@ from invoke.exceptions import Exit
 
 from .show import documents, report
 from .ssh import forward
-from .steps import client, environment, lifecycle, operations, preflight
+from .steps import allocations, client, environment, lifecycle, operations, preflight
 from .context import HOSTS_HELP, JSON_HELP, choose, fleet, load, reads_inventory, whole_number
 
 
@@ -88,11 +88,18 @@ def info(c, json=False):
 @task(help={"json": JSON_HELP})
 @reads_inventory
 def check(c, json=False):
-    """Check every host before a start: reachable, screen, CLUSTER_ENV, same versions as the master."""
+    """Check every host before a start: reachable, screen, CLUSTER_ENV, same versions as the master.
+
+    Each Slurm allocation's job is checked by Slurm itself (sbatch --test-only on the master:
+    partition, account, time, nodes), which submits nothing.
+    """
     inventory = load()
     with fleet(c, inventory) as fleet_:
         results = preflight.read_facts(fleet_, inventory, inventory.hosts)
+        refused = allocations.check(fleet_, inventory)
     problems = preflight.check_problems(inventory, results)
+    for name, why in refused.items():
+        problems.setdefault(name, []).append(why)
     if json:
         documents.dump(documents.check(results, problems))
         report.fail_if(report.lines(problems))
@@ -100,7 +107,9 @@ def check(c, json=False):
     report.results_table("check", results, [("python", "python"), ("ipyparallel", "ipyparallel")],
                          problems)
     report.fail_if(report.lines(problems))
-    print(f"ready: {len(results)} hosts")
+    print(f"ready: {len(results)} hosts" + (f", {len(inventory.allocations)} Slurm allocation"
+                                              f"{'s' * (len(inventory.allocations) > 1)}"
+                                              if inventory.allocations else ""))
 
 
 def free_port(preferred, taken=()):

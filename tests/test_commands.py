@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks.inventory.folder import Host, Settings
-from tasks.remote import commands
+from tasks.inventory.folder import Allocation, Host, Settings
+from tasks.remote import commands, slurm
 from tasks.remote.protocol import parse_supervisor
 from tasks.steps import environment
 
@@ -245,7 +245,13 @@ def test_shellcheck_passes_on_every_shell_file_and_on_a_whole_script():
              commands.tail_logs(["engine"], 5), commands.facts(8888), commands.probe(settings),
              commands.write_plan("n", {"expected": "2", "threads": "1", "devices": "GPU-1 GPU-2"}),
              environment.install(settings, "a==1")]
-    assert {step.function for step in steps} == {path.stem for path in files} - {"lib"}
+    allocation = Allocation("a", 2)
+    steps += [slurm.submit(settings, 0, allocation, "#!/bin/sh\n"), *(
+        slurm.on_job(function, settings, 1, allocation)
+        for function in ("slurm_jobs", "slurm_cancel", "slurm_cancelled", "slurm_restart")),
+        slurm.cancel_all(), slurm.cancelled_all()]
+    assert {commands.FILES.get(step.function, step.function + ".sh") for step in steps} | {
+        commands.FILES["slurm_job"]} == {path.name for path in files} - {"lib.sh"}  # the job's: test_slurm.py
     whole = commands.script(settings, *steps, setup="module load python/3.11")
     result = subprocess.run([shellcheck, "-s", "sh", "-"], input=whole, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout

@@ -20,11 +20,12 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from . import groups, hostsfile, ranges, variables, yamlfile
+from . import allocations, groups, hostsfile, ranges, variables, yamlfile
+from .allocations import Allocation
 from .error import InventoryError
 from .settings import Settings, parse_settings
 
-__all__ = ["Host", "Inventory", "InventoryError", "Settings", "load_inventory", "parse_host",
+__all__ = ["Allocation", "Host", "Inventory", "InventoryError", "Settings", "load_inventory", "parse_host",
            "parse_hosts", "parse_settings"]
 
 #: The inventory used when ``CLUSTER_INVENTORY`` is not set.
@@ -64,6 +65,7 @@ class Inventory:
     settings: Settings
     folder: str
     warnings: tuple = ()  # lines to show once, such as ignored Ansible variables
+    allocations: tuple = ()  # `Allocation`s: Slurm jobs whose nodes run engines too
 
     @property
     def hosts(self):
@@ -91,7 +93,23 @@ class Inventory:
                           "port": host.port, "user": host.user, "key": host.key,
                           "engines": host.engines, "threads": host.threads, "gpus": host.gpus,
                           "setup": host.setup or None})
-        return {"master": self.master.name, "hosts": hosts}
+        return {"master": self.master.name, "hosts": hosts, "allocations": [
+            {"name": a.name, "nodes": a.nodes, "partition": a.partition, "time": a.time,
+             "account": a.account, "options": list(a.options), "engines": a.engines,
+             "threads": a.threads, "gpus": a.gpus, "setup": a.setup or None}
+            for a in self.allocations]}
+
+    def chosen_allocations(self, names=None):
+        """The allocations *names* name (group names or shell-style patterns); all without."""
+        names = [name for name in names or () if name]
+        if not names:
+            return self.allocations
+        return tuple(a for a in self.allocations if any(_matches(a.name, n) for n in names))
+
+    def allocation_names(self, names):
+        """Those of *names* that name an allocation and no host."""
+        return [name for name in names if any(_matches(a.name, name) for a in self.allocations)
+                and not any(_matches(h.name, name) for h in self.hosts)]
 
     def select(self, role=None, names=None):
         """
@@ -109,6 +127,15 @@ class Inventory:
         if not names:
             return chosen
         unknown = [name for name in names if not any(_matches(h.name, name) for h in self.hosts)]
+        allocated = self.allocation_names(unknown)
+        if allocated and role != "engines":
+            raise ValueError(f"{', '.join(allocated)}: a Slurm allocation, not a host: only the "
+                             "engines' and the status tasks act on it")
+        if allocated:  # the engines' tasks take them from `chosen_allocations`
+            names = [name for name in names if name not in allocated]
+            unknown = [name for name in unknown if name not in allocated]
+            if not names:
+                return ()
         if unknown:
             raise ValueError(f"not in the inventory: {', '.join(unknown)}")
         elsewhere = [name for name in names if not any(_matches(h.name, name) for h in chosen)]
@@ -146,8 +173,13 @@ HOSTS_FILES = {"hosts": "ini", "hosts.yml": "yaml", "hosts.yaml": "yaml", "hosts
 
 
 def parse_hosts(text, path="hosts", warnings=None, kind="ini"):
+    """``(master, engines)`` of `parse_inventory`."""
+    return parse_inventory(text, path, warnings, kind)[:2]
+
+
+def parse_inventory(text, path="hosts", warnings=None, kind="ini"):
     """
-    Parse the hosts file into ``(master, engines)``: *kind* ``ini`` (Ansible's INI, see
+    Parse the hosts file into ``(master, engines, allocations)``: *kind* ``ini`` (Ansible's INI, see
     `tasks.inventory.hostsfile`), ``yaml`` or ``json`` (see `tasks.inventory.yamlfile`).
 
     *warnings*, a list, receives the warning line about ignored Ansible variables.
@@ -170,7 +202,7 @@ def parse_hosts(text, path="hosts", warnings=None, kind="ini"):
         warnings.append(warning)
     hosts = {name: _with_variables(parsed.hosts[name][0], found[name], parsed.host_vars[name])
              for name in (master, *engines)}
-    return hosts[master], tuple(hosts[name] for name in engines)
+    return hosts[master], tuple(hosts[name] for name in engines), allocations.read(parsed, error_at)
 
 
 def _with_variables(host, merged, own):
@@ -209,9 +241,12 @@ def load_inventory(folder=None):
     hosts_file = folder / found[0]
     env_file = folder / "cluster.env"
     warnings = []
-    master, engines = parse_hosts(hosts_file.read_text(), hosts_file, warnings, HOSTS_FILES[found[0]])
+    master, engines, allocated = parse_inventory(hosts_file.read_text(), hosts_file, warnings,
+                                                 HOSTS_FILES[found[0]])
     settings = parse_settings(env_file.read_text() if env_file.is_file() else "", env_file)
     master = with_settings(master, settings)
     engines = tuple(with_settings(host, settings) for host in engines)
+    allocated = tuple(replace(a, setup=a.setup or settings.setup,
+                              threads=a.threads or settings.engine_threads or None) for a in allocated)
     return Inventory(master=master, engines=engines, settings=settings, folder=str(folder),
-                     warnings=tuple(warnings))
+                     warnings=tuple(warnings), allocations=allocated)

@@ -37,6 +37,8 @@ def _variable(text, parsed, error, line_vars, what="host setting"):
     group = what != "host setting"
     if key.startswith("ansible_") and not variables.is_known(key, group):
         parsed.ignored.add(key)
+    elif key in variables.SLURM and not group:
+        raise error(f"{key}= belongs to a group without hosts (a Slurm allocation), not to a host")
     elif not variables.is_known(key, group):
         raise error(f"unknown {what} {text!r} ({variables.HINT})")
     else:

@@ -38,6 +38,7 @@ class Settings:
     memory_limit: str = ""  # bytes, "auto" (the host's memory / its engines) or "": none
     engine_threads: int = 0  # BLAS threads per engine; 0: the host's cores / its engines
     setup: str = ""  # shell snippet run by /bin/sh before each program on every host
+    slurm_wait: float = 600.0  # seconds cluster.up waits for an allocation's job to start
 
     @property
     def bin_prefix(self):
@@ -125,6 +126,7 @@ SETTINGS = {
     "MEMORY_LIMIT": ("memory_limit", _memory),
     "ENGINE_THREADS": ("engine_threads", lambda value: _number(int, 1, 4096)(value) if value else 0),
     "SETUP": ("setup", str),
+    "SLURM_WAIT": ("slurm_wait", _number(float, 0, 7 * 86400)),
 }
 
 

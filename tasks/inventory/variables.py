@@ -3,7 +3,9 @@ The inventory's variables, whatever the file's format: which are known, and each
 checked and converted the one way, from what Ansible would read (an int, a string, a
 list: ``ast.literal_eval`` of an INI value, or YAML's own types).
 
-Known: this project's ``engines``, ``threads``, ``gpus`` and ``setup``; Ansible's
+Known: this project's ``engines``, ``threads``, ``gpus`` and ``setup``; for groups, the
+Slurm allocation's ``slurm_nodes``, ``slurm_partition``, ``slurm_time``, ``slurm_account``
+and ``slurm_options`` (`tasks.inventory.allocations`); Ansible's
 ``ansible_host``, ``ansible_port``, ``ansible_user``, ``ansible_ssh_private_key_file``
 and, for groups, ``ansible_group_priority``. Other ``ansible_*`` names are ignored;
 anything else is an error.
@@ -11,6 +13,7 @@ anything else is an error.
 
 import ast
 import re
+import shlex
 import warnings
 
 #: A user name, and a host name or IPv4 address, as the inventory's host strings hold them.
@@ -20,12 +23,18 @@ _USER = re.compile(rf"^{USER}$")
 _HOSTNAME = re.compile(rf"^(?:{HOSTNAME}|[0-9A-Fa-f:.]+)$")  # or an IPv6 address, unbracketed
 _KEY_FILE = re.compile(r"^[~/A-Za-z0-9._+@-][A-Za-z0-9._/+@-]*$")
 _GPUS = re.compile(r"^(?:auto|[0-9]+(?:,[0-9]+)*)$")
+_SLURM_NAME = re.compile(r"^[A-Za-z0-9_.-]+(?:,[A-Za-z0-9_.-]+)*$")  # a partition (or several), an account
+#: Slurm's time limits: MINUTES, MINUTES:SECONDS, HOURS:MINUTES:SECONDS, DAYS-HOURS,
+#: DAYS-HOURS:MINUTES, DAYS-HOURS:MINUTES:SECONDS.
+_SLURM_TIME = re.compile(r"^(?:[0-9]+(?::[0-9]{1,2}){0,2}|[0-9]+-[0-9]{1,2}(?::[0-9]{1,2}){0,2})$")
 
 #: The Ansible variables that mean something here.
 USED = ("ansible_host", "ansible_port", "ansible_user", "ansible_ssh_private_key_file")
 #: This project's own variables.
 OWN = ("engines", "threads", "gpus", "setup")
 KNOWN = (*OWN, *USED)
+#: A Slurm allocation's variables (`tasks.inventory.allocations`): group variables only.
+SLURM = ("slurm_nodes", "slurm_partition", "slurm_time", "slurm_account", "slurm_options")
 #: Ansible's order among groups of one depth (default 1); a group variable only.
 PRIORITY = "ansible_group_priority"
 HINT = "known: engines=N, threads=N, gpus=auto|0,1, setup=SNIPPET, " + ", ".join(USED)
@@ -44,7 +53,7 @@ def ansible_value(text):
 
 def is_known(key, group=False):
     """True for a variable that means something here (*group*: in a group's variables)."""
-    return key in KNOWN or (group and key == PRIORITY)
+    return key in KNOWN or (group and (key == PRIORITY or key in SLURM))
 
 
 def _whole(value):
@@ -65,7 +74,7 @@ def check(key, value, error, shown=None):
     file's own text; default: its repr).
     """
     shown = repr(value) if shown is None else shown
-    if key in ("engines", "threads", PRIORITY):
+    if key in ("engines", "threads", "slurm_nodes", PRIORITY):
         number = _whole(value)
         if number is None or number < 1:
             raise error(f"{key}={shown} must be a whole number of at least 1")
@@ -89,8 +98,33 @@ def check(key, value, error, shown=None):
             raise error(f"setup={shown} must be a shell snippet, such as"
                         " setup='module load python/3.11'")
         return value
+    if key.startswith("slurm_"):
+        return _slurm(key, value, shown, error)
     patterns = {"ansible_host": _HOSTNAME, "ansible_user": _USER,
                 "ansible_ssh_private_key_file": _KEY_FILE}
     if not isinstance(value, str) or not patterns[key].match(value):
         raise error(f"{key}={shown} is not a valid {key[len('ansible_'):].replace('_', ' ')}")
     return value
+
+
+def _slurm(key, value, shown, error):
+    """A Slurm allocation's text variable, checked (`check`): it becomes sbatch's arguments."""
+    text = value if isinstance(value, str) else None
+    if key == "slurm_time":
+        text = str(value) if _whole(value) is not None else text  # minutes, as a number
+        if text is None or not _SLURM_TIME.match(text):
+            raise error(f"slurm_time={shown} must be a Slurm time limit such as 04:00:00, "
+                        "90 (minutes) or 1-12:00:00")
+        return text
+    if key == "slurm_options":
+        try:
+            words = shlex.split(text) if text is not None else None
+        except ValueError as problem:
+            raise error(f"slurm_options={shown}: {problem}") from None
+        if not words or not words[0].startswith("-"):
+            raise error(f"slurm_options={shown} must be sbatch options, such as "
+                        "slurm_options='--qos=normal --constraint=avx2'")
+        return text
+    if text is None or not _SLURM_NAME.match(text):
+        raise error(f"{key}={shown} is not a valid Slurm {key[len('slurm_'):]} name")
+    return text

@@ -153,18 +153,43 @@ class _Reader:
             key, line = self.value(key_node), _line(key_node)
             if not isinstance(key, str):
                 raise self.error_at(line)(f"{key!r} in {what} is not a variable name")
+            if key in variables.SLURM and not group and self.strict:
+                raise self.error_at(line)(f"{key} belongs to a group without hosts (a Slurm "
+                                          f"allocation), not to {what}")
             if not variables.is_known(key, group):
                 if key.startswith("ansible_") or not self.strict:
                     self.parsed.ignored.add(key)
                     continue
                 raise self.error_at(line)(f"unknown variable {key!r} in {what} ({variables.HINT})")
-            into[key] = variables.check(key, self.value(value_node), self.error_at(_line(value_node)))
+            value = self.value(value_node)
+            if key == "slurm_time" and isinstance(value_node, yaml.ScalarNode):
+                value = value_node.value  # as written: YAML 1.1 reads 4:00:00 as 14400 (base 60)
+            into[key] = variables.check(key, value, self.error_at(_line(value_node)))
+
+    def check_entries(self, entries):
+        """A listing whose group names a child with no entry of its own has lost that group's
+        variables: ``ansible-inventory --list`` leaves out a group without hosts (a Slurm
+        allocation), where ``--list --export`` keeps it with its ``vars``."""
+        under = {"engines"}
+        while True:  # the groups below engines, where allocations are
+            more = {child for name in under for child, _ in self.parsed.groups.get(name, Group()).children}
+            if more <= under:
+                break
+            under |= more
+        for parent, group in self.parsed.groups.items():
+            for child, line in group.children:
+                if child not in entries and parent in under:
+                    raise self.error_at(line)(
+                        f"group {child!r}, a child of {parent!r}, has no entry of its own: "
+                        "ansible-inventory --list leaves out a group without hosts and its "
+                        "variables; make this file with ansible-inventory -i SOURCE --list --export")
 
     def listing(self, items):
         """Read ``ansible-inventory --list``: groups first, then ``_meta.hostvars``."""
-        host_vars = {}
+        host_vars, entries = {}, {"all"}
         for name_node, group_node in items:
             name = self.name(name_node)
+            entries.add(name)
             if name == "_meta":
                 for key_node, value_node in self.mapping(group_node, "_meta"):
                     if self.value(key_node) == "hostvars":
@@ -183,6 +208,7 @@ class _Reader:
                 elif key == "vars":
                     self.variables(value_node, self.parsed.group_vars.setdefault(name, {}),
                                    f"the vars of group {name!r}", group=True)
+        self.check_entries(entries)
         for name_node, vars_node in host_vars.items():
             name = self.name(name_node)
             if name in self.parsed.hosts:

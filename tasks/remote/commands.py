@@ -38,11 +38,17 @@ END_OF_DATA = "IPP-END-OF-DATA"
 
 @dataclass(frozen=True)
 class Step:
-    """A call of the shell function *function* (of ``tasks/remote/<function>.sh``)."""
+    """A call of the shell function *function* (of ``tasks/remote/<function>.sh``, or `FILES`')."""
 
     function: str
     args: tuple = ()
     data: str = None  # text for the function's stdin; None: /dev/null
+
+
+#: The step functions that share a file (the Slurm ones); any other is ``FUNCTION.sh``.
+FILES = {**dict.fromkeys(("slurm_submit", "slurm_jobs", "slurm_cancel", "slurm_cancelled",
+                          "slurm_cancel_all", "slurm_cancelled_all", "slurm_restart"), "slurm.sh"),
+         "slurm_job": "slurm_job.sh", "slurm_node": "slurm_job.sh"}
 
 
 @lru_cache(maxsize=None)
@@ -77,11 +83,11 @@ def script(settings, *steps, setup=""):
     start programs or read what it sets up (the facts, the plan of GPUs) run it first
     (``user_env`` in ``lib.sh``).
     """
-    functions = dict.fromkeys(step.function for step in steps)
+    files = dict.fromkeys(FILES.get(step.function, f"{step.function}.sh") for step in steps)
     calls = [_call(Step("setup", (settings.cluster_name, settings.ipp_profile,
                                   settings.bin_prefix, int(settings.engine_timeout), setup)))]
     calls += [_call(step) for step in steps]
-    return "".join([program("lib.sh"), *(program(f"{f}.sh") for f in functions), *calls])
+    return "".join([program("lib.sh"), *(program(name) for name in files), *calls])
 
 
 def _call(step):

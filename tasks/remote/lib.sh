@@ -78,8 +78,10 @@ plan_engines() {  # plan_engines COUNT THREADS GPUS: set count, threads and devi
   # GPUS: empty, auto (every GPU nvidia-smi lists) or indexes (0,2); devices holds
   # the chosen GPUs' UUIDs (an index where nvidia-smi gives none), one a line. COUNT
   # empty: one engine per GPU, else one per core. THREADS empty: this host's cores
-  # divided among its engines, at least 1.
-  count=$1 threads=$2 devices=
+  # divided among its engines, at least 1. The cores are $cores where it is set (a Slurm
+  # node's CPUs of the job), else nproc's.
+  count=$1 threads=$2 devices=''
+  cores=${cores:-$(nproc)}
   if [ -n "$3" ]; then
     table=$(gpu_table)
     if [ "$3" = auto ]; then
@@ -104,12 +106,21 @@ plan_engines() {  # plan_engines COUNT THREADS GPUS: set count, threads and devi
     fi
   fi
   if [ -z "$count" ]; then
-    if [ -n "$devices" ]; then count=$(printf '%s\n' "$devices" | wc -l); else count=$(nproc); fi
+    if [ -n "$devices" ]; then count=$(printf '%s\n' "$devices" | wc -l); else count=$cores; fi
   fi
   if [ -z "$threads" ]; then
-    threads=$(($(nproc) / count))
+    threads=$((cores / count))
     [ "$threads" -ge 1 ] || threads=1
   fi
+}
+
+export_threads() {  # export_threads: $threads for the engines' thread pools, unless SETUP set them
+  # OpenMP, MKL, OpenBLAS, numexpr and Accelerate: a value the user's SETUP exported wins.
+  export OMP_NUM_THREADS="${OMP_NUM_THREADS:-$threads}"
+  export MKL_NUM_THREADS="${MKL_NUM_THREADS:-$threads}"
+  export OPENBLAS_NUM_THREADS="${OPENBLAS_NUM_THREADS:-$threads}"
+  export NUMEXPR_NUM_THREADS="${NUMEXPR_NUM_THREADS:-$threads}"
+  export VECLIB_MAXIMUM_THREADS="${VECLIB_MAXIMUM_THREADS:-$threads}"
 }
 
 screens() {  # screens: PID NAME of each of this user's screen sessions, a line each

@@ -19,11 +19,7 @@ start_engines() {  # start_engines LABEL COUNT RESTART ENGINE_RESTART MEMORY_LIM
   label=$1 restart=$3 keep=$4 limit=$5
   user_env
   plan_engines "$2" "$6" "$7"
-  export OMP_NUM_THREADS="${OMP_NUM_THREADS:-$threads}"
-  export MKL_NUM_THREADS="${MKL_NUM_THREADS:-$threads}"
-  export OPENBLAS_NUM_THREADS="${OPENBLAS_NUM_THREADS:-$threads}"
-  export NUMEXPR_NUM_THREADS="${NUMEXPR_NUM_THREADS:-$threads}"
-  export VECLIB_MAXIMUM_THREADS="${VECLIB_MAXIMUM_THREADS:-$threads}"
+  export_threads
   echo "expected=$count"
   echo "threads=$OMP_NUM_THREADS"
   echo "devices=$(printf '%s' "$devices" | tr '\n' ' ')"

@@ -35,7 +35,7 @@ def status(command, cluster, rows, stopped):
               "registered": row["registered"], "expected": row["expected"],
               "restarts": row["restarts"], "threads": number(row["threads"]),
               "problems": row["problems"], "notes": row.get("notes", []),
-              **{key: row[key] for key in MASTER_KEYS + ENGINE_KEYS if key in row}} for row in rows]
+              **{key: row[key] for key in MASTER_KEYS + ENGINE_KEYS + ALLOCATION_KEYS if key in row}} for row in rows]
     return {"command": command, "cluster": cluster, "stopped": stopped,
             "ok": not stopped and not any(host["problems"] for host in hosts), "hosts": hosts}
 
@@ -45,6 +45,8 @@ MASTER_KEYS = ("controller_restarts", "controller_last_restart", "jupyter_restar
                "jupyter_last_restart")
 #: What an engine host's row adds: each engine its supervisor keeps, and the host's resources.
 ENGINE_KEYS = ("engines", "resources")
+#: What a Slurm allocation's row adds (its job), and the row of one of its nodes (its allocation).
+ALLOCATION_KEYS = ("job", "allocation")
 
 
 def info(results):
@@ -64,10 +66,13 @@ def info(results):
 
 
 def check(results, problems):
-    """The document of ``cluster.check``: each host's state, versions and problems."""
+    """The document of ``cluster.check``: each host's state, versions and problems, then each
+    Slurm allocation that Slurm refuses (its ``"state": "refused"``)."""
     hosts = [{"host": name, "state": "not ready" if result.ok and problems.get(name) else result.state,
               "ready": result.ok and not problems.get(name),
               "python": result.facts.get("python") or None if result.ok else None,
               "ipyparallel": result.facts.get("ipyparallel") or None if result.ok else None,
               "problems": problems.get(name, [])} for name, result in results.items()]
+    hosts += [{"host": name, "state": "refused", "ready": False, "python": None, "ipyparallel": None,
+               "problems": found} for name, found in problems.items() if name not in results]
     return {"command": "cluster.check", "ok": all(host["ready"] for host in hosts), "hosts": hosts}

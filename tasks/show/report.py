@@ -54,6 +54,16 @@ def hosts_table(listing):
         cells = {**host, "roles": ",".join(host["roles"])}
         table.add_row(*("" if cells[c] is None else str(cells[c]) for c in columns))
     console.print(table)
+    if listing.get("allocations"):
+        table = Table(title="Slurm allocations (a job each, submitted on the master)", title_justify="left")
+        columns = ("name", "nodes", "partition", "time", "account", "options", "engines", "threads",
+                   "gpus", "setup")
+        for heading in columns:
+            table.add_column("allocation" if heading == "name" else heading)
+        for allocation in listing["allocations"]:
+            cells = {**allocation, "options": " ".join(allocation["options"])}
+            table.add_row(*("" if cells[c] is None else str(cells[c]) for c in columns))
+        console.print(table)
 
 
 def status_table(title, rows):
@@ -69,9 +79,11 @@ def status_table(title, rows):
         said = "[red]" + "; ".join(row["problems"]) + "[/]" if row["problems"] else "[green]ok[/]"
         if row.get("notes"):
             said += "; [yellow]" + "; ".join(row["notes"]) + "[/]"
+        job = row.get("job")  # a Slurm allocation's: its job where a host has its sessions
+        sessions = f"job {job['id']} {job['state']}" if job else str(len(row["sessions"]))
         table.add_row(row["host"], ",".join(row["roles"]),
                       {"unreachable": "no", "auth failed": "no login"}.get(row["state"], "yes"),
-                      str(len(row["sessions"])), engines, restarts, row.get("threads") or "",
+                      sessions, engines, restarts, row.get("threads") or "",
                       cpu, memory, said)
     console.print(table)
 
@@ -95,7 +107,8 @@ def status_and_exit(title, rows, stopped=None, as_json=None):
     to print the JSON document (`tasks.show.documents.status`) instead of the table.
     """
     is_stopped = bool(stopped) and all(row["state"] == "ok" and not row["sessions"]
-                                       and not row.get("unsupervised") for row in rows)
+                                       and not row.get("unsupervised")
+                                       and not (row.get("job") or {}).get("active") for row in rows)
     if as_json:
         documents.dump(documents.status(*as_json, rows, is_stopped))
     if is_stopped:
@@ -137,6 +150,22 @@ def engines_table(up, order):
     table.add_row("total", str(total) if asked else "?",
                   str(sum(up.expected.values())), "", _mark(good == len(hosts)),
                   "" if good == len(hosts) else f"{good} of {len(hosts)} hosts as expected")
+    console.print(table)
+
+
+def allocations_table(up):
+    """Print what bringing Slurm allocations up did (a `tasks.steps.allocations.AllocationsUp`):
+    a row per node of each job that runs, a row for each job that does not."""
+    table = Table(title="allocations", title_justify="left")
+    for heading in ("allocation", "job", "state", "node", "registered", "expected", "time left"):
+        table.add_column(heading)
+    registered = up.registered or {}
+    for name, job in up.jobs.items():
+        for node in up.groups.get(name) or [""]:
+            want = up.expected.get(node)
+            have = registered.get(node, 0) if up.registered is not None else "?"
+            table.add_row(name, job.id, job.state, node, "" if want is None else str(have),
+                          "" if want is None else str(want), job.left)
     console.print(table)
 
 

@@ -6,7 +6,7 @@ address it binds (ipyparallel keeps an explicit address as it is), so it must be
 one that every engine host reaches, and nothing else of the master's is opened:
 
 - ``CONTROLLER_ADDRESS`` from ``cluster.env``, when set;
-- ``127.0.0.1`` when every engine runs on the master itself;
+- ``127.0.0.1`` when every engine runs on the master itself (and no Slurm allocation has any);
 - the master's address that fab's own SSH connection came in on (`FROM_SSH`, read on
   the master from ``SSH_CONNECTION``), when fab runs elsewhere: the engine hosts
   are expected to reach the master as fab does;
@@ -49,13 +49,17 @@ def controller_address(inventory, peers=None):
     if inventory.settings.controller_address:
         return inventory.settings.controller_address
     remote = remote_engines(inventory)
-    if not remote:
+    if not remote and not inventory.allocations:
         return LOOPBACK
     if not inventory.master.is_local:
         return FROM_SSH
     seen = sorted({address for address in (peers or {}).values() if address})
     if len(seen) == 1:
         return seen[0]
+    if not remote:
+        raise AddressError("fab runs on the master, and the Slurm nodes cannot say at which "
+                           "address they reach it: set CONTROLLER_ADDRESS in cluster.env to this "
+                           "machine's address on the compute nodes' network")
     if not seen:
         raise AddressError("no engine host answered, so none could say at which address it "
                            "reaches this machine: set CONTROLLER_ADDRESS in cluster.env to this "

@@ -11,7 +11,7 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 
-from ..remote import commands
+from ..remote import commands, slurm
 from ..remote.protocol import parse_probe
 from ..ssh.fleet import FAILED, HostResult
 from . import address, examples
@@ -34,9 +34,11 @@ def read_peer_addresses(fleet, inventory):
 def engine_count(inventory, planned=None):
     """How many engines the cluster will start: what each host *planned* (``{host name:
     count}``, see `tasks.steps.preflight.planned`: ``engines=``, else one per GPU of
-    ``gpus=``, else one per core), else its ``engines=``, else 1."""
+    ``gpus=``, else one per core), else its ``engines=``, else 1; and on each node of a Slurm
+    allocation its ``engines=``, else 1 (Slurm's share of a node by default: one CPU)."""
     planned = planned or {}
-    return sum(planned.get(host.name) or host.engines or 1 for host in inventory.engines)
+    return (sum(planned.get(host.name) or host.engines or 1 for host in inventory.engines)
+            + sum(a.nodes * (a.engines or 1) for a in inventory.allocations))
 
 
 def start_master(fleet, inventory, master, wait_jupyter=False, peers=None, planned=None):
@@ -116,13 +118,15 @@ class EnginesUp:
 
 
 def engines_up(fleet, inventory, hosts, restart=False, planned=None, master_result=None,
-               watch=None, skipped=None):
+               watch=None, skipped=None, also=None):
     """
     Start the missing engines on *hosts*, then wait until they registered. With
     *master_result* (what `start_master` returned), also wait until Jupyter answers,
     and judge it (`judge_jupyter`). ``watch(expected)``, if given, is a context manager
     giving a stream for the probe's progress lines (see `tasks.show.progress`). *skipped*
-    (``{host name: (state, reason)}``) are engine hosts left out, shown as such.
+    (``{host name: (state, reason)}``) are engine hosts left out, shown as such. *also*
+    (``{label: count}``: a Slurm job's nodes) are waited for in the same wait, and judged
+    by their caller (from ``registered``, which counts every label).
 
     :returns: an `EnginesUp`.
     """
@@ -138,12 +142,14 @@ def engines_up(fleet, inventory, hosts, restart=False, planned=None, master_resu
     up = EnginesUp(started, {name: int(r.facts["expected"]) for name, r in started.items() if r.ok},
                    problems=[f"{name}: {r.reason}" for name, r in started.items() if not r.ok],
                    skipped=dict(skipped or {}))
-    if not up.expected and not jupyter:
+    waited = {**up.expected, **(also or {})}
+    if not waited and not jupyter:
         return up
-    with watch(up.expected) if watch and up.expected else nullcontext() as stream:
+    with watch(waited) if watch and waited else nullcontext() as stream:
         just_started = jupyter and master_result.facts.get("jupyter") == "started"
         plan = [commands.write_plan(name, r.facts) for name, r in started.items() if r.ok]
-        result, probe = _wait_renewing(fleet, inventory, up, jupyter, stream, just_started, plan)
+        result, probe = _wait_renewing(fleet, inventory, up, jupyter, stream, just_started, plan,
+                                       waited)
     if jupyter:
         judge_jupyter(master_result, probe)
     if probe is None:
@@ -161,19 +167,20 @@ def engines_up(fleet, inventory, hosts, restart=False, planned=None, master_resu
     return up
 
 
-def _wait_renewing(fleet, inventory, up, jupyter, stream, just_started, plan=()):
+def _wait_renewing(fleet, inventory, up, jupyter, stream, just_started, plan=(), waited=None):
     """
-    `wait_for_engines` for *up*'s expected engines, starting each orphan (an engine whose
-    registration the controller dropped, see `tasks.remote.probe.orphans`) again at
-    once, until all registered or ENGINE_TIMEOUT passed; records them in ``up.renewed``.
-    *plan*: steps for the master before the first wait (``write_plan``).
+    `wait_for_engines` for *up*'s expected engines (or *waited*: those and more), starting
+    each orphan (an engine whose registration the controller dropped, see
+    `tasks.remote.probe.orphans`) of an engine host again at once, until all registered or
+    ENGINE_TIMEOUT passed; records them in ``up.renewed``. *plan*: steps for the master
+    before the first wait (``write_plan``).
     """
     deadline = time.monotonic() + inventory.settings.engine_timeout
     known = []
     while True:
         wait = max(0.0, deadline - time.monotonic())
-        result, probe = wait_for_engines(fleet, inventory, up.expected, wait, jupyter, stream,
-                                         just_started, known, plan)
+        result, probe = wait_for_engines(fleet, inventory, up.expected if waited is None else waited,
+                                         wait, jupyter, stream, just_started, known, plan)
         plan = ()
         fresh = [uuid for uuid in (probe or {}).get("orphans", []) if uuid not in known]
         if not fresh or time.monotonic() >= deadline:
@@ -244,11 +251,13 @@ def stop_engines(fleet, inventory, hosts, graceful=True):
 
 
 def stop_all(fleet, inventory):
-    """Stop engines, controller and Jupyter on every host at once."""
+    """Stop engines, controller and Jupyter on every host at once; on the master, every Slurm
+    job the cluster recorded ends too (told before the controller stops, waited for after:
+    see `tasks.steps.allocations.cancelled` for what the master's result then says)."""
     parts = {host: [] for host in inventory.hosts}
     for host in inventory.engines:
         parts[host].append(commands.stop_engines())
-    parts[inventory.master].append(commands.stop_master())
+    parts[inventory.master] += [slurm.cancel_all(), commands.stop_master(), slurm.cancelled_all()]
     scripts = {host: _script(inventory, host, *p) for host, p in parts.items()}
     return _check_left(fleet.run(scripts, SLACK))
 

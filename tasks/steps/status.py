@@ -6,7 +6,7 @@ into one row per host with what is wrong there.
 
 from dataclasses import dataclass, field
 
-from ..remote import commands
+from ..remote import commands, slurm
 from ..remote.protocol import parse_probe, parse_supervisor, session_names
 from .lifecycle import SLACK
 
@@ -20,12 +20,13 @@ class Status:
     rows: list = field(default_factory=list)
 
 
-def read_status(fleet, inventory, master=True, engines=True, hosts=None):
+def read_status(fleet, inventory, master=True, engines=True, hosts=None, allocations=None):
     """
     Ask the hosts what runs, and the controller which engines it has, in one round trip.
 
     *master* and *engines* choose which roles are checked; *hosts*, which hosts are shown
-    (the master is asked about the engines in any case).
+    (the master is asked about the engines in any case); *allocations*, which Slurm
+    allocations (default: all of them, with *engines*).
 
     :returns: a `Status` whose ``rows`` are dicts: host, roles, state, sessions,
         registered, expected, threads (per running engine), restarts, problems (an
@@ -43,6 +44,9 @@ def read_status(fleet, inventory, master=True, engines=True, hosts=None):
              and (h.name in engine_hosts or (master and h == inventory.master))]
     parts = {host: [commands.host_status(host)] for host in hosts}
     parts.setdefault(inventory.master, []).append(commands.probe(inventory.settings))
+    allocated = (inventory.allocations if allocations is None else allocations) if engines else ()
+    parts[inventory.master] += [slurm.on_job("slurm_jobs", inventory.settings, i, a)
+                                for i, a in enumerate(allocated)]
     results = fleet.run({h: commands.script(inventory.settings, *p, setup=h.setup)
                          for h, p in parts.items()}, SLACK)
     probe = parse_probe(results[inventory.master.name].facts)
@@ -51,7 +55,52 @@ def read_status(fleet, inventory, master=True, engines=True, hosts=None):
         is_master = master and host == inventory.master
         status.rows.append(_status_row(inventory.settings.cluster_name, host, results[host.name],
                                        probe, is_master, host.name in engine_hosts))
+    for index, allocation in enumerate(allocated):
+        status.rows += _allocation_rows(index, allocation, results[inventory.master.name], probe)
     return status
+
+
+#: Below this many seconds left of its job's time, an allocation's row warns.
+LITTLE_TIME = 600
+
+
+def _allocation_rows(index, allocation, master_result, probe):
+    """The row of a Slurm allocation (its job: id, state, reason, nodes, time left; its
+    engines registered of expected), then a row per node of its job that runs."""
+    row = {"host": allocation.name, "roles": ["allocation"], "state": master_result.state,
+           "sessions": [], "registered": None, "expected": None, "threads": None,
+           "restarts": None, "problems": [], "notes": [], "job": None}
+    if not master_result.ok:
+        row["problems"].append(f"cannot ask Slurm: {master_result.reason}")
+        return [row]
+    job = slurm.parse_job(master_result.facts.get(f"slurm_{index}", ""))
+    if job is None:
+        row["problems"].append("no job (fab cluster.up submits one)")
+        return [row]
+    row["job"] = {"id": job.id, "state": job.state, "reason": job.reason or None,
+                  "nodes": job.nodes or None, "time_left": job.left or None,
+                  "seconds_left": job.seconds_left, "start": job.start or None, "active": job.active}
+    if not job.active:
+        row["problems"].append(f"job {job.id} ended ({job.state}): "
+                               f"{slurm.ENDED.get(job.state, 'it is over')}; fab cluster.up submits a new one")
+        return [row]
+    if job.state != "RUNNING":
+        row["problems"].append(f"job {job.id} is {job.state}" + (f" ({job.reason})" if job.reason else ""))
+        return [row]
+    expected = slurm.expected(job, allocation)
+    engines = (probe or {}).get("engines", {})
+    rows = []
+    for node, want in expected.items():
+        have = engines.get(node, 0)
+        rows.append({"host": node, "roles": ["node"], "allocation": allocation.name, "state": "ok",
+                     "sessions": [], "registered": have, "expected": want, "threads": None,
+                     "restarts": None, "notes": [],
+                     "problems": [] if have == want else [f"{have} of {want} engines registered"]})
+    row.update(registered=sum(r["registered"] for r in rows), expected=sum(expected.values()))
+    if job.seconds_left is not None and job.seconds_left < LITTLE_TIME:
+        row["notes"].append(f"warning: {job.left} left of the job's time: its engines stop "
+                            f"{slurm.MARGIN // 60} min before the end at the latest")
+    return [row, *rows]
 
 
 def _master_problems(name, sessions, probe):

@@ -1,0 +1,83 @@
+# shellcheck shell=sh
+# shellcheck disable=SC2154  # name, run, bin, profile, engine_file, timeout, python: set by setup() in lib.sh
+#
+# What runs inside an allocation's job (tasks/remote/slurm.py renders the job script: lib.sh,
+# this file, then a call of slurm_job whose stdin is the node program: lib.sh, this file, then
+# a call of slurm_node with the engines' programs on its stdin).
+
+slurm_seconds() {  # slurm_seconds TIME: a Slurm time ([D-]H:M:S, M:S, M) in seconds; empty if none
+  printf '%s\n' "$1" | awk '/^[0-9]+(-[0-9]+)?(:[0-9]+)*$/ {
+    days = 0; time = $0
+    if (index(time, "-")) { days = substr(time, 1, index(time, "-") - 1); time = substr(time, index(time, "-") + 1) }
+    n = split(time, part, ":")
+    if (days || n == 3) seconds = part[1] * 3600 + part[2] * 60 + part[3]
+    else if (n == 2) seconds = part[1] * 60 + part[2]
+    else seconds = part[1] * 60
+    print days * 86400 + seconds }'
+}
+
+slurm_job() {  # slurm_job MARGIN < NODE PROGRAM (base64): the batch script, on the job's first node
+  # Runs the node program (slurm_node) on every node of the allocation, one task per node
+  # holding all of the job's CPUs there, as one job step: srun gives each task the program
+  # on its standard input. On SIGUSR1 (engines.restart, see slurm_restart) the step's tasks
+  # get SIGTERM, their supervisors stop their engines, and a new step starts them anew: no
+  # new job, no new wait in the queue. MARGIN seconds before the time limit (at most a
+  # quarter of the time the job had), the tasks get SIGTERM too: the engines stop cleanly,
+  # a task still running on one fails (the engine is gone), and the job waits for its
+  # limit, so that Slurm says TIMEOUT. A step that ends by itself ends the job.
+  again=yes ending='' node_program=''
+  trap 'again=yes; scancel --signal=TERM "$SLURM_JOB_ID"' USR1
+  trap 'ending=yes; scancel --signal=TERM "$SLURM_JOB_ID"' USR2
+  trap 'rm -f "$node_program"' EXIT
+  trap 'rm -f "$node_program"; exit 143' TERM  # a cancel: the program may hold the cluster's key
+  node_program=$(mktemp) || exit 1
+  base64 -d > "$node_program" || exit 1
+  user_env  # SETUP may load Slurm's module
+  left=$(slurm_seconds "$(squeue -h -j "$SLURM_JOB_ID" -o %L 2>/dev/null)")
+  if [ -n "$left" ]; then
+    margin=$1
+    [ "$margin" -le $((left / 4)) ] || margin=$((left / 4))
+    (sleep $((left - margin)) && kill -USR2 $$) </dev/null >/dev/null 2>&1 &
+  fi
+  while [ -n "$again" ] && [ -z "$ending" ]; do
+    again=
+    launch_header "step of job $SLURM_JOB_ID on $SLURM_JOB_NODELIST"
+    srun --whole --nodes="$SLURM_JOB_NUM_NODES" --ntasks="$SLURM_JOB_NUM_NODES" \
+      --ntasks-per-node=1 /bin/sh -s < "$node_program" &
+    step=$!
+    while kill -0 "$step" 2>/dev/null; do wait "$step"; done
+  done
+  [ -n "$ending" ] || exit 0
+  echo "=== $(LC_ALL=C date): the time limit is near: the engines stopped; the job ends at its limit"
+  while :; do sleep 60; done
+}
+
+slurm_node() {  # slurm_node ENGINES THREADS GPUS ENGINE_RESTART MEMORY_LIMIT < PROGRAMS
+  # This node's engines, kept by one supervisor until the job step ends, as on an SSH host
+  # (see start_engines) but in the step instead of a screen session: ENGINES, else one per
+  # GPU of GPUS, else one per CPU Slurm gave the job here; GPUS=auto takes the GPUs Slurm
+  # bound to the job (CUDA_VISIBLE_DEVICES), else those nvidia-smi lists. The engines
+  # register under NODE@JOB (this node's Slurm name, the job's id): a later job's engines
+  # on the same node are never counted with what is left of an earlier one's. Its run
+  # directory (logs, the supervisor's state) is ~/.ipp-cluster/NAME/NODE@JOB.
+  label=${SLURMD_NODENAME:-$(uname -n)}@$SLURM_JOB_ID keep=$4 limit=$5 gpus=$3
+  user_env
+  # shellcheck disable=SC2034  # read by plan_engines
+  cores=${SLURM_CPUS_ON_NODE:-}
+  if [ "$gpus" = auto ] && [ -n "${CUDA_VISIBLE_DEVICES:-}" ]; then gpus=$CUDA_VISIBLE_DEVICES; fi
+  plan_engines "$1" "$2" "$gpus"
+  export_threads
+  wait_file "$engine_file" "$timeout" || {
+    echo "$label: no connection file $engine_file after $timeout s: is the controller up?" >&2
+    exit 1
+  }
+  run="$base/$label"  # the node may run another allocation's job of this cluster too
+  mkdir -p "$run" && chmod 700 "$HOME/.ipp-cluster" "$base" "$run" || exit 1
+  base64 -d | tar -xzf - -C "$run" || exit 1
+  rm -f "$run/$name"-engine-*.gaveup "$run/$name-engines.json"
+  : > "$run/$name-engines.requests"
+  echo "=== $label: $count engines, $threads threads each${devices:+, GPUs $(printf '%s' "$devices" | tr '\n' ',')}"
+  exec env "IPP_CLUSTER_TAG=$name/engine" "$python" "$run/supervisor.py" "$run" "$name" "$label" \
+    "$count" "$keep" "$limit" "$(printf '%s' "$devices" | tr '\n' ',')" \
+    -- "${bin}ipengine" "--profile=$profile" "--IPEngine.max_heartbeat_misses=$ENGINE_HEARTBEAT_MISSES" </dev/null
+}

@@ -1,0 +1,257 @@
+"""
+End to end: engines in a Slurm allocation, on a real Slurm (`tests.slurmhosts`): slurmctld on
+host1, the login node and master, and a slurmd of 2 CPUs on each of host2-host5. The Slurm
+commands run on the master over SSH, as on a campus cluster; the engines run as job steps.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import FAB, PROJECT, engines_by_id, fab, leftovers, users, with_client, write_inventory
+from tests.slurmhosts import FakeSlurm, why_not_available
+
+NODES = (2, 3, 4, 5)
+
+
+@pytest.fixture(scope="module")
+def slurm(fake_hosts):
+    reason = why_not_available()
+    if reason:
+        pytest.skip(reason)
+    with FakeSlurm(fake_hosts, nodes=NODES) as running:
+        yield running
+
+
+def inventory(folder, fake_hosts, name, port, group="slurm_nodes=4\nslurm_partition=cpu\nslurm_time=10",
+              ssh_engines="", user="", env=sys.prefix, **settings):
+    """A master on host1 (as *user*), an allocation cpu_alloc of *group*'s variables and, with
+    *ssh_engines*, an SSH engine group of those host lines."""
+    at = f"{user}@" if user else ""
+    hosts = (f"[master]\n{at}127.0.2.1\n\n[engines:children]\ncpu_alloc\n"
+             + ("ssh_engines\n\n[ssh_engines]\n" + ssh_engines + "\n" if ssh_engines else "\n")
+             + f"[cpu_alloc]\n\n[cpu_alloc:vars]\n{group}\n")
+    return write_inventory(folder, hosts, CLUSTER_ENV=env, CLUSTER_NAME=name, IPP_PROFILE=name,
+                           JUPYTER_PORT=port, KNOWN_HOSTS=fake_hosts.known_hosts, **settings)
+
+
+def runner(fake_hosts, folder):
+    def run(*args, **kwargs):
+        return fab(*args, inventory=folder, key=fake_hosts.client_key, **kwargs)
+    return run
+
+
+def status_of(run):
+    """``cluster.status --json``: ``{row's host: row}``."""
+    out = run("cluster.status", "--json")
+    return {row["host"]: row for row in json.loads(out.stdout)["hosts"]}
+
+
+def ours(slurm, name):
+    """The queue's jobs of the cluster *name* (any user): ``[id|state|name|user]``."""
+    return [job for job in slurm.jobs() if f"|ipp-{name}-" in job]
+
+
+def test_an_allocation_comes_up_is_watched_restarted_in_its_job_and_goes_down(
+        slurm, fake_hosts, tmp_path):
+    run = runner(fake_hosts, inventory(tmp_path, fake_hosts, "slurm4", 18940,
+                                       group="slurm_nodes=4\nslurm_time=10\nengines=2"))
+    try:
+        up = run("cluster.up")
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert "submitted job" in up.stdout
+        engines = engines_by_id("slurm4")
+        assert sorted(host for host, _ in engines.values()) == sorted(
+            [f"host{n}" for n in NODES] * 2)
+        rows = status_of(run)
+        job = rows["cpu_alloc"]["job"]
+        assert job["state"] == "RUNNING" and job["nodes"] == "host[2-5]"
+        assert 500 < job["seconds_left"] <= 600
+        assert (rows["cpu_alloc"]["registered"], rows["cpu_alloc"]["expected"]) == (8, 8)
+        nodes = {n: rows[f"host{n}@{job['id']}"] for n in NODES}  # NODE@JOB: what its engines register as
+        assert all((row["registered"], row["expected"], row["allocation"]) == (2, 2, "cpu_alloc")
+                   for row in nodes.values())
+        assert run("cluster.status").returncode == 0
+        again = run("cluster.up")  # all is up: the job is kept, no engine restarted
+        assert again.returncode == 0 and "submitted" not in again.stdout, again.stdout + again.stderr
+        assert engines_by_id("slurm4") == engines
+
+        restart = run("engines.restart")
+        assert restart.returncode == 0, restart.stdout + restart.stderr
+        again = engines_by_id("slurm4")
+        assert len(again) == 8 and not {pid for _, pid in again.values()} & {pid for _, pid in engines.values()}
+        assert status_of(run)["cpu_alloc"]["job"]["id"] == job["id"]  # the same job: no new wait
+        assert len(ours(slurm, "slurm4")) == 1
+    finally:
+        down = run("cluster.down")
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert f"job {job['id']} ended" in down.stdout
+    assert ours(slurm, "slurm4") == []
+    assert leftovers(fake_hosts, (1, *NODES)) == {}
+    assert set(slurm.wait_idle().values()) == {"idle"}
+    again = run("cluster.down")
+    assert again.returncode == 0 and "cpu_alloc: no job" in again.stdout, again.stdout + again.stderr
+
+
+def test_what_slurm_refuses_is_said_in_its_words_and_nothing_is_submitted(slurm, fake_hosts, tmp_path):
+    for group, said in [("slurm_nodes=4\nslurm_partition=nosuch", "invalid partition specified: nosuch"),
+                        ("slurm_nodes=5", "Requested node configuration is not available")]:
+        run = runner(fake_hosts, inventory(tmp_path / group[-6:], fake_hosts, "slurmbad", 18941, group=group))
+        check = run("cluster.check")
+        assert check.returncode == 1 and "cpu_alloc: Slurm refuses the request" in check.stderr, check.stderr
+        assert said in check.stderr
+        up = run("cluster.up")
+        assert up.returncode == 1 and said in up.stderr, up.stdout + up.stderr
+        assert ours(slurm, "slurmbad") == []
+        assert leftovers(fake_hosts, (1,)) == {}  # nothing started on the master either
+
+
+def test_a_job_that_cannot_start_is_named_then_cancelled_and_another_users_job_is_untouched(
+        slurm, fake_hosts, tmp_path):
+    blocker = slurm.command("sbatch", "--parsable", "-N", "4", "-n", "8", "-J", "blocker", "-o", "/dev/null",
+                            "--wrap", "sleep 600").strip()
+    try:
+        folder = inventory(tmp_path, fake_hosts, "slurmwait", 18942, SLURM_WAIT=6)
+        run = runner(fake_hosts, folder)
+        up = run("cluster.up")
+        assert up.returncode == 1
+        assert "PENDING (Resources)" in up.stdout, up.stdout
+        assert "still PENDING (Resources) after 6 s: it was cancelled" in up.stderr, up.stderr
+        assert ours(slurm, "slurmwait") == []
+
+        # Ctrl-C while it waits cancels the job it submitted.
+        env = dict(os.environ, CLUSTER_INVENTORY=str(folder), COLUMNS="200")
+        process = subprocess.Popen([str(FAB), "-i", str(fake_hosts.client_key), "cluster.up"], cwd=PROJECT,
+                                   env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while not any("|PENDING|" in job for job in ours(slurm, "slurmwait")) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=90)
+        assert process.returncode == 130, out + err
+        assert "were cancelled" in err, err
+        assert ours(slurm, "slurmwait") == []
+        assert any(job.startswith(f"{blocker}|RUNNING|blocker|root") for job in slurm.jobs())
+    finally:
+        runner(fake_hosts, folder)("cluster.down")
+        slurm.command("scancel", blocker, check=False)
+
+
+def test_a_job_cancelled_from_outside_is_named_and_up_repairs_it(slurm, fake_hosts, tmp_path):
+    run = runner(fake_hosts, inventory(tmp_path, fake_hosts, "slurmext", 18943,
+                                       group="slurm_nodes=2\nslurm_time=10"))
+    try:
+        assert run("cluster.up").returncode == 0
+        job = status_of(run)["cpu_alloc"]["job"]["id"]
+        slurm.command("scancel", job)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            status = run("cluster.status")
+            if "CANCELLED" in status.stderr:
+                break
+            time.sleep(1)
+        assert status.returncode == 1
+        assert f"cpu_alloc: job {job} ended (CANCELLED): it was cancelled outside" in status.stderr, status.stderr
+        up = run("cluster.up")
+        assert up.returncode == 0, up.stdout + up.stderr
+        rows = status_of(run)
+        assert rows["cpu_alloc"]["job"]["id"] != job and rows["cpu_alloc"]["registered"] == 2
+    finally:
+        assert run("cluster.down").returncode == 0
+    assert ours(slurm, "slurmext") == []
+
+
+def test_ssh_hosts_and_two_allocations_make_one_cluster(slurm, fake_hosts, tmp_path):
+    folder = inventory(tmp_path, fake_hosts, "slurmmix", 18944, group="slurm_nodes=2\nslurm_time=10",
+                       ssh_engines="127.0.2.1 engines=2")
+    hosts = (folder / "hosts").read_text().replace("[engines:children]\n", "[engines:children]\nsmall\n")
+    (folder / "hosts").write_text(hosts + "\n[small]\n\n[small:vars]\nslurm_nodes=1\nslurm_time=10\n")
+    run = runner(fake_hosts, folder)
+    try:
+        up = run("cluster.up")
+        assert up.returncode == 0, up.stdout + up.stderr
+        hosts = sorted(host for host, _ in engines_by_id("slurmmix").values())
+        assert hosts[:2] == ["host1", "host1"] and len(hosts) == 5 and set(hosts[2:]) <= {f"host{n}" for n in NODES}
+        assert len(ours(slurm, "slurmmix")) == 2
+        assert run("cluster.status").returncode == 0
+        restart = run("engines.restart", "--hosts=small")  # that allocation alone
+        assert restart.returncode == 0, restart.stdout + restart.stderr
+        assert "small" in restart.stdout and "cpu_alloc" not in restart.stdout
+        assert run("engines.status", "--hosts=small").returncode == 0
+    finally:
+        down = run("cluster.down")
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert ours(slurm, "slurmmix") == [] and leftovers(fake_hosts, (1, *NODES)) == {}
+
+
+def test_without_a_shared_home_the_job_carries_the_connection_file(slurm, fake_hosts, tmp_path):
+    run = runner(fake_hosts, inventory(tmp_path, fake_hosts, "slurmnfs", 18948,
+                                       group="slurm_nodes=1\nslurm_time=10", SHARED_HOME="no"))
+    try:
+        up = run("cluster.up")
+        assert up.returncode == 0, up.stdout + up.stderr
+        job = status_of(run)["cpu_alloc"]["job"]["id"]
+        assert os.path.exists(f"/tmp/ipp-root-slurmnfs-cpu_alloc-{job}.out")  # not the master's home
+    finally:
+        down = run("cluster.down")
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert ours(slurm, "slurmnfs") == []
+    os.unlink(f"/tmp/ipp-root-slurmnfs-cpu_alloc-{job}.out")
+
+
+def test_a_plain_users_allocation_is_theirs_alone(slurm, fake_hosts, shared_env, tmp_path):
+    with users("ippslurm"):
+        run = runner(fake_hosts, inventory(tmp_path / "user", fake_hosts, "slurmuser", 18945,
+                                           group="slurm_nodes=2\nslurm_time=10", user="ippslurm",
+                                           env=shared_env))
+        try:
+            up = run("cluster.up")
+            assert up.returncode == 0, up.stdout + up.stderr
+            [job] = ours(slurm, "slurmuser")
+            assert job.endswith("|RUNNING|ipp-slurmuser-cpu_alloc|ippslurm")
+            # root's cluster of the same name never touches it, even with its id in root's record.
+            root = runner(fake_hosts, inventory(tmp_path / "root", fake_hosts, "slurmuser", 18946,
+                                                group="slurm_nodes=2\nslurm_time=10"))
+            record = Path("/root/.ipp-cluster/slurmuser/host1/slurm/cpu_alloc.job")
+            record.parent.mkdir(parents=True, exist_ok=True)
+            record.write_text(job.split("|")[0] + "\n")
+            for task in ("cluster.down", "engines.restart", "engines.stop"):
+                root(task)
+            assert ours(slurm, "slurmuser") == [job]
+            assert run("cluster.status").returncode == 0
+        finally:
+            down = run("cluster.down")
+        assert down.returncode == 0, down.stdout + down.stderr
+        assert ours(slurm, "slurmuser") == []
+
+
+@pytest.mark.slow
+def test_at_the_time_limit_the_engines_stop_cleanly_and_status_names_the_timeout(slurm, fake_hosts, tmp_path):
+    run = runner(fake_hosts, inventory(tmp_path, fake_hosts, "slurmtime", 18947,
+                                       group="slurm_nodes=1\nslurm_time=1"))
+    try:
+        up = run("cluster.up")
+        assert up.returncode == 0, up.stdout + up.stderr
+        job = status_of(run)["cpu_alloc"]["job"]["id"]
+        code = ("import time\nstarted = time.monotonic()\n"
+                "try:\n    c[:].apply_async(time.sleep, 600).get(timeout=120)\n    said = 'no error'\n"
+                "except Exception as error:\n    said = type(error).__name__ + ': ' + str(error)\n"
+                "print(json.dumps([said, time.monotonic() - started]))")
+        said, seconds = with_client(code, "slurmtime", timeout=180)
+        assert seconds < 80 and "Timeout" not in said and said != "no error", said
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            status = run("cluster.status")
+            if "TIMEOUT" in status.stderr:
+                break
+            time.sleep(2)
+        assert f"cpu_alloc: job {job} ended (TIMEOUT): it reached its time limit" in status.stderr, status.stderr
+        assert leftovers(fake_hosts, NODES) == {}
+    finally:
+        assert run("cluster.down").returncode == 0
