@@ -54,9 +54,8 @@ def ipcluster_round(slurm, folder):
     os.environ["SLURM_CONF"] = slurm.conf  # sbatch and scancel run here, as on the login node
     cluster = ipp.Cluster(engines="slurm", n=ENGINES, profile=f"{methods.NAME}-slurm",
                           controller_ip="127.0.0.1")
-    launcher = cluster.config.SlurmEngineSetLauncher
-    launcher.environment = {"PATH": os.path.dirname(sys.executable) + ":/usr/bin:/bin"}
-    launcher.work_dir = str(folder)  # where it writes its batch script (else: the current folder)
+    cluster.config.SlurmEngineSetLauncher.environment = {
+        "PATH": os.path.dirname(sys.executable) + ":/usr/bin:/bin"}
 
     def start():
         client = cluster.start_and_connect_sync()
@@ -64,13 +63,17 @@ def ipcluster_round(slurm, folder):
             client.wait_for_engines(ENGINES, timeout=600)
         finally:
             client.close()
-    up = methods.timed(start)[0]
 
     def stop():
         cluster.stop_cluster_sync()
         _queue_empty(slurm)
         methods.wait_until_clean("ipcluster stop")
-    return up, methods.timed(stop)[0]
+    here = os.getcwd()
+    os.chdir(folder)  # where the launcher writes its batch script (its work_dir is always ".")
+    try:
+        return methods.timed(start)[0], methods.timed(stop)[0]
+    finally:
+        os.chdir(here)
 
 
 def measure(fake_hosts, folder, rounds, say):
