@@ -106,6 +106,9 @@ def test_what_slurm_refuses_is_said_in_its_words_and_nothing_is_submitted(slurm,
         check = run("cluster.check")
         assert check.returncode == 1 and "cpu_alloc: Slurm refuses the request" in check.stderr, check.stderr
         assert said in check.stderr
+        document = json.loads(run("cluster.check", "--json").stdout)
+        assert not document["ok"] and [h["state"] for h in document["hosts"]] == ["ok", "refused"]
+        assert said in document["hosts"][1]["problems"][0]
         up = run("cluster.up")
         assert up.returncode == 1 and said in up.stderr, up.stdout + up.stderr
         assert ours(slurm, "slurmbad") == []

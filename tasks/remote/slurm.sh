@@ -38,7 +38,8 @@ slurm_ours() {  # slurm_ours GROUP JOB_NAME: print GROUP's recorded job as squeu
 slurm_active() {  # slurm_active STATE: succeed for a job state that holds (or may hold) nodes
   # (the same list as ACTIVE in tasks/remote/slurm.py)
   case $1 in
-    PENDING | RUNNING | CONFIGURING | COMPLETING | SUSPENDED | REQUEUED | RESIZING | SIGNALING | STAGE_OUT) return 0 ;;
+    PENDING | RUNNING | CONFIGURING | COMPLETING | SUSPENDED | REQUEUED | RESIZING | SIGNALING \
+      | STAGE_OUT) return 0 ;;
   esac
   return 1
 }
@@ -50,36 +51,35 @@ slurm_submit() {  # slurm_submit INDEX GROUP JOB_NAME MODE OUTPUT SBATCH_OPTIONS
   # it first), or submit one and record its id (submitted|ID, or refused|WHAT SLURM SAID).
   # The job's comment says whose and which cluster's it is; its output goes to OUTPUT (a
   # path pattern of sbatch's; empty: $run/slurm/GROUP-%j.out, seen by the nodes with a shared home).
-  index=$1 group=$2 job_name=$3 test=$4 output=${5:-$run/slurm/$2-%j.out}
+  index=$1 group=$2 job_name=$3 mode=$4 output=${5:-$run/slurm/$2-%j.out}
   shift 5
   slurm_need sbatch
   mkdir -p "$run/slurm" && chmod 700 "$run/slurm" && script=$(mktemp "$run/slurm/.job.XXXXXX") || exit 1
   base64 -d > "$script" || { rm -f "$script"; exit 1; }
-  # Only now: a large here-document is written by a child of this shell, which holds what
-  # this shell held then (an earlier step's lock) until the data is read.
-  lock
-  if [ "$test" = test ]; then
-    exec 9>&-
+  if [ "$mode" = test ]; then
     said=$(sbatch --test-only --job-name="$job_name" "$@" "$script" 2>&1) && verdict=ok || verdict=refused
     rm -f "$script"
     echo "slurm_$index=$verdict|$(slurm_line "$said")"
     return
   fi
-  # (the functions of a shell share their variables: those below use job, state, now, tries)
-  if [ "$test" = renew ]; then  # the job of an earlier controller, whose engines cannot reach this one
+  # Only now: a large here-document is written by a child of this shell, which holds what
+  # this shell held then (an earlier step's lock) until the data is read.
+  lock
+  # (the functions of a shell share their variables: those below set job, state, now, tries)
+  if [ "$mode" = renew ]; then  # the job of an earlier controller, whose engines cannot reach this one
     slurm_cancel "$index" "$group" "$job_name"
     slurm_cancelled "$index" "$group" "$job_name" >/dev/null
   fi
   found=$(slurm_ours "$group" "$job_name") || { rm -f "$script"; exit 1; }
-  if [ -n "$found" ] && slurm_active "$(printf '%s\n' "$found" | cut -d'|' -f2)" && [ "$test" = renew ]; then
+  state=$(printf '%s\n' "$found" | cut -d'|' -f2)
+  if [ -n "$found" ] && slurm_active "$state"; then
     rm -f "$script"
-    echo "slurm_$index=refused|job ${found%%|*} of an earlier controller is still $(printf '%s\n' "$found" | cut -d'|' -f2)"
     exec 9>&-
-    return
-  elif [ -n "$found" ] && slurm_active "$(printf '%s\n' "$found" | cut -d'|' -f2)"; then
-    rm -f "$script"
-    echo "slurm_$index=kept|${found%%|*}"
-    exec 9>&-
+    if [ "$mode" = renew ]; then
+      echo "slurm_$index=refused|job ${found%%|*} of an earlier controller is still $state"
+    else
+      echo "slurm_$index=kept|${found%%|*}"
+    fi
     return
   fi
   said=$(sbatch --parsable --job-name="$job_name" --output="$output" \

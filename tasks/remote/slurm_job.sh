@@ -8,7 +8,10 @@
 slurm_seconds() {  # slurm_seconds TIME: a Slurm time ([D-]H:M:S, M:S, M) in seconds; empty if none
   printf '%s\n' "$1" | awk '/^[0-9]+(-[0-9]+)?(:[0-9]+)*$/ {
     days = 0; time = $0
-    if (index(time, "-")) { days = substr(time, 1, index(time, "-") - 1); time = substr(time, index(time, "-") + 1) }
+    if (index(time, "-")) {
+      days = substr(time, 1, index(time, "-") - 1)
+      time = substr(time, index(time, "-") + 1)
+    }
     n = split(time, part, ":")
     if (days || n == 3) seconds = part[1] * 3600 + part[2] * 60 + part[3]
     else if (n == 2) seconds = part[1] * 60 + part[2]
@@ -49,7 +52,7 @@ slurm_job() {  # slurm_job MARGIN < NODE PROGRAM (base64): the batch script, on 
   done
   [ -n "$ending" ] || exit 0
   echo "=== $(LC_ALL=C date): the time limit is near: the engines stopped; the job ends at its limit"
-  while :; do sleep 60; done
+  while :; do sleep 60 & wait $!; done  # waited for, so that a signal's trap runs at once
 }
 
 slurm_node() {  # slurm_node ENGINES THREADS GPUS ENGINE_RESTART MEMORY_LIMIT < PROGRAMS
@@ -76,8 +79,9 @@ slurm_node() {  # slurm_node ENGINES THREADS GPUS ENGINE_RESTART MEMORY_LIMIT < 
   base64 -d | tar -xzf - -C "$run" || exit 1
   rm -f "$run/$name"-engine-*.gaveup "$run/$name-engines.json"
   : > "$run/$name-engines.requests"
-  echo "=== $label: $count engines, $threads threads each${devices:+, GPUs $(printf '%s' "$devices" | tr '\n' ',')}"
+  chosen=$(printf '%s' "$devices" | tr '\n' ',')
+  echo "=== $label: $count engines, $threads threads each${chosen:+, GPUs $chosen}"
   exec env "IPP_CLUSTER_TAG=$name/engine" "$python" "$run/supervisor.py" "$run" "$name" "$label" \
-    "$count" "$keep" "$limit" "$(printf '%s' "$devices" | tr '\n' ',')" \
-    -- "${bin}ipengine" "--profile=$profile" "--IPEngine.max_heartbeat_misses=$ENGINE_HEARTBEAT_MISSES" </dev/null
+    "$count" "$keep" "$limit" "$chosen" -- "${bin}ipengine" "--profile=$profile" \
+    "--IPEngine.max_heartbeat_misses=$ENGINE_HEARTBEAT_MISSES" </dev/null
 }

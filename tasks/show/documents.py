@@ -35,7 +35,8 @@ def status(command, cluster, rows, stopped):
               "registered": row["registered"], "expected": row["expected"],
               "restarts": row["restarts"], "threads": number(row["threads"]),
               "problems": row["problems"], "notes": row.get("notes", []),
-              **{key: row[key] for key in MASTER_KEYS + ENGINE_KEYS + ALLOCATION_KEYS if key in row}} for row in rows]
+              **{key: row[key] for key in MASTER_KEYS + ENGINE_KEYS + ALLOCATION_KEYS if key in row}}
+             for row in rows]
     return {"command": command, "cluster": cluster, "stopped": stopped,
             "ok": not stopped and not any(host["problems"] for host in hosts), "hosts": hosts}
 

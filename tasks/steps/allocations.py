@@ -5,8 +5,9 @@ read their state, restart their engines in the same job, cancel them.
 
 The Slurm commands run on the master (the login node) over SSH, one round trip for all
 allocations (``tasks/remote/slurm.sh``); the engines on the nodes register with the
-controller under ``NODE@JOB`` (`tasks.remote.slurm.label`), which is how they are counted. Steps return results
-and never print, but through *say* (a function of one line) while they wait.
+controller under ``NODE@JOB`` (`tasks.remote.slurm.label`), which is how they are counted.
+Steps return results and never print, but through *say* (a function of one line) while
+they wait.
 """
 
 import time
@@ -77,7 +78,8 @@ def _on_jobs(fleet, inventory, functions, allocations):
     if not result.ok:
         return {a.name: f"cannot ask Slurm on {inventory.master.name}: {result.reason}"
                 for a in allocations}
-    return {name: [f for f in report.split("|") if f] for name, report in _reports(result, allocations).items()}
+    return {name: [f for f in report.split("|") if f]
+            for name, report in _reports(result, allocations).items()}
 
 
 def cancel(fleet, inventory, allocations=None):

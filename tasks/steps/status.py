@@ -81,11 +81,12 @@ def _allocation_rows(index, allocation, master_result, probe):
                   "nodes": job.nodes or None, "time_left": job.left or None,
                   "seconds_left": job.seconds_left, "start": job.start or None, "active": job.active}
     if not job.active:
-        row["problems"].append(f"job {job.id} ended ({job.state}): "
-                               f"{slurm.ENDED.get(job.state, 'it is over')}; fab cluster.up submits a new one")
+        row["problems"].append(f"job {job.id} ended ({job.state}): {slurm.ENDED.get(job.state, 'it is over')};"
+                               " fab cluster.up submits a new one")
         return [row]
     if job.state != "RUNNING":
-        row["problems"].append(f"job {job.id} is {job.state}" + (f" ({job.reason})" if job.reason else ""))
+        row["problems"].append(f"job {job.id} is {job.state}"
+                               + (f" ({job.reason})" if job.reason else ""))
         return [row]
     expected = slurm.expected(job, allocation)
     engines = (probe or {}).get("engines", {})
