@@ -3,23 +3,24 @@
 [--rounds N] [--out DIR]``: run the
 benchmark, print its Markdown tables, and write them, every sample and the plot to DIR
 (results.md, results.json, results.png). A full run into the default ``bench/results``
-also writes its tables into the README, between the ``bench-results`` markers.
+also writes its tables into the documentation page that holds the ``bench-results``
+markers (docs/speed.md) and its plot into docs/img/bench-results.png.
 ``--scale`` runs the scale benchmark alone (`bench.scale`: hundreds of engines) into
-scale.md and scale.json, and the README between the ``bench-scale`` markers; ``--blas``
-the threads-per-engine benchmark alone (`bench.blas`) into blas.md and blas.json, and the
-README between the ``bench-blas`` markers; ``--healing`` the self-healing measures alone
-(`bench.healing`: engines and controller, 5 rounds unless told) into healing.md and
-healing.json, and the README between the ``bench-healing`` markers; ``--dashboard`` what
-the dashboard costs the controller alone (`bench.dashboard`, 5 rounds unless told) into
-dashboard.md and dashboard.json, and the README between the ``bench-dashboard`` markers;
-``--slurm`` engines in a Slurm allocation against ipyparallel's Slurm launcher alone
-(`bench.slurm`, 5 rounds unless told) into slurm.md and slurm.json, and the README between
-the ``bench-slurm`` markers.
+scale.md and scale.json (and the page with the ``bench-scale`` markers); ``--blas``
+the threads-per-engine benchmark alone (`bench.blas`) into blas.md and blas.json (the
+``bench-blas`` markers); ``--healing`` the self-healing measures alone (`bench.healing`:
+engines and controller, 5 rounds unless told) into healing.md and healing.json (the
+``bench-healing`` markers); ``--dashboard`` what the dashboard costs the controller alone
+(`bench.dashboard`, 5 rounds unless told) into dashboard.md and dashboard.json (the
+``bench-dashboard`` markers); ``--slurm`` engines in a Slurm allocation against
+ipyparallel's Slurm launcher alone (`bench.slurm`, 5 rounds unless told) into slurm.md
+and slurm.json (the ``bench-slurm`` markers).
 """
 
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 from collections import defaultdict
@@ -36,7 +37,7 @@ FULL = dict(hosts=(1, 2, 4, 8), per_host=(1, 2), control=(1, 8, 32, 64), threads
 QUICK = dict(hosts=(2,), per_host=(2,), control=(1, 8), threads=(8, 32), rounds=1, healing=3)
 #: What the test suite runs (tests/test_bench.py), so that the benchmark cannot rot unseen.
 SMALLEST = dict(hosts=(1,), per_host=(1,), control=(1,), threads=(2,), rounds=1, healing=1)
-README = methods.PROJECT / "README.md"
+DOCS = methods.PROJECT / "docs"
 FIRST_HOST = 101  # 127.0.2.101 and up: never the test suite's hosts
 
 
@@ -93,24 +94,34 @@ def threads(fake_hosts, folder, sizes):
 
 
 def markers(name):
-    """The README's markers around the tables of *name* (``results``, ``scale``...)."""
+    """The markers around the tables of *name* (``results``, ``scale``...) in a docs page."""
     return f"<!-- bench-{name} -->\n", f"<!-- /bench-{name} -->\n"
 
 
-def write_readme(text, name="results"):
-    """Put *text* between the README's markers of *name*."""
-    readme, (first, last) = README.read_text(), markers(name)
-    README.write_text(readme[:readme.index(first) + len(first)] + text + readme[readme.index(last):])
+def page_of(name):
+    """The documentation page that holds the markers of *name*."""
+    first, _ = markers(name)
+    pages = [page for page in sorted(DOCS.glob("*.md")) if first in page.read_text()]
+    if len(pages) != 1:
+        raise LookupError(f"{len(pages)} pages of docs/ hold {first.strip()}; one must")
+    return pages[0]
 
 
-def publish(out, name, text, data, into_readme):
+def write_docs(text, name="results"):
+    """Put *text* between the markers of *name* in the documentation page that holds them."""
+    page, (first, last) = page_of(name), markers(name)
+    old = page.read_text()
+    page.write_text(old[:old.index(first) + len(first)] + text + old[old.index(last):])
+
+
+def publish(out, name, text, data, into_docs):
     """Print *text* and write it to *out*/NAME.md, *data* (and the machine) to NAME.json
-    and, *into_readme*, the text into the README between the markers of *name*."""
+    and, *into_docs*, the text into the documentation between the markers of *name*."""
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{name}.md").write_text(text)
     (out / f"{name}.json").write_text(json.dumps({"machine": report.machine(), **data}, indent=1))
-    if into_readme:
-        write_readme(text, name)
+    if into_docs:
+        write_docs(text, name)
     print(text)
 
 
@@ -175,7 +186,7 @@ ALONE = {
 }
 
 
-def run_alone(name, out, rounds, into_readme):
+def run_alone(name, out, rounds, into_docs):
     """The benchmark *name* of `ALONE`, its table printed and written to *out* (`publish`);
     where it cannot measure, it says why and exits 1."""
     bench, missing = ALONE[name], {}
@@ -185,7 +196,7 @@ def run_alone(name, out, rounds, into_readme):
         sys.exit(1)
     text = (f"Machine: {report.machine()}. {rounds} round(s); {bench.caption}\n\n"
             + bench.table(samples) + "\n")
-    publish(out, name, text, {bench.key: samples}, into_readme)
+    publish(out, name, text, {bench.key: samples}, into_docs)
 
 
 def measure_all(fake_hosts, folder, plan, rounds, missing):
@@ -257,8 +268,8 @@ def main():
                                       "(default bench/results, or a temporary one with --quick)")
     args = parser.parse_args()
     plan = SMALLEST if args.smallest else QUICK if args.quick else FULL
-    args.quick = args.quick or args.smallest  # neither writes into the README
-    into_readme = not args.out and not args.quick
+    args.quick = args.quick or args.smallest  # neither writes into the documentation
+    into_docs = not args.out and not args.quick
     rounds = args.rounds or plan["rounds"]
     out = Path(args.out or (tempfile.mkdtemp(prefix="ippbench-") if args.quick
                             else methods.PROJECT / "bench" / "results"))
@@ -271,7 +282,7 @@ def main():
 
     for name, bench in ALONE.items():
         if getattr(args, name):
-            run_alone(name, out, args.rounds or bench.rounds or plan["rounds"], into_readme)
+            run_alone(name, out, args.rounds or bench.rounds or plan["rounds"], into_docs)
             return
     count = max(max(plan["control"]), max(plan["hosts"]) + 1, min(plan["threads"]))
     missing = {}
@@ -290,8 +301,10 @@ def main():
         **({"not measured": missing} if missing else {})}, indent=1))
     if times:
         report.plot(times, layouts, out / "results.png")
-    if into_readme and not missing:  # the README keeps its whole tables until a whole run
-        write_readme(text)
+    if into_docs and not missing:  # the page keeps its whole tables until a whole run
+        write_docs(text)
+        if times:
+            shutil.copyfile(out / "results.png", DOCS / "img" / "bench-results.png")
     print(text)
     say(f"written: {out / 'results.md'}" + (f", {out / 'results.png'}" if times else ""))
     if missing:

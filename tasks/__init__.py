@@ -13,3 +13,6 @@ using only those under it:
 - ``steps/``: one parallel round trip each, returning per-host results;
 - ``show/``: tables, exit codes and progress, printed by the tasks only.
 """
+
+#: This release of ipp-cluster (Semantic Versioning); CHANGELOG.md's newest release.
+__version__ = "0.4.0"

@@ -62,7 +62,7 @@ def whole_number(option, value, low, high):
 
 #: The help of every ``--hosts`` option.
 HOSTS_HELP = "only these hosts: comma-separated inventory names or patterns (node0*)"
-JSON_HELP = "one JSON document on stdout instead of the table (its schema: README, JSON for programs)"
+JSON_HELP = "one JSON document on stdout instead of the table (its schema: docs/json.md)"
 
 
 def choose(inventory, role="", hosts=""):

@@ -137,8 +137,9 @@ def stop(c, hosts=""):
 @task(help={"hosts": HOSTS_HELP})
 @reads_inventory
 def restart(c, hosts=""):
-    """Stop the engines (of every engine host, or those named), start them again and return
-    when they have registered; other hosts' engines are untouched.
+    """Stop the engines (of every engine host, or those named) and start them again.
+
+    It returns when they have registered; other hosts' engines are untouched.
 
     A Slurm allocation's engines start again inside the same job: no new wait in the queue.
     """

@@ -14,6 +14,7 @@ import time
 from fabric import task
 from invoke.exceptions import Exit
 
+from . import __version__
 from .show import documents, report
 from .ssh import forward
 from .steps import allocations, client, environment, lifecycle, operations, preflight
@@ -67,7 +68,10 @@ def _gib(kb):
 @task(help={"json": JSON_HELP})
 @reads_inventory
 def info(c, json=False):
-    """One row per host: cores, GPUs, memory, load, users, and Python/ipyparallel in CLUSTER_ENV."""
+    """One row per host: cores, GPUs, memory, load, users, and Python/ipyparallel in CLUSTER_ENV.
+
+    The table's title and the JSON document (``version``) say this ipp-cluster's version.
+    """
     inventory = load()
     with fleet(c, inventory) as fleet_:
         results = preflight.read_facts(fleet_, inventory, inventory.hosts)
@@ -78,7 +82,7 @@ def info(c, json=False):
     for result in results.values():
         result.facts["mem_total"] = _gib(result.facts.get("mem_total_kb"))
         result.facts["mem_available"] = _gib(result.facts.get("mem_available_kb"))
-    report.results_table("hosts", results, [
+    report.results_table(f"hosts (ipp-cluster {__version__})", results, [
         ("cores", "cores"), ("gpus", "gpus"), ("memory", "mem_total"), ("available", "mem_available"),
         ("load", "load"), ("users", "users"), ("python", "python"),
         ("ipyparallel", "ipyparallel")])

@@ -19,6 +19,8 @@ from tests.conftest import PROJECT, SYSTEM_PYTHON, users
 
 USER = "ippplain"
 COPIED = ("fabfile.py", "pytest.ini", "requirements.txt", "tasks", "tests", "inventory", "notebooks",
+          "README.md", "CHANGELOG.md", "mkdocs.yml", "docs", "install.sh", "requirements-test.txt",
+          "requirements-docs.txt",
           "bench")
 
 

@@ -16,6 +16,7 @@ import urllib.request
 
 import pytest
 
+import tasks
 from tests.conftest import FAB, PROJECT, engines_by_id, fab_for, on, three_host_inventory, with_client
 from tests.conftest import fab as run_fab
 
@@ -331,6 +332,7 @@ def test_json_of_a_healthy_cluster_says_what_the_tables_say(cluster):
     assert result.returncode == 0 and master["hosts"][0]["roles"] == ["master"]
     result, info = _json(cluster, "cluster.info")
     assert result.returncode == 0 and all(h["cores"] >= 1 and h["python"] for h in info["hosts"])
+    assert info["version"] == tasks.__version__
     result, check = _json(cluster, "cluster.check")
     assert result.returncode == 0 and all(h["ready"] for h in check["hosts"])
     assert "ready:" not in result.stdout  # nothing but the document on stdout

@@ -4,7 +4,7 @@
 stop_master() {  # stop_master: stop the controller and Jupyter, remove what they leave
   # Removed: the connection files, the controller's Curve key pair (its secret half too),
   # its journal of tasks in flight, the dashboard's plans, the hosts' reports and its
-  # history; kept: the logs (see the README, "What a stop keeps"). Reports
+  # history; kept: the logs (see docs/commands.md, cluster.down). Reports
   # left_controller= and left_jupyter=.
   lock
   halt controller "$name-controller"

@@ -5,10 +5,12 @@ The JSON documents of ``--json`` (``cluster.status``, ``engines.status``, ``mast
 Each task prints one document on stdout and nothing else there; its exit code and its
 ``error:`` lines on stderr are the table's. A document holds the same per-host facts as
 the table, as JSON values (numbers as numbers, lists as lists, null for unknown). The
-schema is written in the README ("JSON for programs").
+schema is written in docs/json.md ("JSON for programs").
 """
 
 import json
+
+from .. import __version__
 
 REACHED = ("ok", "failed")  # the states of a host that answered (see tasks.ssh.fleet)
 
@@ -51,7 +53,8 @@ ALLOCATION_KEYS = ("job", "allocation")
 
 
 def info(results):
-    """The document of ``cluster.info``: each host's facts (`tasks.steps.preflight.read_facts`)."""
+    """The document of ``cluster.info``: this ipp-cluster's version, then each host's facts
+    (`tasks.steps.preflight.read_facts`)."""
     hosts = []
     for name, result in results.items():
         facts = result.facts if result.ok else {}
@@ -63,7 +66,8 @@ def info(results):
                       "users": facts.get("users", "").split(),
                       "python": facts.get("python") or None,
                       "ipyparallel": facts.get("ipyparallel") or None})
-    return {"command": "cluster.info", "ok": all(r.ok for r in results.values()), "hosts": hosts}
+    return {"command": "cluster.info", "version": __version__,
+            "ok": all(r.ok for r in results.values()), "hosts": hosts}
 
 
 def check(results, problems):

@@ -1,0 +1,47 @@
+#!/bin/sh
+# install.sh: everything `fab` needs on this machine, in one command that works the same
+# as root (a container: apt-get itself, there is no sudo) and as a user (sudo apt-get for
+# what is missing, or the command that root must run when there is no sudo).
+#   sh install.sh          Debian's packages for a user, then .venv with requirements.txt
+#   sh install.sh --test   also what the tests need (sshd, shells, Slurm, chromium, ...),
+#                          and .venv with requirements-test.txt
+# shellcheck disable=SC2086  # $packages and $missing are lists of words, split on purpose
+set -eu
+cd "$(dirname "$0")"
+
+packages="screen python3-venv"
+case $#:${1-} in
+  0:) requirements=requirements.txt next="fab cluster.up" ;;
+  1:--test)
+    packages="$packages openssh-server iproute2 nftables chromium shellcheck tcsh csh zsh fish ksh"
+    packages="$packages lmod slurmctld slurmd slurm-client munge sudo"
+    requirements=requirements-test.txt next="python -m pytest" ;;
+  *) echo "usage: sh install.sh [--test]" >&2; exit 2 ;;
+esac
+
+export DEBIAN_FRONTEND=noninteractive
+if [ "$(id -u)" = 0 ]; then
+  apt-get update
+  apt-get install -y $packages
+else
+  missing=
+  for package in $packages; do
+    status=$(dpkg-query -W -f='${Status}' "$package" 2>/dev/null) || true
+    [ "$status" = "install ok installed" ] || missing="${missing:+$missing }$package"
+  done
+  if [ -z "$missing" ]; then
+    echo "install.sh: the system packages are present: $packages"
+  elif command -v sudo >/dev/null; then
+    sudo env DEBIAN_FRONTEND=noninteractive apt-get update
+    sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y $missing
+  else
+    echo "install.sh: missing system packages: $missing, and no sudo to install them; as root, run:" >&2
+    echo "  apt-get update && apt-get install -y $missing" >&2
+    echo "then run this script again." >&2
+    exit 1
+  fi
+fi
+
+[ -x .venv/bin/pip ] || python3 -m venv .venv
+.venv/bin/pip install --disable-pip-version-check -r "$requirements"
+echo "install.sh: done; next: . .venv/bin/activate && $next"
