@@ -82,3 +82,16 @@ def test_the_scale_tables_show_memory_cpu_and_the_files_read():
     assert "| 16 | 1510 | 24000 |" in text
     assert files_read.table("strace is not installed") == (
         "Files read to start engines: not measured (strace is not installed).")
+
+
+def test_the_slurm_bench_reads_when_the_last_engine_connected_from_the_controllers_log():
+    from datetime import datetime
+
+    from bench.slurm import registered_after
+    start = datetime(2026, 12, 6, 1, 0, 0).timestamp()
+    log = ("2026-12-06 00:59:59.900 [IPController] engine::Engine Connected: 7\n"  # an earlier round's
+           "2026-12-06 01:00:02.250 [IPController] engine::Engine Connected: 0\n"
+           "2026-12-06 01:00:01.500 [IPController] registration::finished registering engine 1\n"
+           "2026-12-06 01:00:03.125 [IPController] engine::Engine Connected: 1\n")
+    assert registered_after(log, start, count=2) == 3.125
+    assert registered_after(log, start, count=3) is None
