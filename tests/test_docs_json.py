@@ -20,7 +20,7 @@ from tests.sshhosts import write_inventory
 from tests.test_docs import fenced_blocks
 
 NAME = "ippdocs"  # its own cluster name, profile and port: nothing of another test's
-PORT = 18960
+PORT = 18975
 
 
 def without_annotations(text):

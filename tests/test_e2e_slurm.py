@@ -170,6 +170,23 @@ def test_a_job_cancelled_from_outside_is_named_and_up_repairs_it(slurm, fake_hos
     assert ours(slurm, "slurmext") == []
 
 
+def test_down_ends_the_recorded_job_of_an_allocation_renamed_in_the_inventory(slurm, fake_hosts, tmp_path):
+    folder = inventory(tmp_path, fake_hosts, "slurmren", 18949, group="slurm_nodes=2\nslurm_time=10")
+    run = runner(fake_hosts, folder)
+    try:
+        assert run("cluster.up").returncode == 0
+        job = status_of(run)["cpu_alloc"]["job"]["id"]
+        hosts = Path(folder) / "hosts"  # the user renames the group while its job runs
+        hosts.write_text(hosts.read_text().replace("cpu_alloc", "renamed_alloc"))
+        down = run("cluster.down")
+        assert down.returncode == 0, down.stdout + down.stderr
+        assert f"cpu_alloc: job {job} ended" in down.stdout, down.stdout
+    finally:
+        run("cluster.down")
+    assert ours(slurm, "slurmren") == []
+    assert leftovers(fake_hosts, (1, *NODES)) == {}
+
+
 def test_ssh_hosts_and_two_allocations_make_one_cluster(slurm, fake_hosts, tmp_path):
     folder = inventory(tmp_path, fake_hosts, "slurmmix", 18944, group="slurm_nodes=2\nslurm_time=10",
                        ssh_engines="127.0.2.1 engines=2")
