@@ -9,7 +9,7 @@ from invoke import Collection
 from invoke.exceptions import Exit
 
 from . import engines, master, toolbox
-from .context import HOSTS_HELP, JSON_HELP, fleet, load, reads_inventory, show_status
+from .context import HOSTS_HELP, JSON_HELP, fleet, load, on_its_master, reads_inventory, show_status
 from .show import report
 from .show.progress import watching
 from .steps import allocations, lifecycle, preflight
@@ -26,6 +26,10 @@ def _up(c, inventory):
                 report.fail_if(report.lines(unfit))
             refused = allocations.check(fleet_, inventory)
             report.fail_if([f"{name}: {why}" for name, why in refused.items()])
+            in_job = inventory.master_allocation
+            if in_job:  # the controller's node first: the first of its job's
+                done = f"the job of {in_job.name}, where the controller runs, was submitted"
+                inventory = _master_job(fleet_, inventory, in_job, allocated)
             done = f"the master ({inventory.master.name}) was starting"
             started = lifecycle.start_master(fleet_, inventory, inventory.master,
                                              peers=checked.peers, planned=checked.planned)
@@ -35,10 +39,15 @@ def _up(c, inventory):
             done = "the master had started and the engines were starting"
             # Engines of an earlier controller cannot talk to a new one: restart them.
             fresh_controller = started.facts.get("controller") == "started"
-            if inventory.allocations:  # now: the jobs start while Jupyter does
+            if in_job and fresh_controller and (in_job.name, allocated.jobs[in_job.name].id) \
+                    not in allocated.submitted:  # in the same job, whose node runs the controller
+                allocated.problems += [f"{name}: {why}" for name, why in
+                                       allocations.restart(fleet_, inventory, [in_job]).items()]
+            others = [a for a in inventory.allocations if not a.master]
+            if others:  # now: the jobs start while Jupyter does
                 engine_file = None if inventory.settings.shared_home else \
                     lifecycle.read_engine_file(fleet_, inventory, started)
-                allocations.submit(fleet_, inventory, inventory.allocations, allocated,
+                allocations.submit(fleet_, inventory, others, allocated,
                                    renew=fresh_controller, engine_file=engine_file, say=engines.say)
                 done = "the allocations' jobs were submitted"
                 allocations.wait_running(fleet_, inventory, allocated, say=engines.say)
@@ -61,13 +70,29 @@ def _up(c, inventory):
         port, token = inventory.settings.jupyter_port, started.facts["token"]
         print(f"Jupyter: {report.jupyter_url(port, token)}")
         print(f"Dashboard: {report.dashboard_url(port, token)}")
+        if inventory.master.via:
+            print(f"(on {inventory.master.name}, in a job: fab cluster.tunnel brings them here, "
+                  f"through {inventory.master.via.name})")
     report.fail_if(report.lines(unfit) + up.problems + allocated.problems)
+
+
+def _master_job(fleet_, inventory, allocation, allocated):
+    """Submit (or keep) the job of *allocation*, whose first node runs the controller and
+    Jupyter, and wait until it runs: *inventory* with that node as its master, or exit 1."""
+    allocations.submit(fleet_, inventory, [allocation], allocated, say=engines.say)
+    allocations.wait_running(fleet_, inventory, allocated, say=engines.say)
+    running, problem = allocations.master_in_job(fleet_, inventory)
+    report.fail_if(allocated.problems or ([problem] if problem else []))
+    engines.say(f"{allocation.name}: the controller and Jupyter start on {running.master.name}, "
+                f"the first node of job {allocated.jobs[allocation.name].id}")
+    return running
 
 
 def _down(c, inventory):
     with fleet(c, inventory) as fleet_:
+        inventory = on_its_master(fleet_, inventory, need=False)
         results = lifecycle.stop_all(fleet_, inventory)
-    master_result = results[inventory.master.name]
+    master_result = results[inventory.slurm_host.name]
     ended = allocations.cancelled(master_result) if master_result.ok else {}
     problems = engines.show_cancelled({**dict.fromkeys((a.name for a in inventory.allocations),
                                                        (None, None)), **ended})

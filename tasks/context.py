@@ -12,6 +12,7 @@ from invoke.exceptions import Exit
 from .inventory.folder import InventoryError, load_inventory, parse_host, with_settings
 from .show import report
 from .ssh.fleet import Fleet
+from .steps.allocations import master_in_job
 from .steps.status import read_status
 
 #: What ``fab -h TASK`` says of the inventory, for every task that reads it.
@@ -49,6 +50,19 @@ def load(master=None):
 def fleet(c, inventory):
     """A `Fleet` for *inventory*, using the task context's Fabric config."""
     return Fleet(inventory.settings, c.config)
+
+
+def on_its_master(fleet_, inventory, need=True):
+    """
+    *inventory* with its master where the controller and Jupyter run: with an allocation of
+    ``slurm_master=yes``, the first node of its running job, reached through the login node
+    (`tasks.steps.allocations.master_in_job`). When that job does not run, exits 1 saying
+    so if *need*, else returns *inventory* as it is.
+    """
+    running, problem = master_in_job(fleet_, inventory)
+    if problem and need:
+        raise Exit(f"error: {problem}", code=1)
+    return running
 
 
 def whole_number(option, value, low, high):
@@ -91,10 +105,14 @@ def show_status(c, command, stopped, hosts=None, json=False, **roles):
     names = [name for name in (hosts or "").split(",") if name]
     allocated = inventory.chosen_allocations(names)
     others = [name for name in names if name not in inventory.allocation_names(names)]
-    chosen = None if hosts is None else () if names and not others else choose(
-        inventory, role, ",".join(others))
+    def chosen_in(inventory):
+        return None if hosts is None else () if names and not others else choose(
+            inventory, role, ",".join(others))
+    chosen_in(inventory)  # a bad option is said before any host is contacted
     with fleet(c, inventory) as fleet_:
-        rows = read_status(fleet_, inventory, hosts=chosen, allocations=allocated, **roles).rows
+        inventory = on_its_master(fleet_, inventory, need=False)
+        rows = read_status(fleet_, inventory, hosts=chosen_in(inventory), allocations=allocated,
+                           **roles).rows
     stopped = None if hosts else stopped.format(name=inventory.settings.cluster_name)
     report.status_and_exit(command.split(".")[0], rows, stopped=stopped,
                            as_json=json and (command, inventory.settings.cluster_name))

@@ -6,7 +6,7 @@ from fabric import task
 from invoke import Collection
 from invoke.exceptions import Exit
 
-from .context import HOSTS_HELP, JSON_HELP, choose, fleet, load, reads_inventory, show_status
+from .context import HOSTS_HELP, JSON_HELP, choose, fleet, load, on_its_master, reads_inventory, show_status
 from .show import report
 from .show.progress import watching
 from .steps import allocations, lifecycle
@@ -87,7 +87,7 @@ def cancel_submitted(c, inventory, up):
         problems = [str(error)]
     jobs = " ".join(job for _, job in up.submitted)
     return (f"; the jobs submitted ({jobs}) were cancelled" if not problems else
-            f"; cancel the jobs submitted with: scancel {jobs} (on {inventory.master.name})")
+            f"; cancel the jobs submitted with: scancel {jobs} (on {inventory.slurm_host.name})")
 
 
 def bring_down(fleet_, inventory, hosts):
@@ -111,6 +111,7 @@ def start(c, hosts=""):
     up = allocations.AllocationsUp()
     try:
         with fleet(c, inventory) as fleet_:
+            inventory = on_its_master(fleet_, inventory)
             problems = bring_up(fleet_, inventory, chosen).problems if chosen or not allocated else []
             problems += bring_up_allocations(fleet_, inventory, allocated, up).problems
     except KeyboardInterrupt:
@@ -123,14 +124,24 @@ def start(c, hosts=""):
 def stop(c, hosts=""):
     """Stop every engine on every engine host (or those named: a drain); no engine process is left.
 
-    A Slurm allocation's engines stop with its job, which ends: its nodes go back to Slurm.
+    A Slurm allocation's engines stop with its job, which ends: its nodes go back to Slurm;
+    but the job whose first node runs the controller (slurm_master=yes) runs on, without
+    engines (engines.restart starts them again; cluster.down ends it).
     """
     inventory = load()
     chosen = choose(inventory, "engines", hosts)
     allocated = inventory.chosen_allocations(hosts.split(","))
     with fleet(c, inventory) as fleet_:
+        inventory = on_its_master(fleet_, inventory, need=False)
         problems = bring_down(fleet_, inventory, chosen) if chosen or not allocated else []
-        problems += cancel_allocations(fleet_, inventory, allocated)
+        problems += cancel_allocations(fleet_, inventory, [a for a in allocated if not a.master])
+        in_job = [a for a in allocated if a.master]
+        if in_job:
+            down = allocations.shut_down(fleet_, inventory, in_job, allocations.AllocationsUp())
+            for a in down.running:
+                print(f"{a.name}: engines stopped; job {down.jobs[a.name].id} runs on, with the "
+                      "controller and Jupyter (fab cluster.down ends it)")
+            problems += down.problems
     report.fail_if(problems)
 
 
@@ -147,6 +158,7 @@ def restart(c, hosts=""):
     chosen = choose(inventory, "engines", hosts)
     allocated = inventory.chosen_allocations(hosts.split(","))
     with fleet(c, inventory) as fleet_:
+        inventory = on_its_master(fleet_, inventory)
         problems = []
         if chosen or not allocated:
             problems = bring_down(fleet_, inventory, chosen) + bring_up(fleet_, inventory, chosen).problems

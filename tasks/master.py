@@ -9,7 +9,7 @@ from fabric import task
 from invoke import Collection
 from invoke.exceptions import Exit
 
-from .context import JSON_HELP, fleet, load, reads_inventory, show_status
+from .context import JSON_HELP, fleet, load, on_its_master, reads_inventory, show_status
 from .show import report
 from .steps import lifecycle
 
@@ -43,14 +43,20 @@ def bring_down(fleet_, inventory, master):
     report.fail_if(report.failures({master.name: result}))
 
 
-def _start(c, inventory):
+def _start(c, inventory, in_job=True):
+    """Start the master's programs; *in_job*: on the node of a master allocation's job, if
+    the inventory has one (not with ``-H``)."""
     with fleet(c, inventory) as fleet_:
+        if in_job:
+            inventory = on_its_master(fleet_, inventory)
         result = bring_up(fleet_, inventory, inventory.master)
     print_urls(inventory.settings.jupyter_port, result.facts["token"])
 
 
-def _stop(c, inventory):
+def _stop(c, inventory, in_job=True):
     with fleet(c, inventory) as fleet_:
+        if in_job:
+            inventory = on_its_master(fleet_, inventory, need=False)
         bring_down(fleet_, inventory, inventory.master)
 
 
@@ -89,6 +95,7 @@ def url(c):
     """Print the Jupyter URL with its token (last line), after the dashboard's ("Dashboard: URL")."""
     inventory = load()
     with fleet(c, inventory) as fleet_:
+        inventory = on_its_master(fleet_, inventory)
         result = lifecycle.read_token(fleet_, inventory)
     report.fail_if(report.failures({inventory.master.name: result}))
     print_urls(inventory.settings.jupyter_port, result.facts["token"])
@@ -98,14 +105,14 @@ def url(c):
 @reads_inventory
 def start_master(c):
     """Start the controller and Jupyter on the host given with -H (fab -H HOST start-master)."""
-    _start(c, load(master=_host_from(c)))
+    _start(c, load(master=_host_from(c)), in_job=False)
 
 
 @task(name="stop-master")
 @reads_inventory
 def stop_master(c):
     """Stop the controller and Jupyter on the host given with -H (fab -H HOST stop-master)."""
-    _stop(c, load(master=_host_from(c)))
+    _stop(c, load(master=_host_from(c)), in_job=False)
 
 
 ns = Collection("master", start, stop, status, url)

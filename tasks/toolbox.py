@@ -18,7 +18,7 @@ from . import __version__
 from .show import documents, report
 from .ssh import forward
 from .steps import allocations, client, environment, lifecycle, operations, preflight
-from .context import HOSTS_HELP, JSON_HELP, choose, fleet, load, reads_inventory, whole_number
+from .context import HOSTS_HELP, JSON_HELP, choose, fleet, load, on_its_master, reads_inventory, whole_number
 
 
 def _print_outputs(results):
@@ -40,9 +40,10 @@ ROLE_HELP = "only this role: master or engines (default: every host)"
 def run(c, command, role="", hosts=""):
     """Run a command with sh on every host (or a role, or named hosts), whatever the login shell."""
     inventory = load()
-    chosen = choose(inventory, role, hosts)
+    choose(inventory, role, hosts)  # a bad option is said before any host is contacted
     with fleet(c, inventory) as fleet_:
-        results = operations.run_command(fleet_, inventory, chosen, command)
+        inventory = on_its_master(fleet_, inventory, need=False)
+        results = operations.run_command(fleet_, inventory, choose(inventory, role, hosts), command)
     _print_outputs(results)
     report.fail_if(report.failures(results))
 
@@ -54,9 +55,11 @@ def logs(c, role="", hosts="", lines="20"):
     """Show the last lines of each screen session's log, under its host and session name."""
     lines = whole_number("lines", lines, 1, 100000)
     inventory = load()
-    chosen = choose(inventory, role, hosts)
+    choose(inventory, role, hosts)  # a bad option is said before any host is contacted
     with fleet(c, inventory) as fleet_:
-        results = operations.read_logs(fleet_, inventory, chosen, role or None, lines)
+        inventory = on_its_master(fleet_, inventory, need=False)
+        results = operations.read_logs(fleet_, inventory, choose(inventory, role, hosts), role or None,
+                                       lines)
     _print_outputs(results)
     report.fail_if(report.failures(results))
 
@@ -136,9 +139,10 @@ def tunnel(c, port=""):
     """Forward a local port to Jupyter on the master, print the URL with its token, hold until Ctrl-C."""
     port = whole_number("port", port, 1, 65535) if port != "" else 0
     inventory = load()
-    master = inventory.master
     remote_port = inventory.settings.jupyter_port
     with fleet(c, inventory) as fleet_:
+        inventory = on_its_master(fleet_, inventory)
+        master = inventory.master
         result = lifecycle.read_token(fleet_, inventory)
         report.fail_if(report.failures({master.name: result}))
         token = result.facts["token"]
@@ -195,12 +199,15 @@ def _hold(forwards, message):
 def connect(c):
     """Bring the controller's client file here (0600) and print how ipp.Client uses it through SSH."""
     inventory = load()
-    master = inventory.master
     with fleet(c, inventory) as fleet_:
+        inventory = on_its_master(fleet_, inventory)
+        master = inventory.master
         result = operations.read_client_file(fleet_, inventory)
         report.fail_if(report.failures({master.name: result}))
         data = client.decode(result.facts["client_file"])
-        if master.is_local or not inventory.settings.encrypt:
+        # ipyparallel's own tunnel takes one SSH hop: a job's node behind a login node takes
+        # this project's forwards, as encryption does.
+        if master.is_local or not (inventory.settings.encrypt or master.via):
             path = client.save(inventory.settings, data)
             through = () if master.is_local else client.server_of(fleet_.connection(master))
             _print_client(path, client.lines(path, *through))

@@ -6,14 +6,17 @@ commands run on the master over SSH, as on a campus cluster; the engines run as 
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 
+from tasks.remote.slurm import expand_nodes
 from tests.conftest import FAB, PROJECT, engines_by_id, fab, leftovers, users, with_client, write_inventory
 from tests.slurmhosts import FakeSlurm, why_not_available
 
@@ -185,6 +188,87 @@ def test_down_ends_the_recorded_job_of_an_allocation_renamed_in_the_inventory(sl
         run("cluster.down")
     assert ours(slurm, "slurmren") == []
     assert leftovers(fake_hosts, (1, *NODES)) == {}
+
+
+def held_lines(run_args, inventory_folder, fake_hosts, count, timeout=120):
+    """Start a fab task that holds until Ctrl-C (``cluster.connect``, ``cluster.tunnel``); the
+    process and its first *count* lines, or a failure with its stderr."""
+    env = dict(os.environ, CLUSTER_INVENTORY=str(inventory_folder), COLUMNS="200")
+    process = subprocess.Popen([str(FAB), "-i", str(fake_hosts.client_key), *run_args], cwd=PROJECT, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines, deadline = [], time.monotonic() + timeout
+    while len(lines) < count and time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            process.wait(timeout=10)
+            pytest.fail(f"{run_args} ended: {process.stderr.read()}")
+        lines.append(line.rstrip("\n"))
+    return process, lines
+
+
+def release(process):
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=30) == 0, process.stderr.read()
+
+
+def test_the_controller_and_jupyter_run_in_the_allocation_reached_through_the_login_node(
+        slurm, fake_hosts, tmp_path):
+    folder = inventory(tmp_path, fake_hosts, "slurmjob", 18956,
+                       group="slurm_nodes=2\nslurm_time=10\nengines=1\nslurm_master=yes")
+    run = runner(fake_hosts, folder)
+    try:
+        up = run("cluster.up")
+        assert up.returncode == 0, up.stdout + up.stderr
+        rows = status_of(run)
+        job = rows["cpu_alloc"]["job"]
+        first = expand_nodes(job["nodes"])[0]
+        assert f"cpu_alloc: the controller and Jupyter start on {first}, the first node of job {job['id']}" in (
+            up.stdout)
+        master = rows[first]  # the master's row is the node's
+        assert master["roles"] == ["master"] and master["problems"] == [], master
+        assert sorted(master["sessions"]) == ["slurmjob-controller", "slurmjob-jupyter"]
+        assert rows["cpu_alloc"]["registered"] == 2 and "127.0.2.1" not in rows  # the login node: no row
+        assert leftovers(fake_hosts, (1,)) == {}  # nothing of the cluster on the login node
+        connect, printed = held_lines(["cluster.connect"], folder, fake_hosts, 4)
+        try:  # ipyparallel's tunnel takes one hop: fab forwards the controller's ports itself
+            assert printed[-1].startswith("rc = ipp.Client(") and "sshserver" not in printed[-1]
+            counted = with_client("print(json.dumps(collections.Counter(rc[:].apply_sync(socket.gethostname))))",
+                                  connect=printed[1:])
+            assert counted == {node: 1 for node in expand_nodes(job["nodes"])}
+        finally:
+            release(connect)
+        tunnel, printed = held_lines(["cluster.tunnel"], folder, fake_hosts, 1)
+        try:
+            port, token = re.fullmatch(r"Jupyter: http://localhost:(\d+)/\?token=(\w+)", printed[0]).groups()
+            request = urllib.request.Request(f"http://127.0.0.1:{port}/api/status",
+                                             headers={"Authorization": f"token {token}"})
+            with urllib.request.urlopen(request, timeout=20) as response:
+                assert response.status == 200
+        finally:
+            release(tunnel)
+        restart = run("engines.restart")  # in the same job, the controller untouched
+        assert restart.returncode == 0, restart.stdout + restart.stderr
+        rows = status_of(run)
+        assert rows["cpu_alloc"]["job"]["id"] == job["id"] and rows["cpu_alloc"]["registered"] == 2
+        assert rows[first]["controller_restarts"] == 0 and rows[first]["problems"] == []
+        stop = run("engines.stop")  # the engines go; the job, with the controller, runs on
+        assert stop.returncode == 0, stop.stdout + stop.stderr
+        assert f"cpu_alloc: engines stopped; job {job['id']} runs on" in stop.stdout
+        rows = status_of(run)
+        assert rows["cpu_alloc"]["job"]["state"] == "RUNNING" and rows["cpu_alloc"]["registered"] == 0
+        assert rows[first]["sessions"] and rows[first]["problems"] == []
+        slurm.command("scancel", job["id"])  # the job ends from outside: its controller with it
+        deadline = time.monotonic() + 90
+        while (ours(slurm, "slurmjob") or leftovers(fake_hosts, (1, *NODES))) and time.monotonic() < deadline:
+            time.sleep(1)
+        assert ours(slurm, "slurmjob") == [] and leftovers(fake_hosts, (1, *NODES)) == {}
+        status = run("cluster.status")  # nothing runs: stopped, and how
+        assert status.returncode == 3, status.stdout + status.stderr
+        assert f"cpu_alloc: job {job['id']} ended (CANCELLED): it was cancelled outside" in status.stderr
+    finally:
+        down = run("cluster.down")
+        assert down.returncode == 0, down.stdout + down.stderr
+    assert ours(slurm, "slurmjob") == [] and leftovers(fake_hosts, (1, *NODES)) == {}
 
 
 def test_ssh_hosts_and_two_allocations_make_one_cluster(slurm, fake_hosts, tmp_path):

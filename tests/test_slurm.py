@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import subprocess
+from dataclasses import replace
 
 import pytest
 
@@ -122,6 +123,12 @@ def test_the_three_formats_say_the_same_allocations_and_a_lossy_json_listing_is_
      "gpus=auto in allocation 'a' takes the GPUs Slurm binds to the job: ask for them in slurm_options"),
     ("all:\n  children:\n    master: {hosts: {m: }}\n    engines: {children: {'a/b': {vars: {slurm_nodes: 1}}}}\n",
      4, "allocation 'a/b': its name must be letters, digits"),
+    ("[master]\nm\n[engines:children]\na\n[a]\n[a:vars]\nslurm_nodes=2\nslurm_master=maybe\n", 8,
+     "slurm_master='maybe' must be yes or no"),
+    ("[master]\nm\n[engines:children]\na\nb\n[a]\n[b]\n[a:vars]\nslurm_nodes=2\nslurm_master=yes\n"
+     "[b:vars]\nslurm_nodes=1\nslurm_master=yes\n", 11, "[b] has slurm_master=yes, as has a: one runs the controller"),
+    ("[master]\nm\n[engines:children]\na\n[engines:vars]\nslurm_master=yes\n[a]\n[a:vars]\nslurm_nodes=2\n", 8,
+     "[a] inherits slurm_master=: set it on the one allocation"),
 ])
 def test_a_bad_allocation_is_an_error_naming_file_and_line(text, line, reason):
     with pytest.raises(InventoryError) as error:
@@ -136,6 +143,16 @@ def test_a_yaml_time_limit_is_read_as_written_not_as_yaml_1_1_base_60():
     assert parse_inventory(text, kind="yaml")[2][0].time == "4:00:00"  # not 14400 minutes
 
 
+def test_slurm_master_puts_the_controller_in_one_allocation_and_needs_a_shared_home(tmp_path):
+    (tmp_path / "hosts").write_text(CAMPUS_INI.replace("slurm_partition=cpu\n", "slurm_partition=cpu\nslurm_master=yes\n"))
+    inventory = load_inventory(tmp_path)
+    assert inventory.master_allocation.name == "cpu_alloc" and not inventory.allocations[1].master
+    assert inventory.slurm_host == inventory.master  # the login node, until a job's node is the master
+    (tmp_path / "cluster.env").write_text("SHARED_HOME=no\n")
+    with pytest.raises(InventoryError, match="cluster.env:1: SHARED_HOME=no, but slurm_master=yes"):
+        load_inventory(tmp_path)
+
+
 def test_slurm_wait_is_checked():
     assert parse_settings("SLURM_WAIT=3600\n").slurm_wait == 3600
     with pytest.raises(InventoryError, match="cluster.env:1: SLURM_WAIT='soon' must be a number"):
@@ -144,7 +161,8 @@ def test_slurm_wait_is_checked():
 
 def node_program(script):
     """The node program a job script carries (the base64 data of its slurm_job call)."""
-    data = script.split("slurm_job 120 <<'IPP-END-OF-DATA'\n", 1)[1].split("\nIPP-END-OF-DATA", 1)[0]
+    data = re.split(r"slurm_job 120 (?:yes|no) <<'IPP-END-OF-DATA'\n", script, maxsplit=1)[1].split(
+        "\nIPP-END-OF-DATA", 1)[0]
     return base64.b64decode(data).decode()
 
 
@@ -164,10 +182,13 @@ def test_the_job_script_carries_the_node_program_with_every_value_quoted(tmp_pat
     assert "write_engine_file" not in node  # a shared home: the nodes read the controller's file
     carried = node_program(slurm.job_script(settings, gpu, engine_file='{"key": "k"}'))
     assert "write_engine_file <<'IPP-END-OF-DATA'\n" in carried
+    assert "stop_master() {" not in script
+    in_charge = slurm.job_script(settings, replace(gpu, master=True))  # slurm_master=yes
+    assert "\nslurm_job 120 yes <<'IPP-END-OF-DATA'\n" in in_charge and "\nstop_master() {" in in_charge
     with_engines = slurm.sbatch_options(Allocation(name="a", nodes=3, engines=8))
     assert with_engines == ["--nodes=3", "--ntasks-per-node=8"]
     if shutil.which("shellcheck"):
-        for text in (script, node):
+        for text in (script, node, in_charge):
             (tmp_path / "job.sh").write_text(text)
             checked = subprocess.run(["shellcheck", "-s", "sh", "-e", "SC2016,SC2034,SC2154", str(tmp_path / "job.sh")],
                                      capture_output=True, text=True)
@@ -176,12 +197,14 @@ def test_the_job_script_carries_the_node_program_with_every_value_quoted(tmp_pat
 
 def test_what_squeue_and_scontrol_say_is_read():
     running = slurm.parse_job("12|RUNNING|None|3:59:12|node[01-03],gpu7|2026-12-05T10:00:00|ipp-lab-cpu|"
-                              "ann|node[01-02]/0-3/;node03/0-1,5/;gpu7/0/gpu:a100:2(IDX:0-1),mps:0;")
+                              "ann|node[01-02]/0-3/;node03/0-1,5/;gpu7/0/gpu:a100:2(IDX:0-1),mps:0;|"
+                              "node01/10.1.0.11")
     assert (running.id, running.state, running.reason, running.nodes) == ("12", "RUNNING", "", "node[01-03],gpu7")
+    assert (running.batch, running.batch_address) == ("node01", "10.1.0.11")
     assert running.cpus == {"node01": 4, "node02": 4, "node03": 3, "gpu7": 1}
     assert running.seconds_left == 3 * 3600 + 59 * 60 + 12 and running.active and not running.hopeless
     pending = slurm.parse_job("13|PENDING|PartitionNodeLimit|1-00:00:00||N/A|ipp-lab-cpu|ann|")
-    assert pending.hopeless and pending.seconds_left == 86400 and pending.nodes == ""
+    assert pending.hopeless and pending.seconds_left == 86400 and pending.nodes == "" and not pending.batch
     assert not slurm.parse_job("14|PENDING|Resources|59:59||2026-12-06T01:00:00|x|ann|").hopeless
     assert not slurm.parse_job("15|TIMEOUT|TimeLimit|0:00|node01|2026-12-05T10:00:00|x|ann|").active
     assert slurm.parse_job("") is None
@@ -215,4 +238,4 @@ def test_the_hosts_listing_shows_the_allocations(tmp_path):
     assert json.loads(json.dumps(listing))["allocations"][1] == {
         "name": "gpu_alloc", "nodes": 2, "partition": "gpu", "time": "90", "account": "lab42",
         "options": ["--gres=gpu:2", "--exclusive"], "engines": None, "threads": None, "gpus": "auto",
-        "setup": "module load cuda/12.2"}
+        "setup": "module load cuda/12.2", "master": False}

@@ -17,7 +17,9 @@ hosts and ``slurm_nodes=N`` among its variables is one job of N nodes, with engi
 Its variables are ``all``'s, then its parent groups' (from the shallowest), then its own,
 as a host's would be: ``slurm_partition``, ``slurm_time``, ``slurm_account`` and
 ``slurm_options`` (sbatch's other options, one string), and ``engines`` (per node), ``threads``,
-``gpus`` and ``setup`` as on a host. Pure.
+``gpus`` and ``setup`` as on a host. ``slurm_master=yes`` (one allocation at most, its own
+variable) puts the controller and Jupyter on the first node of its job instead of the
+master, which then only runs the Slurm commands and leads SSH to that node. Pure.
 """
 
 import re
@@ -46,6 +48,7 @@ class Allocation:
     threads: int = None
     gpus: str = None
     setup: str = ""
+    master: bool = False  # its job's first node runs the controller and Jupyter
 
 
 def read(parsed, error_at):
@@ -73,6 +76,12 @@ def read(parsed, error_at):
             merged.update(parsed.group_vars.get(parent, {}))
         merged.update(own)
         found.append(_allocation(name, merged, error_at(line)))
+        if "slurm_master" in merged and "slurm_master" not in own:
+            raise error_at(line)(f"{parsed.group(name)} inherits slurm_master=: set it on the one "
+                                 "allocation whose first node runs the controller")
+        if found[-1].master and sum(a.master for a in found) > 1:
+            raise error_at(line)(f"{parsed.group(name)} has slurm_master=yes, as has "
+                                 f"{next(a.name for a in found if a.master)}: one runs the controller")
     return tuple(found)
 
 
@@ -98,7 +107,7 @@ def _allocation(name, merged, error):
                       time=merged.get("slurm_time"), account=merged.get("slurm_account"),
                       options=tuple(words), engines=merged.get("engines"),
                       threads=merged.get("threads"), gpus=merged.get("gpus"),
-                      setup=merged.get("setup", ""))
+                      setup=merged.get("setup", ""), master=merged.get("slurm_master", False))
 
 
 def _descendants(parsed, name):

@@ -49,6 +49,7 @@ class Host:
     threads: int = None  # BLAS threads per engine; None: the host's cores / its engines
     gpus: str = None     # "auto" or indexes ("0,2"): one engine per GPU, each its own
     setup: str = ""      # shell snippet run before each program (``module load ...``)
+    via: "Host" = None   # the host SSH goes through to reach this one (a job's node: the login node)
 
     @property
     def is_local(self):
@@ -66,6 +67,17 @@ class Inventory:
     folder: str
     warnings: tuple = ()  # lines to show once, such as ignored Ansible variables
     allocations: tuple = ()  # `Allocation`s: Slurm jobs whose nodes run engines too
+    login: Host = None  # the inventory's master, once a job's node is the master (slurm_master)
+
+    @property
+    def slurm_host(self):
+        """Where the Slurm commands run: the inventory's master (a login node)."""
+        return self.login or self.master
+
+    @property
+    def master_allocation(self):
+        """The allocation whose job's first node runs the controller and Jupyter, or None."""
+        return next((a for a in self.allocations if a.master), None)
 
     @property
     def hosts(self):
@@ -96,7 +108,7 @@ class Inventory:
         return {"master": self.master.name, "hosts": hosts, "allocations": [
             {"name": a.name, "nodes": a.nodes, "partition": a.partition, "time": a.time,
              "account": a.account, "options": list(a.options), "engines": a.engines,
-             "threads": a.threads, "gpus": a.gpus, "setup": a.setup or None}
+             "threads": a.threads, "gpus": a.gpus, "setup": a.setup or None, "master": a.master}
             for a in self.allocations]}
 
     def chosen_allocations(self, names=None):
@@ -248,5 +260,11 @@ def load_inventory(folder=None):
     engines = tuple(with_settings(host, settings) for host in engines)
     allocated = tuple(replace(a, setup=a.setup or settings.setup,
                               threads=a.threads or settings.engine_threads or None) for a in allocated)
+    if any(a.master for a in allocated) and not settings.shared_home:
+        line = next(number for number, text in enumerate(env_file.read_text().splitlines(), 1)
+                    if text.strip().startswith("SHARED_HOME"))
+        raise InventoryError(env_file, line, "SHARED_HOME=no, but slurm_master=yes in the hosts file "
+                             "puts the controller in a job: its nodes and hosts read the controller's "
+                             "connection file from the shared home")
     return Inventory(master=master, engines=engines, settings=settings, folder=str(folder),
                      warnings=tuple(warnings), allocations=allocated)

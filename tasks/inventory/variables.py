@@ -4,8 +4,8 @@ checked and converted the one way, from what Ansible would read (an int, a strin
 list: ``ast.literal_eval`` of an INI value, or YAML's own types).
 
 Known: this project's ``engines``, ``threads``, ``gpus`` and ``setup``; for groups, the
-Slurm allocation's ``slurm_nodes``, ``slurm_partition``, ``slurm_time``, ``slurm_account``
-and ``slurm_options`` (`tasks.inventory.allocations`); Ansible's
+Slurm allocation's ``slurm_nodes``, ``slurm_partition``, ``slurm_time``, ``slurm_account``,
+``slurm_options`` and ``slurm_master`` (`tasks.inventory.allocations`); Ansible's
 ``ansible_host``, ``ansible_port``, ``ansible_user``, ``ansible_ssh_private_key_file``
 and, for groups, ``ansible_group_priority``. Other ``ansible_*`` names are ignored;
 anything else is an error.
@@ -34,7 +34,8 @@ USED = ("ansible_host", "ansible_port", "ansible_user", "ansible_ssh_private_key
 OWN = ("engines", "threads", "gpus", "setup")
 KNOWN = (*OWN, *USED)
 #: A Slurm allocation's variables (`tasks.inventory.allocations`): group variables only.
-SLURM = ("slurm_nodes", "slurm_partition", "slurm_time", "slurm_account", "slurm_options")
+SLURM = ("slurm_nodes", "slurm_partition", "slurm_time", "slurm_account", "slurm_options",
+         "slurm_master")
 #: Ansible's order among groups of one depth (default 1); a group variable only.
 PRIORITY = "ansible_group_priority"
 HINT = "known: engines=N, threads=N, gpus=auto|0,1, setup=SNIPPET, " + ", ".join(USED)
@@ -110,6 +111,12 @@ def check(key, value, error, shown=None):
 def _slurm(key, value, shown, error):
     """A Slurm allocation's text variable, checked (`check`): it becomes sbatch's arguments."""
     text = value if isinstance(value, str) else None
+    if key == "slurm_master":
+        answer = {"yes": True, "true": True, "no": False, "false": False}.get(
+            str(value).lower() if isinstance(value, (str, bool)) else None)
+        if answer is None:
+            raise error(f"slurm_master={shown} must be yes or no")
+        return answer
     if key == "slurm_time":
         text = str(value) if _whole(value) is not None else text  # minutes, as a number
         if text is None or not _SLURM_TIME.match(text):

@@ -76,8 +76,10 @@ def job_script(settings, allocation, engine_file=None):
                        "yes" if settings.engine_restart else "no", settings.memory_limit),
         programs("supervisor.py", "engine_fork.py", "engine_life.py", "host_sample.py",
                  "host_report.py", "nanny.py", "process_tree.py")), setup=allocation.setup)
-    return "#!/bin/sh\n" + commands.script(settings, Step("slurm_job", (MARGIN,), as_base64(node)),
-                                           setup=allocation.setup)
+    job = commands.script(settings, Step("slurm_job", (MARGIN, "yes" if allocation.master else "no"),
+                                         as_base64(node)), setup=allocation.setup)
+    # slurm_master: the batch script stops the controller and Jupyter on its node as it ends.
+    return "#!/bin/sh\n" + (commands.program("stop_master.sh") if allocation.master else "") + job
 
 
 def output(settings, allocation):
@@ -126,6 +128,8 @@ class Job:
     start: str = ""  # the (expected) start time
     cpus: dict = field(default_factory=dict)  # node -> CPUs the job holds there
     gpus: dict = field(default_factory=dict)  # node -> GPUs Slurm bound to it there (its GRES)
+    batch: str = ""  # the node that runs the batch script (the first), once the job runs
+    batch_address: str = ""  # the address Slurm reaches it at (its NodeAddr)
 
     @property
     def active(self):
@@ -145,8 +149,8 @@ class Job:
 
 
 def parse_job(text):
-    """A `Job` of ``slurm_jobs``'s report (``ID|STATE|REASON|LEFT|NODES|START|NAME|USER|CPUS``),
-    or None when there is no job of ours."""
+    """A `Job` of ``slurm_jobs``'s report (``ID|STATE|REASON|LEFT|NODES|START|NAME|USER|CPUS|
+    BATCH/ADDRESS``), or None when there is no job of ours."""
     fields = text.split("|")
     if len(fields) < 6 or not fields[0].isdigit():
         return None
@@ -158,8 +162,10 @@ def parse_job(text):
             cpus[node] = cpus.get(node, 0) + count_ids(ids)
             if bound:
                 gpus[node] = gpus.get(node, 0) + bound
+    batch, _, address = (fields[9] if len(fields) > 9 else "").partition("/")
     return Job(fields[0], fields[1], "" if fields[2] == "None" else fields[2], fields[3],
-               "" if fields[4] in ("", "(null)") else fields[4], fields[5], cpus, gpus)
+               "" if fields[4] in ("", "(null)") else fields[4], fields[5], cpus, gpus,
+               batch, address or batch)
 
 
 #: The indexes of the GPUs in scontrol's ``GRES=gpu:a100:2(IDX:0-1),...``.

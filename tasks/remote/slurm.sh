@@ -96,13 +96,15 @@ slurm_submit() {  # slurm_submit INDEX GROUP JOB_NAME MODE OUTPUT SBATCH_OPTIONS
 }
 
 slurm_jobs() {  # slurm_jobs INDEX GROUP JOB_NAME: report GROUP's job and what it holds on its nodes
-  # slurm_INDEX=ID|STATE|REASON|LEFT|NODES|START|NAME|USER|NODES/CPU_IDS/GRES;... (empty: no
-  # job of ours), the last field from scontrol's detail: which CPUs (and GPUs) on which nodes.
+  # slurm_INDEX=ID|STATE|REASON|LEFT|NODES|START|NAME|USER|NODES/CPU_IDS/GRES;...|BATCH/ADDRESS
+  # (empty: no job of ours): from scontrol's detail, which CPUs (and GPUs) on which nodes, and
+  # the node that runs the batch script with the address Slurm reaches it at.
   slurm_need squeue
   job=$(slurm_ours "$2" "$3") || exit 1
-  held=
+  held='' batch=''
   if [ -n "$job" ]; then
-    held=$(scontrol show job -d "${job%%|*}" 2>/dev/null | awk '{
+    detail=$(scontrol show job -d "${job%%|*}" 2>/dev/null)
+    held=$(printf '%s\n' "$detail" | awk '{
       nodes = ""; cpus = ""; gres = ""
       for (i = 1; i <= NF; i++) {
         if ($i ~ /^Nodes=/) nodes = substr($i, 7)
@@ -110,8 +112,14 @@ slurm_jobs() {  # slurm_jobs INDEX GROUP JOB_NAME: report GROUP's job and what i
         else if ($i ~ /^GRES=/) gres = substr($i, 6)
       }
       if (nodes != "" && cpus != "") printf "%s/%s/%s;", nodes, cpus, gres }')
+    batch=$(printf '%s\n' "$detail" | tr ' ' '\n' | sed -n 's/^BatchHost=//p' | head -n 1)
+    case $batch in
+      ''|'(null)') batch= ;;
+      *) batch="$batch/$(scontrol show node "$batch" 2>/dev/null | tr ' ' '\n' \
+           | sed -n 's/^NodeAddr=//p' | head -n 1)" ;;
+    esac
   fi
-  echo "slurm_$1=$job${job:+|$held}"
+  echo "slurm_$1=$job${job:+|$held|$batch}"
 }
 
 slurm_cancel() {  # slurm_cancel INDEX GROUP JOB_NAME: end GROUP's job, if it is ours and holds nodes

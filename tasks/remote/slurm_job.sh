@@ -19,7 +19,7 @@ slurm_seconds() {  # slurm_seconds TIME: a Slurm time ([D-]H:M:S, M:S, M) in sec
     print days * 86400 + seconds }'
 }
 
-slurm_job() {  # slurm_job MARGIN < NODE PROGRAM (base64): the batch script, on the job's first node
+slurm_job() {  # slurm_job MARGIN MASTER < NODE PROGRAM (base64): the batch script, on the first node
   # Runs the node program (slurm_node) on every node of the allocation, one task per node
   # holding all of the job's CPUs there, as one job step: srun gives each task the program
   # on its standard input. On SIGUSR1 (engines.restart, see slurm_restart) the step's tasks
@@ -27,12 +27,14 @@ slurm_job() {  # slurm_job MARGIN < NODE PROGRAM (base64): the batch script, on 
   # new job, no new wait in the queue. MARGIN seconds before the time limit (at most a
   # quarter of the time the job had), the tasks get SIGTERM too: the engines stop cleanly,
   # a task still running on one fails (the engine is gone), and the job waits for its
-  # limit, so that Slurm says TIMEOUT. A step that ends by itself ends the job.
-  again=yes ending='' node_program=''
+  # limit, so that Slurm says TIMEOUT. A step that ends by itself ends the job. MASTER=yes
+  # (slurm_master): this node runs the controller and Jupyter, which fab starts over SSH;
+  # whatever ends the job stops them too (stop_master), so that nothing outlives it.
+  again=yes ending='' node_program='' in_charge=$2
   trap 'again=yes; scancel --signal=TERM "$SLURM_JOB_ID"' USR1
   trap 'ending=yes; scancel --signal=TERM "$SLURM_JOB_ID"' USR2
-  trap 'rm -f "$node_program"' EXIT
-  trap 'rm -f "$node_program"; exit 143' TERM  # a cancel: the program may hold the cluster's key
+  trap 'rm -f "$node_program"; [ "$in_charge" != yes ] || stop_master >/dev/null 2>&1' EXIT
+  trap 'exit 143' TERM  # a cancel: the EXIT trap removes the program (it may hold the key)
   node_program=$(mktemp) || exit 1
   base64 -d > "$node_program" || exit 1
   user_env  # SETUP may load Slurm's module

@@ -103,8 +103,9 @@ def status_and_exit(title, rows, stopped=None, as_json=None):
     """
     Print the status rows, then exit non-zero naming each host that is not as wanted.
     When every host answered and none runs anything of the cluster, say only *stopped*
-    (exit 3, as a stopped service's status does). *as_json*: ``(command, cluster name)``,
-    to print the JSON document (`tasks.show.documents.status`) instead of the table.
+    (exit 3, as a stopped service's status does), and which Slurm jobs of it ended without
+    its commands. *as_json*: ``(command, cluster name)``, to print the JSON document
+    (`tasks.show.documents.status`) instead of the table.
     """
     is_stopped = bool(stopped) and all(row["state"] == "ok" and not row["sessions"]
                                        and not row.get("unsupervised")
@@ -112,7 +113,9 @@ def status_and_exit(title, rows, stopped=None, as_json=None):
     if as_json:
         documents.dump(documents.status(*as_json, rows, is_stopped))
     if is_stopped:
-        raise Exit(stopped, code=3)
+        ended = [f"{row['host']}: {'; '.join(row['problems'])}" for row in rows
+                 if row.get("job") and row["problems"]]
+        raise Exit("\n".join([stopped, *ended]), code=3)
     if not as_json:
         status_table(title, rows)
     fail_if([f"{row['host']}: {'; '.join(row['problems'])}" for row in rows if row["problems"]])

@@ -154,8 +154,11 @@ class Fleet:
                 connect_kwargs["key_filename"] = [os.path.expanduser(host.key),
                                                   *auth.named_keys(connect_kwargs)]
             kind = LocalConnection if host.is_local else Connection
+            # A job's node is reached through the login node (OpenSSH's ProxyJump), unless fab
+            # runs there itself.
+            gateway = {"gateway": self.connection(host.via)} if host.via and not host.via.is_local else {}
             connection = kind(host.hostname, user=host.user, port=host.port, config=self.config,
-                              connect_timeout=timeout, connect_kwargs=connect_kwargs)
+                              connect_timeout=timeout, connect_kwargs=connect_kwargs, **gateway)
             if not host.is_local:
                 hostkeys.apply(connection, self.settings)
             self.connections[host.name] = connection
@@ -201,6 +204,13 @@ class Fleet:
             return outcome(host, connection, result, self.settings)
 
         connections = {host: self.connection(host) for host in per_host}
+        for connection in connections.values():  # a login node leading to a job's node: opened
+            gateway = connection.gateway          # here, once, not by two threads at once
+            if isinstance(gateway, Connection) and not gateway.is_connected:
+                try:
+                    gateway.open()
+                except Exception:  # noqa: BLE001 (the hosts behind it fail with the reason)
+                    pass
         workers = min(self.settings.parallel, len(per_host))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fleet") as pool:
             futures = {host.name: pool.submit(one, host, connections[host], value)

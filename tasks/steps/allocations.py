@@ -6,14 +6,17 @@ read their state, restart their engines in the same job, cancel them.
 The Slurm commands run on the master (the login node) over SSH, one round trip for all
 allocations (``tasks/remote/slurm.sh``); the engines on the nodes register with the
 controller under ``NODE@JOB`` (`tasks.remote.slurm.label`), which is how they are counted.
+With ``slurm_master=yes`` the controller and Jupyter run on the first node of that
+allocation's job instead (`master_in_job`), and the login node only runs Slurm's commands.
 Steps return results and never print, but through *say* (a function of one line) while
 they wait.
 """
 
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from ..inventory.folder import Host
 from ..remote import commands, slurm
 from .lifecycle import SLACK, read_engine_file, shortfalls, wait_for_engines
 
@@ -23,10 +26,34 @@ POLL = 0.5
 TEST_SCRIPT = "#!/bin/sh\ntrue\n"
 
 
-def _on_master(fleet, inventory, steps, timeout=SLACK):
-    master = inventory.master
-    return fleet.run({master: commands.script(inventory.settings, *steps, setup=master.setup)},
-                     timeout)[master.name]
+def _on_login(fleet, inventory, steps, timeout=SLACK):
+    """Run *steps* where the Slurm commands run: the inventory's master (a login node)."""
+    login = inventory.slurm_host
+    return fleet.run({login: commands.script(inventory.settings, *steps, setup=login.setup)},
+                     timeout)[login.name]
+
+
+def master_in_job(fleet, inventory):
+    """
+    ``(inventory, problem)``: with an allocation of ``slurm_master=yes``, *inventory* with
+    the first node of that allocation's running job as its master (reached through the login
+    node, which stays its ``login``: where Slurm's commands run); *problem* says why it
+    cannot be, with what to do. Any other inventory is returned as it is.
+    """
+    allocation = inventory.master_allocation
+    if allocation is None or inventory.login is not None:
+        return inventory, None
+    job = read_jobs(fleet, inventory, [allocation])[allocation.name]
+    if isinstance(job, str):
+        return inventory, f"{allocation.name}: {job}"
+    if job is None or job.state != "RUNNING" or not job.batch:
+        why = "no job" if job is None else f"job {job.id} is {job.state}, not running"
+        return inventory, (f"{allocation.name}: {why}: the controller and Jupyter run in it "
+                           "(slurm_master=yes); fab cluster.up starts it")
+    login = inventory.master
+    node = Host(name=job.batch, hostname=job.batch_address, user=login.user, key=login.key,
+                setup=allocation.setup, via=login)
+    return replace(inventory, master=node, login=login), None
 
 
 def _reports(result, allocations):
@@ -41,10 +68,10 @@ def check(fleet, inventory, allocations=None):
     if not allocations:
         return {}
     settings = inventory.settings
-    result = _on_master(fleet, inventory, [slurm.submit(settings, i, a, TEST_SCRIPT, "test")
+    result = _on_login(fleet, inventory, [slurm.submit(settings, i, a, TEST_SCRIPT, "test")
                                            for i, a in enumerate(allocations)])
     if not result.ok:
-        return {a.name: f"cannot ask Slurm on {inventory.master.name}: {result.reason}"
+        return {a.name: f"cannot ask Slurm on {inventory.slurm_host.name}: {result.reason}"
                 for a in allocations}
     problems = {}
     for name, report in _reports(result, allocations).items():
@@ -59,9 +86,9 @@ def read_jobs(fleet, inventory, allocations=None):
     ``{name: str}`` with why Slurm could not be asked."""
     allocations = inventory.allocations if allocations is None else allocations
     steps = [slurm.on_job("slurm_jobs", inventory.settings, i, a) for i, a in enumerate(allocations)]
-    result = _on_master(fleet, inventory, steps)
+    result = _on_login(fleet, inventory, steps)
     if not result.ok:
-        return {a.name: f"cannot ask Slurm on {inventory.master.name}: {result.reason}"
+        return {a.name: f"cannot ask Slurm on {inventory.slurm_host.name}: {result.reason}"
                 for a in allocations}
     return {name: slurm.parse_job(report) for name, report in _reports(result, allocations).items()}
 
@@ -74,9 +101,9 @@ def _on_jobs(fleet, inventory, functions, allocations):
              for function in functions for i, a in enumerate(allocations)]
     if not steps:
         return {}
-    result = _on_master(fleet, inventory, steps, timeout=90)
+    result = _on_login(fleet, inventory, steps, timeout=90)
     if not result.ok:
-        return {a.name: f"cannot ask Slurm on {inventory.master.name}: {result.reason}"
+        return {a.name: f"cannot ask Slurm on {inventory.slurm_host.name}: {result.reason}"
                 for a in allocations}
     return {name: [f for f in report.split("|") if f]
             for name, report in _reports(result, allocations).items()}
@@ -164,7 +191,7 @@ def submit(fleet, inventory, allocations, up, renew=False, engine_file=None, say
     chosen = list(allocations)
     if chosen:
         scripts = [slurm.job_script(settings, a, engine_file) for a in chosen]
-        result = _on_master(fleet, inventory, [
+        result = _on_login(fleet, inventory, [
             slurm.submit(settings, i, a, script, "renew" if renew else "keep")
             for i, (a, script) in enumerate(zip(chosen, scripts))], timeout=90 + SLACK)
         reports = _reports(result, chosen) if result.ok else {}
@@ -176,7 +203,7 @@ def submit(fleet, inventory, allocations, up, renew=False, engine_file=None, say
             elif verdict != "kept":
                 up.problems.append(f"{a.name}: Slurm refuses the job: {said}")
                 chosen.remove(a)
-    up.chosen = chosen
+    up.chosen += chosen
     return up
 
 
@@ -188,12 +215,14 @@ def wait(fleet, inventory, up, say=print, watch=None):
 
 def wait_running(fleet, inventory, up, say=print):
     """
-    Wait until the jobs `submit` chose (``up.chosen``) run (at most SLURM_WAIT s, after
-    which a job still pending is cancelled; one Slurm will never start as asked, at once);
-    fills ``up.running``, ``up.groups`` and ``up.expected`` (their nodes' engines).
+    Wait until the jobs `submit` chose (``up.chosen``, those not running already) run (at most
+    SLURM_WAIT s, after which a job still pending is cancelled; one Slurm will never start as
+    asked, at once); adds to ``up.running``, ``up.groups`` and ``up.expected`` (their nodes'
+    engines).
     """
-    up.running = _wait_running(fleet, inventory, up.chosen, up, say)
-    for a in up.running:
+    running = _wait_running(fleet, inventory, [a for a in up.chosen if a not in up.running], up, say)
+    up.running += running
+    for a in running:
         up.groups[a.name] = list(slurm.expected(up.jobs[a.name], a))
         up.expected.update(slurm.expected(up.jobs[a.name], a))
     return up
@@ -278,9 +307,19 @@ def _wait_running(fleet, inventory, allocations, up, say):
 
 def restart_engines(fleet, inventory, allocations, up, watch=None):
     """Start the engines of each running job anew, in the same job: the controller first
-    drops the old ones (they stop for good: their supervisors do not start an engine that
-    was shut down), then the job starts a new step (`restart`); then wait, as `bring_up`
-    does, until the new ones registered. Fills *up* (an `AllocationsUp`)."""
+    drops the old ones (`shut_down`), then the job starts a new step (`restart`); then wait,
+    as `bring_up` does, until the new ones registered. Fills *up* (an `AllocationsUp`)."""
+    shut_down(fleet, inventory, allocations, up)
+    if not up.running:
+        return up
+    up.problems += [f"{name}: {why}" for name, why in restart(fleet, inventory, up.running).items()]
+    return wait_engines(fleet, inventory, up, watch)
+
+
+def shut_down(fleet, inventory, allocations, up):
+    """Have the controller shut down the engines of each running job, and wait until it has
+    none of them: they stop for good (their supervisors do not start an engine that was shut
+    down), the job runs on. Fills *up* (``running``, ``jobs``, ``groups``, ``expected``)."""
     jobs = read_jobs(fleet, inventory, allocations)
     for a in allocations:
         job = jobs[a.name]
@@ -295,7 +334,8 @@ def restart_engines(fleet, inventory, allocations, up, watch=None):
     if not up.running:
         return up
     labels = [label for a in up.running for label in up.groups[a.name]]
-    _on_master(fleet, inventory, [commands.probe(inventory.settings, shutdown=labels, jupyter=False)])
+    master = inventory.master  # the controller drops them
+    fleet.run({master: commands.script(inventory.settings, commands.probe(
+        inventory.settings, shutdown=labels, jupyter=False), setup=master.setup)}, SLACK)
     wait_for_engines(fleet, inventory, dict.fromkeys(labels, 0), 30)  # every old one dropped
-    up.problems += [f"{name}: {why}" for name, why in restart(fleet, inventory, up.running).items()]
-    return wait_engines(fleet, inventory, up, watch)
+    return up

@@ -251,13 +251,17 @@ def stop_engines(fleet, inventory, hosts, graceful=True):
 
 
 def stop_all(fleet, inventory):
-    """Stop engines, controller and Jupyter on every host at once; on the master, every Slurm
-    job the cluster recorded ends too (told before the controller stops, waited for after:
-    see `tasks.steps.allocations.cancelled` for what the master's result then says)."""
-    parts = {host: [] for host in inventory.hosts}
+    """Stop engines, controller and Jupyter on every host at once; where Slurm's commands run
+    (the master, or the login node of a master in a job), every Slurm job the cluster recorded
+    ends too (told before the controller stops, waited for after: see
+    `tasks.steps.allocations.cancelled` for what that host's result then says)."""
+    login = inventory.slurm_host
+    parts = {host: [] for host in (*inventory.hosts, login)}
     for host in inventory.engines:
         parts[host].append(commands.stop_engines())
-    parts[inventory.master] += [slurm.cancel_all(), commands.stop_master(), slurm.cancelled_all()]
+    parts[login].append(slurm.cancel_all())
+    parts[inventory.master].append(commands.stop_master())
+    parts[login].append(slurm.cancelled_all())
     scripts = {host: _script(inventory, host, *p) for host, p in parts.items()}
     return _check_left(fleet.run(scripts, SLACK))
 

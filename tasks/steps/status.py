@@ -45,8 +45,10 @@ def read_status(fleet, inventory, master=True, engines=True, hosts=None, allocat
     parts = {host: [commands.host_status(host)] for host in hosts}
     parts.setdefault(inventory.master, []).append(commands.probe(inventory.settings))
     allocated = (inventory.allocations if allocations is None else allocations) if engines else ()
-    parts[inventory.master] += [slurm.on_job("slurm_jobs", inventory.settings, i, a)
-                                for i, a in enumerate(allocated)]
+    login = inventory.slurm_host  # the master, or the login node of a master in a job
+    if allocated:
+        parts.setdefault(login, []).extend(slurm.on_job("slurm_jobs", inventory.settings, i, a)
+                                           for i, a in enumerate(allocated))
     results = fleet.run({h: commands.script(inventory.settings, *p, setup=h.setup)
                          for h, p in parts.items()}, SLACK)
     probe = parse_probe(results[inventory.master.name].facts)
@@ -56,7 +58,7 @@ def read_status(fleet, inventory, master=True, engines=True, hosts=None, allocat
         status.rows.append(_status_row(inventory.settings.cluster_name, host, results[host.name],
                                        probe, is_master, host.name in engine_hosts))
     for index, allocation in enumerate(allocated):
-        status.rows += _allocation_rows(index, allocation, results[inventory.master.name], probe)
+        status.rows += _allocation_rows(index, allocation, results[login.name], probe)
     return status
 
 
