@@ -1,7 +1,7 @@
 #!/bin/sh
 # install.sh: everything `fab` needs on this machine, in one command that works the same
-# as root (a container: apt-get itself, there is no sudo) and as a user (sudo apt-get for
-# what is missing, or the command that root must run when there is no sudo).
+# as root (a container: apt-get itself, there is no sudo) and as a user (sudo apt-get, or
+# the command that root must run when there is no sudo); apt only for what is missing.
 #   sh install.sh          Debian's packages for a user, then .venv with requirements.txt
 #   sh install.sh --test   also what the tests need (sshd, shells, Slurm, chromium, ...),
 #                          and .venv with requirements-test.txt
@@ -20,26 +20,30 @@ case $#:${1-} in
 esac
 
 export DEBIAN_FRONTEND=noninteractive
-if [ "$(id -u)" = 0 ]; then
-  apt-get update
-  apt-get install -y $packages
-else
-  missing=
-  for package in $packages; do
-    status=$(dpkg-query -W -f='${Status}' "$package" 2>/dev/null) || true
-    [ "$status" = "install ok installed" ] || missing="${missing:+$missing }$package"
-  done
-  if [ -z "$missing" ]; then
-    echo "install.sh: the system packages are present: $packages"
-  elif command -v sudo >/dev/null; then
-    sudo env DEBIAN_FRONTEND=noninteractive apt-get update
-    sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y $missing
+missing=
+for package in $packages; do
+  status=$(dpkg-query -W -f='${Status}' "$package" 2>/dev/null) || true
+  [ "$status" = "install ok installed" ] || missing="${missing:+$missing }$package"
+done
+as_root() {  # as_root COMMAND...: root runs it, a user through sudo; else say what root must do
+  [ "$(id -u)" != 0 ] || { "$@"; return; }
+  if ! command -v sudo >/dev/null; then
+    echo "install.sh: missing system packages: $missing, and no sudo to install them" >&2
+  elif sudo env DEBIAN_FRONTEND=noninteractive "$@"; then
+    return
   else
-    echo "install.sh: missing system packages: $missing, and no sudo to install them; as root, run:" >&2
-    echo "  apt-get update && apt-get install -y $missing" >&2
-    echo "then run this script again." >&2
-    exit 1
+    echo "install.sh: sudo $* failed (above)" >&2
   fi
+  echo "as root, run:" >&2
+  echo "  apt-get update && apt-get install -y $missing" >&2
+  echo "then run this script again." >&2
+  exit 1
+}
+if [ -z "$missing" ]; then
+  echo "install.sh: the system packages are present: $packages"
+else
+  as_root apt-get update
+  as_root apt-get install -y $missing
 fi
 
 [ -x .venv/bin/pip ] || python3 -m venv .venv

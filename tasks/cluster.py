@@ -12,7 +12,7 @@ from . import engines, master, toolbox
 from .context import HOSTS_HELP, JSON_HELP, fleet, load, on_its_master, reads_inventory, show_status
 from .show import report
 from .show.progress import watching
-from .steps import allocations, lifecycle, preflight
+from .steps import allocations, lifecycle, master_job, preflight
 
 
 def _up(c, inventory):
@@ -81,7 +81,7 @@ def _master_job(fleet_, inventory, allocation, allocated):
     Jupyter, and wait until it runs: *inventory* with that node as its master, or exit 1."""
     allocations.submit(fleet_, inventory, [allocation], allocated, say=engines.say)
     allocations.wait_running(fleet_, inventory, allocated, say=engines.say)
-    running, problem = allocations.master_in_job(fleet_, inventory)
+    running, problem = master_job.master_in_job(fleet_, inventory)
     report.fail_if(allocated.problems or ([problem] if problem else []))
     engines.say(f"{allocation.name}: the controller and Jupyter start on {running.master.name}, "
                 f"the first node of job {allocated.jobs[allocation.name].id}")
@@ -130,7 +130,11 @@ def down(c):
 def restart(c):
     """Stop the whole cluster, then bring it up again."""
     inventory = load()
-    _down(c, inventory)
+    try:
+        _down(c, inventory)
+    except KeyboardInterrupt:
+        raise Exit("interrupted: the cluster was stopping; fab cluster.down stops the rest",
+                   code=130) from None
     _up(c, inventory)
 
 

@@ -12,7 +12,7 @@ from invoke.exceptions import Exit
 from .inventory.folder import InventoryError, load_inventory, parse_host, with_settings
 from .show import report
 from .ssh.fleet import Fleet
-from .steps.allocations import master_in_job
+from .steps.master_job import master_in_job
 from .steps.status import read_status
 
 #: What ``fab -h TASK`` says of the inventory, for every task that reads it.

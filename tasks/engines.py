@@ -131,17 +131,21 @@ def stop(c, hosts=""):
     inventory = load()
     chosen = choose(inventory, "engines", hosts)
     allocated = inventory.chosen_allocations(hosts.split(","))
-    with fleet(c, inventory) as fleet_:
-        inventory = on_its_master(fleet_, inventory, need=False)
-        problems = bring_down(fleet_, inventory, chosen) if chosen or not allocated else []
-        problems += cancel_allocations(fleet_, inventory, [a for a in allocated if not a.master])
-        in_job = [a for a in allocated if a.master]
-        if in_job:
-            down = allocations.shut_down(fleet_, inventory, in_job, allocations.AllocationsUp())
-            for a in down.running:
-                print(f"{a.name}: engines stopped; job {down.jobs[a.name].id} runs on, with the "
-                      "controller and Jupyter (fab cluster.down ends it)")
-            problems += down.problems
+    try:
+        with fleet(c, inventory) as fleet_:
+            inventory = on_its_master(fleet_, inventory, need=False)
+            problems = bring_down(fleet_, inventory, chosen) if chosen or not allocated else []
+            problems += cancel_allocations(fleet_, inventory, [a for a in allocated if not a.master])
+            in_job = [a for a in allocated if a.master]
+            if in_job:
+                down = allocations.shut_down(fleet_, inventory, in_job, allocations.AllocationsUp())
+                for a in down.running:
+                    print(f"{a.name}: engines stopped; job {down.jobs[a.name].id} runs on, with the "
+                          "controller and Jupyter (fab cluster.down ends it)")
+                problems += down.problems
+    except KeyboardInterrupt:
+        raise Exit("interrupted: the engines were stopping; fab engines.stop stops the rest",
+                   code=130) from None
     report.fail_if(problems)
 
 
@@ -157,16 +161,20 @@ def restart(c, hosts=""):
     inventory = load()
     chosen = choose(inventory, "engines", hosts)
     allocated = inventory.chosen_allocations(hosts.split(","))
-    with fleet(c, inventory) as fleet_:
-        inventory = on_its_master(fleet_, inventory)
-        problems = []
-        if chosen or not allocated:
-            problems = bring_down(fleet_, inventory, chosen) + bring_up(fleet_, inventory, chosen).problems
-        if allocated:
-            up = allocations.restart_engines(fleet_, inventory, allocated, allocations.AllocationsUp(),
-                                             watch=watching)
-            report.allocations_table(up)
-            problems += up.problems
+    try:
+        with fleet(c, inventory) as fleet_:
+            inventory = on_its_master(fleet_, inventory)
+            problems = []
+            if chosen or not allocated:
+                problems = bring_down(fleet_, inventory, chosen) + bring_up(fleet_, inventory, chosen).problems
+            if allocated:
+                up = allocations.restart_engines(fleet_, inventory, allocated, allocations.AllocationsUp(),
+                                                 watch=watching)
+                report.allocations_table(up)
+                problems += up.problems
+    except KeyboardInterrupt:
+        raise Exit("interrupted: the engines were restarting; fab engines.start starts what is "
+                   "missing", code=130) from None
     report.fail_if(problems)
 
 

@@ -173,11 +173,17 @@ def core_options():
     return found
 
 
+def inline_code(text):
+    """The inline code spans of Markdown *text* (fenced blocks left out), each on one line."""
+    prose = re.sub(r"^```\w*\n.*?^```$", "", text, flags=re.M | re.S)
+    return [" ".join(span.split()) for span in re.findall(r"`([^`]+)`", prose)]
+
+
 def written_commands():
     """Each ``fab ...`` command line written in the README and the pages: ``(file, tokens)``."""
     for path in WRITTEN:
         text = path.read_text()
-        code = re.findall(r"`([^`\n]+)`", text) + [
+        code = inline_code(text) + [
             block for language, block in fenced_blocks(path) if language != "mermaid"]
         for snippet in code:
             for line in snippet.splitlines():
@@ -254,12 +260,27 @@ def test_every_task_has_a_section_naming_its_options_and_a_sentence_in_fab_l():
         if not own:
             missing.append(f"{task}: no heading `fab {task}` on the commands page")
             continue
-        text = commands[own[0]]
-        missing += [f"{task}: its section does not name {option}" for option in task_options(task)
-                    if option not in text]
+        text = commands[min(own, key=lambda heading: len(commands[heading]))]  # its own, the deepest
+        synopsis = re.search(r"^Options: (.*?)\. Exit: ", text, re.M | re.S)
+        if not synopsis:
+            missing.append(f"{task}: its section has no line 'Options: ... Exit: ...'")
+            continue
+        written = set(re.findall(r"`(--[\w-]+)", synopsis.group(1)))
+        real = set(task_options(task))
+        if written != real:
+            missing.append(f"{task}: its Options line names {sorted(written)}, fab --help {task} "
+                           f"{sorted(real)}")
         if not re.fullmatch(r"[A-Z].{10,120}[.)]", help_line):  # what fab -l shows: a whole sentence
             missing.append(f"{task}: its first docstring line is not one sentence: {help_line!r}")
     assert not missing, "\n".join(missing)
+
+
+def test_the_version_written_in_the_docs_is_the_projects():
+    from tasks import __version__
+    written = [(path.name, found) for path in WRITTEN for found in re.findall(
+        r'ipp-cluster (\d+\.\d+\.\d+)|"version": "([^"]+)"', path.read_text())]
+    assert written, "the docs show the version (cluster.info) somewhere"
+    assert all(__version__ in found for _, found in written), written
 
 
 def inventory_examples():

@@ -77,3 +77,16 @@ def test_info_and_check_documents_carry_the_facts_of_their_tables():
     assert [(h["state"], h["ready"]) for h in check["hosts"]] == [
         ("not ready", False), ("failed", False), ("unreachable", False)]
     assert check["hosts"][0]["problems"] == ["screen is missing"] and not check["ok"]
+
+
+def test_a_stopped_cluster_says_how_its_slurm_jobs_ended(capsys):
+    rows = [dict(ROWS[0], sessions=[], notes=[]),
+            {"host": "cpu_alloc", "roles": ["allocation"], "state": "ok", "sessions": [],
+             "registered": 0, "expected": 0, "threads": None, "restarts": None, "notes": [],
+             "job": {"id": "7", "state": "CANCELLED", "active": False},
+             "problems": ["job 7 ended (CANCELLED): it was cancelled outside this cluster's commands"]}]
+    with pytest.raises(Exit) as failed:
+        report.status_and_exit("cluster", rows, stopped="the cluster 'ipp' is stopped")
+    assert (failed.value.code, failed.value.message) == (3, "the cluster 'ipp' is stopped\ncpu_alloc: job 7 "
+                                                         "ended (CANCELLED): it was cancelled outside this "
+                                                         "cluster's commands")

@@ -7,16 +7,16 @@ The Slurm commands run on the master (the login node) over SSH, one round trip f
 allocations (``tasks/remote/slurm.sh``); the engines on the nodes register with the
 controller under ``NODE@JOB`` (`tasks.remote.slurm.label`), which is how they are counted.
 With ``slurm_master=yes`` the controller and Jupyter run on the first node of that
-allocation's job instead (`master_in_job`), and the login node only runs Slurm's commands.
+allocation's job instead (`tasks.steps.master_job`), and the login node only runs Slurm's
+commands.
 Steps return results and never print, but through *say* (a function of one line) while
 they wait.
 """
 
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
-from ..inventory.folder import Host
 from ..remote import commands, slurm
 from .lifecycle import SLACK, read_engine_file, shortfalls, wait_for_engines
 
@@ -31,29 +31,6 @@ def _on_login(fleet, inventory, steps, timeout=SLACK):
     login = inventory.slurm_host
     return fleet.run({login: commands.script(inventory.settings, *steps, setup=login.setup)},
                      timeout)[login.name]
-
-
-def master_in_job(fleet, inventory):
-    """
-    ``(inventory, problem)``: with an allocation of ``slurm_master=yes``, *inventory* with
-    the first node of that allocation's running job as its master (reached through the login
-    node, which stays its ``login``: where Slurm's commands run); *problem* says why it
-    cannot be, with what to do. Any other inventory is returned as it is.
-    """
-    allocation = inventory.master_allocation
-    if allocation is None or inventory.login is not None:
-        return inventory, None
-    job = read_jobs(fleet, inventory, [allocation])[allocation.name]
-    if isinstance(job, str):
-        return inventory, f"{allocation.name}: {job}"
-    if job is None or job.state != "RUNNING" or not job.batch:
-        why = "no job" if job is None else f"job {job.id} is {job.state}, not running"
-        return inventory, (f"{allocation.name}: {why}: the controller and Jupyter run in it "
-                           "(slurm_master=yes); fab cluster.up starts it")
-    login = inventory.master
-    node = Host(name=job.batch, hostname=job.batch_address, user=login.user, key=login.key,
-                setup=allocation.setup, via=login)
-    return replace(inventory, master=node, login=login), None
 
 
 def _reports(result, allocations):
