@@ -138,7 +138,7 @@ def stop(c, hosts=""):
             problems += cancel_allocations(fleet_, inventory, [a for a in allocated if not a.master])
             in_job = [a for a in allocated if a.master]
             if in_job:
-                down = allocations.shut_down(fleet_, inventory, in_job, allocations.AllocationsUp())
+                down = allocations.hold(fleet_, inventory, in_job, allocations.AllocationsUp())
                 for a in down.running:
                     print(f"{a.name}: engines stopped; job {down.jobs[a.name].id} runs on, with the "
                           "controller and Jupyter (fab cluster.down ends it)")

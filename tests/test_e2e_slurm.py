@@ -257,6 +257,11 @@ def test_the_controller_and_jupyter_run_in_the_allocation_reached_through_the_lo
         rows = status_of(run)
         assert rows["cpu_alloc"]["job"]["state"] == "RUNNING" and rows["cpu_alloc"]["registered"] == 0
         assert rows[first]["sessions"] and rows[first]["problems"] == []
+        time.sleep(3)  # none comes back by itself
+        assert status_of(run)["cpu_alloc"]["registered"] == 0
+        restart = run("engines.restart")  # and they start again, in the same job
+        assert restart.returncode == 0, restart.stdout + restart.stderr
+        assert status_of(run)["cpu_alloc"]["registered"] == 2
         slurm.command("scancel", job["id"])  # the job ends from outside: its controller with it
         deadline = time.monotonic() + 90
         while (ours(slurm, "slurmjob") or leftovers(fake_hosts, (1, *NODES))) and time.monotonic() < deadline:

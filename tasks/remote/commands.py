@@ -47,7 +47,8 @@ class Step:
 
 #: The step functions that share a file (the Slurm ones); any other is ``FUNCTION.sh``.
 FILES = {**dict.fromkeys(("slurm_submit", "slurm_jobs", "slurm_cancel", "slurm_cancelled",
-                          "slurm_cancel_all", "slurm_cancelled_all", "slurm_restart"), "slurm.sh"),
+                          "slurm_cancel_all", "slurm_cancelled_all", "slurm_restart", "slurm_hold"),
+                       "slurm.sh"),
          "slurm_job": "slurm_job.sh", "slurm_node": "slurm_job.sh"}
 
 

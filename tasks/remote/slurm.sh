@@ -182,9 +182,19 @@ slurm_restart() {  # slurm_restart INDEX GROUP JOB_NAME: its engines anew, in th
   # The job's batch script gets SIGUSR1 (see slurm_job): the step that runs the supervisors
   # ends, and a new one starts them. Reports slurm_INDEX=ID|RUNNING, or the job's state when
   # it does not run (nothing is sent), or empty when there is no job of ours.
+  slurm_tell USR1 "$@"
+}
+
+slurm_hold() {  # slurm_hold INDEX GROUP JOB_NAME: its engines stop, the job runs on
+  # The job's batch script gets SIGUSR2 (see slurm_job): the step that runs the supervisors
+  # ends, and none starts until slurm_restart. Reports as slurm_restart does.
+  slurm_tell USR2 "$@"
+}
+
+slurm_tell() {  # slurm_tell SIGNAL INDEX GROUP JOB_NAME: SIGNAL to GROUP's running job's batch script
   slurm_need scancel
-  job=$(slurm_ours "$2" "$3") || exit 1
+  job=$(slurm_ours "$3" "$4") || exit 1
   state=$(printf '%s\n' "$job" | cut -d'|' -f2)
-  [ "$state" != RUNNING ] || scancel --batch --signal=USR1 "${job%%|*}" || state="signal failed"
-  echo "slurm_$1=${job%%|*}${job:+|$state}"
+  [ "$state" != RUNNING ] || scancel --batch --signal="$1" "${job%%|*}" || state="signal failed"
+  echo "slurm_$2=${job%%|*}${job:+|$state}"
 }

@@ -24,15 +24,18 @@ slurm_job() {  # slurm_job MARGIN MASTER < NODE PROGRAM (base64): the batch scri
   # holding all of the job's CPUs there, as one job step: srun gives each task the program
   # on its standard input. On SIGUSR1 (engines.restart, see slurm_restart) the step's tasks
   # get SIGTERM, their supervisors stop their engines, and a new step starts them anew: no
-  # new job, no new wait in the queue. MARGIN seconds before the time limit (at most a
-  # quarter of the time the job had), the tasks get SIGTERM too: the engines stop cleanly,
-  # a task still running on one fails (the engine is gone), and the job waits for its
-  # limit, so that Slurm says TIMEOUT. A step that ends by itself ends the job. MASTER=yes
-  # (slurm_master): this node runs the controller and Jupyter, which fab starts over SSH;
-  # whatever ends the job stops them too (stop_master), so that nothing outlives it.
-  again=yes ending='' node_program='' in_charge=$2
-  trap 'again=yes; scancel --signal=TERM "$SLURM_JOB_ID"' USR1
-  trap 'ending=yes; scancel --signal=TERM "$SLURM_JOB_ID"' USR2
+  # new job, no new wait in the queue. On SIGUSR2 (slurm_hold) the step ends the same way
+  # and the job runs on without engines, until SIGUSR1. MARGIN seconds before the time
+  # limit (at most a quarter of the time the job had; SIGALRM, from the job's own clock),
+  # the tasks get SIGTERM too: the engines stop cleanly, a task still running on one fails
+  # (the engine is gone), and the job waits for its limit, so that Slurm says TIMEOUT. A
+  # step that ends by itself ends the job. MASTER=yes (slurm_master): this node runs the
+  # controller and Jupyter, which fab starts over SSH; whatever ends the job stops them
+  # too (stop_master), so that nothing outlives it.
+  again=yes held='' ending='' node_program='' in_charge=$2
+  trap 'again=yes held=""; scancel --signal=TERM "$SLURM_JOB_ID"' USR1
+  trap 'held=yes; scancel --signal=TERM "$SLURM_JOB_ID"' USR2
+  trap 'ending=yes; scancel --signal=TERM "$SLURM_JOB_ID"' ALRM
   trap 'rm -f "$node_program"; [ "$in_charge" != yes ] || stop_master >/dev/null 2>&1' EXIT
   trap 'exit 143' TERM  # a cancel: the EXIT trap removes the program (it may hold the key)
   node_program=$(mktemp) || exit 1
@@ -42,17 +45,22 @@ slurm_job() {  # slurm_job MARGIN MASTER < NODE PROGRAM (base64): the batch scri
   if [ -n "$left" ]; then
     margin=$1
     [ "$margin" -le $((left / 4)) ] || margin=$((left / 4))
-    (sleep $((left - margin)) && kill -USR2 $$) </dev/null >/dev/null 2>&1 &
+    (sleep $((left - margin)) && kill -ALRM $$) </dev/null >/dev/null 2>&1 &
   fi
-  while [ -n "$again" ] && [ -z "$ending" ]; do
+  while [ -z "$ending" ]; do
+    if [ -z "$again" ]; then  # held: until engines.restart, the time limit or the end
+      sleep 60 & wait $!
+      continue
+    fi
     again=
     launch_header "step of job $SLURM_JOB_ID on $SLURM_JOB_NODELIST"
     srun --whole --nodes="$SLURM_JOB_NUM_NODES" --ntasks="$SLURM_JOB_NUM_NODES" \
       --ntasks-per-node=1 /bin/sh -s < "$node_program" &
     step=$!
     while kill -0 "$step" 2>/dev/null; do wait "$step"; done
+    [ -n "$again$held$ending" ] || exit 0  # the step ended by itself: so does the job
+    [ -z "$held" ] || echo "=== $(LC_ALL=C date): the engines stopped (engines.stop); the job runs on"
   done
-  [ -n "$ending" ] || exit 0
   echo "=== $(LC_ALL=C date): the time limit is near: the engines stopped; the job ends at its limit"
   while :; do sleep 60 & wait $!; done  # waited for, so that a signal's trap runs at once
 }

@@ -111,11 +111,12 @@ def cancelled(master_result):
     return found
 
 
-def restart(fleet, inventory, allocations):
-    """Tell each running job to start its engines anew (a new job step); ``{name: problem}``
-    for those that do not run."""
+def restart(fleet, inventory, allocations, function="slurm_restart"):
+    """Tell each running job to start its engines anew (a new job step; *function*
+    ``slurm_hold``: to stop them, the job running on); ``{name: problem}`` for those that do
+    not run."""
     problems = {}
-    for name, report in _on_jobs(fleet, inventory, ("slurm_restart",), allocations).items():
+    for name, report in _on_jobs(fleet, inventory, (function,), allocations).items():
         if isinstance(report, str):
             problems[name] = report
         elif not report:
@@ -293,10 +294,37 @@ def restart_engines(fleet, inventory, allocations, up, watch=None):
     return wait_engines(fleet, inventory, up, watch)
 
 
+def hold(fleet, inventory, allocations, up):
+    """Stop the engines of each running job, the job running on (``slurm_hold``: its step
+    ends), and wait until the controller has none of them; `restart` starts them again.
+    Fills *up* as `shut_down` does."""
+    _running(fleet, inventory, allocations, up)
+    if up.running:
+        up.problems += [f"{name}: {why}" for name, why in
+                        restart(fleet, inventory, up.running, "slurm_hold").items()]
+        labels = [label for a in up.running for label in up.groups[a.name]]
+        wait_for_engines(fleet, inventory, dict.fromkeys(labels, 0), inventory.settings.engine_timeout)
+    return up
+
+
 def shut_down(fleet, inventory, allocations, up):
     """Have the controller shut down the engines of each running job, and wait until it has
-    none of them: they stop for good (their supervisors do not start an engine that was shut
-    down), the job runs on. Fills *up* (``running``, ``jobs``, ``groups``, ``expected``)."""
+    none of them, the job running on (their supervisors may start one again that ended
+    badly: `restart`'s new step ends them all). Fills *up* (``running``, ``jobs``,
+    ``groups``, ``expected``)."""
+    _running(fleet, inventory, allocations, up)
+    if not up.running:
+        return up
+    labels = [label for a in up.running for label in up.groups[a.name]]
+    master = inventory.master  # the controller drops them
+    fleet.run({master: commands.script(inventory.settings, commands.probe(
+        inventory.settings, shutdown=labels, jupyter=False), setup=master.setup)}, SLACK)
+    wait_for_engines(fleet, inventory, dict.fromkeys(labels, 0), 30)  # every old one dropped
+    return up
+
+
+def _running(fleet, inventory, allocations, up):
+    """Fill *up* with the running jobs of *allocations*, and a problem for each other."""
     jobs = read_jobs(fleet, inventory, allocations)
     for a in allocations:
         job = jobs[a.name]
@@ -308,11 +336,4 @@ def shut_down(fleet, inventory, allocations, up):
             why = job if isinstance(job, str) else (
                 f"job {job.id} is {job.state}, not running" if job else "no job")
             up.problems.append(f"{a.name}: {why}: fab engines.start (or cluster.up) starts it")
-    if not up.running:
-        return up
-    labels = [label for a in up.running for label in up.groups[a.name]]
-    master = inventory.master  # the controller drops them
-    fleet.run({master: commands.script(inventory.settings, commands.probe(
-        inventory.settings, shutdown=labels, jupyter=False), setup=master.setup)}, SLACK)
-    wait_for_engines(fleet, inventory, dict.fromkeys(labels, 0), 30)  # every old one dropped
     return up
