@@ -39,8 +39,8 @@ def _up(c, inventory):
             done = "the master had started and the engines were starting"
             # Engines of an earlier controller cannot talk to a new one: restart them.
             fresh_controller = started.facts.get("controller") == "started"
-            if in_job and fresh_controller and (in_job.name, allocated.jobs[in_job.name].id) \
-                    not in allocated.submitted:  # in the same job, whose node runs the controller
+            if in_job and (fresh_controller or allocated.jobs[in_job.name].held):
+                # its engines start now that the controller runs (anew, for a new one)
                 allocated.problems += [f"{name}: {why}" for name, why in
                                        allocations.restart(fleet_, inventory, [in_job]).items()]
             others = [a for a in inventory.allocations if not a.master]

@@ -56,7 +56,7 @@ def on_its_master(fleet_, inventory, need=True):
     """
     *inventory* with its master where the controller and Jupyter run: with an allocation of
     ``slurm_master=yes``, the first node of its running job, reached through the login node
-    (`tasks.steps.allocations.master_in_job`). When that job does not run, exits 1 saying
+    (`tasks.steps.master_job.master_in_job`). When that job does not run, exits 1 saying
     so if *need*, else returns *inventory* as it is.
     """
     running, problem = master_in_job(fleet_, inventory)

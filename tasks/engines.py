@@ -9,7 +9,7 @@ from invoke.exceptions import Exit
 from .context import HOSTS_HELP, JSON_HELP, choose, fleet, load, on_its_master, reads_inventory, show_status
 from .show import report
 from .show.progress import watching
-from .steps import allocations, lifecycle
+from .steps import allocations, job_engines, lifecycle
 
 
 def bring_up(fleet_, inventory, hosts=None, **options):
@@ -138,8 +138,8 @@ def stop(c, hosts=""):
             problems += cancel_allocations(fleet_, inventory, [a for a in allocated if not a.master])
             in_job = [a for a in allocated if a.master]
             if in_job:
-                down = allocations.hold(fleet_, inventory, in_job, allocations.AllocationsUp())
-                for a in down.running:
+                down = job_engines.hold(fleet_, inventory, in_job, allocations.AllocationsUp())
+                for a in down.running if not down.problems else ():
                     print(f"{a.name}: engines stopped; job {down.jobs[a.name].id} runs on, with the "
                           "controller and Jupyter (fab cluster.down ends it)")
                 problems += down.problems
@@ -168,7 +168,7 @@ def restart(c, hosts=""):
             if chosen or not allocated:
                 problems = bring_down(fleet_, inventory, chosen) + bring_up(fleet_, inventory, chosen).problems
             if allocated:
-                up = allocations.restart_engines(fleet_, inventory, allocated, allocations.AllocationsUp(),
+                up = job_engines.restart_engines(fleet_, inventory, allocated, allocations.AllocationsUp(),
                                                  watch=watching)
                 report.allocations_table(up)
                 problems += up.problems

@@ -43,27 +43,28 @@ def bring_down(fleet_, inventory, master):
     report.fail_if(report.failures({master.name: result}))
 
 
-def _start(c, inventory, in_job=True):
-    """Start the master's programs; *in_job*: on the node of a master allocation's job, if
-    the inventory has one (not with ``-H``)."""
+def _start(c, inventory):
+    """Start the master's programs (on the node of its job, with ``slurm_master``)."""
     with fleet(c, inventory) as fleet_:
-        if in_job:
-            inventory = on_its_master(fleet_, inventory)
+        inventory = on_its_master(fleet_, inventory)
         result = bring_up(fleet_, inventory, inventory.master)
     print_urls(inventory.settings.jupyter_port, result.facts["token"])
 
 
-def _stop(c, inventory, in_job=True):
+def _stop(c, inventory):
     with fleet(c, inventory) as fleet_:
-        if in_job:
-            inventory = on_its_master(fleet_, inventory, need=False)
+        inventory = on_its_master(fleet_, inventory, need=False)
         bring_down(fleet_, inventory, inventory.master)
 
 
-def _host_from(c):
+def _host_from(c, inventory):
     host = getattr(c, "original_host", None)
     if not host:
         raise Exit("error: name the master with -H HOST, e.g. fab -H node01 start-master", code=2)
+    if inventory.master_allocation:  # no other task would ever look there
+        raise Exit(f"error: -H {host}: the controller runs in the job of "
+                   f"{inventory.master_allocation.name} (slurm_master=yes): fab master.start "
+                   "starts it there", code=2)
     return host
 
 
@@ -105,14 +106,14 @@ def url(c):
 @reads_inventory
 def start_master(c):
     """Start the controller and Jupyter on the host given with -H (fab -H HOST start-master)."""
-    _start(c, load(master=_host_from(c)), in_job=False)
+    _start(c, load(master=_host_from(c, load())))
 
 
 @task(name="stop-master")
 @reads_inventory
 def stop_master(c):
     """Stop the controller and Jupyter on the host given with -H (fab -H HOST stop-master)."""
-    _stop(c, load(master=_host_from(c)), in_job=False)
+    _stop(c, load(master=_host_from(c, load())))
 
 
 ns = Collection("master", start, stop, status, url)

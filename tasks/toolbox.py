@@ -42,7 +42,7 @@ def run(c, command, role="", hosts=""):
     inventory = load()
     choose(inventory, role, hosts)  # a bad option is said before any host is contacted
     with fleet(c, inventory) as fleet_:
-        inventory = on_its_master(fleet_, inventory, need=False)
+        inventory = on_its_master(fleet_, inventory, need=role == "master")
         results = operations.run_command(fleet_, inventory, choose(inventory, role, hosts), command)
     _print_outputs(results)
     report.fail_if(report.failures(results))
@@ -57,7 +57,7 @@ def logs(c, role="", hosts="", lines="20"):
     inventory = load()
     choose(inventory, role, hosts)  # a bad option is said before any host is contacted
     with fleet(c, inventory) as fleet_:
-        inventory = on_its_master(fleet_, inventory, need=False)
+        inventory = on_its_master(fleet_, inventory, need=role == "master")
         results = operations.read_logs(fleet_, inventory, choose(inventory, role, hosts), role or None,
                                        lines)
     _print_outputs(results)

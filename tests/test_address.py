@@ -53,3 +53,12 @@ def test_fab_on_the_master_refuses_when_the_engine_hosts_disagree_or_none_answer
     with pytest.raises(AddressError) as error:
         controller_address(local, {})
     assert str(error.value).startswith("no engine host answered")
+
+
+def test_fab_on_the_login_node_of_a_controller_in_a_job_uses_where_ssh_reaches_the_node():
+    from tasks.inventory.folder import parse_inventory
+    master, engines, allocated = parse_inventory(
+        "[master]\nlocalhost\n[engines:children]\nnodes\n[nodes]\n[nodes:vars]\nslurm_nodes=2\nslurm_master=yes\n")
+    in_job = Inventory(master, engines, Settings(), "inv", allocations=allocated)
+    assert not needs_peer_addresses(in_job)
+    assert controller_address(in_job) == FROM_SSH  # on the node, where the login node's SSH came in

@@ -251,17 +251,33 @@ def test_the_controller_and_jupyter_run_in_the_allocation_reached_through_the_lo
         rows = status_of(run)
         assert rows["cpu_alloc"]["job"]["id"] == job["id"] and rows["cpu_alloc"]["registered"] == 2
         assert rows[first]["controller_restarts"] == 0 and rows[first]["problems"] == []
+        url = run("master.url")  # every task that talks to the master reaches the node
+        assert url.returncode == 0 and url.stdout.splitlines()[-1].startswith("http://localhost:18956/?token=")
+        logs = run("cluster.logs", "--role=master", "--lines=1")
+        assert logs.returncode == 0 and logs.stdout.startswith(first), logs.stdout + logs.stderr
         stop = run("engines.stop")  # the engines go; the job, with the controller, runs on
         assert stop.returncode == 0, stop.stdout + stop.stderr
         assert f"cpu_alloc: engines stopped; job {job['id']} runs on" in stop.stdout
         rows = status_of(run)
         assert rows["cpu_alloc"]["job"]["state"] == "RUNNING" and rows["cpu_alloc"]["registered"] == 0
         assert rows[first]["sessions"] and rows[first]["problems"] == []
-        time.sleep(3)  # none comes back by itself
-        assert status_of(run)["cpu_alloc"]["registered"] == 0
-        restart = run("engines.restart")  # and they start again, in the same job
-        assert restart.returncode == 0, restart.stdout + restart.stderr
+        time.sleep(3)  # none comes back by itself, and status says why
+        status = run("cluster.status")
+        assert status.returncode == 1
+        assert f"cpu_alloc: job {job['id']} runs without its engines (engines.stop): fab engines.start" in (
+            status.stderr)
+        start = run("engines.start")  # and they start again, in the same job
+        assert start.returncode == 0, start.stdout + start.stderr
         assert status_of(run)["cpu_alloc"]["registered"] == 2
+        down = run("cluster.down")  # the controller stops, then the job ends
+        assert down.returncode == 0, down.stdout + down.stderr
+        assert ours(slurm, "slurmjob") == [] and leftovers(fake_hosts, (1, *NODES)) == {}
+        gone = run("master.url")
+        assert gone.returncode == 1
+        assert "error: cpu_alloc: no job: the controller and Jupyter run in it (slurm_master=yes)" in gone.stderr
+        up = run("cluster.up")  # a new job
+        assert up.returncode == 0, up.stdout + up.stderr
+        job = status_of(run)["cpu_alloc"]["job"]
         slurm.command("scancel", job["id"])  # the job ends from outside: its controller with it
         deadline = time.monotonic() + 90
         while (ours(slurm, "slurmjob") or leftovers(fake_hosts, (1, *NODES))) and time.monotonic() < deadline:

@@ -198,9 +198,10 @@ def test_the_job_script_carries_the_node_program_with_every_value_quoted(tmp_pat
 def test_what_squeue_and_scontrol_say_is_read():
     running = slurm.parse_job("12|RUNNING|None|3:59:12|node[01-03],gpu7|2026-12-05T10:00:00|ipp-lab-cpu|"
                               "ann|node[01-02]/0-3/;node03/0-1,5/;gpu7/0/gpu:a100:2(IDX:0-1),mps:0;|"
-                              "node01/10.1.0.11")
+                              "node01/10.1.0.11|1")
     assert (running.id, running.state, running.reason, running.nodes) == ("12", "RUNNING", "", "node[01-03],gpu7")
-    assert (running.batch, running.batch_address) == ("node01", "10.1.0.11")
+    assert (running.batch, running.batch_address, running.steps, running.held) == ("node01", "10.1.0.11", 1, False)
+    assert slurm.parse_job("12|RUNNING|None|3:59:12|node01|x|x|ann|node01/0/|node01/10.1.0.11|0").held
     assert running.cpus == {"node01": 4, "node02": 4, "node03": 3, "gpu7": 1}
     assert running.seconds_left == 3 * 3600 + 59 * 60 + 12 and running.active and not running.hopeless
     pending = slurm.parse_job("13|PENDING|PartitionNodeLimit|1-00:00:00||N/A|ipp-lab-cpu|ann|")

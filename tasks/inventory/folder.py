@@ -261,8 +261,8 @@ def load_inventory(folder=None):
     allocated = tuple(replace(a, setup=a.setup or settings.setup,
                               threads=a.threads or settings.engine_threads or None) for a in allocated)
     if any(a.master for a in allocated) and not settings.shared_home:
-        line = next(number for number, text in enumerate(env_file.read_text().splitlines(), 1)
-                    if text.strip().startswith("SHARED_HOME"))
+        line = max((number for number, text in enumerate(env_file.read_text().splitlines(), 1)
+                    if re.match(r"\s*(export\s+)?SHARED_HOME\s*=", text)), default=0)  # the last counts
         raise InventoryError(env_file, line, "SHARED_HOME=no, but slurm_master=yes in the hosts file "
                              "puts the controller in a job: its nodes and hosts read the controller's "
                              "connection file from the shared home")

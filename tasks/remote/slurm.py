@@ -130,10 +130,17 @@ class Job:
     gpus: dict = field(default_factory=dict)  # node -> GPUs Slurm bound to it there (its GRES)
     batch: str = ""  # the node that runs the batch script (the first), once the job runs
     batch_address: str = ""  # the address Slurm reaches it at (its NodeAddr)
+    steps: int = None  # job steps running (the engines'); 0 while the job is held
 
     @property
     def active(self):
         return self.state in ACTIVE
+
+    @property
+    def held(self):
+        """True for a running job without its engines' step (engines.stop of the allocation
+        that holds the controller, or before the controller first starts)."""
+        return self.state == "RUNNING" and self.steps == 0
 
     @property
     def hopeless(self):
@@ -150,7 +157,7 @@ class Job:
 
 def parse_job(text):
     """A `Job` of ``slurm_jobs``'s report (``ID|STATE|REASON|LEFT|NODES|START|NAME|USER|CPUS|
-    BATCH/ADDRESS``), or None when there is no job of ours."""
+    BATCH/ADDRESS|STEPS``), or None when there is no job of ours."""
     fields = text.split("|")
     if len(fields) < 6 or not fields[0].isdigit():
         return None
@@ -165,7 +172,7 @@ def parse_job(text):
     batch, _, address = (fields[9] if len(fields) > 9 else "").partition("/")
     return Job(fields[0], fields[1], "" if fields[2] == "None" else fields[2], fields[3],
                "" if fields[4] in ("", "(null)") else fields[4], fields[5], cpus, gpus,
-               batch, address or batch)
+               batch, address or batch, int(fields[10]) if len(fields) > 10 and fields[10].isdigit() else None)
 
 
 #: The indexes of the GPUs in scontrol's ``GRES=gpu:a100:2(IDX:0-1),...``.

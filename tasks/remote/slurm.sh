@@ -96,15 +96,16 @@ slurm_submit() {  # slurm_submit INDEX GROUP JOB_NAME MODE OUTPUT SBATCH_OPTIONS
 }
 
 slurm_jobs() {  # slurm_jobs INDEX GROUP JOB_NAME: report GROUP's job and what it holds on its nodes
-  # slurm_INDEX=ID|STATE|REASON|LEFT|NODES|START|NAME|USER|NODES/CPU_IDS/GRES;...|BATCH/ADDRESS
-  # (empty: no job of ours): from scontrol's detail, which CPUs (and GPUs) on which nodes, and
-  # the node that runs the batch script with the address Slurm reaches it at.
+  # slurm_INDEX=ID|STATE|REASON|LEFT|NODES|START|NAME|USER|NODES/CPU_IDS/GRES;...|BATCH/ADDRESS|
+  # STEPS (empty: no job of ours): from scontrol's detail, which CPUs (and GPUs) on which
+  # nodes, and the node that runs the batch script with the address Slurm reaches it at; then
+  # how many job steps run (the engines' step, if any: none while the job is held).
   slurm_need squeue
   job=$(slurm_ours "$2" "$3") || exit 1
-  held='' batch=''
+  holds='' batch='' steps=''
   if [ -n "$job" ]; then
     detail=$(scontrol show job -d "${job%%|*}" 2>/dev/null)
-    held=$(printf '%s\n' "$detail" | awk '{
+    holds=$(printf '%s\n' "$detail" | awk '{
       nodes = ""; cpus = ""; gres = ""
       for (i = 1; i <= NF; i++) {
         if ($i ~ /^Nodes=/) nodes = substr($i, 7)
@@ -118,8 +119,9 @@ slurm_jobs() {  # slurm_jobs INDEX GROUP JOB_NAME: report GROUP's job and what i
       *) batch="$batch/$(scontrol show node "$batch" 2>/dev/null | tr ' ' '\n' \
            | sed -n 's/^NodeAddr=//p' | head -n 1)" ;;
     esac
+    steps=$(squeue -h -s -j "${job%%|*}" -o %i 2>/dev/null | grep -c "^${job%%|*}\.[0-9][0-9]*$") || true
   fi
-  echo "slurm_$1=$job${job:+|$held|$batch}"
+  echo "slurm_$1=$job${job:+|$holds|$batch|$steps}"
 }
 
 slurm_cancel() {  # slurm_cancel INDEX GROUP JOB_NAME: end GROUP's job, if it is ours and holds nodes

@@ -30,12 +30,16 @@ slurm_job() {  # slurm_job MARGIN MASTER < NODE PROGRAM (base64): the batch scri
   # the tasks get SIGTERM too: the engines stop cleanly, a task still running on one fails
   # (the engine is gone), and the job waits for its limit, so that Slurm says TIMEOUT. A
   # step that ends by itself ends the job. MASTER=yes (slurm_master): this node runs the
-  # controller and Jupyter, which fab starts over SSH; whatever ends the job stops them
-  # too (stop_master), so that nothing outlives it.
-  again=yes held='' ending='' node_program='' in_charge=$2
-  trap 'again=yes held=""; scancel --signal=TERM "$SLURM_JOB_ID"' USR1
-  trap 'held=yes; scancel --signal=TERM "$SLURM_JOB_ID"' USR2
-  trap 'ending=yes; scancel --signal=TERM "$SLURM_JOB_ID"' ALRM
+  # controller and Jupyter, which fab starts over SSH; the job starts held (its engines
+  # would wait for a controller: cluster.up starts them with SIGUSR1 once it runs), a step
+  # that ends by itself leaves it held, and whatever ends the job stops the controller and
+  # Jupyter too (stop_master), so that nothing outlives it. Only the engines' step is
+  # signalled (srun passes SIGTERM to its tasks), never the job's other processes.
+  again=yes held='' ending='' node_program='' in_charge=$2 step=''
+  [ "$in_charge" != yes ] || { again='' held=yes; }
+  trap 'again=yes held=""; slurm_end_step' USR1
+  trap 'held=yes; slurm_end_step' USR2
+  trap 'ending=yes; slurm_end_step' ALRM
   trap 'rm -f "$node_program"; [ "$in_charge" != yes ] || stop_master >/dev/null 2>&1' EXIT
   trap 'exit 143' TERM  # a cancel: the EXIT trap removes the program (it may hold the key)
   node_program=$(mktemp) || exit 1
@@ -52,17 +56,25 @@ slurm_job() {  # slurm_job MARGIN MASTER < NODE PROGRAM (base64): the batch scri
       sleep 60 & wait $!
       continue
     fi
-    again=
+    again=''
     launch_header "step of job $SLURM_JOB_ID on $SLURM_JOB_NODELIST"
     srun --whole --nodes="$SLURM_JOB_NUM_NODES" --ntasks="$SLURM_JOB_NUM_NODES" \
       --ntasks-per-node=1 /bin/sh -s < "$node_program" &
     step=$!
     while kill -0 "$step" 2>/dev/null; do wait "$step"; done
-    [ -n "$again$held$ending" ] || exit 0  # the step ended by itself: so does the job
-    [ -z "$held" ] || echo "=== $(LC_ALL=C date): the engines stopped (engines.stop); the job runs on"
+    step=''
+    if [ -z "$again$held$ending" ]; then  # the step ended by itself: so does the job,
+      [ "$in_charge" = yes ] || exit 0     # but for the controller's, which runs on
+      held=yes
+    fi
+    [ -z "$held" ] || echo "=== $(LC_ALL=C date): the engines stopped; the job runs on (engines.restart starts them)"
   done
   echo "=== $(LC_ALL=C date): the time limit is near: the engines stopped; the job ends at its limit"
   while :; do sleep 60 & wait $!; done  # waited for, so that a signal's trap runs at once
+}
+
+slurm_end_step() {  # slurm_end_step: SIGTERM to the engines' step (its srun), if one runs
+  [ -z "$step" ] || kill -TERM "$step" 2>/dev/null || true
 }
 
 slurm_node() {  # slurm_node ENGINES THREADS GPUS ENGINE_RESTART MEMORY_LIMIT < PROGRAMS

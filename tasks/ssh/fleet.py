@@ -194,23 +194,29 @@ class Fleet:
         # a thread each (paramiko's transport), and threads must stay about PARALLEL.
         keep_open = len(per_host) <= self.settings.parallel
 
+        connections = {host: self.connection(host) for host in per_host}
+        gateways = {id(c.gateway): c.gateway for c in connections.values()
+                    if isinstance(c.gateway, Connection)}
+        failed = {}  # id of a gateway that cannot be opened -> why
+        for key, gateway in gateways.items():  # a login node leading to a job's node: opened
+            if not gateway.is_connected:       # here, once, not by two threads at once
+                try:
+                    gateway.open()
+                except Exception as error:  # noqa: BLE001 (the hosts behind it fail with it)
+                    failed[key] = error
+
         def one(host, connection, value):
+            error = failed.get(id(connection)) or failed.get(id(connection.gateway))
+            if error is not None:  # never opened again, by two threads at once
+                return outcome(host, connection.gateway or connection, error, self.settings)
             try:
                 result = action(connection, value)
             except Exception as error:  # every failure is this host's result, never the task's
                 result = error
-            if not keep_open:
+            if not keep_open and id(connection) not in gateways:  # others' sessions go through it
                 connection.close()
             return outcome(host, connection, result, self.settings)
 
-        connections = {host: self.connection(host) for host in per_host}
-        for connection in connections.values():  # a login node leading to a job's node: opened
-            gateway = connection.gateway          # here, once, not by two threads at once
-            if isinstance(gateway, Connection) and not gateway.is_connected:
-                try:
-                    gateway.open()
-                except Exception:  # noqa: BLE001 (the hosts behind it fail with the reason)
-                    pass
         workers = min(self.settings.parallel, len(per_host))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fleet") as pool:
             futures = {host.name: pool.submit(one, host, connections[host], value)

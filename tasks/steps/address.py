@@ -7,6 +7,9 @@ one that every engine host reaches, and nothing else of the master's is opened:
 
 - ``CONTROLLER_ADDRESS`` from ``cluster.env``, when set;
 - ``127.0.0.1`` when every engine runs on the master itself (and no Slurm allocation has any);
+- with the controller in a Slurm job (``slurm_master``), the address that fab's SSH
+  connection to the job's node came in on there (`FROM_SSH`), which is how the cluster's
+  network reaches that node;
 - the master's address that fab's own SSH connection came in on (`FROM_SSH`, read on
   the master from ``SSH_CONNECTION``), when fab runs elsewhere: the engine hosts
   are expected to reach the master as fab does;
@@ -34,7 +37,7 @@ def remote_engines(inventory):
 def needs_peer_addresses(inventory):
     """True when the address can only come from the engine hosts (fab runs on the master)."""
     return (not inventory.settings.controller_address and inventory.master.is_local
-            and bool(remote_engines(inventory)))
+            and inventory.master_allocation is None and bool(remote_engines(inventory)))
 
 
 def controller_address(inventory, peers=None):
@@ -51,7 +54,7 @@ def controller_address(inventory, peers=None):
     remote = remote_engines(inventory)
     if not remote and not inventory.allocations:
         return LOOPBACK
-    if not inventory.master.is_local:
+    if not inventory.master.is_local or inventory.master_allocation is not None:
         return FROM_SSH
     seen = sorted({address for address in (peers or {}).values() if address})
     if len(seen) == 1:

@@ -144,11 +144,15 @@ def bring_up(fleet, inventory, allocations, up, renew=False, engine_file=None, s
              watch=None):
     """
     Make sure each allocation has a running job with its engines registered: `submit`,
-    then `wait`. Fills *up* (an `AllocationsUp`, given by the caller so that it knows what
+    `wait_running` (a held job, see `tasks.remote.slurm.Job.held`, is told to start its
+    engines), then `wait_engines`. Fills *up* (an `AllocationsUp`, given by the caller so that it knows what
     was submitted if Ctrl-C ends this).
     """
     submit(fleet, inventory, allocations, up, renew, engine_file, say)
-    return wait(fleet, inventory, up, say, watch)
+    wait_running(fleet, inventory, up, say)
+    held = [a for a in up.running if up.jobs[a.name].held]  # engines.stop's: start them again
+    up.problems += [f"{name}: {why}" for name, why in restart(fleet, inventory, held).items()]
+    return wait_engines(fleet, inventory, up, watch)
 
 
 def submit(fleet, inventory, allocations, up, renew=False, engine_file=None, say=print):
@@ -183,12 +187,6 @@ def submit(fleet, inventory, allocations, up, renew=False, engine_file=None, say
                 chosen.remove(a)
     up.chosen += chosen
     return up
-
-
-def wait(fleet, inventory, up, say=print, watch=None):
-    """`wait_running`, then `wait_engines`: the jobs `submit` chose run, their engines registered."""
-    wait_running(fleet, inventory, up, say)
-    return wait_engines(fleet, inventory, up, watch)
 
 
 def wait_running(fleet, inventory, up, say=print):
@@ -281,59 +279,3 @@ def _wait_running(fleet, inventory, allocations, up, say):
                            "nothing of the cluster waits in the queue unwatched; SLURM_WAIT in "
                            "cluster.env waits longer")
     return running
-
-
-def restart_engines(fleet, inventory, allocations, up, watch=None):
-    """Start the engines of each running job anew, in the same job: the controller first
-    drops the old ones (`shut_down`), then the job starts a new step (`restart`); then wait,
-    as `bring_up` does, until the new ones registered. Fills *up* (an `AllocationsUp`)."""
-    shut_down(fleet, inventory, allocations, up)
-    if not up.running:
-        return up
-    up.problems += [f"{name}: {why}" for name, why in restart(fleet, inventory, up.running).items()]
-    return wait_engines(fleet, inventory, up, watch)
-
-
-def hold(fleet, inventory, allocations, up):
-    """Stop the engines of each running job, the job running on (``slurm_hold``: its step
-    ends), and wait until the controller has none of them; `restart` starts them again.
-    Fills *up* as `shut_down` does."""
-    _running(fleet, inventory, allocations, up)
-    if up.running:
-        up.problems += [f"{name}: {why}" for name, why in
-                        restart(fleet, inventory, up.running, "slurm_hold").items()]
-        labels = [label for a in up.running for label in up.groups[a.name]]
-        wait_for_engines(fleet, inventory, dict.fromkeys(labels, 0), inventory.settings.engine_timeout)
-    return up
-
-
-def shut_down(fleet, inventory, allocations, up):
-    """Have the controller shut down the engines of each running job, and wait until it has
-    none of them, the job running on (their supervisors may start one again that ended
-    badly: `restart`'s new step ends them all). Fills *up* (``running``, ``jobs``,
-    ``groups``, ``expected``)."""
-    _running(fleet, inventory, allocations, up)
-    if not up.running:
-        return up
-    labels = [label for a in up.running for label in up.groups[a.name]]
-    master = inventory.master  # the controller drops them
-    fleet.run({master: commands.script(inventory.settings, commands.probe(
-        inventory.settings, shutdown=labels, jupyter=False), setup=master.setup)}, SLACK)
-    wait_for_engines(fleet, inventory, dict.fromkeys(labels, 0), 30)  # every old one dropped
-    return up
-
-
-def _running(fleet, inventory, allocations, up):
-    """Fill *up* with the running jobs of *allocations*, and a problem for each other."""
-    jobs = read_jobs(fleet, inventory, allocations)
-    for a in allocations:
-        job = jobs[a.name]
-        if isinstance(job, slurm.Job) and job.state == "RUNNING" and job.cpus:
-            up.jobs[a.name], up.groups[a.name] = job, list(slurm.expected(job, a))
-            up.expected.update(slurm.expected(job, a))
-            up.running.append(a)
-        else:
-            why = job if isinstance(job, str) else (
-                f"job {job.id} is {job.state}, not running" if job else "no job")
-            up.problems.append(f"{a.name}: {why}: fab engines.start (or cluster.up) starts it")
-    return up

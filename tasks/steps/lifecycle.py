@@ -251,19 +251,25 @@ def stop_engines(fleet, inventory, hosts, graceful=True):
 
 
 def stop_all(fleet, inventory):
-    """Stop engines, controller and Jupyter on every host at once; where Slurm's commands run
-    (the master, or the login node of a master in a job), every Slurm job the cluster recorded
-    ends too (told before the controller stops, waited for after: see
-    `tasks.steps.allocations.cancelled` for what that host's result then says)."""
-    login = inventory.slurm_host
-    parts = {host: [] for host in (*inventory.hosts, login)}
+    """Stop engines, controller and Jupyter on every host at once; where Slurm's commands run,
+    every Slurm job the cluster recorded ends too: on the master, told before the controller
+    stops and waited for after, in the same round trip (see `tasks.steps.allocations.cancelled`
+    for what its result then says); with the master on a job's node (``slurm_master``), after
+    the controller stopped there, from the login node, whose result is added."""
+    parts = {host: [] for host in inventory.hosts}
     for host in inventory.engines:
         parts[host].append(commands.stop_engines())
-    parts[login].append(slurm.cancel_all())
-    parts[inventory.master].append(commands.stop_master())
-    parts[login].append(slurm.cancelled_all())
+    login = inventory.login
+    if login is None:
+        parts[inventory.master] += [slurm.cancel_all(), commands.stop_master(), slurm.cancelled_all()]
+    else:  # ending the job first could end this very session on the node (pam_slurm_adopt)
+        parts[inventory.master].append(commands.stop_master())
     scripts = {host: _script(inventory, host, *p) for host, p in parts.items()}
-    return _check_left(fleet.run(scripts, SLACK))
+    results = _check_left(fleet.run(scripts, SLACK))
+    if login is not None:
+        results.update(fleet.run({login: _script(inventory, login, slurm.cancel_all(),
+                                                 slurm.cancelled_all())}, SLACK + 60))
+    return results
 
 
 def _check_left(results):

@@ -15,8 +15,10 @@ from .lifecycle import SLACK, engine_count
 
 def read_facts(fleet, inventory, hosts):
     """Read each host's facts (cores, memory, versions, ...) in one round trip; with them,
-    where each host sees fab's SSH come from (``peer_address``, see `tasks.steps.address`)."""
-    port = inventory.settings.jupyter_port
+    where each host sees fab's SSH come from (``peer_address``, see `tasks.steps.address`).
+    Jupyter's port is checked free on the master, unless Jupyter runs in a job
+    (``slurm_master``): the master is then a login node, whose ports are not its."""
+    port = None if inventory.master_allocation else inventory.settings.jupyter_port
     return fleet.run({host: commands.script(inventory.settings, commands.facts(
         port if host == inventory.master else None, host.gpus, host.engines),
         commands.peer_address(), setup=host.setup) for host in hosts}, SLACK)

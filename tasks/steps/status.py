@@ -100,6 +100,9 @@ def _allocation_rows(index, allocation, master_result, probe):
                      "restarts": None, "notes": [],
                      "problems": [] if have == want else [f"{have} of {want} engines registered"]})
     row.update(registered=sum(r["registered"] for r in rows), expected=sum(expected.values()))
+    if job.held and allocation.master:
+        row["problems"].append(f"job {job.id} runs without its engines (engines.stop): fab "
+                               "engines.start starts them")
     if job.seconds_left is not None and job.seconds_left < LITTLE_TIME:
         row["notes"].append(f"warning: {job.left} left of the job's time: its engines stop "
                             f"{slurm.MARGIN // 60} min before the end at the latest")
