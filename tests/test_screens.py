@@ -14,12 +14,12 @@ from tasks.remote import ipp_screens as screens
 
 CONTROLLER_LOG = """
 === Sun Nov 29 10:00:00 UTC 2026: c-controller
-[W 2026-11-29 10:00:40.1 IPController] registration::purging stalled registration 3:nodeA/1/100
+2026-11-29 10:00:40.100 [IPController] WARNING | registration::purging stalled registration 3:nodeA/1/100
 === Sun Nov 29 11:00:00 UTC 2026: c-controller
-[I 2026-11-29 11:00:01.2 IPController] registration::accepting registration 0:nodeA/1/200
-[W 2026-11-29 11:00:31.3 IPController] registration::purging stalled registration 0:nodeA/1/200
-[W 2026-11-29 11:00:31.4 IPController] registration::purging stalled registration 1:nodeA/2/200
-[W 2026-11-29 11:00:31.5 IPController] registration::purging stalled registration 2:nodeB/1/200
+2026-11-29 11:00:01.200 [IPController] registration::accepting registration 0:nodeA/1/200
+2026-11-29 11:00:31.300 [IPController] WARNING | registration::purging stalled registration 0:nodeA/1/200
+2026-11-29 11:00:31.400 [IPController] WARNING | registration::purging stalled registration 1:nodeA/2/200
+2026-11-29 11:00:31.500 [IPController] WARNING | registration::purging stalled registration 2:nodeB/1/200
 """
 
 
@@ -32,10 +32,10 @@ def test_purged_registrations_are_read_since_the_controllers_last_start(tmp_path
 
 NANNY_RESTARTED_LOG = """
 === Sun Nov 29 11:00:00 UTC 2026: t-controller
-[I 2026-11-29 11:00:01.2 IPController] registration::accepting registration 0:nodeA/1/200
-[W 2026-11-29 11:00:31.4 IPController] registration::purging stalled registration 1:nodeC/1/5
+2026-11-29 11:00:01.200 [IPController] registration::accepting registration 0:nodeA/1/200
+2026-11-29 11:00:31.400 [IPController] WARNING | registration::purging stalled registration 1:nodeC/1/5
 === nanny 2026-11-29 11:05:00: restart: the controller ended (signal 9 (SIGKILL)); starting it again now
-[I 2026-11-29 11:05:02.0 IPController] Hub listening on tcp://127.0.0.1:5555 for registration.
+2026-11-29 11:05:02.000 [IPController] Hub listening on tcp://127.0.0.1:5555 for registration.
 """
 
 
@@ -47,7 +47,7 @@ def test_a_session_log_is_read_on_from_where_the_last_read_ended(tmp_path):
         "Sun Nov 29 11:00:00 UTC 2026", 1, "2026-11-29 11:05:00", ["nodeC/1/5"])
     read = log.at
     assert read == len(NANNY_RESTARTED_LOG)
-    purge = "[W 2026-11-29 11:06:00.1 IPController] registration::purging stalled registration 4:nodeA/1/200\r\n"
+    purge = "2026-11-29 11:06:00.100 [IPController] WARNING | registration::purging stalled registration 4:nodeA/1/200\r\n"
     with path.open("a") as more:
         more.write(purge + purge[:60])  # the second line is still being written
     assert log.read().purged == ["nodeC/1/5", "nodeA/1/200"] and log.at == read + len(purge)

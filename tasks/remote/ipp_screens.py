@@ -9,6 +9,12 @@ program writes, among it the lines of the nanny that keeps the program
 (`RESTART`). The shell side reads these lines with the same patterns, ``LAUNCH_HEADER``
 and ``NANNY_RESTART`` in ``lib.sh`` (the tests hold the two to the same text).
 
+Every pattern is anchored to the whole line its writer writes: the hub's lines begin with
+ipyparallel's log prefix (``2026-12-07 19:56:19.633 [IPController] WARNING | ``), launch's
+and the nanny's at the start of a line. What a peer makes the controller log (a refused
+message, a routing id) sits inside a line of the hub's and is never read as one of
+them; a line read is used only with fields of the expected form (`engine_uuid`).
+
 The probe (``probe.py``, unpacked beside this file) and the dashboard
 (``ipp_dashboard.py``, in the master's Jupyter) import it; it uses only the standard library.
 """
@@ -20,12 +26,22 @@ import subprocess
 #: The beginning of launch's line, up to the session's name (a Python regular expression and
 #: a POSIX extended one alike: ``LAUNCH_HEADER`` in lib.sh); its group is the date.
 HEADER = "^=== ([A-Z][a-z][a-z] .*): "
-#: A restart in the nanny's lines (``NANNY_RESTART`` in lib.sh, the same); its group is the time.
-RESTART = "=== nanny ([0-9-]+ [0-9:]+): restart: "
+#: A restart in the nanny's lines (``NANNY_RESTART`` in lib.sh, the same); its group is the time
+#: (no ``{n}``: mawk, Debian's awk, has none).
+RESTART = "^=== nanny ([0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9] [0-9][0-9]:[0-9][0-9]:[0-9][0-9]): restart: "
 #: What the lines of launch and of the nanny begin with, and the program's never do.
 MARK = "=== "
-#: A registration the hub dropped, in the controller's log: its engine's uuid.
-PURGED = re.compile(r"registration::purging stalled registration \d+:(\S+)")
+#: An engine's uuid, as its supervisor makes it: ``LABEL/N/TIME`` or ``LABEL/N/TIME/HEX16``
+#: (LABEL: an inventory host, as ``host_inbox.LABEL``; TIME: nanoseconds since the epoch).
+UUID = (r"[A-Za-z0-9_\[][A-Za-z0-9_.:@\[\]-]{0,252}/[1-9][0-9]{0,8}/[0-9]{1,19}"
+        r"(?:/[0-9a-f]{16})?")
+#: The start of each line of the hub: ipyparallel's ``log_format`` with its ``log_datefmt``.
+HUB_LINE = r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3} \[IPController\] "
+#: A registration the hub dropped (a warning), a whole line of the controller's log: its
+#: engine's uuid.
+PURGED = re.compile(HUB_LINE + r"WARNING \| registration::purging stalled registration"
+                    rf" [0-9]{{1,9}}:({UUID})")
+_UUID = re.compile(r"([^/]+)/([0-9]+)/([0-9]+)")
 
 _RESTART = re.compile(RESTART)
 #: Colours and control codes; a log prefix, ``[I 2026-11-24 23:42:51.662 ServerApp]``.
@@ -87,10 +103,19 @@ class SessionLog:
         """One whole line of the log."""
         if (start := self.header.match(line)):
             self.begin(start[1])
-        elif (restart := _RESTART.search(line)):
+        elif (restart := _RESTART.match(line)):
             self.restarts, self.last_restart = self.restarts + 1, restart[1]
-        elif (purged := PURGED.search(line)):
+        elif (purged := PURGED.fullmatch(line)):
             self.purged.append(purged[1])
+
+
+def engine_uuid(uuid):
+    """``(label, number, start time)`` (the last two ints) of an engine's *uuid* (`UUID`), or
+    None for anything else: what a log or a peer said is used only in this form."""
+    if not isinstance(uuid, str) or not re.fullmatch(UUID, uuid):
+        return None
+    label, number, started = _UUID.match(uuid).groups()
+    return label, int(number), int(started)
 
 
 def last_line(log):

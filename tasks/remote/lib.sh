@@ -26,11 +26,12 @@ ENGINE_HEARTBEAT_MISSES=50
 
 # The lines of a session's log that are not its program's: the one launch_header writes
 # before each start, found by LAUNCH_HEADER followed by the session's name and $, and the
-# nanny's (=== nanny DATE: TEXT), a restart among them found by NANNY_RESTART. Both are
+# nanny's (=== nanny DATE: TEXT), a restart among them found by NANNY_RESTART; both only at
+# the start of a line (a program may log what a peer sent it, never a line start). Both are
 # POSIX extended regular expressions and Python ones alike: tasks/remote/ipp_screens.py reads
 # the logs with the same text.
 LAUNCH_HEADER='^=== ([A-Z][a-z][a-z] .*): '
-NANNY_RESTART='=== nanny ([0-9-]+ [0-9:]+): restart: '
+NANNY_RESTART='^=== nanny ([0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9] [0-9][0-9]:[0-9][0-9]:[0-9][0-9]): restart: '
 
 setup() {  # setup NAME PROFILE BIN TIMEOUT SETUP: the variables every step uses
   set -u

@@ -132,10 +132,9 @@ def wait_for_engines(registry, expected, deadline, show=print, look=lambda uuids
 
 
 def _start(uuid):
-    """``(label, number, start time)`` of an engine's uuid (``LABEL/N/TIME``), or None."""
-    label, _, rest = uuid.partition("/")
-    number, _, started = rest.partition("/")
-    return (label, number, int(started)) if started.isdigit() else None
+    """``(label, number, start time)`` of an engine's uuid (``LABEL/N/TIME``, or with
+    ``/HEX16`` after it), or None for a uuid of any other form (see `screens.engine_uuid`)."""
+    return screens.engine_uuid(uuid)
 
 
 def orphans(purged_uuids, registered, known=()):
@@ -146,6 +145,7 @@ def orphans(purged_uuids, registered, known=()):
     whose first heartbeat has not come within its registration timeout (an engine starved
     of CPU sends it late), or came before the hub filed it (ipyparallel #700), and then
     ignores that heart for good, while the engine, registered as far as it knows, goes on.
+    Only uuids of the engines' own form count (`_start`): the purged ones come from a log.
     """
     newest = {}
     for uuid in registered.values():
@@ -153,7 +153,7 @@ def orphans(purged_uuids, registered, known=()):
         if start:
             newest[start[:2]] = max(newest.get(start[:2], 0), start[2])
     found = []
-    for uuid in dict.fromkeys(purged_uuids):
+    for uuid in dict.fromkeys(u for u in purged_uuids if isinstance(u, str)):
         start = _start(uuid)
         if start and uuid not in known and newest.get(start[:2], -1) < start[2]:
             found.append(uuid)

@@ -4,6 +4,8 @@ Read what the commands of `tasks.remote.commands` report: ``key=value`` lines on
 
 import json
 
+from .ipp_screens import engine_uuid
+
 
 def parse_facts(stdout):
     """Return the ``key=value`` lines of *stdout* as a dict (a later line wins)."""
@@ -22,6 +24,8 @@ def parse_probe(facts):
         return None
     report = json.loads(text)
     report["engines"] = {host: int(count) for host, count in report.get("engines", {}).items()}
+    orphans = report.get("orphans")  # uuids read in a log: only those of an engine's form
+    report["orphans"] = [uuid for uuid in orphans if engine_uuid(uuid)] if isinstance(orphans, list) else []
     return report
 
 

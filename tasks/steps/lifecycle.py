@@ -12,6 +12,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 from ..remote import commands, slurm
+from ..remote.ipp_screens import engine_uuid
 from ..remote.protocol import parse_probe
 from ..ssh.fleet import FAILED, HostResult
 from . import address, examples
@@ -192,10 +193,10 @@ def _wait_renewing(fleet, inventory, up, jupyter, stream, just_started, plan=(),
 
 def renew_orphans(fleet, inventory, uuids):
     """Start the engines of *uuids* (orphans, ``LABEL/N/TIME``) again, each host's in one
-    command; ``{host name: [N, ...]}`` of those whose supervisor was told."""
+    command; ``{host name: [N, ...]}`` of those whose supervisor was told. A uuid of
+    another form (`engine_uuid`) is none of an engine's: it is left alone."""
     numbers = {}
-    for uuid in uuids:
-        label, number, _ = uuid.split("/", 2)
+    for label, number, _ in filter(None, map(engine_uuid, uuids)):
         numbers.setdefault(label, []).append(number)
     hosts = {host: numbers[host.name] for host in inventory.engines if host.name in numbers}
     results = fleet.run({host: _script(inventory, host, commands.renew_engines(found))

@@ -7,6 +7,7 @@ into one row per host with what is wrong there.
 from dataclasses import dataclass, field
 
 from ..remote import commands, slurm
+from ..remote.ipp_screens import engine_uuid
 from ..remote.protocol import parse_probe, parse_supervisor, session_names
 from .lifecycle import SLACK
 
@@ -192,6 +193,6 @@ def _status_row(name, host, result, probe, is_master, is_engine_host):
 def _orphans(label, running, probe):
     """The numbers of *label*'s engines that run (*running*) but whose registration the
     controller dropped (the probe's ``orphans``, see `tasks.remote.probe.orphans`)."""
-    numbers = {int(uuid.split("/")[1]) for uuid in (probe or {}).get("orphans", [])
-               if uuid.split("/")[0] == label}
+    found = filter(None, map(engine_uuid, (probe or {}).get("orphans", [])))
+    numbers = {number for host, number, _ in found if host == label}
     return sorted(numbers & running)
