@@ -200,11 +200,14 @@ def test_the_listener_reads_a_connection_file_written_in_place_once_it_is_whole(
 def test_the_host_inbox_keeps_signed_reports_of_hosts_only(tmp_path):
     import logging
 
+    from tornado.ioloop import IOLoop
+
     from tasks.remote import host_inbox
     from tasks.remote.host_report import MSG_TYPE
 
     inbox = host_inbox.Inbox.__new__(host_inbox.Inbox)  # its socket aside: what it does with a report
     inbox.folder, inbox.log = str(tmp_path), logging.getLogger("test")
+    inbox.refusals = host_inbox.Refusals(inbox.log, IOLoop(), "host inbox: reports")
     inbox.session = Session(key=b"the-key", signature_scheme="hmac-sha256")
     forger = Session(key=b"not-the-key", signature_scheme="hmac-sha256")
 

@@ -6,7 +6,11 @@ One PULL socket in the controller's own loop, bound where the engines reach the 
 (its address, a port drawn as ipcontroller draws the engines' ports), and secured as they
 are: Curve where the controller has it on, and a message is taken only with the session's
 signature (HMAC, with the cluster's key; with ``ENCRYPT=yes`` ipyparallel's key is empty,
-and Curve alone keeps others out), at most `LARGEST` bytes. Its port goes into the
+and Curve alone keeps others out), at most `LARGEST` bytes, at most `QUEUED` of them held
+unread, and only of the shape the dashboard reads (`dashboard_hosts.sample`: a key holder's
+list where a dict belongs would break the page). A refused message is said in the log by
+its reason alone, at most once a minute (`refusals.Refusals`): never what a peer sent,
+which a peer without the key could send at network speed. Its port goes into the
 engine connection file, under ``host_report.PORT_KEY``, which is how the hosts learn it;
 a restored controller (``--restore``) reads it back from there and binds it again.
 
@@ -16,6 +20,7 @@ an ipyparallel that lacks them, or where the inbox fails, the controller runs wi
 """
 
 import json
+import numbers
 import os
 import re
 import time
@@ -25,11 +30,16 @@ from jupyter_client.session import Session
 from zmq.eventloop.zmqstream import ZMQStream
 
 if __package__:  # imported as tasks.remote.host_inbox, by the tests
+    from .dashboard_hosts import sample
     from .host_report import MSG_TYPE, PORT_KEY
-else:  # run from the run directory, where host_report.py lies beside it
+    from .refusals import Refusals, signed
+else:  # run from the run directory, where these files lie beside it
+    from dashboard_hosts import sample
     from host_report import MSG_TYPE, PORT_KEY
+    from refusals import Refusals, signed
 
 LARGEST = 1 << 20  # bytes of one report taken at most
+QUEUED = 8  # reports held unread at most (ZeroMQ's receive high-water mark)
 LABEL = re.compile(r"[A-Za-z0-9_\[][A-Za-z0-9_.:@\[\]-]{0,252}\Z")  # a host of the inventory
 NEEDED = ("init_hub", "save_connection_dict", "engine_json_file", "engine_info", "next_port", "bind",
           "engine_url", "context", "session")
@@ -44,27 +54,47 @@ class Inbox:
                                signature_scheme=controller.session.signature_scheme,
                                packer=controller.session.packer, unpacker=controller.session.unpacker)
         socket = controller.context.socket(zmq.PULL)
-        socket.maxmsgsize, socket.linger = LARGEST, 0
+        socket.maxmsgsize, socket.rcvhwm, socket.linger = LARGEST, QUEUED, 0
         controller.bind(socket, controller.engine_url(PORT_KEY))
+        self.refusals = Refusals(self.log, controller.loop, "host inbox: reports")
         self.stream = ZMQStream(socket, controller.loop)
         self.stream.on_recv(self.take)
         os.makedirs(folder, mode=0o700, exist_ok=True)
 
     def take(self, frames):
+        """Keep the report of *frames*, or count it refused (see the module)."""
+        try:
+            reason = self.keep(frames)
+        except Exception:  # the controller goes on, whatever came
+            reason = "not kept"
+        if reason:
+            self.refusals.add(reason)
+
+    def keep(self, frames):
+        """Keep the report of *frames* in the folder; why not, in a fixed text, or None."""
         try:
             _, message = self.session.feed_identities(frames)
-            message = self.session.deserialize(message)  # checks the signature
-            content = message["content"]
-            label = content.get("label", "")
-            if message["header"]["msg_type"] != MSG_TYPE or not LABEL.match(label):
-                raise ValueError(f"not a host report: {message['header']['msg_type']} {label!r}")
-            received = time.time()  # the sample's age, by the host's own clock, dates it here
-            age = min(max(0.0, float(content.get("age") or 0.0)), 1e9)
-            report = {"sampled": received - age, "host": content.get("host") or {},
-                      "engines": content.get("engines") or {}}
-            write(os.path.join(self.folder, f"{label}.json"), report)
-        except Exception as error:  # a bad report says so, and the controller goes on
-            self.log.warning(f"host inbox: a report refused: {error}")
+        except ValueError:
+            return "unreadable"
+        if not signed(self.session, message):
+            return "bad signature"
+        try:
+            message = self.session.deserialize(message)  # again: and not seen before
+        except Exception:
+            return "unreadable or sent before"
+        content, received = message["content"], time.time()
+        if message["header"].get("msg_type") != MSG_TYPE or not isinstance(content, dict):
+            return "not a host report"
+        label, age = content.get("label"), content.get("age") or 0.0
+        if not isinstance(label, str) or not LABEL.match(label) or not isinstance(age, numbers.Real):
+            return "not a host report"
+        age = min(max(0.0, float(age)), 1e9)  # the sample's age, by the host's own clock, dates it here
+        report = {"sampled": received - age, "host": content.get("host") or {},
+                  "engines": content.get("engines") or {}}
+        if sample(report) is None:
+            return "not a host report"
+        write(os.path.join(self.folder, f"{label}.json"), report)
+        return None
 
 
 def write(path, document):

@@ -108,8 +108,9 @@ class Watcher:
             state["totals"] = self.totals(engines, queues, controller["restarts"])
         many = len(engines) >= stream.MANY
         run = os.path.join(self.run_dir, "{}")
+        samples = hosts.read_folder(run.format("hosts"), hosts.sample)  # a bad one is left out
         state["hosts"] = hosts.rows(
-            hosts.read_folder(run.format("dashboard")), hosts.read_folder(run.format("hosts")),
+            hosts.read_folder(run.format("dashboard")), samples,
             engines, queues, self.history.restarts(), set(self.stream.running), now, many)
         state["stream"] = self.stream.bars(now, many, set(self.stream.labels.values()) if many
                                            else engines)

@@ -1,0 +1,50 @@
+"""
+Messages the controller refused, said in its log by their reason alone and at most once per
+`PERIOD` s: a peer without the key can send refused messages at network speed, and each
+one's bytes (or a line per message) would fill the controller's log, which is the screen
+session's log on the user's disk. What a peer sent is never written: a reason is one of
+the caller's own fixed words, and the first refusal is said at once, the others counted
+and said together a period later.
+
+``controller.py`` and ``host_inbox.py`` use it, in the controller's own loop, with `signed`.
+"""
+
+import hmac
+
+PERIOD = 60.0  # seconds between two lines at most
+
+
+def signed(session, frames):
+    """Whether *frames* (a message after its routing ids: signature, header, parent,
+    metadata, content; bytes or `zmq.Frame`) bear *session*'s signature, checked as
+    `Session.deserialize` checks it but without recording it (ipyparallel's own handler of
+    the same message refuses a signature it has seen), and before anything of it is read."""
+    if session.auth is None:  # ENCRYPT=yes: no key, Curve keeps others out
+        return True
+    frames = [getattr(frame, "bytes", frame) for frame in frames[:5]]
+    return len(frames) == 5 and hmac.compare_digest(bytes(frames[0]), session.sign(frames[1:]))
+
+
+class Refusals:
+    """The refusals of *what* (``host inbox: reports``), told to *log* on *loop* (a tornado
+    IOLoop): `add` counts one by its reason."""
+
+    def __init__(self, log, loop, what, period=PERIOD):
+        self.log, self.loop, self.what, self.period = log, loop, what, period
+        self.counts, self.timer = {}, None
+
+    def add(self, reason):
+        """One refused message, for *reason* (fixed text of the caller's, never a peer's)."""
+        self.counts[reason] = self.counts.get(reason, 0) + 1
+        if self.timer is None:
+            self.say()
+
+    def say(self):
+        """Say what was counted since the last line, if anything; then wait a period."""
+        self.timer = None
+        if self.counts:
+            reasons = ", ".join(f"{reason}: {count}" for reason, count in sorted(self.counts.items()))
+            self.log.warning(f"{self.what} refused: {sum(self.counts.values())} ({reasons});"
+                             f" said at most once per {self.period:g} s")
+            self.counts = {}
+            self.timer = self.loop.call_later(self.period, self.say)

@@ -1,0 +1,134 @@
+"""
+The controller's host inbox (``tasks/remote/host_inbox.py``) against what a peer may send:
+forged frames from one without the key leave the controller's log a few lines (never
+their bytes), and a report of the wrong shape from a key holder is refused, as the
+dashboard's reader refuses such a file (``dashboard_hosts.py``). The first test runs the
+real controller (``controller.py``, as the nanny runs it); the others the inbox alone.
+"""
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import zmq
+from jupyter_client.session import Session
+from tornado.ioloop import IOLoop
+
+from tasks.remote import host_inbox
+from tasks.remote.host_report import MSG_TYPE, PORT_KEY
+from tasks.remote.ipp_dashboard import Watcher
+from tests.waiting import wait_until
+
+REMOTE = Path(host_inbox.__file__).parent
+MARK = b"FORGED-FRAME-BYTES"
+
+
+@pytest.fixture
+def controller(tmp_path):
+    """controller.py on 127.0.0.1, its output in ``log``; the engine connection file's content."""
+    env = dict(os.environ, IPYTHONDIR=str(tmp_path / "ipython"))
+    log = tmp_path / "c-controller.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen([sys.executable, str(REMOTE / "controller.py"), str(tmp_path),
+                                    "--profile=inbox", "--ip=127.0.0.1"], stdout=out, stderr=out, env=env)
+    engine_file = tmp_path / "ipython" / "profile_inbox" / "security" / "ipcontroller-engine.json"
+    try:
+        info = wait_until(lambda: json.loads(engine_file.read_text()).get(PORT_KEY) and
+                          json.loads(engine_file.read_text()), 60, "the controller's engine file")
+        wait_until(lambda: b"task::using" in log.read_bytes(), 60, "the controller's start")
+        yield info, log, tmp_path
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_forged_frames_leave_the_log_a_few_lines_without_their_bytes(controller):
+    info, log, run = controller
+    context = zmq.Context()
+    peer = context.socket(zmq.PUSH)
+    peer.linger, peer.sndtimeo = 0, 30_000
+    peer.connect(f"{info['interface']}:{info[PORT_KEY]}")
+    forger = Session(key=b"a guess", signature_scheme=info["signature_scheme"])
+    before = log.stat().st_size
+    for number in range(10):  # each with a signature frame of almost 1 MiB
+        frames = forger.serialize(forger.msg(MSG_TYPE, {"label": f"forged{number}"}))
+        frames[1] = MARK * ((1 << 20) // len(MARK) - 1)
+        peer.send_multipart(frames)
+    genuine = Session(key=info["key"].encode(), signature_scheme=info["signature_scheme"])
+    peer.send_multipart(genuine.serialize(genuine.msg(MSG_TYPE, {"label": "node01", "host": {}, "engines": {}})))
+    wait_until(lambda: (run / "hosts" / "node01.json").exists(), 60, "the genuine report, after the forged")
+    added = log.read_bytes()[before:]
+    context.destroy(linger=0)
+    assert MARK not in added and b"Invalid Signature" not in added
+    assert len(added) < 1000 and added.count(b"refused") == 1, added[:2000]
+
+
+class StandIn:
+    """What the inbox uses of the controller, with a real socket and loop."""
+
+    def __init__(self, key=b"the-key"):
+        self.context, self.loop = zmq.Context(), IOLoop()
+        self.log, self.session = logging.getLogger("test"), Session(key=key, signature_scheme="hmac-sha256")
+
+    def engine_url(self, channel):
+        return "tcp://127.0.0.1"
+
+    def bind(self, socket, url):
+        socket.bind_to_random_port(url)
+
+
+def test_the_inbox_socket_holds_few_messages_of_at_most_one_mib():
+    stand_in = StandIn()
+    inbox = host_inbox.Inbox(stand_in, "/nonexistent-not-written")
+    socket = inbox.stream.socket
+    assert socket.rcvhwm <= 16 and socket.maxmsgsize == host_inbox.LARGEST == 1 << 20
+    inbox.stream.close()
+    stand_in.context.destroy(linger=0)
+
+
+BAD_SHAPES = [
+    {"label": "node01", "host": [1, 2], "engines": {}},
+    {"label": "node01", "host": {}, "engines": [{"rss": 5}]},
+    {"label": "node01", "host": {}, "engines": {"1": [5]}},
+    {"label": "node01", "host": {}, "engines": {"1": {"rss": "5 MiB"}}},
+    {"label": "node01", "host": {}, "engines": {}, "age": "old"},
+    {"label": ["node01"], "host": {}, "engines": {}},
+]
+
+
+def test_a_key_holder_s_report_of_the_wrong_shape_is_refused_and_the_inbox_goes_on(tmp_path, caplog):
+    stand_in = StandIn()
+    inbox = host_inbox.Inbox(stand_in, str(tmp_path))
+
+    def send(content):  # signed, whatever its shape
+        session = stand_in.session
+        frames = [f if isinstance(f, bytes) else f.encode()
+                  for f in session.serialize(session.msg(MSG_TYPE, {}))]
+        frames[5] = session.pack(content)
+        frames[1] = session.sign(frames[2:6])
+        inbox.take(frames)
+    for content in [*BAD_SHAPES, ["node01"], "node01"]:
+        send(content)
+    assert list(tmp_path.iterdir()) == []
+    send({"label": "node01", "host": {"cores": 2}, "engines": {"1": {"rss": 5, "limit": None}}, "age": 1})
+    assert [p.name for p in tmp_path.iterdir()] == ["node01.json"]
+    assert caplog.text.count("refused") == 1  # the first at once, the others counted for later
+    inbox.stream.close()
+    stand_in.context.destroy(linger=0)
+
+
+def test_the_dashboard_answers_with_a_sample_file_of_the_wrong_shape(tmp_path):
+    for folder in ("dashboard", "hosts", "security"):
+        (tmp_path / folder).mkdir()
+    bad_samples = [dict(bad, sampled=1.0) for bad in BAD_SHAPES[:4]] + [
+        {"sampled": "x", "host": {}, "engines": {}}, {"sampled": 1.0, "engines": {}}, [1.0, {}, {}]]
+    for number, bad in enumerate(bad_samples):
+        (tmp_path / "dashboard" / f"node{number}.json").write_text(json.dumps({"expected": 1}))
+        (tmp_path / "hosts" / f"node{number}.json").write_text(json.dumps(bad))
+    state = Watcher(str(tmp_path), str(tmp_path), "c").read()  # no controller: it says so
+    assert state["error"] and len(state["hosts"]) == len(bad_samples)
+    assert all(row["resources"] is None and row["sample_age"] is None for row in state["hosts"])
