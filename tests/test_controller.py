@@ -117,3 +117,22 @@ def test_a_fence_reply_without_the_sessions_signature_or_sent_again_releases_not
     scheduler.restored[b"engine-1"] = {"task-2": (b"client-1", header)}
     scheduler.dispatch_result([zmq.Frame(frame.bytes) for frame in genuine])  # captured, sent again
     assert b"engine-1" in scheduler.held and "task-2" in scheduler.restored[b"engine-1"]
+
+
+def test_a_result_without_the_signature_is_refused_before_anything_of_it_is_read(router, tmp_path, caplog):
+    """Its parent header names a task of this scheduler's: read before the signature, it
+    led the message to ipyparallel's handler, which logs a refused message with its
+    traceback, one by one."""
+    session = Session(key=b"the cluster's key")
+    scheduler = controller.HealingScheduler(session=session, engine_stream=router,
+                                            client_stream=router, loop=router.loop)
+    scheduler.take_journal(str(tmp_path / "journal.sqlite"), restoring=False)
+    scheduler.retries["task-1"] = 1
+    forger = Session(key=b"a guess")
+    request = session.msg("apply_request", {})
+    request["header"]["msg_id"] = "task-1"
+    reply = forger.msg("apply_reply", {"status": "ok", "forged": "FORGED-BYTES" * 1000}, parent=request)
+    for _ in range(10):
+        scheduler.dispatch_result([zmq.Frame(f) for f in forger.serialize(reply, ident=[b"engine-1", b"client-1"])])
+    assert "task::Invalid result" not in caplog.text and "FORGED-BYTES" not in caplog.text
+    assert caplog.text.count("refused") == 1 and "task-1" in scheduler.retries

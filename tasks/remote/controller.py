@@ -41,9 +41,10 @@ client a lasting one. What cannot be routed yet waits in an `Outbox`, per client
 Frames from the engines are taken only with the session's signature (HMAC), seen once, as
 ipyparallel's own scheduler takes them: a peer that reaches the engine port without the
 key, or sends again what it captured, cannot end a restored task or release a held engine.
+The signature is checked before anything of a message is read, and what is refused is
+counted in the log, never written there (``refusals.py``).
 """
 
-import hmac
 import os
 import sqlite3
 import sys
@@ -56,9 +57,11 @@ from ipyparallel.controller.task_scheduler import TaskScheduler
 if __package__:  # imported as tasks.remote.controller, by the tests
     from . import host_inbox
     from .outbox import Outbox, as_bytes
-else:  # run from the run directory, where outbox.py and host_inbox.py lie beside it
+    from .refusals import Refusals, signed
+else:  # run from the run directory, where outbox.py, host_inbox.py, ... lie beside it
     import host_inbox
     from outbox import Outbox, as_bytes
+    from refusals import Refusals, signed
 
 #: The routing id of the requests that tell when an engine answered all before them.
 FENCE = b"ipp-cluster-fence"
@@ -119,6 +122,7 @@ class HealingScheduler(TaskScheduler):
         self.held, self.holding = set(), False  # restored engines, until they answer
         self.to_clients = Outbox(self.client_stream, self.loop, self.log, DELIVERY_WINDOW, RETRY)
         self.to_engines = Outbox(self.engine_stream, self.loop, self.log, ENGINE_WINDOW, 0.1)
+        self.refusals = Refusals(self.log, self.loop, "results from engines")
         unsent = []
         for msg_id, client, header, engine in self.journal.rows():
             if engine is None:
@@ -129,19 +133,10 @@ class HealingScheduler(TaskScheduler):
 
     # The journal follows the scheduler's own steps.
 
-    def signed(self, frames):
-        """Whether a submission's *frames* (after its routing ids) bear the session's
-        signature. Checked as `Session.deserialize` checks it, but without recording it:
-        ipyparallel's own handler of the same message refuses a signature it has seen."""
-        if self.session.auth is None:
-            return True
-        frames = [as_bytes(frame) for frame in frames[:5]]
-        return len(frames) == 5 and hmac.compare_digest(frames[0], self.session.sign(frames[1:]))
-
     def dispatch_submission(self, raw_msg):
         try:
             idents, msg = self.session.feed_identities(raw_msg, copy=False)
-            if self.signed(msg):
+            if signed(self.session, msg):  # checked without recording it (see `signed`)
                 header = as_bytes(msg[1])
                 self.journal.add(self.session.unpack(header)["msg_id"], as_bytes(idents[0]), header)
         except Exception:  # ipyparallel's own code says what is wrong with it
@@ -159,8 +154,10 @@ class HealingScheduler(TaskScheduler):
         self.journal.done(msg_id)
 
     def dispatch_result(self, raw_msg):
-        try:
+        try:  # the signature first: nothing of a message is read before it is checked
             idents, msg = self.session.feed_identities(raw_msg, copy=False)
+            if not signed(self.session, msg):
+                return self.refusals.add("bad signature")
             engine, client = as_bytes(idents[0]), as_bytes(idents[1])
             msg_id = self.session.unpack(as_bytes(msg[2]))["msg_id"]
         except Exception:
@@ -170,11 +167,10 @@ class HealingScheduler(TaskScheduler):
             if msg_id not in self.retries:  # its end, not a retry
                 self.journal.done(msg_id)
             return
-        try:  # the signature, and that it was not seen before (a message sent again);
+        try:  # that it was not seen before (a message sent again);
             self.session.deserialize(msg, copy=False)  # with its content: the signature is kept
-        except Exception as error:
-            self.log.error(f"a message from {engine!r} refused: {error}")
-            return
+        except Exception:
+            return self.refusals.add("sent again, or unreadable")
         if client == FENCE:
             self.fence_passed(engine)
         elif self.restored.get(engine, {}).pop(msg_id, None):
