@@ -165,6 +165,7 @@ def test_the_listener_takes_signed_task_messages_only(tmp_path):
     watcher = Watcher(str(tmp_path), str(tmp_path), "c")
     listener = Listener(watcher)
     listener.session = Session(key=b"the-key", signature_scheme="hmac-sha256")
+    watcher.engine_ids = {listener.session.session: 5}  # the engine of the messages signed here
     forger = Session(key=b"not-the-key", signature_scheme="hmac-sha256")
     busy, msg_id = signed(listener.session, "status", {"execution_state": "busy"}, "apply_request")
     listener.take(signed(forger, "status", {"execution_state": "busy"}, "apply_request", engine=6)[0], NOW)

@@ -8,9 +8,13 @@ ipyparallel's topics). `Listener` takes those of tasks into the dashboard's stre
 A message is taken only with a valid signature of the cluster's key. With
 ``ENCRYPT=yes`` ipyparallel leaves messages unsigned (its key is empty) and Curve is
 what keeps others out: only a holder of the controller's public key (the connection
-files, 0600) connects.
+files, 0600) connects. Its engine is the one its signed part names (ipyparallel's
+metadata ``engine``, or the header's ``session``: both the engine's uuid), as the hub last
+listed it (``Watcher.engine_ids``), never the topic's number: the topic frame is not signed. What the listener holds is bounded:
+`QUEUED` messages unread, `UNPLACED` waiting for the hub to list their engine.
 """
 
+import collections
 import hmac
 import json
 import os
@@ -27,6 +31,8 @@ else:  # the master's Jupyter imports it from RUN_DIR/python, beside ipp_dashboa
 
 UNREAD = 5.0  # seconds after which the listener reads the state itself, no page open
 BATCH = 1000  # messages taken under one lock at most
+QUEUED = 10_000  # messages held unread at most (ZeroMQ's receive high-water mark)
+UNPLACED = 1000  # messages of engines the hub did not list yet, held until its next listing
 TASK_REQUESTS = ("apply_request", "execute_request")  # what a task is, to an engine
 #: A status's content is ``{"execution_state": ...}`` alone: as JSON packers write it, it is
 #: known without parsing it.
@@ -63,6 +69,7 @@ class Listener(threading.Thread):
     def __init__(self, watcher):
         super().__init__(name="ipp-dashboard-listener", daemon=True)
         self.watcher, self.socket, self.session, self.seen = watcher, None, None, None
+        self.waiting = collections.deque(maxlen=UNPLACED)  # (message, when), see `retake`
 
     def run(self):
         while True:
@@ -105,20 +112,29 @@ class Listener(threading.Thread):
         if seen:
             info, self.session = connection(self.watcher.profile_dir)  # half written: raises
             self.socket = socket_to(info, zmq.SUB, "iopub")
-            self.socket.rcvhwm = 0
+            self.socket.rcvhwm = QUEUED  # a flood beyond it is dropped by ZeroMQ
             self.socket.subscribe(b"engine.")
         self.seen = seen  # only now: a file read half written is read again
 
-    def take_safely(self, message, when):
+    def take_safely(self, message, when, wait=True):
         try:
-            self.take(message, when)
+            self.take(message, when, wait)
         except Exception as error:  # one bad message, and no other, is skipped
-            print(f"ipp_dashboard: a message skipped: {error!r}", flush=True)
+            print(f"ipp_dashboard: a message skipped: {type(error).__name__}", flush=True)
 
-    def take(self, message, when):
-        """One IOPub message, taken at *when*: a task's ``busy``, ``error`` or ``idle``."""
+    def retake(self):
+        """Take what waited for its engine to be listed by the hub (the watcher's read, under
+        its lock, calls it once it listed them): what is still not listed is dropped."""
+        waiting, self.waiting = self.waiting, collections.deque(maxlen=UNPLACED)
+        for message, when in waiting:
+            self.take_safely(message, when, wait=False)
+
+    def take(self, message, when, wait=True):
+        """One IOPub message, taken at *when*: a task's ``busy``, ``error`` or ``idle``; one of
+        an engine the hub has not listed yet waits for its next listing (*wait*). The topic
+        only sorts out early what is none of these: the rest is read in the signed part."""
         topic = message[0].split(b".")
-        if len(topic) != 3 or topic[2] not in (b"status", b"error") or not topic[1].isdigit():
+        if len(topic) != 3 or topic[2] not in (b"status", b"error"):
             return
         _, frames = self.session.feed_identities(message)
         if len(frames) < 5 or (self.session.auth and not hmac.compare_digest(
@@ -127,14 +143,21 @@ class Listener(threading.Thread):
         parent = self.session.unpack(frames[2])
         if parent.get("msg_type") not in TASK_REQUESTS:
             return
-        engine, msg_id, task = int(topic[1]), parent.get("msg_id"), self.watcher.stream
-        if topic[2] == b"error":
+        header, metadata = self.session.unpack(frames[1]), self.session.unpack(frames[3])
+        engine = self.watcher.engine_ids.get(metadata.get("engine") or header.get("session"))
+        if engine is None:
+            if wait:
+                self.waiting.append((message, when))
+            return
+        msg_id, task = parent.get("msg_id"), self.watcher.stream
+        if header.get("msg_type") == "error":
             return task.failed(engine, msg_id, self.session.unpack(frames[4]), when)
+        if header.get("msg_type") != "status":
+            return
         state = "busy" if frames[4] in BUSY else "idle" if frames[4] in IDLE else \
             self.session.unpack(frames[4]).get("execution_state")
         if state in ("busy", "idle"):
-            stamp = stamp_of(self.session.unpack(frames[1]).get("date"))
-            (task.began if state == "busy" else task.ended)(engine, msg_id, when, stamp)
+            (task.began if state == "busy" else task.ended)(engine, msg_id, when, stamp_of(header.get("date")))
 
 
 def stamp_of(date):

@@ -16,6 +16,7 @@ they kept the engine busy. A row holds at most ``WINDOW / BIN`` bars; from `MANY
 engines on, the page's rows are hosts.
 """
 
+import collections
 import datetime
 import re
 
@@ -23,6 +24,7 @@ WINDOW = 300.0  # seconds of stream kept and shown
 BIN = 1.5  # seconds of one bar of ended tasks: at most 200 bars per row
 MANY = 50  # engines from which each host is one row (and one summary)
 TRACEBACK = 20_000  # characters of a traceback kept
+KEPT = 10_000  # failures of tasks not ended yet, and tasks of engines not placed yet, kept at most
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 PLACE = re.compile(r", in ([\w.<>]+)(?:\(|$)", re.MULTILINE)  # "File x.py:3, in f(y)" (IPython 8)
 
@@ -68,7 +70,7 @@ class TaskStream:
         self.running = {}  # engine: [msg_id, since, stamp]
         self.errors = {}  # msg_id: its failure, until its task ends
         self.engines, self.hosts = {}, {}  # engine or host: its Row
-        self.unplaced = []  # (engine, start, end, ok) of engines whose host is not known yet
+        self.unplaced = collections.deque(maxlen=KEPT)  # (engine, start, end, ok), its host not known yet
         self.failures = []  # failures ended since the last `take_failures`
         self.idle = {}  # engine: reads in a row at which the hub said it had no task
         self.closed = {}  # msg_id: when it was ended without its idle (one that comes is skipped)
@@ -83,6 +85,8 @@ class TaskStream:
     def failed(self, engine, msg_id, content, when):
         text = ANSI.sub("", "\n".join(str(line) for line in content.get("traceback") or []))
         places = PLACE.findall(text)
+        if len(self.errors) >= KEPT:  # the oldest first: its task's end never came
+            del self.errors[next(iter(self.errors))]
         self.errors[msg_id] = {
             "msg_id": msg_id, "time": when, "engine": engine, "host": self.labels.get(engine, "?"),
             "ename": str(content.get("ename") or "Error")[:200],
@@ -112,7 +116,7 @@ class TaskStream:
     def place(self, labels):
         """Take *labels* (engine: host) and put the tasks of engines now known in their hosts' rows."""
         self.labels = labels
-        waiting, self.unplaced = self.unplaced, []
+        waiting, self.unplaced = self.unplaced, collections.deque(maxlen=KEPT)
         for engine, start, end, ok in waiting:
             if engine in labels:
                 self.hosts.setdefault(labels[engine], Row()).add(start, end, ok)

@@ -67,6 +67,7 @@ class Watcher:
         self.history = History(os.path.join(run_dir, "dashboard.sqlite"))
         self.log = screens.SessionLog(os.path.join(run_dir, f"{name}-controller.log"))
         self.listener = None
+        self.engine_ids = {}  # the hub's engines at the last read: {uuid: id}
 
     def listen(self):
         """Hear the engines from now on (Jupyter's start), page open or not."""
@@ -100,6 +101,9 @@ class Watcher:
         now, controller = state["time"], state["controller"]
         self.history.begin(controller["started"])
         if asked:
+            self.engine_ids = {uid: eid for eid, uid in engines.items()}
+            if self.listener is not None:  # what waited for its engine to be listed
+                self.listener.retake()
             self.stream.place({eid: uid.partition("/")[0] for eid, uid in engines.items()})
             self.stream.settle({eid: sum(queues.get(str(eid), {}).get(key, 0) for key in
                                          ("tasks", "queue")) for eid in engines}, now)
