@@ -47,7 +47,8 @@ def test_a_session_log_is_read_on_from_where_the_last_read_ended(tmp_path):
         "Sun Nov 29 11:00:00 UTC 2026", 1, "2026-11-29 11:05:00", ["nodeC/1/5"])
     read = log.at
     assert read == len(NANNY_RESTARTED_LOG)
-    purge = "2026-11-29 11:06:00.100 [IPController] WARNING | registration::purging stalled registration 4:nodeA/1/200\r\n"
+    purge = ("2026-11-29 11:06:00.100 [IPController] WARNING | registration::purging stalled registration"
+             " 4:nodeA/1/200\r\n")
     with path.open("a") as more:
         more.write(purge + purge[:60])  # the second line is still being written
     assert log.read().purged == ["nodeC/1/5", "nodeA/1/200"] and log.at == read + len(purge)

@@ -10,8 +10,9 @@ A message is taken only with a valid signature of the cluster's key. With
 what keeps others out: only a holder of the controller's public key (the connection
 files, 0600) connects. Its engine is the one its signed part names (ipyparallel's
 metadata ``engine``, or the header's ``session``: both the engine's uuid), as the hub last
-listed it (``Watcher.engine_ids``), never the topic's number: the topic frame is not signed. What the listener holds is bounded:
-`QUEUED` messages unread, `UNPLACED` waiting for the hub to list their engine.
+listed it (``Watcher.engine_ids``), never the topic's number: the topic frame is not
+signed. What the listener holds is bounded: `QUEUED` messages unread, `UNPLACED` waiting
+for the hub to list their engine.
 """
 
 import collections
