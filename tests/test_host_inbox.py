@@ -132,3 +132,24 @@ def test_the_dashboard_answers_with_a_sample_file_of_the_wrong_shape(tmp_path):
     state = Watcher(str(tmp_path), str(tmp_path), "c").read()  # no controller: it says so
     assert state["error"] and len(state["hosts"]) == len(bad_samples)
     assert all(row["resources"] is None and row["sample_age"] is None for row in state["hosts"])
+
+
+def test_frames_ipyparallel_logs_whole_are_cut_short_in_the_log(controller):
+    """The hub logs a monitor message without a topic with its bytes (``%r``): a peer
+    without the key that reaches the engines' IOPub port can send them."""
+    info, log, _ = controller
+    context = zmq.Context()
+    peer = context.socket(zmq.PUB)
+    peer.linger = 0
+    peer.connect(f"{info['interface']}:{info['iopub']}")
+    before = log.stat().st_size
+    frame = MARK * ((1 << 20) // len(MARK) - 1)
+
+    def lines():  # a PUB drops what it sends before it is connected: sent until 10 are said
+        peer.send_multipart([frame])
+        return log.read_bytes()[before:].count(b"Monitor message without topic") >= 10
+    wait_until(lines, 60, "10 lines of the hub about the frames")
+    context.destroy(linger=0)
+    added = log.read_bytes()[before:]
+    said = [line for line in added.splitlines() if b"Monitor message without topic" in line]
+    assert max(map(len, said)) < 2000, f"a line of {max(map(len, said))} bytes"

@@ -57,11 +57,11 @@ from ipyparallel.controller.task_scheduler import TaskScheduler
 if __package__:  # imported as tasks.remote.controller, by the tests
     from . import host_inbox
     from .outbox import Outbox, as_bytes
-    from .refusals import Refusals, signed
+    from .refusals import Refusals, cap_log_records, signed
 else:  # run from the run directory, where outbox.py, host_inbox.py, ... lie beside it
     import host_inbox
     from outbox import Outbox, as_bytes
-    from refusals import Refusals, signed
+    from refusals import Refusals, cap_log_records, signed
 
 #: The routing id of the requests that tell when an engine answered all before them.
 FENCE = b"ipp-cluster-fence"
@@ -257,6 +257,7 @@ def main(argv):
         public, secret = curve_keys(os.path.join(run_dir, "controller.curve"), restoring)
         os.environ["IPP_CURVE_PUBLICKEY"], os.environ["IPP_CURVE_SECRETKEY"] = public, secret
     app.TaskScheduler = HealingScheduler  # the class ipcontroller starts its scheduler with
+    cap_log_records()  # what ipyparallel logs of a peer's message, cut short
     host_inbox.install(app.IPController, run_dir)  # the hosts' reports, for the dashboard
     try:  # named as ipcontroller in ps, top and pkill, as before (its scheduler processes too)
         with open("/proc/self/comm", "w") as comm:

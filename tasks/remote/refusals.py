@@ -7,11 +7,16 @@ the caller's own fixed words, and the first refusal is said at once, the others 
 and said together a period later.
 
 ``controller.py`` and ``host_inbox.py`` use it, in the controller's own loop, with `signed`.
+ipyparallel's own hub logs some messages it cannot take with their bytes (``Monitor message
+without topic: %r``, from any peer that reaches the engines' IOPub port): `cap_log_records`
+cuts every record of the controller's processes to `LONGEST` characters.
 """
 
 import hmac
+import logging
 
 PERIOD = 60.0  # seconds between two lines at most
+LONGEST = 1000  # characters of one log record's message, and of its traceback, at most
 
 
 def signed(session, frames):
@@ -48,3 +53,27 @@ class Refusals:
                              f" said at most once per {self.period:g} s")
             self.counts = {}
             self.timer = self.loop.call_later(self.period, self.say)
+
+
+def cap_log_records(longest=LONGEST):
+    """Cut the message and the traceback of every log record made from now on in this
+    process (and the processes it forks: the controller's schedulers) to *longest*
+    characters, saying how many were cut."""
+    make = logging.getLogRecordFactory()
+    if getattr(make, "capped", False):
+        return
+
+    def cut(text):
+        return text if len(text) <= longest else f"{text[:longest]}... ({len(text) - longest} characters cut)"
+
+    def capped(*args, **kwargs):
+        record = make(*args, **kwargs)
+        try:
+            record.msg, record.args = cut(record.getMessage()), ()
+            if record.exc_info:
+                record.exc_text = cut(logging.Formatter().formatException(record.exc_info))
+        except Exception:  # noqa: BLE001 -- a record that cannot be formatted is left as it is
+            pass
+        return record
+    capped.capped = True
+    logging.setLogRecordFactory(capped)
