@@ -9,6 +9,7 @@ real controller (``controller.py``, as the nanny runs it); the others the inbox 
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ from jupyter_client.session import Session
 from tornado.ioloop import IOLoop
 
 from tasks.remote import host_inbox
+from tasks.remote.refusals import Throttle
 from tasks.remote.host_report import MSG_TYPE, PORT_KEY
 from tasks.remote.ipp_dashboard import Watcher
 from tests.waiting import wait_until
@@ -153,3 +155,21 @@ def test_frames_ipyparallel_logs_whole_are_cut_short_in_the_log(controller):
     added = log.read_bytes()[before:]
     said = [line for line in added.splitlines() if b"Monitor message without topic" in line]
     assert max(map(len, said)) < 2000, f"a line of {max(map(len, said))} bytes"
+
+
+def test_errors_of_one_kind_are_logged_ten_a_period_then_counted(caplog):
+    log = logging.getLogger("test-throttle")
+    log.addFilter(Throttle(burst=10, period=0.2))
+    for number in range(100):
+        log.error("Monitor message without topic: %r", b"x%d" % number)
+        log.warning("registration::purging stalled registration %d:nodeA/1/5", number)
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 10 and len(caplog.records) == 110  # the warnings all logged
+
+    def told():  # the first error let through in the next period
+        log.error("Monitor message without topic: %r", b"later")
+        last = caplog.records[-1]
+        return last.getMessage() if last.levelno == logging.ERROR and "later" in last.getMessage() else None
+    said = wait_until(told, 10, "the next period")  # those tried before it counted too
+    dropped = re.fullmatch(r"Monitor message without topic: b'later' \(([0-9]+) more like it not logged\)", said)
+    assert dropped and int(dropped[1]) >= 90

@@ -45,6 +45,7 @@ The signature is checked before anything of a message is read, and what is refus
 counted in the log, never written there (``refusals.py``).
 """
 
+import logging
 import os
 import sqlite3
 import sys
@@ -57,11 +58,11 @@ from ipyparallel.controller.task_scheduler import TaskScheduler
 if __package__:  # imported as tasks.remote.controller, by the tests
     from . import host_inbox
     from .outbox import Outbox, as_bytes
-    from .refusals import Refusals, cap_log_records, signed
+    from .refusals import Refusals, Throttle, cap_log_records, signed
 else:  # run from the run directory, where outbox.py, host_inbox.py, ... lie beside it
     import host_inbox
     from outbox import Outbox, as_bytes
-    from refusals import Refusals, cap_log_records, signed
+    from refusals import Refusals, Throttle, cap_log_records, signed
 
 #: The routing id of the requests that tell when an engine answered all before them.
 FENCE = b"ipp-cluster-fence"
@@ -258,6 +259,7 @@ def main(argv):
         os.environ["IPP_CURVE_PUBLICKEY"], os.environ["IPP_CURVE_SECRETKEY"] = public, secret
     app.TaskScheduler = HealingScheduler  # the class ipcontroller starts its scheduler with
     cap_log_records()  # what ipyparallel logs of a peer's message, cut short
+    logging.getLogger(app.IPController.__name__).addFilter(Throttle())  # the hub's log, errors
     host_inbox.install(app.IPController, run_dir)  # the hosts' reports, for the dashboard
     try:  # named as ipcontroller in ps, top and pkill, as before (its scheduler processes too)
         with open("/proc/self/comm", "w") as comm:

@@ -7,16 +7,19 @@ the caller's own fixed words, and the first refusal is said at once, the others 
 and said together a period later.
 
 ``controller.py`` and ``host_inbox.py`` use it, in the controller's own loop, with `signed`.
-ipyparallel's own hub logs some messages it cannot take with their bytes (``Monitor message
-without topic: %r``, from any peer that reaches the engines' IOPub port): `cap_log_records`
-cuts every record of the controller's processes to `LONGEST` characters.
+ipyparallel's own hub logs some messages it cannot take, one error each, with their bytes
+(``Monitor message without topic: %r``, from any peer that reaches the engines' IOPub
+port): `cap_log_records` cuts every record of the controller's processes to `LONGEST`
+characters, and `Throttle` lets `BURST` errors of one kind a period into the hub's log.
 """
 
 import hmac
 import logging
+import time
 
 PERIOD = 60.0  # seconds between two lines at most
 LONGEST = 1000  # characters of one log record's message, and of its traceback, at most
+BURST = 10  # errors of one kind (one message text before its values) logged per period
 
 
 def signed(session, frames):
@@ -69,6 +72,7 @@ def cap_log_records(longest=LONGEST):
     def capped(*args, **kwargs):
         record = make(*args, **kwargs)
         try:
+            record.kind = str(record.msg)[:60]  # for `Throttle`
             record.msg, record.args = cut(record.getMessage()), ()
             if record.exc_info:
                 record.exc_text = cut(logging.Formatter().formatException(record.exc_info))
@@ -77,3 +81,32 @@ def cap_log_records(longest=LONGEST):
         return record
     capped.capped = True
     logging.setLogRecordFactory(capped)
+
+
+class Throttle(logging.Filter):
+    """A filter of a logger that lets at most `BURST` errors of one kind (the first 60
+    characters of the message's text before its values are put in) through per `PERIOD`;
+    the first let through after some were dropped says how many. Warnings and below pass."""
+
+    def __init__(self, burst=BURST, period=PERIOD):
+        super().__init__()
+        self.burst, self.period, self.counts, self.since = burst, period, {}, time.monotonic()
+
+    def filter(self, record):
+        if record.levelno < logging.ERROR:
+            return True
+        if time.monotonic() - self.since >= self.period:  # a new period: what was dropped is told
+            self.since = time.monotonic()
+            self.counts = {kind: [0, dropped] for kind, (_, dropped) in self.counts.items() if dropped}
+        kind = getattr(record, "kind", str(record.msg)[:60])
+        if kind not in self.counts and len(self.counts) >= 1000:  # texts made of a peer's values
+            kind = None
+        count = self.counts.setdefault(kind, [0, 0])
+        if count[0] >= self.burst:
+            count[1] += 1
+            return False
+        count[0] += 1
+        if count[1]:
+            record.msg, record.args = f"{record.getMessage()} ({count[1]} more like it not logged)", ()
+            count[1] = 0
+        return True
