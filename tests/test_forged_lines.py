@@ -12,6 +12,7 @@ from ipyparallel.controller.app import IPController
 from traitlets.config.application import LevelFormatter
 
 from tasks.inventory.folder import Inventory, Settings, parse_hosts
+from tasks.remote import host_inbox
 from tasks.remote import ipp_screens as screens
 from tasks.remote import probe
 from tasks.remote.protocol import parse_probe
@@ -69,6 +70,10 @@ def test_a_nanny_restart_is_counted_only_at_the_start_of_a_line(tmp_path):
 
 
 WEIRD = ["nodeA/x/5", "nodeA/1/abc", "nodeA", "nodeA/1", "nodeA/1/5/6", "", "/1/5", 7, None, ["nodeA/1/5"]]
+
+
+def test_an_engine_uuid_s_label_is_a_label_the_host_inbox_takes():
+    assert screens.UUID.startswith(host_inbox.LABEL.pattern.removesuffix(r"\Z") + "/")
 
 
 def test_orphans_of_the_wrong_form_are_dropped_without_a_traceback():
