@@ -21,7 +21,7 @@ def test_one_engine_is_renewed_alone_and_the_others_keep_running(host):
     again = [session_of(args) for args in calls(host.home, "ipengine", 3)]
     assert first["1"] in again and first["2"] in again  # the old starts' files remain
     [new] = set(again) - set(first.values())
-    assert new.startswith("--Session.session=node02/2/")  # a new start of engine 2, not of 1
+    assert new.startswith("node02/2/")  # a new start of engine 2, not of 1
     state = parse_supervisor(facts(host(commands.host_status(node("n", engines=2)))))
     assert {n: (e["state"], e["starts"]) for n, e in state["engines"].items()} == {
         "1": ("running", 1), "2": ("running", 2)}

@@ -9,6 +9,7 @@ else is changed.
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -19,10 +20,14 @@ import pytest
 
 from tasks.remote import supervisor
 
-#: Stand-ins for ipengine: each writes its pid, its GPU and its last argument (the session
-#: it registers as) to a file, then...
-STAND_IN = ("import os, sys, time; open(sys.argv[1], 'a').write(f'{os.getpid()} "
-            "{os.environ.get(\"CUDA_VISIBLE_DEVICES\")} {sys.argv[-1]} {time.time()}\\n'); ")
+#: Stand-ins for ipengine: each writes its pid, its GPU, the session it registers as (read
+#: from its ``--config=`` file as ipengine reads it), the time, the file's mode and its
+#: whole command line to a file, then...
+STAND_IN = ("import os, sys, time; from traitlets.config.loader import JSONFileConfigLoader; "
+            "config = next(a for a in sys.argv if a.startswith('--config='))[len('--config='):]; "
+            "session = JSONFileConfigLoader(config).load_config().Session.session; "
+            "open(sys.argv[1], 'a').write(f'{os.getpid()} {os.environ.get(\"CUDA_VISIBLE_DEVICES\")} "
+            "{session} {time.time()} {os.stat(config).st_mode & 0o777:o} {chr(0).join(sys.argv)!r}\\n'); ")
 CRASH = STAND_IN + "os._exit(3)"
 SLEEP = STAND_IN + "import time; time.sleep(60)"
 GREEDY = STAND_IN + "import time; hog = [bytearray(20 << 20) for _ in range(10)]; time.sleep(60)"
@@ -121,8 +126,10 @@ def test_a_crashing_engine_is_started_again_with_back_off_then_given_up(supervis
     took = time.monotonic() - began
     starts = keeper.starts()
     assert len(starts) == 6
-    assert all(start[2].startswith("--Session.session=node01/1/") for start in starts)
+    assert all(re.fullmatch(r"node01/1/[0-9]+/[0-9a-f]{16}", start[2]) for start in starts)
     assert len({start[2] for start in starts}) == 6  # a new session id each start
+    assert all(start[4] == "600" and start[2] not in " ".join(start[5:]) for start in starts)  # in no argv
+    assert not list(tmp_path.glob("*.session.json"))  # each start's, gone at its end
     assert took >= 0.05 * (1 + 2 + 4 + 8 + 16)  # the back-off: 1, 2, 4, 8, 16 times the first
     assert (tmp_path / f"{NAME}-engine-1.gaveup").read_text() == (
         "gave up: the engine ended 6 times in 5 min, the last time: exit code 3\n")
@@ -168,7 +175,7 @@ def test_a_renewal_starts_one_engine_again_at_once_and_ends_all_it_started(super
     kids = [int(pid) for pid in children.read_text().split()]
     keeper.ask("renew 2")
     wait_until(lambda: len(keeper.starts()) == 3)
-    assert keeper.starts()[-1][2].startswith("--Session.session=node01/2/")
+    assert keeper.starts()[-1][2].startswith("node01/2/")
     wait_until(lambda: gone(first["2"]))
     assert not gone(first["1"])  # the other engine runs on
     assert "renewal: the controller dropped this engine's registration; starting it again now" in keeper.log(2)

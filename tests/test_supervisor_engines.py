@@ -7,7 +7,9 @@ it) and started again, and with an ipyparallel the supervisor does not know, eac
 is a process of its own. No SSH, no root.
 """
 
+import json
 import os
+import re
 import signal
 import sys
 import time
@@ -17,7 +19,8 @@ import ipyparallel as ipp
 import psutil
 import pytest
 
-from tests.test_supervisor import Supervised, gone, wait_until
+from tasks.remote import probe
+from tests.test_supervisor import NAME, Supervised, gone, wait_until
 
 BIN = Path(sys.executable).parent
 ENGINE = [str(BIN / "ipengine"), "--profile=forked", "--log-level=ERROR"]
@@ -64,6 +67,8 @@ def forked(tmp_path, client):
 
 def test_forked_engines_register_each_its_own_process_group_and_name(forked, client):
     registered(client, 2)
+    assert all(re.fullmatch(r"node01/[12]/[0-9]+/[0-9a-f]{16}", uuid)
+               for uuid in probe.engine_uuids(client).values())  # as it wrote in their files
     state = forked.state()
     assert state["mode"] == "fork"
     for number, pid in engines_of(forked).items():
@@ -114,3 +119,29 @@ def test_with_an_ipyparallel_it_does_not_know_each_engine_is_a_process(tmp_path,
     finally:
         assert keeper.stop() == 0
     wait_until(lambda: not client.ids, timeout=30)
+
+
+def test_an_engine_process_has_its_identity_on_no_command_line_only_in_a_file_of_the_users(
+        tmp_path, client):
+    """Another user of the host reads every command line in /proc: an identity there is
+    one they can connect with first when the engine's sockets reconnect. Each start has a
+    random part too."""
+    keeper = Supervised(tmp_path, None, count=2, engine=ENGINE, python=(sys.executable, *UNKNOWN_VERSION))
+    try:
+        registered(client, 2)
+        assert keeper.state()["mode"] == "process"
+        uuids = sorted(probe.engine_uuids(client).values())
+        processes = psutil.Process(keeper.process.pid).children(recursive=True)  # engines, their nannies
+        assert len(processes) >= 4
+        for process in processes:
+            line = "\0".join(process.cmdline())
+            assert "Session.session" not in line and not any(uuid in line for uuid in uuids), line
+        assert [uuid.rsplit("/", 2)[0] for uuid in uuids] == ["node01/1", "node01/2"]
+        assert all(re.fullmatch(r"node01/[12]/[0-9]+/[0-9a-f]{16}", uuid) for uuid in uuids), uuids
+        files = sorted(tmp_path.glob(f"{NAME}-engine-*.session.json"))
+        assert [oct(path.stat().st_mode & 0o777) for path in files] == ["0o600", "0o600"]
+        assert sorted(json.loads(path.read_text())["Session"]["session"] for path in files) == uuids
+    finally:
+        assert keeper.stop() == 0
+    wait_until(lambda: not client.ids, timeout=30)
+    assert not list(tmp_path.glob("*.session.json"))  # no longer needed: gone

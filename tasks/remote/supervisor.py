@@ -9,10 +9,10 @@ it, after the host's SETUP, in the screen session ``NAME-engines``::
 
 It starts engines 1 to COUNT (``engine_fork.py``: forked from its warm Python, or as
 processes), in waves of one per core (at least 4) a second, so that neither the host nor
-the controller is flooded. Engine N registers as ``--Session.session=LABEL/N/TIME`` (the
-controller counts it under its host), writes ``NAME-engine-N.log`` and, with DEVICES (GPU
-UUIDs or indexes, comma-separated), sees one of them in ``CUDA_VISIBLE_DEVICES``,
-round-robin. Its restarts follow RESTART (ENGINE_RESTART, see ``engine_life.py``); past
+the controller is flooded. Engine N registers as ``LABEL/N/TIME/RANDOM`` (the controller
+counts it under its host; it is given in a file of the user's, see ``engine_life.py``),
+writes ``NAME-engine-N.log`` and, with DEVICES (GPU UUIDs or indexes, comma-separated),
+sees one of them in ``CUDA_VISIBLE_DEVICES``, round-robin. Its restarts follow RESTART (ENGINE_RESTART, see ``engine_life.py``); past
 LIMIT (MEMORY_LIMIT: bytes, ``auto`` or empty) its process group is killed.
 
 It reads ``NAME-engines.requests`` as it grows: ``renew N`` starts engine N again at once
@@ -102,13 +102,13 @@ class Supervisor:
         devices = self.options["devices"]
         if devices:
             env["CUDA_VISIBLE_DEVICES"] = devices[(engine.number - 1) % len(devices)]
-        argv = [*self.argv, f"--Session.session={self.options['label']}/{engine.number}"
-                            f"/{time.time_ns()}"]
         engine.starts, engine.renewing, engine.kill_at, engine.tree = engine.starts + 1, False, None, []
         self.dirty = True
         try:
+            argv = [*self.argv, f"--config={engine.write_session(self.options['label'])}"]
             engine.child = self.starter.start(engine.number, argv, env, engine.log_path)
         except OSError as error:  # no fork (the user's process limit), no log (a full disk)
+            engine.forget_session()
             return self.decide(engine, 1, f"could not start ({error})")
         engine.state, engine.nanny = "running", None
         if engine.child.request is not None:
@@ -140,6 +140,7 @@ class Supervisor:
         if engine.nanny:
             escaped += process_tree.alone(engine.nanny)
         self.leftovers.end(escaped, GRACE, term=False)
+        engine.forget_session()
         self.decide(engine, os.waitstatus_to_exitcode(status), "")
 
     def decide(self, engine, code, why):

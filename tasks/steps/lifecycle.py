@@ -191,7 +191,7 @@ def _wait_renewing(fleet, inventory, up, jupyter, stream, just_started, plan=(),
 
 
 def renew_orphans(fleet, inventory, uuids):
-    """Start the engines of *uuids* (orphans, ``LABEL/N/TIME``) again, each host's in one
+    """Start the engines of *uuids* (orphans, ``LABEL/N/TIME/RANDOM``) again, each host's in one
     command; ``{host name: [N, ...]}`` of those whose supervisor was told."""
     numbers = {}
     for uuid in uuids:
