@@ -127,9 +127,10 @@ class Supervisor:
         except (ProcessLookupError, PermissionError):
             pass
 
-    def ended(self, engine, status):
-        """*engine*'s process ended with wait *status* (reaped: its group is ended first,
-        with a snapshot, so that no reused pid is hit)."""
+    def ended(self, engine):
+        """*engine*'s process ended, and is not reaped yet: while it is a zombie, its pid
+        (the pgid of its group) is no one else's. Its group and what escaped it end (psutil
+        snapshots, which signal only the process they were)."""
         child, engine.child = engine.child, None
         if child.request is not None:
             self.selector.unregister(child.request)
@@ -141,7 +142,6 @@ class Supervisor:
             escaped += process_tree.alone(engine.nanny)
         self.leftovers.end(escaped, GRACE, term=False)
         engine.forget_session()
-        self.decide(engine, os.waitstatus_to_exitcode(status), "")
 
     def decide(self, engine, code, why):
         """After an end with exit *code* (*why*, if known): *engine* starts again, or not."""
@@ -150,17 +150,30 @@ class Supervisor:
 
     # -- what the loop looks at ---------------------------------------------------------
     def reap(self):
-        by_pid = {e.child.pid: e for e in self.engines.values() if e.child}
+        """Reap every child that ended, and forget its pid: from then on the kernel may
+        give that pid to any process, of any user. An engine is reaped only once what it
+        left is ended (`ended`): `os.waitid` with WNOWAIT says which child ended, and
+        leaves it a zombie until then."""
+        engines = {e.child.pid: e for e in self.engines.values() if e.child}
+        nannies = {e.nanny: e for e in self.engines.values() if e.nanny}
         while True:
             try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
+                done = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
             except ChildProcessError:
                 return
-            if not pid:
+            if done is None:
                 return
-            if pid in by_pid:
-                self.ended(by_pid.pop(pid), status)
-            elif pid == self.reporter.pid:
+            engine = engines.pop(done.si_pid, None)
+            if engine:
+                self.ended(engine)
+            _, status = os.waitpid(done.si_pid, 0)
+            if engine:
+                self.decide(engine, os.waitstatus_to_exitcode(status), "")
+            elif done.si_pid in nannies:
+                nannies.pop(done.si_pid).nanny = None
+            elif done.si_pid == self.gpus.pid:
+                self.gpus.ended()
+            elif done.si_pid == self.reporter.pid:
                 self.reporter.ended()
 
     def read_requests(self):
