@@ -40,7 +40,8 @@ for arg in "$@"; do
     session=$("$(dirname "$0")/python" -c "$READ_SESSION" "${arg#--config=}");;
   esac
 done
-{ printf '%s\\n' "$@"; echo "session=$session"; echo "config_mode=$mode"; echo "tag=$IPP_CLUSTER_TAG"; echo "curve=${IPP_ENABLE_CURVE:-}"; \
+{ printf '%s\\n' "$@"; echo "session=$session"; echo "config_mode=$mode"; \
+echo "tag=$IPP_CLUSTER_TAG"; echo "curve=${IPP_ENABLE_CURVE:-}"; \
 echo "token_file=${JUPYTER_TOKEN_FILE:-}"; echo "cuda=${CUDA_VISIBLE_DEVICES-unset}"; \
 echo "threads=${OMP_NUM_THREADS-}/${MKL_NUM_THREADS-}/${OPENBLAS_NUM_THREADS-}/${NUMEXPR_NUM_THREADS-}\
 /${VECLIB_MAXIMUM_THREADS-}"; echo "path=$PATH"; } > "$HOME/$me.$$.args"

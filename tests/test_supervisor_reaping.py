@@ -70,7 +70,8 @@ def test_a_nanny_once_reaped_is_forgotten_and_its_pid_never_signalled(keeper, mo
     try:
         # the kernel gives the nanny's pid to the stranger (here: every look-up of it does)
         alone = process_tree.alone
-        monkeypatch.setattr(process_tree, "alone", lambda pid: alone(stranger.pid if pid == nanny.pid else pid))
+        monkeypatch.setattr(process_tree, "alone",
+                            lambda pid: alone(stranger.pid if pid == nanny.pid else pid))
         kept.signal_group(engine.child.pid, signal.SIGKILL)  # then the engine ends
         wait_until(lambda: zombie(engine.child.pid), 30, "the engine's end")
         kept.reap()

@@ -14,8 +14,8 @@ start_engines() {  # start_engines LABEL COUNT RESTART ENGINE_RESTART MEMORY_LIM
   # CUDA_VISIBLE_DEVICES set to one GPU, round-robin. A supervisor that runs with the same
   # plan is asked to start the engines it stopped or gave up on; with RESTART=yes, another
   # plan, or none running (a supervisor that crashed leaves its engines), every engine is
-  # stopped first and a new supervisor starts them all. The give-up markers of the engines
-  # it starts and of those beyond COUNT go (see host_status).
+  # stopped first and a new supervisor starts them all. Either way every give-up marker of
+  # the cluster's engines goes, those of engines beyond COUNT too (see host_status).
   # Reports expected=, threads=, devices= and started=.
   label=$1 restart=$3 keep=$4 limit=$5
   user_env
@@ -30,10 +30,6 @@ start_engines() {  # start_engines LABEL COUNT RESTART ENGINE_RESTART MEMORY_LIM
   }
   make_run_dir
   base64 -d | tar -xzf - -C "$run" || exit 1
-  for marker in "$run/$name"-engine-*.gaveup; do  # of engines no longer planned: stale
-    n=${marker%.gaveup}
-    [ ! -f "$marker" ] || [ "${n##*-}" -le "$count" ] || rm -f "$marker"
-  done
   supervisor="$name-engines"
   plan="$count $OMP_NUM_THREADS $keep $limit $(printf '%s' "$devices" | tr '\n' ',')"
   if [ "$restart" != yes ] && [ -n "$(sessions "$supervisor")" ] \
