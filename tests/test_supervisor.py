@@ -22,13 +22,14 @@ from tasks.remote import supervisor
 from tests.waiting import wait_until
 
 #: Stand-ins for ipengine: each writes its pid, its GPU, the session it registers as (read
-#: from its ``--config=`` file as ipengine reads it), the time, the file's mode and its
+#: from its ``--config=`` file as ipengine reads it), when it began, the file's mode and its
 #: whole command line to a file, then...
-STAND_IN = ("import os, sys, time; from traitlets.config.loader import JSONFileConfigLoader; "
+STAND_IN = ("import os, sys, time; began = time.time(); "
+            "from traitlets.config.loader import JSONFileConfigLoader; "
             "config = next(a for a in sys.argv if a.startswith('--config='))[len('--config='):]; "
             "session = JSONFileConfigLoader(config).load_config().Session.session; "
             "open(sys.argv[1], 'a').write(f'{os.getpid()} {os.environ.get(\"CUDA_VISIBLE_DEVICES\")} "
-            "{session} {time.time()} {os.stat(config).st_mode & 0o777:o} {chr(0).join(sys.argv)!r}\\n'); ")
+            "{session} {began} {os.stat(config).st_mode & 0o777:o} {chr(0).join(sys.argv)!r}\\n'); ")
 CRASH = STAND_IN + "os._exit(3)"
 SLEEP = STAND_IN + "import time; time.sleep(60)"
 GREEDY = STAND_IN + "import time; hog = [bytearray(20 << 20) for _ in range(10)]; time.sleep(60)"

@@ -29,7 +29,7 @@ class Engine:
     def __init__(self, number, stem):
         self.number, self.log_path, self.marker = number, f"{stem}.log", f"{stem}.gaveup"
         self.session_file = f"{stem}.session.json"
-        self.child = self.nanny = None  # its `engine_fork.Child`, its KernelNanny's pid
+        self.child = self.nanny = None  # its `engine_fork.Child`, its KernelNanny's pid (till reaped)
         self.state = "waiting"  # waiting, running, stopped, gaveup
         self.due = 0.0          # monotonic time of the next start, while waiting
         self.kill_at = None     # monotonic time of its SIGKILL, once asked to end

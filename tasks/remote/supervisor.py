@@ -12,8 +12,9 @@ processes), in waves of one per core (at least 4) a second, so that neither the 
 the controller is flooded. Engine N registers as ``LABEL/N/TIME/RANDOM`` (the controller
 counts it under its host; it is given in a file of the user's, see ``engine_life.py``),
 writes ``NAME-engine-N.log`` and, with DEVICES (GPU UUIDs or indexes, comma-separated),
-sees one of them in ``CUDA_VISIBLE_DEVICES``, round-robin. Its restarts follow RESTART (ENGINE_RESTART, see ``engine_life.py``); past
-LIMIT (MEMORY_LIMIT: bytes, ``auto`` or empty) its process group is killed.
+sees one of them in ``CUDA_VISIBLE_DEVICES``, round-robin. Its restarts follow RESTART
+(ENGINE_RESTART, see ``engine_life.py``); past LIMIT (MEMORY_LIMIT: bytes, ``auto`` or
+empty) its process group is killed.
 
 It reads ``NAME-engines.requests`` as it grows: ``renew N`` starts engine N again at once
 (the controller dropped its registration), ``start`` starts the engines that are stopped
@@ -22,7 +23,8 @@ pid, state, starts and memory, and the host's `host_sample.sample`) on every cha
 every `SAMPLE` s, for ``cluster.status``, and keeps ``host_report.py`` running beside it,
 which sends that file to the controller for the dashboard.
 
-What an engine leaves when it ends goes too: its process group at once (SIGTERM), what
+What an engine leaves when it ends goes too, before the engine is reaped (no pid that was
+reaped is signalled: it may be another's now): its process group at once (SIGTERM), what
 it started outside that group and its KernelNanny `GRACE` s later (SIGKILL: the nanny
 tells the hub first, and ends by itself), and any other process left to the supervisor
 (their subreaper). SIGHUP (screen's quit), SIGTERM and SIGINT stop it, and so does a
