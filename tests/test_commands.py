@@ -7,6 +7,7 @@ and jupyter that record how they were called. No SSH, no root.
 import dataclasses
 import io
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -27,10 +28,20 @@ SHELLS = ("sh", "dash", "bash", "zsh", "ksh", "fish", "tcsh", "csh")
 needs_screen = pytest.mark.skipif(not shutil.which("screen"), reason="needs screen")
 
 # A stand-in for ipcontroller, ipengine and jupyter: it writes its arguments and its
-# tag to a file named after itself and, as ipcontroller, the engine connection file.
+# tag to a file named after itself and, as ipcontroller, the engine connection file; as
+# ipengine, the session its --config= file gives, read as ipengine reads it, and its mode.
 STAND_IN = """#!/bin/sh
-me=$(basename "$0")
-{ printf '%s\\n' "$@"; echo "tag=$IPP_CLUSTER_TAG"; echo "curve=${IPP_ENABLE_CURVE:-}"; \
+me=$(basename "$0") session= mode=
+READ_SESSION='import sys; from traitlets.config.loader import JSONFileConfigLoader as L
+print(L(sys.argv[1]).load_config().Session.session)'
+for arg in "$@"; do
+  case $arg in --config=*)
+    mode=$(stat -c %a "${arg#--config=}")
+    session=$("$(dirname "$0")/python" -c "$READ_SESSION" "${arg#--config=}");;
+  esac
+done
+{ printf '%s\\n' "$@"; echo "session=$session"; echo "config_mode=$mode"; \
+echo "tag=$IPP_CLUSTER_TAG"; echo "curve=${IPP_ENABLE_CURVE:-}"; \
 echo "token_file=${JUPYTER_TOKEN_FILE:-}"; echo "cuda=${CUDA_VISIBLE_DEVICES-unset}"; \
 echo "threads=${OMP_NUM_THREADS-}/${MKL_NUM_THREADS-}/${OPENBLAS_NUM_THREADS-}/${NUMEXPR_NUM_THREADS-}\
 /${VECLIB_MAXIMUM_THREADS-}"; echo "path=$PATH"; } > "$HOME/$me.$$.args"
@@ -157,8 +168,11 @@ def test_engines_are_labelled_counted_restarted_and_stopped_to_the_last_process(
     assert facts(host(commands.start_engines(host.settings, node("alice@node02:2222", engines=2))))["started"] == "0"
     engines = calls(host.home, "ipengine", 2)
     sessions = sorted(session_of(args).split("/")[:2] for args in engines)
-    assert sessions == [["--Session.session=alice@node02:2222", "1"],
-                        ["--Session.session=alice@node02:2222", "2"]]
+    assert sessions == [["alice@node02:2222", "1"], ["alice@node02:2222", "2"]]
+    for args in engines:  # given in a file only the user reads, with a random part; on no command line
+        assert "config_mode=600" in args and re.fullmatch(r"[^/]+/[12]/[0-9]+/[0-9a-f]{16}", session_of(args))
+        argv = args[:args.index(f"session={session_of(args)}")]
+        assert argv and not any(session_of(args) in arg or "Session.session" in arg for arg in argv)
     # they outlast a controller restart (see ENGINE_HEARTBEAT_MISSES in lib.sh)
     assert all("--IPEngine.max_heartbeat_misses=50" in args for args in engines)
     status = facts(host(commands.host_status(node("n", engines=2))))
@@ -321,5 +335,6 @@ def test_controller_and_jupyter_start_with_open_files_raised_to_the_hard_limit(h
 
 
 def session_of(args):
-    """The ``--Session.session=`` argument a stand-in engine was started with."""
-    return next(arg for arg in args if arg.startswith("--Session.session="))
+    """The session a stand-in engine registers as (``LABEL/N/TIME/RANDOM``), from its
+    ``--config=`` file."""
+    return next(arg for arg in args if arg.startswith("session="))[len("session="):]

@@ -35,7 +35,7 @@ _handle_new_heart, _init = Hub.handle_new_heart, Hub.__init__
 
 
 def handle_new_heart(self, heart):
-    engine = heart.decode().rsplit("/", 1)[0]
+    engine = "/".join(heart.decode().split("/")[:2])  # LABEL/N of LABEL/N/TIME/RANDOM
     try:
         ignored = open({str(IGNORE)!r}).read().split()
     except OSError:

@@ -12,7 +12,7 @@ import pytest
 
 from tasks.remote import commands
 from tests import fakegpu
-from tests.test_commands import calls, facts, host, needs_screen, node  # noqa: F401 (host: a fixture)
+from tests.test_commands import calls, facts, host, needs_screen, node, session_of  # noqa: F401 (host: a fixture)
 
 CORES = os.cpu_count()
 
@@ -21,7 +21,7 @@ def engines_env(home, count):
     """``{engine number: {cuda, threads, path}}`` as each stand-in ipengine saw them."""
     seen = {}
     for lines in calls(home, "ipengine", count):
-        number = int(next(line for line in lines if line.startswith("--Session.session=")).split("/")[1])
+        number = int(session_of(lines).split("/")[1])
         seen[number] = dict(line.split("=", 1) for line in lines if line.split("=")[0] in
                             ("cuda", "threads", "path"))
     return seen

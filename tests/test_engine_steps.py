@@ -21,7 +21,7 @@ def test_one_engine_is_renewed_alone_and_the_others_keep_running(host):
     again = [session_of(args) for args in calls(host.home, "ipengine", 3)]
     assert first["1"] in again and first["2"] in again  # the old starts' files remain
     [new] = set(again) - set(first.values())
-    assert new.startswith("--Session.session=node02/2/")  # a new start of engine 2, not of 1
+    assert new.startswith("node02/2/")  # a new start of engine 2, not of 1
     state = parse_supervisor(facts(host(commands.host_status(node("n", engines=2)))))
     assert {n: (e["state"], e["starts"]) for n, e in state["engines"].items()} == {
         "1": ("running", 1), "2": ("running", 2)}
@@ -46,11 +46,14 @@ def test_the_status_names_only_the_engines_within_the_plan_that_gave_up(host):
 
 
 @needs_screen
-def test_starting_fewer_engines_removes_the_markers_of_those_no_longer_planned(host):
+def test_every_start_removes_every_marker_of_the_engines_planned_or_not(host):
     host(commands.write_engine_file("{}"))
     run_dir = _gave_up(host, 3, 4, 12)
-    facts(host(commands.start_engines(host.settings, node("n", engines=3))))
-    assert list(run_dir.glob("*.gaveup")) == []  # 1 to 3 started, 4 and 12 no longer planned
+    started = facts(host(commands.start_engines(host.settings, node("n", engines=3))))
+    assert started["started"] == "3" and list(run_dir.glob("*.gaveup")) == []  # a new supervisor
+    _gave_up(host, 2, 5)  # 2 given up by the supervisor that runs, 5 left from a larger plan
+    started = facts(host(commands.start_engines(host.settings, node("n", engines=3))))
+    assert started["started"] == "0" and list(run_dir.glob("*.gaveup")) == []  # the same one, asked
 
 
 def test_stopping_the_engines_removes_every_engine_marker_of_the_cluster(host):

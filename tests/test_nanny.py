@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 from tasks.remote import nanny, process_tree
-from tests.test_supervisor import wait_until
+from tests.waiting import wait_until
 
 #: Stand-ins for the programs: each writes its pid and its last argument to a file, then...
 STAND_IN = "import os, sys; open(sys.argv[1], 'a').write(f'{os.getpid()} {sys.argv[-1]}\\n'); "
@@ -50,7 +50,7 @@ def test_the_tree_is_the_process_and_everything_it_started():
         assert tree[0].pid == parent.pid and len(tree) == 2
         # Popen returns once exec has begun: until the kernel has set the new program's
         # arguments (a loaded machine widens that moment), its cmdline reads empty
-        wait_until(lambda: tree[1].cmdline(), timeout=10)
+        wait_until(lambda: tree[1].cmdline(), 10, "the child's command line")
         assert tree[1].cmdline() == ["sleep", "30"]
         assert process_tree.resident(tree) > process_tree.resident(tree[:1]) > 0
     finally:
@@ -65,13 +65,16 @@ def test_the_tree_is_the_process_and_everything_it_started():
 
 def test_a_wait_whose_deadline_passes_between_two_looks_ends(tmp_path, monkeypatch):
     times = [0.0, 0.0]  # the deadline (1 s) is set, then checked; then a busy machine moves on
+    slept = []
 
     def clock():
         return times.pop(0) if times else 5.0
     runner = keeper(tmp_path, SLEEP)
     monkeypatch.setattr(nanny.time, "monotonic", clock)
-    runner.wait(1.0)  # it crashed with "sleep length must be non-negative"
+    monkeypatch.setattr(nanny.time, "sleep", slept.append)
+    runner.wait(1.0)
     monkeypatch.undo()
+    assert slept == [0.0] and not times  # no negative sleep (it crashed on one), then it ended
 
 
 def as_on_a_host(folder, *changes):

@@ -9,6 +9,7 @@ else is changed.
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -18,11 +19,17 @@ import psutil
 import pytest
 
 from tasks.remote import supervisor
+from tests.waiting import wait_until
 
-#: Stand-ins for ipengine: each writes its pid, its GPU and its last argument (the session
-#: it registers as) to a file, then...
-STAND_IN = ("import os, sys, time; open(sys.argv[1], 'a').write(f'{os.getpid()} "
-            "{os.environ.get(\"CUDA_VISIBLE_DEVICES\")} {sys.argv[-1]} {time.time()}\\n'); ")
+#: Stand-ins for ipengine: each writes its pid, its GPU, the session it registers as (read
+#: from its ``--config=`` file as ipengine reads it), when it began, the file's mode and its
+#: whole command line to a file, then...
+STAND_IN = ("import os, sys, time; began = time.time(); "
+            "from traitlets.config.loader import JSONFileConfigLoader; "
+            "config = next(a for a in sys.argv if a.startswith('--config='))[len('--config='):]; "
+            "session = JSONFileConfigLoader(config).load_config().Session.session; "
+            "open(sys.argv[1], 'a').write(f'{os.getpid()} {os.environ.get(\"CUDA_VISIBLE_DEVICES\")} "
+            "{session} {began} {os.stat(config).st_mode & 0o777:o} {chr(0).join(sys.argv)!r}\\n'); ")
 CRASH = STAND_IN + "os._exit(3)"
 SLEEP = STAND_IN + "import time; time.sleep(60)"
 GREEDY = STAND_IN + "import time; hog = [bytearray(20 << 20) for _ in range(10)]; time.sleep(60)"
@@ -107,22 +114,18 @@ def gone(pid):
         return True
 
 
-def wait_until(condition, timeout=30):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-
-
 def test_a_crashing_engine_is_started_again_with_back_off_then_given_up(supervise, tmp_path):
     keeper = supervise(CRASH)
     began = time.monotonic()
-    wait_until(lambda: keeper.state()["engines"].get("1", {}).get("state") == "gaveup")
+    wait_until(lambda: keeper.state()["engines"].get("1", {}).get("state") == "gaveup", 30,
+               "the engine given up")
     took = time.monotonic() - began
     starts = keeper.starts()
     assert len(starts) == 6
-    assert all(start[2].startswith("--Session.session=node01/1/") for start in starts)
+    assert all(re.fullmatch(r"node01/1/[0-9]+/[0-9a-f]{16}", start[2]) for start in starts)
     assert len({start[2] for start in starts}) == 6  # a new session id each start
+    assert all(start[4] == "600" and start[2] not in " ".join(start[5:]) for start in starts)  # in no argv
+    assert not list(tmp_path.glob("*.session.json"))  # each start's, gone at its end
     assert took >= 0.05 * (1 + 2 + 4 + 8 + 16)  # the back-off: 1, 2, 4, 8, 16 times the first
     assert (tmp_path / f"{NAME}-engine-1.gaveup").read_text() == (
         "gave up: the engine ended 6 times in 5 min, the last time: exit code 3\n")
@@ -136,17 +139,18 @@ def test_a_crashing_engine_is_started_again_with_back_off_then_given_up(supervis
 
 def test_with_engine_restart_no_a_dead_engine_stays_dead_until_asked(supervise):
     keeper = supervise(CRASH, restart="no")
-    wait_until(lambda: keeper.state()["engines"].get("1", {}).get("state") == "stopped")
+    wait_until(lambda: keeper.state()["engines"].get("1", {}).get("state") == "stopped", 30,
+               "the engine stopped")
     assert len(keeper.starts()) == 1
     assert "ENGINE_RESTART=no: it stays stopped" in keeper.log()
     keeper.ask("start")  # what engines.start asks of a supervisor that runs
-    wait_until(lambda: len(keeper.starts()) == 2)
+    wait_until(lambda: len(keeper.starts()) == 2, 30, "its second start")
     assert keeper.stop() == 0
 
 
 def test_an_engine_past_its_memory_limit_is_ended_and_started_again(supervise):
     keeper = supervise(GREEDY, limit=str(100 << 20))
-    wait_until(lambda: len(keeper.starts()) >= 2)
+    wait_until(lambda: len(keeper.starts()) >= 2, 30, "its start after the limit")
     log = keeper.log()
     assert "over MEMORY_LIMIT (100 MiB): ending it" in log
     assert "restart: the engine ended (passed MEMORY_LIMIT (100 MiB) by " in log
@@ -155,7 +159,7 @@ def test_an_engine_past_its_memory_limit_is_ended_and_started_again(supervise):
 
 def test_the_memory_of_what_the_engine_started_counts_too(supervise):
     keeper = supervise(GREEDY_CHILD, limit=str(100 << 20))
-    wait_until(lambda: len(keeper.starts()) >= 2)
+    wait_until(lambda: len(keeper.starts()) >= 2, 30, "its start after the limit")
     assert "over MEMORY_LIMIT (100 MiB): ending it" in keeper.log()
     assert keeper.stop() == 0
 
@@ -163,13 +167,13 @@ def test_the_memory_of_what_the_engine_started_counts_too(supervise):
 def test_a_renewal_starts_one_engine_again_at_once_and_ends_all_it_started(supervise, tmp_path):
     keeper = supervise(PARENT, count=2)
     children = tmp_path / "starts.child"
-    wait_until(lambda: children.exists() and children.read_text().count("\n") == 2)
+    wait_until(lambda: children.exists() and children.read_text().count("\n") == 2, 30, "each engine's child")
     first = {start[2].split("/")[1]: int(start[0]) for start in keeper.starts()}
     kids = [int(pid) for pid in children.read_text().split()]
     keeper.ask("renew 2")
-    wait_until(lambda: len(keeper.starts()) == 3)
-    assert keeper.starts()[-1][2].startswith("--Session.session=node01/2/")
-    wait_until(lambda: gone(first["2"]))
+    wait_until(lambda: len(keeper.starts()) == 3, 30, "the renewed engine's start")
+    assert keeper.starts()[-1][2].startswith("node01/2/")
+    wait_until(lambda: gone(first["2"]), 30, "the end of the renewed engine's first process")
     assert not gone(first["1"])  # the other engine runs on
     assert "renewal: the controller dropped this engine's registration; starting it again now" in keeper.log(2)
     assert "restart:" not in keeper.log(2)  # neither a crash nor a back-off
@@ -179,7 +183,7 @@ def test_a_renewal_starts_one_engine_again_at_once_and_ends_all_it_started(super
 
 def test_a_stop_during_the_back_off_wait_starts_nothing_more(supervise):
     keeper = supervise(CRASH, first_backoff="5.0")
-    wait_until(lambda: "restart:" in keeper.log())  # now waiting 5 s
+    wait_until(lambda: "restart:" in keeper.log(), 30, "the first restart")  # now waiting 5 s
     began = time.monotonic()
     assert keeper.stop() == 0
     assert time.monotonic() - began < 4  # within the wait: it did not wait it out
@@ -189,7 +193,7 @@ def test_a_stop_during_the_back_off_wait_starts_nothing_more(supervise):
 def test_engines_start_in_waves_of_one_per_core_and_at_least_four(supervise):
     wave = max(4, os.cpu_count())
     keeper = supervise(SLEEP, count=wave + 1)
-    wait_until(lambda: len(keeper.starts()) == wave + 1)
+    wait_until(lambda: len(keeper.starts()) == wave + 1, 30, "every start")
     began = sorted(float(start[3]) for start in keeper.starts())  # as each stand-in began
     # the first wave at once, the next a second later (what a Python takes to begin, on a
     # loaded machine, blurs each start by a fraction of that)
@@ -200,14 +204,15 @@ def test_engines_start_in_waves_of_one_per_core_and_at_least_four(supervise):
 def test_each_engine_sees_one_gpu_round_robin_and_the_state_says_what_runs(supervise):
     keeper = supervise(SLEEP, count=3, devices="GPU-aa,GPU-bb")
     wait_until(lambda: len(keeper.starts()) == 3
-               and all(e["state"] == "running" for e in keeper.state()["engines"].values()))
+               and all(e["state"] == "running" for e in keeper.state()["engines"].values()), 30,
+               "three engines running")
     gpus = {start[2].split("/")[1]: start[1] for start in keeper.starts()}
     assert gpus == {"1": "GPU-aa", "2": "GPU-bb", "3": "GPU-aa"}
     state = keeper.state()
     assert state["pid"] == keeper.process.pid and state["mode"] == "process"
     assert {n: e["pid"] for n, e in state["engines"].items()} == {
         start[2].split("/")[1]: int(start[0]) for start in keeper.starts()}
-    wait_until(lambda: keeper.state()["host"])  # the first sample
+    wait_until(lambda: keeper.state()["host"], 30, "the first sample")
     host = keeper.state()["host"]
     assert host["memory_total"] == psutil.virtual_memory().total and len(host["load"]) == 3
     assert host["cores"] == os.cpu_count() and isinstance(host["gpus"], list)
@@ -230,11 +235,11 @@ def test_the_host_report_runs_beside_the_supervisor_and_ends_with_it(supervise):
     def reporters():
         return [p for p in psutil.Process(keeper.process.pid).children()
                 if any(word.endswith("/host_report.py") for word in p.cmdline())]
-    wait_until(lambda: len(reporters()) == 1)
+    wait_until(lambda: len(reporters()) == 1, 30, "the host report")
     [reporter] = reporters()
     others = [p for p in psutil.Process(keeper.process.pid).children() if p.pid != reporter.pid]
     keeper.process.kill()  # the supervisor dies without a word: its report ends by itself
     keeper.process.wait()
     for other in others:  # the stand-in engine, left as a crash leaves it
         other.kill()
-    wait_until(lambda: gone(reporter.pid), timeout=15)
+    wait_until(lambda: gone(reporter.pid), 15, "the host report's end")

@@ -7,7 +7,9 @@ it) and started again, and with an ipyparallel the supervisor does not know, eac
 is a process of its own. No SSH, no root.
 """
 
+import json
 import os
+import re
 import signal
 import sys
 import time
@@ -17,7 +19,9 @@ import ipyparallel as ipp
 import psutil
 import pytest
 
-from tests.test_supervisor import Supervised, gone, wait_until
+from tasks.remote import probe
+from tests.test_supervisor import NAME, Supervised, gone
+from tests.waiting import wait_until
 
 BIN = Path(sys.executable).parent
 ENGINE = [str(BIN / "ipengine"), "--profile=forked", "--log-level=ERROR"]
@@ -58,12 +62,14 @@ def forked(tmp_path, client):
     yield keeper
     pids = [p.pid for p in psutil.Process(keeper.process.pid).children()]
     assert keeper.stop() == 0
-    wait_until(lambda: not client.ids, timeout=30)  # each nanny told the hub
+    wait_until(lambda: not client.ids, 30, "no engine registered")  # each nanny told the hub
     assert all(gone(pid) for pid in pids)  # engines and nannies ended
 
 
 def test_forked_engines_register_each_its_own_process_group_and_name(forked, client):
     registered(client, 2)
+    assert all(re.fullmatch(r"node01/[12]/[0-9]+/[0-9a-f]{16}", uuid)
+               for uuid in probe.engine_uuids(client).values())  # as it wrote in their files
     state = forked.state()
     assert state["mode"] == "fork"
     for number, pid in engines_of(forked).items():
@@ -75,11 +81,17 @@ def test_forked_engines_register_each_its_own_process_group_and_name(forked, cli
     assert forked.said().endswith(": 2 engines, forked from this Python\n")
 
 
-def test_send_signal_interrupts_a_task_on_a_forked_engine(forked, client):
+def nap(path):
+    """A task that says it began (in the file *path*), then sleeps a minute."""
+    import time
+    open(path, "w").close()
+    time.sleep(60)
+
+
+def test_send_signal_interrupts_a_task_on_a_forked_engine(forked, client, tmp_path):
     target = registered(client, 2)[0]
-    sleeping = client[target].apply_async(time.sleep, 60)
-    wait_until(lambda: client.queue_status(targets=[target])[target]["queue"] == 1, timeout=10)
-    time.sleep(1)  # the engine has it: its sleep has begun
+    sleeping = client[target].apply_async(nap, str(tmp_path / "began"))
+    wait_until(lambda: (tmp_path / "began").exists(), 30, "the task's start")  # its sleep begins
     began = time.monotonic()
     client.send_signal(signal.SIGINT, targets=[target], block=True)
     with pytest.raises(ipp.error.RemoteError) as interrupted:
@@ -93,9 +105,9 @@ def test_a_killed_engine_is_known_dead_at_once_and_started_again(forked, client)
     engines = engines_of(forked)
     psutil.Process(engines[1]).kill()
     began = time.monotonic()
-    wait_until(lambda: len(client.ids) == 1, timeout=10)
+    wait_until(lambda: len(client.ids) == 1, 10, "the killed engine's unregistration")
     assert time.monotonic() - began < 2  # its nanny told the hub: no heartbeat wait
-    wait_until(lambda: len(client.ids) == 2, timeout=60)  # after the back-off of 0.05 s here
+    wait_until(lambda: len(client.ids) == 2, 60, "its registration again")  # after a back-off of 0.05 s
     assert set(client.ids) - set(before)
     assert engines_of(forked)[1] != engines[1] and forked.state()["engines"]["1"]["starts"] == 2
     assert "restart: the engine ended (signal 9 (SIGKILL))" in forked.log(1)
@@ -113,4 +125,33 @@ def test_with_an_ipyparallel_it_does_not_know_each_engine_is_a_process(tmp_path,
             assert psutil.Process(pid).cmdline()[1:3] == [str(BIN / "ipengine"), "--profile=forked"]
     finally:
         assert keeper.stop() == 0
-    wait_until(lambda: not client.ids, timeout=30)
+    wait_until(lambda: not client.ids, 30, "no engine registered")
+
+
+def test_an_engine_process_has_its_identity_on_no_command_line_only_in_a_file_of_the_users(
+        tmp_path, client):
+    """Another user of the host reads every command line in /proc: an identity there is
+    one they can connect with first when the engine's sockets reconnect. Each start has a
+    random part too."""
+    keeper = Supervised(tmp_path, None, count=2, engine=ENGINE, python=(sys.executable, *UNKNOWN_VERSION))
+    try:
+        registered(client, 2)
+        assert keeper.state()["mode"] == "process"
+        uuids = sorted(probe.engine_uuids(client).values())
+        processes = psutil.Process(keeper.process.pid).children(recursive=True)  # engines, their nannies
+        assert len(processes) >= 4
+        for process in processes:
+            try:
+                line = "\0".join(process.cmdline())
+            except psutil.NoSuchProcess:  # ended since (a query of nvidia-smi)
+                continue
+            assert "Session.session" not in line and not any(uuid in line for uuid in uuids), line
+        assert [uuid.rsplit("/", 2)[0] for uuid in uuids] == ["node01/1", "node01/2"]
+        assert all(re.fullmatch(r"node01/[12]/[0-9]+/[0-9a-f]{16}", uuid) for uuid in uuids), uuids
+        files = sorted(tmp_path.glob(f"{NAME}-engine-*.session.json"))
+        assert [oct(path.stat().st_mode & 0o777) for path in files] == ["0o600", "0o600"]
+        assert sorted(json.loads(path.read_text())["Session"]["session"] for path in files) == uuids
+    finally:
+        assert keeper.stop() == 0
+    wait_until(lambda: not client.ids, 30, "no engine registered")
+    assert not list(tmp_path.glob("*.session.json"))  # no longer needed: gone

@@ -6,9 +6,15 @@ after 1, 2, 4, ... at most 60 s (unless ENGINE_RESTART=no), and at the crash aft
 ``GIVE_UP_AFTER`` in ``WINDOW`` s it is given up on (its log and its ``.gaveup`` marker say
 why, for ``host_status.sh``). A renewal (the controller dropped its registration) starts
 it again at once, and is no crash.
+
+Each start registers with an identity of its own, ``LABEL/N/TIME/RANDOM`` (the controller
+counts the engine under its host; RANDOM: 16 hex digits), which reaches ipengine in a
+config file only the user reads, never on its command line (see `Engine.write_session`).
 """
 
+import json
 import os
+import secrets
 import time
 
 if __package__:  # imported as tasks.remote.engine_life, by the tests
@@ -22,7 +28,8 @@ class Engine:
 
     def __init__(self, number, stem):
         self.number, self.log_path, self.marker = number, f"{stem}.log", f"{stem}.gaveup"
-        self.child = self.nanny = None  # its `engine_fork.Child`, its KernelNanny's pid
+        self.session_file = f"{stem}.session.json"
+        self.child = self.nanny = None  # its `engine_fork.Child`, its KernelNanny's pid (till reaped)
         self.state = "waiting"  # waiting, running, stopped, gaveup
         self.due = 0.0          # monotonic time of the next start, while waiting
         self.kill_at = None     # monotonic time of its SIGKILL, once asked to end
@@ -49,6 +56,26 @@ class Engine:
     def launched(self, name):
         """The launch line before its first start, as lib.sh's launch_header writes it."""
         self.write(f"\n=== {time.strftime('%a %b %e %H:%M:%S %Z %Y')}: {name}-engine-{self.number}")
+
+    def write_session(self, label):
+        """A new identity for this start, ``LABEL/N/TIME/RANDOM``, written as ipengine's
+        ``Session.session`` into `session_file` (0600, in the private run directory); the
+        path, for ipengine's ``--config=``. On a command line, any user of the host would
+        read it in /proc, and could connect first with it when the engine's sockets
+        reconnect, and so receive its tasks; RANDOM makes it unguessable besides."""
+        session = f"{label}/{self.number}/{time.time_ns()}/{secrets.token_hex(8)}"
+        self.forget_session()
+        fd = os.open(self.session_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w") as config:
+            json.dump({"Session": {"session": session}}, config)
+        return self.session_file
+
+    def forget_session(self):
+        """Remove `session_file`: the start it was for has ended (or never began)."""
+        try:
+            os.remove(self.session_file)
+        except OSError:
+            pass
 
     def forget_giving_up(self):
         """Start afresh (``engines.start``): no crash counts, no marker."""

@@ -69,11 +69,17 @@ class GpuQuery:
     def overdue(self):
         """End a question open for longer than `QUERY_TIMEOUT` s (its answer is skipped)."""
         if self.fd is not None and time.monotonic() - self.began > QUERY_TIMEOUT:
-            try:
-                os.kill(self.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            if self.pid is not None:  # not reaped yet: the pid is still its own
+                try:
+                    os.kill(self.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
             self.close()
+
+    def ended(self):
+        """Its process was reaped (its answer may still be read): its pid, free now for
+        any other process, is signalled no more."""
+        self.pid = None
 
     def close(self):
         if self.fd is not None:

@@ -5,16 +5,17 @@ start_engines() {  # start_engines LABEL COUNT RESTART ENGINE_RESTART MEMORY_LIM
   # Start this host's engines of the cluster: one supervisor in the screen session
   # NAME-engines (tasks/remote/supervisor.py and the files it imports, a base64 tar.gz on
   # stdin, unpacked into the run directory) starts and keeps them all. LABEL is the host's
-  # name in the inventory: each engine registers with a Session.session of LABEL/N/TIME,
-  # so that the controller can tell the engines of each host apart. COUNT, THREADS and
-  # GPUS: see plan_engines in lib.sh; ENGINE_RESTART and MEMORY_LIMIT: see supervisor.py.
+  # name in the inventory: each engine registers as LABEL/N/TIME/RANDOM (given in a 0600
+  # file, never on a command line), so that the controller can tell the engines of each
+  # host apart. COUNT, THREADS and GPUS: see plan_engines in lib.sh; ENGINE_RESTART and
+  # MEMORY_LIMIT: see supervisor.py.
   # Every engine starts with THREADS in the thread settings of OpenMP, MKL, OpenBLAS,
   # numexpr and Accelerate (a value the user's SETUP exported wins) and, with GPUS, with
   # CUDA_VISIBLE_DEVICES set to one GPU, round-robin. A supervisor that runs with the same
   # plan is asked to start the engines it stopped or gave up on; with RESTART=yes, another
   # plan, or none running (a supervisor that crashed leaves its engines), every engine is
-  # stopped first and a new supervisor starts them all. The give-up markers of the engines
-  # it starts and of those beyond COUNT go (see host_status).
+  # stopped first and a new supervisor starts them all. Either way every give-up marker of
+  # the cluster's engines goes, those of engines beyond COUNT too (see host_status).
   # Reports expected=, threads=, devices= and started=.
   label=$1 restart=$3 keep=$4 limit=$5
   user_env
@@ -29,10 +30,6 @@ start_engines() {  # start_engines LABEL COUNT RESTART ENGINE_RESTART MEMORY_LIM
   }
   make_run_dir
   base64 -d | tar -xzf - -C "$run" || exit 1
-  for marker in "$run/$name"-engine-*.gaveup; do  # of engines no longer planned: stale
-    n=${marker%.gaveup}
-    [ ! -f "$marker" ] || [ "${n##*-}" -le "$count" ] || rm -f "$marker"
-  done
   supervisor="$name-engines"
   plan="$count $OMP_NUM_THREADS $keep $limit $(printf '%s' "$devices" | tr '\n' ',')"
   if [ "$restart" != yes ] && [ -n "$(sessions "$supervisor")" ] \
@@ -44,7 +41,7 @@ start_engines() {  # start_engines LABEL COUNT RESTART ENGINE_RESTART MEMORY_LIM
     return
   fi
   halt engine "$supervisor" >/dev/null
-  rm -f "$run/$name"-engine-*.gaveup "$run/$supervisor.json"
+  rm -f "$run/$name"-engine-*.gaveup "$run/$name"-engine-*.session.json "$run/$supervisor.json"
   : > "$run/$supervisor.requests"
   printf '%s\n' "$plan" > "$run/$supervisor.plan"
   launch engine "$supervisor" "$python" "$run/supervisor.py" "$run" "$name" "$label" "$count" \

@@ -9,11 +9,12 @@ it, after the host's SETUP, in the screen session ``NAME-engines``::
 
 It starts engines 1 to COUNT (``engine_fork.py``: forked from its warm Python, or as
 processes), in waves of one per core (at least 4) a second, so that neither the host nor
-the controller is flooded. Engine N registers as ``--Session.session=LABEL/N/TIME`` (the
-controller counts it under its host), writes ``NAME-engine-N.log`` and, with DEVICES (GPU
-UUIDs or indexes, comma-separated), sees one of them in ``CUDA_VISIBLE_DEVICES``,
-round-robin. Its restarts follow RESTART (ENGINE_RESTART, see ``engine_life.py``); past
-LIMIT (MEMORY_LIMIT: bytes, ``auto`` or empty) its process group is killed.
+the controller is flooded. Engine N registers as ``LABEL/N/TIME/RANDOM`` (the controller
+counts it under its host; it is given in a file of the user's, see ``engine_life.py``),
+writes ``NAME-engine-N.log`` and, with DEVICES (GPU UUIDs or indexes, comma-separated),
+sees one of them in ``CUDA_VISIBLE_DEVICES``, round-robin. Its restarts follow RESTART
+(ENGINE_RESTART, see ``engine_life.py``); past LIMIT (MEMORY_LIMIT: bytes, ``auto`` or
+empty) its process group is killed.
 
 It reads ``NAME-engines.requests`` as it grows: ``renew N`` starts engine N again at once
 (the controller dropped its registration), ``start`` starts the engines that are stopped
@@ -22,7 +23,8 @@ pid, state, starts and memory, and the host's `host_sample.sample`) on every cha
 every `SAMPLE` s, for ``cluster.status``, and keeps ``host_report.py`` running beside it,
 which sends that file to the controller for the dashboard.
 
-What an engine leaves when it ends goes too: its process group at once (SIGTERM), what
+What an engine leaves when it ends goes too, before the engine is reaped (no pid that was
+reaped is signalled: it may be another's now): its process group at once (SIGTERM), what
 it started outside that group and its KernelNanny `GRACE` s later (SIGKILL: the nanny
 tells the hub first, and ends by itself), and any other process left to the supervisor
 (their subreaper). SIGHUP (screen's quit), SIGTERM and SIGINT stop it, and so does a
@@ -102,13 +104,13 @@ class Supervisor:
         devices = self.options["devices"]
         if devices:
             env["CUDA_VISIBLE_DEVICES"] = devices[(engine.number - 1) % len(devices)]
-        argv = [*self.argv, f"--Session.session={self.options['label']}/{engine.number}"
-                            f"/{time.time_ns()}"]
         engine.starts, engine.renewing, engine.kill_at, engine.tree = engine.starts + 1, False, None, []
         self.dirty = True
         try:
+            argv = [*self.argv, f"--config={engine.write_session(self.options['label'])}"]
             engine.child = self.starter.start(engine.number, argv, env, engine.log_path)
         except OSError as error:  # no fork (the user's process limit), no log (a full disk)
+            engine.forget_session()
             return self.decide(engine, 1, f"could not start ({error})")
         engine.state, engine.nanny = "running", None
         if engine.child.request is not None:
@@ -127,9 +129,10 @@ class Supervisor:
         except (ProcessLookupError, PermissionError):
             pass
 
-    def ended(self, engine, status):
-        """*engine*'s process ended with wait *status* (reaped: its group is ended first,
-        with a snapshot, so that no reused pid is hit)."""
+    def ended(self, engine):
+        """*engine*'s process ended, and is not reaped yet: while it is a zombie, its pid
+        (the pgid of its group) is no one else's. Its group and what escaped it end (psutil
+        snapshots, which signal only the process they were)."""
         child, engine.child = engine.child, None
         if child.request is not None:
             self.selector.unregister(child.request)
@@ -140,7 +143,7 @@ class Supervisor:
         if engine.nanny:
             escaped += process_tree.alone(engine.nanny)
         self.leftovers.end(escaped, GRACE, term=False)
-        self.decide(engine, os.waitstatus_to_exitcode(status), "")
+        engine.forget_session()
 
     def decide(self, engine, code, why):
         """After an end with exit *code* (*why*, if known): *engine* starts again, or not."""
@@ -149,17 +152,30 @@ class Supervisor:
 
     # -- what the loop looks at ---------------------------------------------------------
     def reap(self):
-        by_pid = {e.child.pid: e for e in self.engines.values() if e.child}
+        """Reap every child that ended, and forget its pid: from then on the kernel may
+        give that pid to any process, of any user. An engine is reaped only once what it
+        left is ended (`ended`): `os.waitid` with WNOWAIT says which child ended, and
+        leaves it a zombie until then."""
+        engines = {e.child.pid: e for e in self.engines.values() if e.child}
+        nannies = {e.nanny: e for e in self.engines.values() if e.nanny}
         while True:
             try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
+                done = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
             except ChildProcessError:
                 return
-            if not pid:
+            if done is None:
                 return
-            if pid in by_pid:
-                self.ended(by_pid.pop(pid), status)
-            elif pid == self.reporter.pid:
+            engine = engines.pop(done.si_pid, None)
+            if engine:
+                self.ended(engine)
+            _, status = os.waitpid(done.si_pid, 0)
+            if engine:
+                self.decide(engine, os.waitstatus_to_exitcode(status), "")
+            elif done.si_pid in nannies:
+                nannies.pop(done.si_pid).nanny = None
+            elif done.si_pid == self.gpus.pid:
+                self.gpus.ended()
+            elif done.si_pid == self.reporter.pid:
                 self.reporter.ended()
 
     def read_requests(self):

@@ -192,8 +192,8 @@ def _wait_renewing(fleet, inventory, up, jupyter, stream, just_started, plan=(),
 
 
 def renew_orphans(fleet, inventory, uuids):
-    """Start the engines of *uuids* (orphans, ``LABEL/N/TIME``) again, each host's in one
-    command; ``{host name: [N, ...]}`` of those whose supervisor was told. A uuid of
+    """Start the engines of *uuids* (orphans, ``LABEL/N/TIME/RANDOM``) again, each host's in
+    one command; ``{host name: [N, ...]}`` of those whose supervisor was told. A uuid of
     another form (`engine_uuid`) is none of an engine's: it is left alone."""
     numbers = {}
     for label, number, _ in filter(None, map(engine_uuid, uuids)):
