@@ -184,9 +184,13 @@ def _carries(environ, tag):
 
 
 def test_install_creates_the_env_and_installs_from_a_wheelhouse_with_no_index(host, tmp_path):
+    site = tmp_path / "site-packages"  # the fake environment's (its python answers sysconfig)
+    env_python = tmp_path / "env-python"
+    env_python.write_text(f'#!/bin/sh\ncase $2 in *sysconfig*) echo {site}; exit;; esac\n'
+                          f'echo "$@" >> {tmp_path}/pip.log\n')
+    env_python.chmod(0o755)
     fake_python = tmp_path / "python3"
-    fake_python.write_text('#!/bin/sh\nmkdir -p "$3/bin"; printf \'#!/bin/sh\\necho "$@" >> '
-                           f'{tmp_path}/pip.log\\n\' > "$3/bin/python"; chmod +x "$3/bin/python"\n')
+    fake_python.write_text(f'#!/bin/sh\nmkdir -p "$3/bin" {site}; cp {env_python} "$3/bin/python"\n')
     fake_python.chmod(0o755)
     (tmp_path / "wheels.tar.gz").write_bytes(_empty_tar())
     settings = Settings(cluster_env=str(tmp_path / "cluster env"))
@@ -196,6 +200,8 @@ def test_install_creates_the_env_and_installs_from_a_wheelhouse_with_no_index(ho
     pip = (tmp_path / "pip.log").read_text().splitlines()
     assert "--no-index --find-links" in pip[0] and pip[0].endswith("requirements.txt")
     assert not (tmp_path / "wheels.tar.gz").exists()
+    assert sorted(p.name for p in site.iterdir()) == ["ipp_cluster.pth", "ipp_cluster.py"]
+    assert (site / "ipp_cluster.pth").read_text() == "import ipp_cluster; ipp_cluster.install_when_imported()\n"
     again = host(environment.install(settings, "a==1", str(fake_python)), settings=settings)
     assert facts(again)["created"] == "no" and "--no-index" not in (tmp_path / "pip.log").read_text(
         ).splitlines()[2]
