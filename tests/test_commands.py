@@ -329,3 +329,26 @@ def test_controller_and_jupyter_start_with_open_files_raised_to_the_hard_limit(h
 def session_of(args):
     """The ``--Session.session=`` argument a stand-in engine was started with."""
     return next(arg for arg in args if arg.startswith("--Session.session="))
+
+
+def test_the_check_names_a_screen_and_a_python3_too_old_each_in_one_line(host, tmp_path):
+    """A host whose screen is 4.5 (no -Logfile) and whose python3 is 3.10 (Ubuntu 22.04's,
+    where pip fails on the pinned packages), CLUSTER_ENV not made yet: facts.sh reports
+    both versions and the check says each in one line."""
+    from tasks.steps.preflight import judge
+    fake = tmp_path / "old"
+    fake.mkdir()
+    (fake / "screen").write_text('#!/bin/sh\necho "Screen version 4.05.00 (GNU) 10-Dec-16"; exit 1\n')
+    (fake / "python3").write_text('#!/bin/sh\necho 3.10.12\n')
+    for program in fake.iterdir():
+        program.chmod(0o755)
+    settings = dataclasses.replace(host.settings, cluster_env=str(tmp_path / "not-yet"))
+    result = host(commands.facts(), settings=settings, PATH=f"{fake}:{os.environ['PATH']}")
+    assert result.returncode == 0, result.stderr
+    reported = facts(result)
+    assert (reported["screen_version"], reported["python3"]) == (
+        "Screen version 4.05.00 (GNU) 10-Dec-16", "3.10.12")
+    assert judge(reported, {}, settings)[1:] == [
+        "python3 is Python 3.10.12 here, but the cluster's packages need Python 3.11 or newer: install"
+        " one and name it to fab cluster.install --python=python3.11",
+        "screen 4.05.00 here, but the cluster needs screen 4.6 or newer (its -Logfile): upgrade it"]
