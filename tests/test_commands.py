@@ -7,6 +7,7 @@ and jupyter that record how they were called. No SSH, no root.
 import dataclasses
 import io
 import os
+import pwd
 import shutil
 import stat
 import subprocess
@@ -122,6 +123,28 @@ def test_examples_are_unpacked_and_never_overwrite_a_file(host):
     assert host(commands.put_examples(host.settings, packed(b"first"))).returncode == 0
     assert host(commands.put_examples(host.settings, packed(b"second"))).returncode == 0
     assert (host.home / "ipp-examples" / "a.ipynb").read_bytes() == b"first"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="run as root: it gives a folder to another user")
+def test_an_examples_folder_made_first_by_another_user_or_open_to_others_is_refused(host):
+    """A shared NOTEBOOK_DIR where another user made ``ipp-examples`` first (their notebooks
+    would be offered as the examples), or one that others may write to: refused, in a line
+    that says what to do, and nothing is put there."""
+    folder = host.home / "ipp-examples"
+    folder.mkdir()
+    os.chown(folder, 65534, 65534)  # nobody's
+    result = host(commands.put_examples(host.settings, _empty_tar()))
+    other = pwd.getpwuid(65534).pw_name
+    assert result.returncode == 1
+    assert result.stderr == (f"{folder} belongs to {other}, not to you: its notebooks are not the examples;"
+                             " remove it, or choose another NOTEBOOK_DIR\n")
+    os.chown(folder, 0, 0)
+    folder.chmod(0o777)
+    result = host(commands.put_examples(host.settings, _empty_tar()))
+    assert (result.returncode, result.stderr) == (
+        1, f"{folder} is writable by other users (mode 777): chmod go-w it, or remove it\n")
+    folder.chmod(0o755)
+    assert host(commands.put_examples(host.settings, _empty_tar())).returncode == 0
 
 
 @needs_screen
