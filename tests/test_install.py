@@ -195,6 +195,11 @@ def test_as_a_plain_user_with_the_packages_present_no_apt_no_sudo_and_the_venv_w
         assert "Reading package lists" not in result.stdout and "sudo" not in result.stderr
         assert result.stdout.endswith(NEXT)
         assert_fab_lists_its_tasks(project, USER)
+        # .venv serves as CLUSTER_ENV here: its Pythons give ipp.Client() a lasting routing id.
+        hooked = subprocess.run([*as_user(USER), str(project / ".venv" / "bin" / "python"), "-c",
+                                 "import ipyparallel as ipp; print(ipp.Client.__init__.ipp_cluster)"],
+                                cwd=project, capture_output=True, text=True, timeout=120)
+        assert hooked.stdout == "True\n", hooked.stderr
 
 
 @needs_root
