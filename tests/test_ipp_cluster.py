@@ -1,11 +1,12 @@
 """
 Unit tests of ``tasks/remote/ipp_cluster.py``, the module every IPython kernel of the
-master's Jupyter loads: with a known ipyparallel, ``ipp.Client`` gets sockets with lasting
-routing ids and the cluster's profile; with another, it is left as it is and its first
-client says so in one line. Each runs in a Python of its own, as a kernel loads the
-module; the last starts a real kernel from the kernel specs it changed. The end-to-end test
-(a map in flight at a controller crash, from a kernel of the master's Jupyter) is in
-``tests/test_e2e_controller_healing.py``.
+master's Jupyter and every Python of the cluster's environment load: with a known
+ipyparallel, ``ipp.Client`` gets sockets with lasting routing ids and the cluster's profile;
+with another, it is left as it is and its first client says so in one line. Each runs in a
+Python of its own; one starts a real kernel from the kernel specs it changed, in a folder
+that holds another ``ipp_cluster.py``, one loads the hook as site does. The end-to-end tests
+(a map in flight at a controller crash, from a kernel of the master's Jupyter and from a
+script) are in ``tests/test_e2e_controller_healing.py``.
 """
 
 import json

@@ -5,8 +5,8 @@ facts() {  # facts PORT GPUS ENGINES < VERSIONS_PY: what cluster.info shows and 
   # Reports cores=, mem_total_kb=, mem_available_kb=, load=, users=, screen= (and
   # screen_version=, the first line of screen -v), env_exists= (CLUSTER_ENV is a folder)
   # and, when not, env_siblings= (the Python environments next to it) and python3= (the
-  # version of the python3 that cluster.install would make it with), missing= (programs missing from CLUSTER_ENV), python=,
-  # ipyparallel=, jupyter_server=, open_files_hard= (the hard limit of open files, to
+  # version of the python3 that cluster.install would make it with), missing= (programs
+  # missing from CLUSTER_ENV), python=, ipyparallel=, jupyter_server=, open_files_hard= (the hard limit of open files, to
   # which the controller raises its own), gpus= (the GPUs nvidia-smi lists, whatever
   # the inventory says: 4 x MODEL), engines= (how many engines start_engines would
   # start, from the inventory's ENGINES and GPUS: see plan_engines in lib.sh) or, when

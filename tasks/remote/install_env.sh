@@ -6,7 +6,8 @@ install_env() {  # install_env ENV PYTHON [ARCHIVE] < BASE64_TAR_GZ
   # stdin); ipp_cluster.py and ipp_cluster.pth of it go into its site-packages, so that
   # each of its Pythons gives ipyparallel's Client a lasting routing id. With ARCHIVE
   # (a tar.gz of wheels already put on the host, relative to the home), pip installs
-  # from it alone, with no index, and the archive is removed. Hosts that share ENV's file system take turns (a lock file beside it).
+  # from it alone, with no index, and the archive is removed. Hosts that share ENV's
+  # file system take turns (a lock file beside it).
   # Reports created= and ipyparallel=.
   user_env  # PYTHON may come from the user's SETUP (module load python/3.11)
   umask 022  # the environment is for every user of the host to run

@@ -177,9 +177,10 @@ def load_into_kernels(specs):
     Make the kernel specs that *specs* (Jupyter's kernel spec manager, of whatever class:
     nb_conda_kernels' too) gives out tell each IPython kernel to run `KERNEL_START` at its
     start, named by its absolute path: that file loads this module from this folder. Not
-    by name (an IPython extension): a kernel's working folder comes first on its
-    ``sys.path``, and an ``ipp_cluster.py`` that someone put in a shared notebook folder
-    would run in every kernel opened there.
+    by name (an IPython extension): a kernel's working folder is on its ``sys.path``
+    (first of all where its kernel spec sets a PYTHONPATH of its own), and an
+    ``ipp_cluster.py`` that someone put in a shared notebook folder would run in every
+    kernel opened there.
     """
     get_kernel_spec = specs.get_kernel_spec
     start = os.path.join(os.path.dirname(os.path.abspath(__file__)), KERNEL_START)

@@ -1,8 +1,10 @@
 # Run by each IPython kernel of the master's Jupyter at its start (IPKernelApp.exec_files,
 # named by its absolute path: see load_into_kernels in ipp_cluster.py), in the notebook's
 # namespace, where it leaves no name. It loads ipp_cluster.py from beside this file, never
-# by name: the kernel's working folder (a notebook folder, which others may write to) comes
-# first on its sys.path. Later imports of ipp_cluster in the notebook get this module.
+# by name: the kernel's working folder (a notebook folder, which others may write to) is on
+# its sys.path, before all but the PYTHONPATH and the standard library, and first of all
+# where the kernel spec sets a PYTHONPATH of its own. Later imports of ipp_cluster in the
+# notebook get this module.
 
 
 def _ipp_cluster_start(here):
