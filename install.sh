@@ -46,6 +46,19 @@ else
   as_root apt-get install -y $missing
 fi
 
+# The pinned packages (tasks/cluster-requirements.txt) need Python 3.11 or newer.
+python=python3
+[ ! -x .venv/bin/python ] || python=.venv/bin/python
+if ! version=$("$python" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])
+sys.exit(sys.version_info < (3, 11))' 2>/dev/null); then
+  echo "install.sh: $(uname -n): $python is Python ${version:-(none)}, but the cluster needs 3.11 or newer:" \
+    "install one (Ubuntu 22.04: apt-get install python3.11-venv) and make it python3 on the PATH" >&2
+  exit 1
+fi
 [ -x .venv/bin/pip ] || python3 -m venv .venv
 .venv/bin/pip install --disable-pip-version-check -r "$requirements"
+# .venv serves as CLUSTER_ENV on this machine: its Pythons give ipp.Client() a lasting
+# routing id (tasks/remote/ipp_cluster.py), as cluster.install makes it on the hosts.
+cp tasks/remote/ipp_cluster.py tasks/remote/ipp_cluster.pth \
+  "$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/"
 echo "install.sh: done; next: . .venv/bin/activate && $next"

@@ -5,12 +5,17 @@ import pytest
 from tasks.inventory.folder import Inventory, Settings, parse_hosts
 from tasks.steps.preflight import judge as problems
 
-MASTER = {"python": "3.11.7", "ipyparallel": "9.2.0", "screen": "yes", "missing": ""}
+MASTER = {"python": "3.11.7", "ipyparallel": "9.2.0", "screen": "yes", "missing": "",
+          "screen_version": "Screen version 4.09.00 (GNU) 30-Jan-22"}
 ENV = Settings(cluster_env="/opt/env")
 
 
 def test_a_host_like_the_master_has_no_problem():
     assert problems(dict(MASTER, python="3.11.2"), MASTER, ENV) == []
+    assert problems(dict(MASTER, screen_version="Screen version 5.0.0 (build on 2024-09-01)",
+                         env_exists="no", python3="3.12.3"), MASTER, ENV) == [
+        "CLUSTER_ENV /opt/env does not exist: correct CLUSTER_ENV in cluster.env if it is "
+        "misspelled, else create it there with fab cluster.install"]
 
 
 @pytest.mark.parametrize("facts, expected", [
@@ -28,6 +33,16 @@ def test_a_host_like_the_master_has_no_problem():
     ({"env_exists": "no", "env_siblings": "/opt/anaconda", "python": ""},
      ["CLUSTER_ENV /opt/env does not exist: correct CLUSTER_ENV in cluster.env if it is "
       "misspelled, else create it there with fab cluster.install"]),
+    ({"python": "3.10.12"}, ["Python 3.10.12 in /opt/env here, but the cluster's packages need Python 3.11"
+                             " or newer: make CLUSTER_ENV with a newer one (fab cluster.install"
+                             " --python=python3.11)"]),
+    ({"env_exists": "no", "env_siblings": "", "python": "", "python3": "3.10.12"},
+     ["CLUSTER_ENV /opt/env does not exist: correct CLUSTER_ENV in cluster.env if it is "
+      "misspelled, else create it there with fab cluster.install",
+      "python3 is Python 3.10.12 here, but the cluster's packages need Python 3.11 or newer:"
+      " install one and name it to fab cluster.install --python=python3.11"]),
+    ({"screen_version": "Screen version 4.05.00 (GNU) 10-Dec-16"},
+     ["screen 4.05.00 here, but the cluster needs screen 4.6 or newer (its -Logfile): upgrade it"]),
     ({"python": "", "ipyparallel": "", "missing": " ipcontroller ipengine jupyter"},
      ["no Python in /opt/env: run fab cluster.install",
       "ipcontroller, ipengine, jupyter missing from /opt/env: run fab cluster.install"]),

@@ -7,6 +7,7 @@ and jupyter that record how they were called. No SSH, no root.
 import dataclasses
 import io
 import os
+import pwd
 import re
 import shutil
 import stat
@@ -135,6 +136,28 @@ def test_examples_are_unpacked_and_never_overwrite_a_file(host):
     assert (host.home / "ipp-examples" / "a.ipynb").read_bytes() == b"first"
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="run as root: it gives a folder to another user")
+def test_an_examples_folder_made_first_by_another_user_or_open_to_others_is_refused(host):
+    """A shared NOTEBOOK_DIR where another user made ``ipp-examples`` first (their notebooks
+    would be offered as the examples), or one that others may write to: refused, in a line
+    that says what to do, and nothing is put there."""
+    folder = host.home / "ipp-examples"
+    folder.mkdir()
+    os.chown(folder, 65534, 65534)  # nobody's
+    result = host(commands.put_examples(host.settings, _empty_tar()))
+    other = pwd.getpwuid(65534).pw_name
+    assert result.returncode == 1
+    assert result.stderr == (f"{folder} belongs to {other}, not to you: its notebooks are not the examples;"
+                             " remove it, or choose another NOTEBOOK_DIR\n")
+    os.chown(folder, 0, 0)
+    folder.chmod(0o777)
+    result = host(commands.put_examples(host.settings, _empty_tar()))
+    assert (result.returncode, result.stderr) == (
+        1, f"{folder} is writable by other users (mode 777): chmod go-w it, or remove it\n")
+    folder.chmod(0o755)
+    assert host(commands.put_examples(host.settings, _empty_tar())).returncode == 0
+
+
 @needs_screen
 def test_start_master_starts_controller_and_jupyter_once_with_their_settings(host):
     settings = dataclasses.replace(host.settings, encrypt=True)
@@ -198,9 +221,13 @@ def _carries(environ, tag):
 
 
 def test_install_creates_the_env_and_installs_from_a_wheelhouse_with_no_index(host, tmp_path):
+    site = tmp_path / "site-packages"  # the fake environment's (its python answers sysconfig)
+    env_python = tmp_path / "env-python"
+    env_python.write_text(f'#!/bin/sh\ncase $2 in *sysconfig*) echo {site}; exit;; esac\n'
+                          f'echo "$@" >> {tmp_path}/pip.log\n')
+    env_python.chmod(0o755)
     fake_python = tmp_path / "python3"
-    fake_python.write_text('#!/bin/sh\nmkdir -p "$3/bin"; printf \'#!/bin/sh\\necho "$@" >> '
-                           f'{tmp_path}/pip.log\\n\' > "$3/bin/python"; chmod +x "$3/bin/python"\n')
+    fake_python.write_text(f'#!/bin/sh\nmkdir -p "$3/bin" {site}; cp {env_python} "$3/bin/python"\n')
     fake_python.chmod(0o755)
     (tmp_path / "wheels.tar.gz").write_bytes(_empty_tar())
     settings = Settings(cluster_env=str(tmp_path / "cluster env"))
@@ -210,6 +237,8 @@ def test_install_creates_the_env_and_installs_from_a_wheelhouse_with_no_index(ho
     pip = (tmp_path / "pip.log").read_text().splitlines()
     assert "--no-index --find-links" in pip[0] and pip[0].endswith("requirements.txt")
     assert not (tmp_path / "wheels.tar.gz").exists()
+    assert sorted(p.name for p in site.iterdir()) == ["ipp_cluster.pth", "ipp_cluster.py"]
+    assert (site / "ipp_cluster.pth").read_text() == "import ipp_cluster; ipp_cluster.install_when_imported()\n"
     again = host(environment.install(settings, "a==1", str(fake_python)), settings=settings)
     assert facts(again)["created"] == "no" and "--no-index" not in (tmp_path / "pip.log").read_text(
         ).splitlines()[2]
@@ -338,3 +367,26 @@ def session_of(args):
     """The session a stand-in engine registers as (``LABEL/N/TIME/RANDOM``), from its
     ``--config=`` file."""
     return next(arg for arg in args if arg.startswith("session="))[len("session="):]
+
+
+def test_the_check_names_a_screen_and_a_python3_too_old_each_in_one_line(host, tmp_path):
+    """A host whose screen is 4.5 (no -Logfile) and whose python3 is 3.10 (Ubuntu 22.04's,
+    where pip fails on the pinned packages), CLUSTER_ENV not made yet: facts.sh reports
+    both versions and the check says each in one line."""
+    from tasks.steps.preflight import judge
+    fake = tmp_path / "old"
+    fake.mkdir()
+    (fake / "screen").write_text('#!/bin/sh\necho "Screen version 4.05.00 (GNU) 10-Dec-16"; exit 1\n')
+    (fake / "python3").write_text('#!/bin/sh\necho 3.10.12\n')
+    for program in fake.iterdir():
+        program.chmod(0o755)
+    settings = dataclasses.replace(host.settings, cluster_env=str(tmp_path / "not-yet"))
+    result = host(commands.facts(), settings=settings, PATH=f"{fake}:{os.environ['PATH']}")
+    assert result.returncode == 0, result.stderr
+    reported = facts(result)
+    assert (reported["screen_version"], reported["python3"]) == (
+        "Screen version 4.05.00 (GNU) 10-Dec-16", "3.10.12")
+    assert judge(reported, {}, settings)[1:] == [
+        "python3 is Python 3.10.12 here, but the cluster's packages need Python 3.11 or newer: install"
+        " one and name it to fab cluster.install --python=python3.11",
+        "screen 4.05.00 here, but the cluster needs screen 4.6 or newer (its -Logfile): upgrade it"]

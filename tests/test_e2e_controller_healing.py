@@ -295,3 +295,52 @@ def test_a_controller_that_exits_at_its_first_start_is_named_by_up_at_once(clust
     CRASH_FLAG.unlink()
     assert cluster("cluster.down").returncode == 0
     assert leftovers(fake_hosts, (1, 2, 3)) == {}
+
+
+def hooked_env(path):
+    """A Python environment at *path* as a user makes one with ``python -m venv``, that
+    sees this one's packages (a ``.pth``; nothing to download), for ``cluster.install``."""
+    if not (path / "bin" / "python").exists():
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True)
+    purelib = subprocess.run([str(path / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_path("
+                              "'purelib'))"], capture_output=True, text=True, check=True).stdout.strip()
+    shared = [p for p in sys.path if p.endswith("site-packages")]
+    Path(purelib, "shared-packages.pth").write_text("\n".join(shared) + "\n")
+    for name in ("ipcontroller", "ipengine", "jupyter", "jupyter-server"):  # as pip writes them
+        text = Path(sys.prefix, "bin", name).read_text().split("\n", 1)[1]
+        (path / "bin" / name).write_text(f"#!{path}/bin/python\n{text}")
+        (path / "bin" / name).chmod(0o755)
+    return path
+
+
+def test_a_scripts_plain_ipp_client_in_the_cluster_env_gets_its_map_in_flight_at_a_crash(
+        cluster, fake_hosts):
+    """``python search.py`` on the master, with the Python of CLUSTER_ENV=~/... (a user's,
+    made by ``cluster.install``, under each host's home): the same plain ``ipp.Client()`` as
+    a notebook's, not a kernel, and its map ends when every controller process is killed."""
+    assert cluster("cluster.down").returncode == 0
+    env_folder = hooked_env(HOME / f"{NAME}-env")
+    settings = cluster.inventory / "cluster.env"
+    settings.write_text(re.sub(r"(?m)^CLUSTER_ENV=.*$", f"CLUSTER_ENV=~/{NAME}-env", settings.read_text()))
+    installed = cluster("cluster.install")
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    up = cluster("cluster.up")
+    assert up.returncode == 0, up.stdout + up.stderr
+    master = fake_hosts.hosts[0]
+    assert f"{env_folder}/bin/python" in master.run(
+        f"pgrep -af '{RUN_DIR}/controller[.]py ' || true")  # ~ expanded there
+    before = engines_by_id(PROFILE)
+    script = HOME / f"{NAME}-search.py"
+    script.write_text("import ipyparallel as ipp\nrc = ipp.Client(timeout=20)\n" + SUBMIT + ENDED)
+    user = subprocess.Popen([str(env_folder / "bin" / "python"), str(script)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=HOME,
+                            env=dict(os.environ, IPP_PROFILE=PROFILE))  # as the master's Jupyter sets it
+    try:
+        assert user.stdout.readline().strip() == "submitted", user.communicate(timeout=60)
+        _, killed = kill_the_controller_mid_map(master)
+        out, err = user.communicate(timeout=150)
+    finally:
+        user.kill()
+        script.unlink()
+    assert user.returncode == 0, err
+    assert_the_map_ended(json.loads(out.strip().splitlines()[-1]), killed, before)

@@ -10,10 +10,14 @@ import shutil
 import signal
 import subprocess
 import sys
+import urllib.request
+from pathlib import Path
 
 import nbclient
 import nbformat
 import pytest
+from jupyter_client import BlockingKernelClient
+from jupyter_core.paths import jupyter_runtime_dir
 
 from tests.conftest import FAB, PROJECT, fab, write_inventory
 
@@ -31,19 +35,31 @@ def cluster(fake_hosts, tmp_path_factory):
     notebook_dir = folder / "notebooks"
     (notebook_dir / "ipp-examples").mkdir(parents=True)
     (notebook_dir / "ipp-examples" / "mine.ipynb").write_text("my own notebook")
+    site_kernel(folder / "jupyter")
     inventory = write_inventory(
         folder / "inv", "[master]\n127.0.2.1\n[engines]\n127.0.2.2 engines=2\n127.0.2.3 engines=1\n",
-        CLUSTER_ENV=sys.prefix,
+        CLUSTER_ENV=sys.prefix, SETUP=f"'export JUPYTER_PATH={folder}/jupyter'",
         CLUSTER_NAME=NAME, IPP_PROFILE=NAME, JUPYTER_PORT=PORT, NOTEBOOK_DIR=notebook_dir,
         KNOWN_HOSTS=fake_hosts.known_hosts)
 
     def run(*args, **kwargs):
         return fab(*args, inventory=inventory, key=fake_hosts.client_key, **kwargs)
     run.inventory, run.notebook_dir = inventory, notebook_dir
+    run.token = lambda: run("master.url").stdout.strip().splitlines()[-1].split("token=")[1]
     up = run("cluster.up")
     assert up.returncode == 0, up.stdout + up.stderr
     yield run
     run("cluster.down")
+
+
+def site_kernel(jupyter_path):
+    """A kernel spec of the site's (in JUPYTER_PATH), "site-python": this Python's IPython
+    kernel with a PYTHONPATH of its own, as a site's kernel spec may set."""
+    spec = jupyter_path / "kernels" / "site-python"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Python (site)", "language": "python", "env": {"PYTHONPATH": "/opt/site-lib"}}))
 
 
 def execute(path, monkeypatch):
@@ -68,6 +84,36 @@ def test_up_puts_the_examples_on_the_master_and_keeps_what_is_there(cluster):
     assert cluster("cluster.up").returncode == 0
     assert (examples / shipped[0]).read_text() == "edited by the user"
     shutil.copy(PROJECT / "notebooks" / shipped[0], examples / shipped[0])
+
+
+def test_an_ipp_cluster_py_put_in_a_notebook_folder_never_runs_in_a_kernel_opened_there(cluster):
+    """Someone with write access to a shared notebook folder puts an ``ipp_cluster.py``
+    there: a kernel of the master's Jupyter opened in that folder (the site's kernel spec,
+    with a PYTHONPATH of its own) never runs it, and its ``ipp.Client`` is the cluster's."""
+    planted, ran = cluster.notebook_dir / "ipp_cluster.py", cluster.notebook_dir.parent / "planted-ran"
+    planted.write_text(f"open({str(ran)!r}, 'w').close()\ndef load_ipython_extension(shell): pass\n")
+    token = cluster.token()
+    headers = {"Authorization": f"token {token}"}
+    request = urllib.request.Request(f"http://127.0.0.1:{PORT}/api/kernels", headers=headers,
+                                     data=json.dumps({"name": "site-python", "path": ""}).encode())
+    with urllib.request.urlopen(request, timeout=30) as response:
+        kernel_id = json.load(response)["id"]
+    kernel = BlockingKernelClient()  # Jupyter runs as this user, on this machine's files
+    kernel.load_connection_file(Path(jupyter_runtime_dir()) / f"kernel-{kernel_id}.json")
+    kernel.start_channels()
+    said = []
+    try:
+        reply = kernel.execute_interactive(
+            "import os, ipyparallel as ipp; print(os.getcwd(), getattr(ipp.Client.__init__, 'ipp_cluster', 0))",
+            timeout=60, output_hook=lambda message: said.append(message["content"].get("text", "")))
+    finally:
+        kernel.stop_channels()
+        urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{PORT}/api/kernels/{kernel_id}",
+                                                      method="DELETE", headers=headers), timeout=30)
+        planted.unlink()
+    assert reply["content"]["status"] == "ok", reply["content"]
+    assert not ran.exists(), said
+    assert "".join(said).split() == [str(cluster.notebook_dir), "True"]
 
 
 def test_notebooks_are_committed_without_outputs():

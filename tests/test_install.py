@@ -142,6 +142,23 @@ def test_a_wrong_option_prints_the_usage_and_does_nothing(args):
         assert not (project / ".venv").exists()
 
 
+def test_a_python3_older_than_3_11_is_named_in_one_line_before_any_venv(tmp_path):
+    """Ubuntu 22.04's python3 (3.10), first on the PATH: pip would fail on the pinned
+    packages, so install.sh stops before it, in one line that names the host and version."""
+    needs_installed(*USER_PACKAGES)
+    (tmp_path / "python3").write_text("#!/bin/sh\necho 3.10.12\nexit 1\n")
+    (tmp_path / "python3").chmod(0o755)
+    with project_copy() as project:
+        result = subprocess.run(["sh", "install.sh"], cwd=project, capture_output=True, text=True,
+                                env=dict(os.environ, PATH=f"{tmp_path}:{PATH}"), stdin=subprocess.DEVNULL)
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert result.stderr == (
+            f"install.sh: {os.uname().nodename}: python3 is Python 3.10.12, but the cluster needs 3.11 or"
+            " newer: install one (Ubuntu 22.04: apt-get install python3.11-venv) and make it python3 on"
+            " the PATH\n")
+        assert not (project / ".venv").exists()
+
+
 @needs_root
 @pytest.mark.slow
 def test_as_root_without_sudo_apt_get_installs_what_is_missing_and_the_quick_start_runs():
@@ -178,6 +195,11 @@ def test_as_a_plain_user_with_the_packages_present_no_apt_no_sudo_and_the_venv_w
         assert "Reading package lists" not in result.stdout and "sudo" not in result.stderr
         assert result.stdout.endswith(NEXT)
         assert_fab_lists_its_tasks(project, USER)
+        # .venv serves as CLUSTER_ENV here: its Pythons give ipp.Client() a lasting routing id.
+        hooked = subprocess.run([*as_user(USER), str(project / ".venv" / "bin" / "python"), "-c",
+                                 "import ipyparallel as ipp; print(ipp.Client.__init__.ipp_cluster)"],
+                                cwd=project, capture_output=True, text=True, timeout=120)
+        assert hooked.stdout == "True\n", hooked.stderr
 
 
 @needs_root

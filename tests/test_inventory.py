@@ -1,8 +1,11 @@
 """Unit tests for the inventory parser: what it reads, and each error it gives."""
 
+import subprocess
 import tracemalloc
 
 import pytest
+
+from tests.conftest import PROJECT
 
 from tasks.inventory.folder import (
     Host,
@@ -197,6 +200,19 @@ def test_settings_defaults_and_values():
     assert Settings().bin_prefix == ""
 
 
+def test_cluster_env_under_the_home_is_expanded_by_each_host_itself():
+    """``CLUSTER_ENV=~/...`` (a user who is not root writes only under their home) reaches
+    the hosts as it is written; ``setup`` in ``lib.sh`` expands it with that host's $HOME,
+    as a value, never by a shell's eval."""
+    settings = parse_settings("CLUSTER_ENV=~/ipp env/\n".replace(" ", "-"))
+    assert (settings.cluster_env, settings.bin_prefix) == ("~/ipp-env", "~/ipp-env/bin/")
+    lib = (PROJECT / "tasks" / "remote" / "lib.sh").read_text()
+    for home in ("/home/lab", "/home/a b$(touch x)"):
+        done = subprocess.run(["sh", "-c", lib + 'setup n p "$1" 5 ""; printf "%s|%s" "$bin" "$python"', "sh",
+                               settings.bin_prefix], capture_output=True, text=True, env={"HOME": home}, cwd="/")
+        assert done.stdout == f"{home}/ipp-env/bin/|{home}/ipp-env/bin/python", done.stderr
+
+
 @pytest.mark.parametrize("text, line, reason", [
     ("A=1\n", 1, "unknown setting 'A'; known: CLUSTER_ENV, CLUSTER_NAME, IPP_PROFILE, "
                  "JUPYTER_PORT, ENGINE_TIMEOUT, CONNECT_TIMEOUT, PARALLEL, ENCRYPT, KNOWN_HOSTS, "
@@ -211,10 +227,17 @@ def test_settings_defaults_and_values():
     ("HOST_KEY_CHECKING=no\n", 1, "HOST_KEY_CHECKING='no' must be accept-new or strict"),
     ("KNOWN_HOSTS=known\n", 1, "KNOWN_HOSTS='known' must be an absolute path (or start with ~)"),
     ("\n\nCLUSTER_ENV=env\n", 3,
-     "CLUSTER_ENV='env' must be an absolute path of letters, digits and ._/+@- (or empty)"),
+     "CLUSTER_ENV='env' must be an absolute path or one under ~/, of letters, digits and ._/+@-"
+     " (or empty)"),
     ("CLUSTER_ENV=/opt/env; touch /tmp/pwned\n", 1,
-     "CLUSTER_ENV='/opt/env; touch /tmp/pwned' must be an absolute path of letters, digits"
-     " and ._/+@- (or empty)"),
+     "CLUSTER_ENV='/opt/env; touch /tmp/pwned' must be an absolute path or one under ~/, of"
+     " letters, digits and ._/+@- (or empty)"),
+    ("CLUSTER_ENV=~lab/env\n", 1,
+     "CLUSTER_ENV='~lab/env' must be an absolute path or one under ~/, of letters, digits and"
+     " ._/+@- (or empty)"),
+    ("CLUSTER_ENV=~/\n", 1,
+     "CLUSTER_ENV='~/' must be an absolute path or one under ~/, of letters, digits and ._/+@-"
+     " (or empty)"),
     ("JUPYTER_PORT=http\n", 1, "JUPYTER_PORT='http' must be a number from 1 to 65535"),
     ("JUPYTER_PORT=0\n", 1, "JUPYTER_PORT='0' must be a number from 1 to 65535"),
     ("CLUSTER_NAME=a b\n", 1, "CLUSTER_NAME='a b' must be letters, digits, '_' or '-'"),

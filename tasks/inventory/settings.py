@@ -15,6 +15,7 @@ from .error import InventoryError
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
 _PATH_RE = re.compile(r"^/[A-Za-z0-9._/+@-]*$")
+_HOME_PATH_RE = re.compile(r"^~/[A-Za-z0-9._/+@-]*[A-Za-z0-9._+@-]/*$")
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,15 @@ class Settings:
 def _absolute_path(value):
     if value and not _PATH_RE.match(value):
         raise ValueError("must be an absolute path of letters, digits and ._/+@- (or empty)")
+    return value.rstrip("/") or ("/" if value else "")
+
+
+def _env_path(value):
+    """An absolute path, or one under ``~/``: each host expands ``~`` with its own home
+    (``setup`` in ``tasks/remote/lib.sh``), for a user who can write only there."""
+    if value and not (_PATH_RE.match(value) or _HOME_PATH_RE.match(value)):
+        raise ValueError("must be an absolute path or one under ~/, of letters, digits and ._/+@-"
+                         " (or empty)")
     return value.rstrip("/") or ("/" if value else "")
 
 
@@ -109,7 +119,7 @@ def _number(kind, low, high):
 
 #: cluster.env keys, the `Settings` field each sets, and how its value is checked.
 SETTINGS = {
-    "CLUSTER_ENV": ("cluster_env", _absolute_path),
+    "CLUSTER_ENV": ("cluster_env", _env_path),
     "CLUSTER_NAME": ("cluster_name", _name),
     "IPP_PROFILE": ("ipp_profile", _name),
     "JUPYTER_PORT": ("jupyter_port", _number(int, 1, 65535)),

@@ -131,7 +131,8 @@ def start_master(settings, address, engines=None):
                                  "yes" if settings.encrypt else "no", period, registration),
                 programs("nanny.py", "process_tree.py", "controller.py", "outbox.py", "host_inbox.py",
                          "host_report.py", "refusals.py", "dashboard_hosts.py", "python/ipp_cluster.py",
-                         "python/ipp_dashboard.py", "python/ipp_dashboard.html", "python/ipp_screens.py",
+                         "python/ipp_cluster_kernel.py", "python/ipp_dashboard.py",
+                         "python/ipp_dashboard.html", "python/ipp_screens.py",
                          "python/dashboard_listener.py", "python/dashboard_stream.py",
                          "python/dashboard_hosts.py", "python/dashboard_history.py"))
 

@@ -2,10 +2,11 @@
 # shellcheck disable=SC2154  # name, bin, python: set by setup() in lib.sh
 
 facts() {  # facts PORT GPUS ENGINES < VERSIONS_PY: what cluster.info shows and cluster.check judges
-  # Reports cores=, mem_total_kb=, mem_available_kb=, load=, users=, screen=,
-  # env_exists= (CLUSTER_ENV is a folder) and, when not, env_siblings= (the Python
-  # environments next to it), missing= (programs missing from CLUSTER_ENV), python=,
-  # ipyparallel=, jupyter_server=, open_files_hard= (the hard limit of open files, to
+  # Reports cores=, mem_total_kb=, mem_available_kb=, load=, users=, screen= (and
+  # screen_version=, the first line of screen -v), env_exists= (CLUSTER_ENV is a folder)
+  # and, when not, env_siblings= (the Python environments next to it) and python3= (the
+  # version of the python3 that cluster.install would make it with), missing= (programs
+  # missing from CLUSTER_ENV), python=, ipyparallel=, jupyter_server=, open_files_hard= (the hard limit of open files, to
   # which the controller raises its own), gpus= (the GPUs nvidia-smi lists, whatever
   # the inventory says: 4 x MODEL), engines= (how many engines start_engines would
   # start, from the inventory's ENGINES and GPUS: see plan_engines in lib.sh) or, when
@@ -29,13 +30,19 @@ facts() {  # facts PORT GPUS ENGINES < VERSIONS_PY: what cluster.info shows and 
   # shellcheck disable=SC3045  # dash, bash, ksh and busybox sh all have ulimit -H
   echo "open_files_hard=$(ulimit -Hn)"
   echo "users=$(who 2>/dev/null | awk '{print $1}' | sort -u | tr '\n' ' ')"
-  if command -v screen >/dev/null; then echo screen=yes; else echo screen=no; fi
+  if command -v screen >/dev/null; then
+    echo screen=yes
+    echo "screen_version=$(screen -v 2>/dev/null | head -n 1)"  # Screen version 4.09.00 (GNU) ...
+  else
+    echo screen=no
+  fi
   if [ -n "$bin" ]; then
     env=${bin%/bin/}
     if [ -d "$env" ]; then
       echo env_exists=yes
     else  # a typo? name the environments next to where it should be
       echo env_exists=no
+      echo "python3=$(python3 -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])' 2>/dev/null)"
       printf 'env_siblings='
       for sibling in "${env%/*}"/*/ "${env%/*}"/.[!.]*/; do
         [ -x "${sibling}bin/python" ] && printf '%s ' "${sibling%/}"

@@ -1,9 +1,14 @@
 """
 A client of the cluster that a controller restart does not leave waiting.
 
-``tasks/remote/start_master.sh`` puts this module on the ``PYTHONPATH`` of the master's
-Jupyter, which loads it as a server extension: every IPython kernel there then loads it
-too (an IPython extension, see `load_into_kernels`), so that a notebook's plain::
+Every Python of the cluster's environment loads this module at its start, from the
+``ipp_cluster.pth`` that ``cluster.install`` (``tasks/remote/install_env.sh``) and
+``install.sh`` put beside it in the environment's site-packages; the master's Jupyter
+loads it as a server extension (``tasks/remote/start_master.sh`` puts it on its
+``PYTHONPATH``), and every IPython kernel there loads it too, whatever its environment
+(see `load_into_kernels`). Then, once ipyparallel is imported (`install_when_imported`:
+nothing is done, nor imported, in a Python that never imports it), a script's or a
+notebook's plain::
 
     import ipyparallel as ipp
     rc = ipp.Client()                # the profile from IPP_PROFILE
@@ -24,23 +29,31 @@ nothing else differs.
 import functools
 import os
 import sys
-import uuid
-
-import zmq
 
 #: The ipyparallel releases whose controller ``controller.py`` restores (its scheduler's
 #: internals): with another, ipyparallel's own client is left as it is.
 KNOWN_MAJORS = (9,)
 
+#: The file that each IPython kernel of the master's Jupyter runs at its start (beside this one).
+KERNEL_START = "ipp_cluster_kernel.py"
 
-class LastingContext(zmq.Context):
-    """A ZeroMQ context whose request sockets keep one routing id for good."""
 
-    def socket(self, socket_type, *args, **kwargs):
-        socket = super().socket(socket_type, *args, **kwargs)
-        if socket_type == zmq.DEALER:
-            socket.routing_id = f"ipp-cluster-{uuid.uuid4().hex}".encode()
-        return socket
+@functools.lru_cache(maxsize=None)
+def _lasting_context_class():
+    """`LastingContext`, made when first needed: ZeroMQ is imported by a client, not here."""
+    import uuid
+
+    import zmq
+
+    class LastingContext(zmq.Context):
+        """A ZeroMQ context whose request sockets keep one routing id for good."""
+
+        def socket(self, socket_type, *args, **kwargs):
+            socket = super().socket(socket_type, *args, **kwargs)
+            if socket_type == zmq.DEALER:
+                socket.routing_id = f"ipp-cluster-{uuid.uuid4().hex}".encode()
+            return socket
+    return LastingContext
 
 
 _context = None, None  # this process's LastingContext, and the pid that made it
@@ -52,7 +65,7 @@ def lasting_context():
     global _context
     context, pid = _context
     if context is None or context.closed or pid != os.getpid():
-        _context = context, pid = LastingContext(), os.getpid()
+        _context = context, pid = _lasting_context_class()(), os.getpid()
     return context
 
 
@@ -106,16 +119,77 @@ def install():
     return known
 
 
+def _install_or_say():
+    """`install`, or one line on stderr that says why not (never an error in an import)."""
+    try:
+        install()
+    except Exception as error:  # noqa: BLE001 - an import of ipyparallel must not fail here
+        print(f"ipp_cluster: ipp.Client() is ipyparallel's own: {error!r}", file=sys.stderr)
+
+
+class _WhenImported:
+    """
+    A finder first on ``sys.meta_path`` that finds nothing itself: asked for ipyparallel
+    (once, at its first import), it has the finders after it find the module, and makes
+    the loader run `install` once the module has run. Any other name costs a comparison.
+    """
+
+    ipp_cluster = True  # one of ours (see `install_when_imported`)
+
+    def __init__(self):
+        self.finding = False
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "ipyparallel" or self.finding:
+            return None
+        import importlib.util
+
+        self.finding = True
+        try:
+            spec = importlib.util.find_spec(name)
+        finally:
+            self.finding = False
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        run = spec.loader.exec_module  # this module's own loader: one per spec
+
+        def exec_module(module):
+            run(module)
+            if self in sys.meta_path:
+                sys.meta_path.remove(self)
+            _install_or_say()
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+def install_when_imported():
+    """`install` now if ipyparallel was imported, else at its first import (a finder on
+    ``sys.meta_path``): what each Python of the cluster's environment runs at its start
+    (``ipp_cluster.pth``), and each kernel of the master's Jupyter (`load_into_kernels`)."""
+    if "ipyparallel" in sys.modules:
+        _install_or_say()
+    elif not any(getattr(finder, "ipp_cluster", False) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _WhenImported())
+
+
 def load_into_kernels(specs):
-    """Make the kernel specs that *specs* (Jupyter's kernel spec manager, of whatever class:
-    nb_conda_kernels' too) gives out tell each IPython kernel to load this module."""
+    """
+    Make the kernel specs that *specs* (Jupyter's kernel spec manager, of whatever class:
+    nb_conda_kernels' too) gives out tell each IPython kernel to run `KERNEL_START` at its
+    start, named by its absolute path: that file loads this module from this folder. Not
+    by name (an IPython extension): a kernel's working folder is on its ``sys.path``
+    (first of all where its kernel spec sets a PYTHONPATH of its own), and an
+    ``ipp_cluster.py`` that someone put in a shared notebook folder would run in every
+    kernel opened there.
+    """
     get_kernel_spec = specs.get_kernel_spec
+    start = os.path.join(os.path.dirname(os.path.abspath(__file__)), KERNEL_START)
 
     @functools.wraps(get_kernel_spec)
     def with_this_module(kernel_name, *args, **kwargs):
         spec = get_kernel_spec(kernel_name, *args, **kwargs)
         if any("ipykernel" in word for word in spec.argv[1:3]):  # python -m ipykernel[_launcher]
-            spec.argv = [*spec.argv, "--IPKernelApp.extra_extensions=ipp_cluster"]
+            spec.argv = [*spec.argv, f"--IPKernelApp.exec_files={start}"]
         return spec
     specs.get_kernel_spec = with_this_module
 
@@ -130,11 +204,8 @@ def _load_jupyter_server_extension(server):
 
 
 def load_ipython_extension(shell):
-    """Loaded by the master's kernels (see `load_into_kernels`)."""
-    try:
-        install()
-    except ImportError:  # a kernel without ipyparallel: nothing to do
-        pass
+    """``%load_ext ipp_cluster`` in a notebook of another Jupyter: as `install_when_imported`."""
+    install_when_imported()
 
 
 def failed_by_restart(error):

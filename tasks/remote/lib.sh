@@ -33,10 +33,19 @@ ENGINE_HEARTBEAT_MISSES=50
 LAUNCH_HEADER='^=== ([A-Z][a-z][a-z] .*): '
 NANNY_RESTART='^=== nanny ([0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9] [0-9][0-9]:[0-9][0-9]:[0-9][0-9]): restart: '
 
+at_home() {  # at_home PATH: PATH, with a leading ~/ (CLUSTER_ENV=~/...) this host's $HOME
+  # shellcheck disable=SC2088  # the ~ is the text the inventory holds: expanded here, never by eval
+  case $1 in
+    "~/"*) printf '%s\n' "$HOME/${1#"~/"}" ;;
+    *) printf '%s\n' "$1" ;;
+  esac
+}
+
 setup() {  # setup NAME PROFILE BIN TIMEOUT SETUP: the variables every step uses
   set -u
   umask 077
   name=$1 profile=$2 bin=$3 timeout=$4 user_setup=$5 user_env_done=
+  bin=$(at_home "$bin")
   base="$HOME/.ipp-cluster/$name"
   run="$base/$(uname -n)"
   sec="${IPYTHONDIR:-$HOME/.ipython}/profile_$profile/security"

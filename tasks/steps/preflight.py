@@ -6,6 +6,7 @@ says what is wrong and what to do about it.
 """
 
 import difflib
+import re
 from dataclasses import dataclass
 
 from ..remote import commands
@@ -97,6 +98,38 @@ def _minor(version):
     return ".".join(version.split(".")[:2])
 
 
+#: The oldest Python that tasks/cluster-requirements.txt installs into (install.sh says so too),
+#: and the oldest screen (4.6: ``-Logfile``).
+MIN_PYTHON, MIN_SCREEN = (3, 11), (4, 6)
+_VERSION_RE = re.compile(r"^([0-9]+)\.([0-9]+)(\.[0-9]+)?$")
+_SCREEN_RE = re.compile(r"^Screen version ([0-9]+)\.([0-9]+)(\.[0-9]+)? ")
+
+
+def _older(match, minimum):
+    """Whether the version that *match* holds (its groups: major, minor) is older than *minimum*."""
+    return match is not None and (int(match[1]), int(match[2])) < minimum
+
+
+def too_old(facts_, where):
+    """What is too old on a host (its Python, python3 where CLUSTER_ENV is missing, screen),
+    one line each, or []."""
+    need = "the cluster's packages need Python %d.%d or newer" % MIN_PYTHON
+    newer = "python%d.%d" % MIN_PYTHON
+    found = []
+    python, python3 = facts_.get("python", ""), facts_.get("python3", "")
+    if _older(_VERSION_RE.match(python), MIN_PYTHON):
+        found.append(f"Python {python} in {where} here, but {need}: make CLUSTER_ENV with a newer"
+                     f" one (fab cluster.install --python={newer})")
+    elif not python and _older(_VERSION_RE.match(python3), MIN_PYTHON):
+        found.append(f"python3 is Python {python3} here, but {need}: install one and name it to"
+                     f" fab cluster.install --python={newer}")
+    screen = _SCREEN_RE.match(facts_.get("screen_version", ""))
+    if facts_.get("screen") == "yes" and _older(screen, MIN_SCREEN):
+        found.append(f"screen {screen[1]}.{screen[2]}{screen[3] or ''} here, but the cluster needs"
+                     " screen %d.%d or newer (its -Logfile): upgrade it" % MIN_SCREEN)
+    return found
+
+
 def judge(facts_, master_facts, settings):
     """
     What is wrong on a host, each with what to do about it, given its facts and the master's.
@@ -108,15 +141,18 @@ def judge(facts_, master_facts, settings):
     found = []
     if facts_.get("screen") != "yes":
         found.append("screen is not installed: install it (apt-get install screen)")
+    old = too_old(facts_, where)
     if facts_.get("env_exists") == "no":
-        return found + [_missing_env(settings.cluster_env, facts_.get("env_siblings", "").split())]
+        return found + [_missing_env(settings.cluster_env, facts_.get("env_siblings", "").split())] + old
+    found += old
     if not facts_.get("python"):
         found.append(f"no Python in {where}: run fab cluster.install")
     missing = facts_.get("missing", "").split()
     if missing:
         found.append(f"{', '.join(missing)} missing from {where}: run fab cluster.install")
     python, master_python = facts_.get("python", ""), master_facts.get("python", "")
-    if python and master_python and _minor(python) != _minor(master_python):
+    if python and master_python and _minor(python) != _minor(master_python) \
+            and not _older(_VERSION_RE.match(python), MIN_PYTHON):  # said by too_old
         found.append(f"Python {python} here but {master_python} on the master: "
                      "use the same Python minor version on every host")
     ipp, master_ipp = facts_.get("ipyparallel", ""), master_facts.get("ipyparallel", "")
