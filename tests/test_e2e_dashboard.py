@@ -62,7 +62,7 @@ def cluster(fab_here):
     up = fab_here("cluster.up")
     assert up.returncode == 0, up.stdout + up.stderr
     fab_here.up = up
-    fab_here.token = re.search(r"^Dashboard: http://localhost:\d+/ipp-dashboard/\?token=(\w+)$",
+    fab_here.token = re.search(r"^Dashboard: http://127\.0\.0\.1:\d+/ipp-dashboard/\?token=(\w+)$",
                                up.stdout, re.MULTILINE)[1]
     return fab_here
 
@@ -84,10 +84,10 @@ def host_row(found, name):
 
 
 def test_up_prints_the_dashboard_and_master_url_too(cluster):
-    assert f"Dashboard: http://localhost:{PORT}/ipp-dashboard/?token={cluster.token}" in cluster.up.stdout
+    assert f"Dashboard: http://127.0.0.1:{PORT}/ipp-dashboard/?token={cluster.token}" in cluster.up.stdout
     url = cluster("master.url").stdout.splitlines()
-    assert url == [f"Dashboard: http://localhost:{PORT}/ipp-dashboard/?token={cluster.token}",
-                   f"http://localhost:{PORT}/?token={cluster.token}"]
+    assert url == [f"Dashboard: http://127.0.0.1:{PORT}/ipp-dashboard/?token={cluster.token}",
+                   f"http://127.0.0.1:{PORT}/?token={cluster.token}"]
 
 
 def test_without_the_token_the_page_and_its_data_give_nothing(cluster):

@@ -245,4 +245,4 @@ def probe(settings, expected=None, wait=0.0, shutdown=(), jupyter=True, controll
                             "wait": wait, "shutdown": list(shutdown), "jupyter": jupyter,
                             "controller": controller, "started": started,
                             "known_orphans": list(known_orphans)})
-    return Step("probe", (arguments,), programs("probe.py", "ipp_screens.py"))
+    return Step("probe", (arguments,), programs("probe.py", "ipp_screens.py", "loopback.py"))
