@@ -64,8 +64,8 @@ def test_another_users_listener_on_a_stopped_clusters_port_hears_nothing(cluster
     assert token.encode() not in heard and heard == b""
     for task, result in results.items():
         assert result.returncode != 0 and "token=" not in result.stdout, (task, result.stdout)
-    assert results["master.url"].stderr == (f"error: 127.0.2.1: exit 1: no Jupyter token in {TOKEN_FILE}: "
-                                            "is the master started?\n")
+    assert results["master.url"].stderr == ("error: 127.0.2.1: Jupyter is not running: fab master.start "
+                                            "starts it\n")
     assert results["master.start"].stderr.startswith("error: 127.0.2.1: Jupyter exited: ERROR: the "
                                                      f"Jupyter server could not be started because port "
                                                      f"{PORT} is not available.")

@@ -209,7 +209,8 @@ def host_status(host):
 
 
 def read_token():
-    """Report Jupyter's ``token=``, failing when the master never made one."""
+    """Report Jupyter's ``token=``, empty when there is none (the master is not started):
+    always followed by a `probe`, which says why."""
     return Step("read_token")
 
 
