@@ -66,9 +66,9 @@ def test_another_users_listener_on_a_stopped_clusters_port_hears_nothing(cluster
         assert result.returncode != 0 and "token=" not in result.stdout, (task, result.stdout)
     assert results["master.url"].stderr == ("error: 127.0.2.1: Jupyter is not running: fab master.start "
                                             "starts it\n")
-    assert results["master.start"].stderr.startswith("error: 127.0.2.1: Jupyter exited: ERROR: the "
-                                                     f"Jupyter server could not be started because port "
-                                                     f"{PORT} is not available.")
+    assert results["master.start"].stderr == (f"error: 127.0.2.1: JUPYTER_PORT {PORT} is taken here by "
+                                              f"{SPY}: choose another JUPYTER_PORT in cluster.env, then fab "
+                                              "master.stop and fab master.start\n")
 
 
 def test_another_users_listener_on_jupyter_port_while_ours_runs_on_another_hears_nothing(

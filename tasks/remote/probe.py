@@ -193,30 +193,31 @@ def jupyter_answers(port, token_file):
 def jupyter_problem(args, run):
     """
     ``(problem, final)`` about Jupyter now: ``("", True)`` when it answers on its port;
-    *final* when waiting cannot change the answer (it runs on another port, or its
-    session has ended: with ``started``, its log's last line says why).
+    *final* when waiting cannot change the answer (it runs on another port, another user
+    holds the port, or its session has ended: with ``started``, its log's last line says why).
     """
     port, session = args["port"], f"{args['name']}-jupyter"
     log = os.path.join(run, f"{session}.log").replace(os.path.expanduser("~"), "~", 1)
     if jupyter_answers(port, os.path.join(run, "jupyter.token")):
         return "", True
-    if not screens.session_alive(session):
-        if not args.get("started"):
-            return "Jupyter is not running: fab master.start starts it", True
-        said = screens.last_line(os.path.expanduser(log))
-        return f"Jupyter exited: {said} (its log: {log})", True
+    alive = screens.session_alive(session)
+    if not alive and not args.get("started"):
+        return "Jupyter is not running: fab master.start starts it", True
     try:
         with open(os.path.join(run, "jupyter.port")) as file:
             running_port = int(file.read())
     except (OSError, ValueError):
         running_port = port
-    if running_port != port:
+    if alive and running_port != port:
         return (f"Jupyter runs on port {running_port}, not on JUPYTER_PORT={port}: "
                 "run fab master.stop, then start it again"), True
     holder = loopback.other_holder(port)
-    if holder:
+    if holder:  # whether this Jupyter still tries to listen there or ended of it
         return (f"JUPYTER_PORT {port} is taken here by {holder}: choose another JUPYTER_PORT in "
                 "cluster.env, then fab master.stop and fab master.start"), True
+    if not alive:
+        said = screens.last_line(os.path.expanduser(log))
+        return f"Jupyter exited: {said} (its log: {log})", True
     return f"Jupyter does not answer on 127.0.0.1:{port}; see its log, {log}", False
 
 
