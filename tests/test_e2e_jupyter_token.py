@@ -6,17 +6,23 @@ token and check Jupyter (`cluster.status`, `master.url`, `cluster.tunnel`, `mast
 send it nothing. Each start of Jupyter has a token of its own; a stop removes it.
 """
 
+import os
 import pwd
 import re
+import signal
+import subprocess
 import sys
+import urllib.request
 
 import pytest
 
-from tests.conftest import fab, users, write_inventory
+from tasks.remote import loopback
+from tests.conftest import FAB, PROJECT, fab, users, write_inventory
 from tests.spy import spy
+from tests.waiting import wait_until
 
 NAME = "tokenspy"
-PORT, OTHER_PORT = 18891, 18892
+PORT, OTHER_PORT, LOCAL_PORT = 18891, 18892, 18893
 SPY = "ippspy"
 #: The master's token file (host1's run directory, in root's home).
 TOKEN_FILE = f"{pwd.getpwuid(0).pw_dir}/.ipp-cluster/{NAME}/host1/jupyter.token"
@@ -33,11 +39,15 @@ def spy_user():
 @pytest.fixture
 def cluster(fake_hosts, tmp_path):
     """fab on a master on host1 (one engine on host2) with Jupyter on *port*; stopped after."""
-    def run(*args, port=PORT):
+    def run(*args, port=PORT, hold=False):
         inventory = write_inventory(tmp_path / "inv", "[master]\n127.0.2.1\n[engines]\n127.0.2.2 engines=1\n",
                                     CLUSTER_NAME=NAME, IPP_PROFILE=NAME, JUPYTER_PORT=port,
                                     KNOWN_HOSTS=fake_hosts.known_hosts, ENGINE_TIMEOUT=60,
                                     CLUSTER_ENV=sys.prefix)
+        if hold:  # a task that holds until Ctrl-C: its process
+            return subprocess.Popen([str(FAB), "-i", str(fake_hosts.client_key), *args], cwd=PROJECT,
+                                    env=dict(os.environ, CLUSTER_INVENTORY=str(inventory)),
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         return fab(*args, inventory=inventory, key=fake_hosts.client_key)
     yield run
     run("cluster.down")
@@ -93,3 +103,39 @@ def test_each_start_of_jupyter_has_a_new_token_and_the_stop_removes_it(cluster):
     second = started_token(cluster("master.start"), PORT)
     assert second != first and read_token_file() == second
     assert cluster("master.stop").returncode == 0
+
+
+def ask(port, token, timeout=20):
+    """The status of Jupyter's /api/status on this machine's 127.0.0.1:*port*, with *token*."""
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/api/status",
+                                     headers={"Authorization": f"token {token}"})
+    with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(request, timeout=timeout) as answer:
+        return answer.status
+
+
+def test_a_held_tunnel_forwards_nothing_to_another_users_listener(cluster, spy_user, fake_hosts, tmp_path):
+    """Jupyter ends without a stop (a crash, its nanny gone too): its token is still valid for
+    a Jupyter started again on that port, and the browser keeps sending it through the tunnel."""
+    token = started_token(cluster("master.start"), PORT)
+    tunnel = cluster("cluster.tunnel", f"--port={LOCAL_PORT}", hold=True)
+    try:
+        assert tunnel.stdout.readline() == f"Jupyter: http://127.0.0.1:{LOCAL_PORT}/?token={token}\n"
+        assert ask(LOCAL_PORT, token) == 200
+        master = fake_hosts.hosts[0]
+        pids = master.run(f"pgrep -f '^[^ ]*python[0-9.]* [^ ]*/[n]anny.py jupyter '; "
+                          f"pgrep -f '[j]upyter-server .*--port={PORT}'").split()
+        assert len(pids) == 2
+        master.run(f"kill -9 {' '.join(pids)}")
+        wait_until(lambda: not loopback.listener_uids(PORT), 30, "Jupyter's port to be free")
+        with spy(spy_user, PORT, tmp_path) as other:
+            with pytest.raises(OSError):  # refused, or (what reached nobody's listener) no answer
+                ask(LOCAL_PORT, token, timeout=5)
+            heard = other.heard()
+        assert token.encode() not in heard and heard == b""
+        assert tunnel.poll() is None  # it holds on: Jupyter may come back
+    finally:
+        tunnel.send_signal(signal.SIGINT)
+        tunnel.wait(timeout=30)
+    warning = (f"warning: a connection to 127.0.0.1:{LOCAL_PORT} was refused: 127.0.2.1: 127.0.0.1:{PORT} "
+               f"is held by {SPY}, not by this user's Jupyter\n")
+    assert warning in tunnel.stderr.read()

@@ -214,6 +214,12 @@ def read_token():
     return Step("read_token")
 
 
+def port_holder(port):
+    """Report ``own=`` (yes: the listeners that take 127.0.0.1:*port* are this user's alone)
+    and ``holder=`` (another user who listens there)."""
+    return Step("port_holder", (port,), programs("loopback.py"))
+
+
 def user_command(command):
     """A user's shell command, run as it is written by ``sh`` on the host."""
     return Step("user_command", (command,))

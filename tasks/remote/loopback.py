@@ -92,3 +92,16 @@ def other_holder(port):
         return pwd.getpwuid(others[0]).pw_name
     except KeyError:
         return f"uid {others[0]}"
+
+
+def main(argv):
+    """``python loopback.py PORT`` (``tasks/remote/port_holder.sh``): ``own=yes`` when every
+    listener that takes 127.0.0.1:PORT is this user's (and one is), else ``own=no``; and
+    ``holder=``, another user's name (`other_holder`)."""
+    port = int(argv[1])
+    print(f"own={'yes' if listener_uids(port) == {os.geteuid()} else 'no'}")
+    print(f"holder={other_holder(port)}")
+
+
+if __name__ == "__main__":
+    main(sys.argv)
