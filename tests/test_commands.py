@@ -243,6 +243,7 @@ def test_shellcheck_passes_on_every_shell_file_and_on_a_whole_script():
              commands.host_status(node("n", engines=2)), commands.read_token(), commands.user_command("true"),
              commands.read_client_file(), commands.peer_address(), commands.renew_engines([1]),
              commands.tail_logs(["engine"], 5), commands.facts(8888), commands.probe(settings),
+             commands.port_holder(8888),
              commands.write_plan("n", {"expected": "2", "threads": "1", "devices": "GPU-1 GPU-2"}),
              environment.install(settings, "a==1")]
     allocation = Allocation("a", 2)

@@ -7,11 +7,14 @@ Unit tests of who holds a loopback port (``tasks/remote/loopback.py``), read fro
 import os
 import pwd
 import socket
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from tasks.remote import loopback
+from tasks.inventory.folder import Settings
+from tasks.remote import commands, loopback
 from tests.spy import spy
 
 NOBODY = pwd.getpwnam("nobody").pw_uid
@@ -59,3 +62,26 @@ def test_addresses_of_proc_net_are_read_in_host_order():
     assert loopback.address("0000000000000000FFFF00000100007F:22B8") == ("127.0.0.1", 8888)
     assert loopback.address("00000000000000000000000000000000:22B8") == ("::", 8888)
     assert loopback.address("00000000000000000000000001000000:22B8") == ("::1", 8888)
+
+
+@needs_root
+def test_the_step_as_the_master_runs_it_names_who_holds_the_port(tmp_path):
+    """``port_holder`` run by ``/bin/sh -s`` as on a host, loopback.py shipped on its stdin:
+    this user's listener is its own; nobody's is named; no listener is no one's."""
+    settings = Settings(cluster_env=str(Path(sys.executable).parent.parent), cluster_name="t")
+    (tmp_path / "tmp").mkdir()
+
+    def holder(port):
+        out = subprocess.run(commands.REMOTE_SHELL, shell=True, cwd=tmp_path, capture_output=True, text=True,
+                             input=commands.script(settings, commands.port_holder(port)),
+                             env=dict(os.environ, HOME=str(tmp_path), TMPDIR=str(tmp_path / "tmp")),
+                             timeout=60)
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        assert holder(server.getsockname()[1]) == "own=yes\nholder=\n"
+    port = free_port()
+    assert holder(port) == "own=no\nholder=\n"
+    with spy("nobody", port, tmp_path):
+        assert holder(port) == "own=no\nholder=nobody\n"
+    assert list((tmp_path / "tmp").iterdir()) == []
