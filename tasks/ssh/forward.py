@@ -41,9 +41,9 @@ class Forwards:
         when a listener cannot accept one (it goes on trying: see `_accept`).
     :param guard: if given, called with the remote port before each connection's channel
         is opened, in that connection's thread: a reason not to open it (the connection is
-        closed, nothing of it forwarded, *warn* told), or ''. ``cluster.tunnel``'s checks
-        that the master's port is still this user's Jupyter's, which the browser sends its
-        token to.
+        closed, nothing of it forwarded, *warn* told), or ''. ``cluster.tunnel``'s asks the
+        master whether Jupyter's port is still held by this user: the browser sends the
+        token there.
     """
 
     def __init__(self, transport, remote_host, ports, timeout, warn, guard=None):
