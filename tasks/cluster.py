@@ -67,13 +67,24 @@ def _up(c, inventory):
         master.show(started, inventory.master)
         engines.show(up, inventory)
     if started.ok:
-        port, token = inventory.settings.jupyter_port, started.facts["token"]
+        print_where(inventory, started.facts["token"])
+    report.fail_if(report.lines(unfit) + up.problems + allocated.problems)
+
+
+def print_where(inventory, token):
+    """
+    Where to open Jupyter and the dashboard: their URLs when the master is this machine;
+    else the way here, `fab cluster.tunnel`, which prints the URLs of the local port it
+    forwards (JUPYTER_PORT may be taken here, and the master's loopback is not this one's).
+    """
+    master, port = inventory.master, inventory.settings.jupyter_port
+    if master.is_local:
         print(f"Jupyter: {report.jupyter_url(port, token)}")
         print(f"Dashboard: {report.dashboard_url(port, token)}")
-        if inventory.master.via:
-            print(f"(on {inventory.master.name}, in a job: fab cluster.tunnel brings them here, "
-                  f"through {inventory.master.via.name})")
-    report.fail_if(report.lines(unfit) + up.problems + allocated.problems)
+        return
+    through = f" through {master.via.name}" if master.via else ""
+    print(f"Jupyter and the dashboard listen on {master.name}'s 127.0.0.1:{port} only: "
+          f"fab cluster.tunnel brings them here{through} and prints their URLs")
 
 
 def _master_job(fleet_, inventory, allocation, allocated):

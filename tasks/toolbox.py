@@ -151,8 +151,11 @@ def tunnel(c, port=""):
             print(f"Dashboard: {report.dashboard_url(remote_port, token)}")
             return
         local_port = port or free_port(remote_port)
+
+        def guard(remote):  # before each connection: the master's port is still our Jupyter's
+            return operations.jupyter_port_problem(fleet_, inventory, remote)
         with _forwards(fleet_.connection(master), inventory.settings, "127.0.0.1",
-                       {local_port: remote_port}) as forwards:
+                       {local_port: remote_port}, guard) as forwards:
             print(f"Jupyter: {report.jupyter_url(local_port, token)}", flush=True)
             print(f"Dashboard: {report.dashboard_url(local_port, token)}", flush=True)
             _hold(forwards, "forwarding; press Ctrl-C to stop")
@@ -163,14 +166,15 @@ def tunnel(c, port=""):
 KEEPALIVE = 15
 
 
-def _forwards(connection, settings, remote_host, ports):
-    """`forward.Forwards` of *ports* through *connection*, each checked end to end, or exit 1."""
+def _forwards(connection, settings, remote_host, ports, guard=None):
+    """`forward.Forwards` of *ports* through *connection*, each checked end to end, or exit 1
+    (*guard*: see `forward.Forwards`)."""
     connection.open()  # open since the step before; this only makes sure
     connection.transport.set_keepalive(KEEPALIVE)
     forwards = None
     try:
         forwards = forward.Forwards(connection.transport, remote_host, ports,
-                                    settings.connect_timeout, warn=_warn)
+                                    settings.connect_timeout, warn=_warn, guard=guard)
         forwards.check(ports.values())
     except forward.ForwardError as error:
         if forwards is not None:

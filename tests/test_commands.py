@@ -112,10 +112,10 @@ def test_values_stay_one_word_and_are_never_run(host, tmp_path):
 def test_a_step_reads_only_its_own_data_and_a_failing_step_ends_the_script(host):
     text = "line one\n{\"key\": \"secret\"}\n"
     result = host(commands.user_command("cat"), commands.write_engine_file(text),
-                  commands.read_engine_file(), commands.read_token(),
+                  commands.read_engine_file(), commands.Step("start_master", ("nowhere", 1, "", "no", 1000, 60)),
                   commands.user_command("echo never"))
     assert result.returncode == 1
-    assert "no Jupyter token in" in result.stderr and "never" not in result.stdout
+    assert "cannot tell the master's IPv4 address" in result.stderr and "never" not in result.stdout
     engine_file = host.home / ".ipython/profile_p1/security/ipcontroller-engine.json"
     assert engine_file.read_text() == text
     assert stat.S_IMODE(engine_file.stat().st_mode) == 0o600
@@ -286,6 +286,7 @@ def test_shellcheck_passes_on_every_shell_file_and_on_a_whole_script():
              commands.host_status(node("n", engines=2)), commands.read_token(), commands.user_command("true"),
              commands.read_client_file(), commands.peer_address(), commands.renew_engines([1]),
              commands.tail_logs(["engine"], 5), commands.facts(8888), commands.probe(settings),
+             commands.port_holder(8888),
              commands.write_plan("n", {"expected": "2", "threads": "1", "devices": "GPU-1 GPU-2"}),
              environment.install(settings, "a==1")]
     allocation = Allocation("a", 2)

@@ -355,3 +355,20 @@ def test_every_page_is_in_the_readmes_map_and_every_former_section_has_a_page():
     for former, (page, heading) in FORMER_SECTIONS.items():
         assert heading in [text for _, text in headings(DOCS / page)], (
             f"the former README section {former!r}: no heading {heading!r} in docs/{page}")
+
+
+def test_jupyter_is_reached_one_way_with_urls_that_work():
+    """From another machine, Jupyter is reached with `fab cluster.tunnel` alone (no page tells
+    to forward a port with `ssh -L PORT:...`, but the old scripts' column of the table that
+    maps them), and every URL written is one of 127.0.0.1, where Jupyter and the tunnel
+    listen (a browser may try [::1] for localhost, where any user of the machine may listen)."""
+    wrong = []
+    for path in WRITTEN:
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            old_scripts_row = line.startswith("| `ssh -L") and line.endswith("| `fab cluster.tunnel` "
+                                                                              "(prints the URL with its token) |")
+            if re.search(r"ssh -L \S*\d:", line) and not old_scripts_row:
+                wrong.append(f"{path.name}:{number}: {line.strip()}")
+            if re.search(r"https?://(localhost|\[::1\])", line):
+                wrong.append(f"{path.name}:{number}: {line.strip()}")
+    assert not wrong, "\n".join(wrong)

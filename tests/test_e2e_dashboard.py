@@ -62,8 +62,9 @@ def cluster(fab_here):
     up = fab_here("cluster.up")
     assert up.returncode == 0, up.stdout + up.stderr
     fab_here.up = up
-    fab_here.token = re.search(r"^Dashboard: http://localhost:\d+/ipp-dashboard/\?token=(\w+)$",
-                               up.stdout, re.MULTILINE)[1]
+    url = fab_here("master.url")  # the master's own URLs: its loopback is this machine's
+    fab_here.token = re.search(r"^Dashboard: http://127\.0\.0\.1:\d+/ipp-dashboard/\?token=(\w+)$",
+                               url.stdout, re.MULTILINE)[1]
     return fab_here
 
 
@@ -83,11 +84,13 @@ def host_row(found, name):
     return next(host for host in found["hosts"] if host["host"] == name)
 
 
-def test_up_prints_the_dashboard_and_master_url_too(cluster):
-    assert f"Dashboard: http://localhost:{PORT}/ipp-dashboard/?token={cluster.token}" in cluster.up.stdout
+def test_up_names_the_tunnel_and_master_url_prints_the_dashboard_too(cluster):
+    assert cluster.up.stdout.splitlines()[-1] == (f"Jupyter and the dashboard listen on 127.0.2.1's "
+                                                  f"127.0.0.1:{PORT} only: fab cluster.tunnel brings "
+                                                  "them here and prints their URLs")
     url = cluster("master.url").stdout.splitlines()
-    assert url == [f"Dashboard: http://localhost:{PORT}/ipp-dashboard/?token={cluster.token}",
-                   f"http://localhost:{PORT}/?token={cluster.token}"]
+    assert url == [f"Dashboard: http://127.0.0.1:{PORT}/ipp-dashboard/?token={cluster.token}",
+                   f"http://127.0.0.1:{PORT}/?token={cluster.token}"]
 
 
 def test_without_the_token_the_page_and_its_data_give_nothing(cluster):
@@ -385,7 +388,8 @@ def test_200_engines_on_4_hosts_read_at_a_glance(browser, fake_hosts, tmp_path):
     try:
         up = run_fab("cluster.up", inventory=inventory, key=fake_hosts.client_key, timeout=900)
         assert up.returncode == 0, up.stdout + up.stderr
-        token = re.search(r"^Dashboard: \S+\?token=(\w+)$", up.stdout, re.MULTILINE)[1]
+        url = run_fab("master.url", inventory=inventory, key=fake_hosts.client_key)
+        token = re.search(r"^Dashboard: \S+\?token=(\w+)$", url.stdout, re.MULTILINE)[1]
         ARTIFACTS.mkdir(exist_ok=True)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.goto(f"http://127.0.0.1:{PORT + 1}/ipp-dashboard/?token={token}")

@@ -46,7 +46,10 @@ def running(cluster):
 def test_up_registers_two_engines_on_each_engine_host(cluster):
     result = cluster("cluster.up")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "Jupyter: http://localhost:18801/?token=" in result.stdout
+    assert result.stdout.splitlines()[-1] == ("Jupyter and the dashboard listen on 127.0.2.1's "
+                                              "127.0.0.1:18801 only: fab cluster.tunnel brings them "
+                                              "here and prints their URLs")
+    assert "token=" not in result.stdout  # a URL of the master's own loopback would lead nowhere here
     assert "engines registered: 6/6" in result.stdout
     assert engines_per_host(PROFILE) == {"host2": 2, "host3": 2, "host4": 2}
 
@@ -82,7 +85,7 @@ def test_url_token_opens_jupyter_and_nothing_else_does(running):
     assert result.returncode == 0, result.stderr
     url = result.stdout.strip().splitlines()[-1]
     token = url.split("token=")[1]
-    assert url == f"http://localhost:{PORT}/?token={token}" and len(token) >= 32
+    assert url == f"http://127.0.0.1:{PORT}/?token={token}" and len(token) >= 32
     api = f"http://127.0.0.1:{PORT}/api/status"
     request = urllib.request.Request(api, headers={"Authorization": f"token {token}"})
     with urllib.request.urlopen(request, timeout=10) as response:
@@ -143,7 +146,7 @@ def test_start_master_and_stop_master_with_dash_h(fake_hosts, tmp_path):
     host = fake_hosts.hosts[4]
     started = fab("-H", host.address, "start-master", inventory=inventory, key=fake_hosts.client_key)
     assert started.returncode == 0, started.stdout + started.stderr
-    assert started.stdout.strip().splitlines()[-1].startswith("http://localhost:18802/?token=")
+    assert started.stdout.strip().splitlines()[-1].startswith("http://127.0.0.1:18802/?token=")
     assert sorted(s.split(".", 1)[1] for s in host.screens()) == ["solo-controller", "solo-jupyter"]
     assert [s for s in fake_hosts.hosts[0].screens() if ".solo-" in s] == []  # not the inventory's
     stopped = fab("-H", host.address, "stop-master", inventory=inventory, key=fake_hosts.client_key)

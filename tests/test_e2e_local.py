@@ -38,7 +38,7 @@ def test_shipped_inventory_brings_a_local_cluster_up_and_down():
     try:
         up = fab("cluster.up", inventory=inventory)
         assert up.returncode == 0, up.stdout + up.stderr
-        assert "Jupyter: http://localhost:8888/?token=" in up.stdout
+        assert "Jupyter: http://127.0.0.1:8888/?token=" in up.stdout
         code = ("import ipyparallel as ipp, json, os\n"
                 "c = ipp.Client(timeout=20)\n"
                 "print(json.dumps(c[:].apply_sync(os.cpu_count)))\n")

@@ -135,7 +135,7 @@ def test_from_the_laptop_only_ssh_reaches_the_cluster_and_connect_and_tunnel_do(
         assert engine_counts(network, lines, tmp_path / "home") == ENGINES
 
         with holding(network, inv, "cluster.tunnel") as first:
-            local_port, token = re.search(r"localhost:(\d+)/\?token=(\w+)", first[0]).groups()
+            local_port, token = re.search(r"127\.0\.0\.1:(\d+)/\?token=(\w+)", first[0]).groups()
             get = ("import urllib.request, sys; r = urllib.request.Request(sys.argv[1], "
                    "headers={'Authorization': 'token ' + sys.argv[2]}); "
                    "print(urllib.request.urlopen(r, timeout=10).status)")

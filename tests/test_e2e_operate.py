@@ -110,7 +110,7 @@ def test_tunnel_reaches_jupyter_on_the_next_free_port(cluster, fake_hosts):
                               cwd=PROJECT, env=env, stdout=subprocess.PIPE, text=True)
     try:
         line = tunnel.stdout.readline().strip()
-        match = re.fullmatch(r"Jupyter: http://localhost:(\d+)/\?token=(\w+)", line)
+        match = re.fullmatch(r"Jupyter: http://127\.0\.0\.1:(\d+)/\?token=(\w+)", line)
         assert match, line
         port, token = int(match[1]), match[2]
         assert port != PORT  # Jupyter itself holds PORT on this shared loopback

@@ -239,7 +239,7 @@ def test_the_controller_and_jupyter_run_in_the_allocation_reached_through_the_lo
             release(connect)
         tunnel, printed = held_lines(["cluster.tunnel"], folder, fake_hosts, 1)
         try:
-            port, token = re.fullmatch(r"Jupyter: http://localhost:(\d+)/\?token=(\w+)", printed[0]).groups()
+            port, token = re.fullmatch(r"Jupyter: http://127\.0\.0\.1:(\d+)/\?token=(\w+)", printed[0]).groups()
             request = urllib.request.Request(f"http://127.0.0.1:{port}/api/status",
                                              headers={"Authorization": f"token {token}"})
             with urllib.request.urlopen(request, timeout=20) as response:
@@ -252,7 +252,7 @@ def test_the_controller_and_jupyter_run_in_the_allocation_reached_through_the_lo
         assert rows["cpu_alloc"]["job"]["id"] == job["id"] and rows["cpu_alloc"]["registered"] == 2
         assert rows[first]["controller_restarts"] == 0 and rows[first]["problems"] == []
         url = run("master.url")  # every task that talks to the master reaches the node
-        assert url.returncode == 0 and url.stdout.splitlines()[-1].startswith("http://localhost:18956/?token=")
+        assert url.returncode == 0 and url.stdout.splitlines()[-1].startswith("http://127.0.0.1:18956/?token=")
         logs = run("cluster.logs", "--role=master", "--lines=1")
         assert logs.returncode == 0 and logs.stdout.startswith(first), logs.stdout + logs.stderr
         stop = run("engines.stop")  # the engines go; the job, with the controller, runs on

@@ -98,3 +98,27 @@ def test_a_failed_accept_is_named_and_the_forward_goes_on_until_closed(echo, mon
                       "(EMFILE); trying again every 0.1 s"]
     loop.join(timeout=5)
     assert not loop.is_alive()
+
+
+def test_a_connection_the_guard_refuses_opens_no_channel_and_is_named(echo):
+    """The guard is asked before each connection's channel: refused, nothing of it reaches
+    the remote port (cluster.tunnel: Jupyter's port held by another user); let through, the
+    forward works as before."""
+    opened, answers, warned = [], ["", "127.0.0.1:8888 is held by mallory"], []
+
+    class Counting(Transport):
+        def open_channel(self, *args, **kwargs):
+            opened.append(args[1])
+            return super().open_channel(*args, **kwargs)
+    port = free_port()
+    with forward.Forwards(Counting(), "127.0.0.1", {port: echo}, timeout=5, warn=warned.append,
+                          guard=lambda remote: answers.pop(0)) as forwards:
+        assert round_trip(port) == b"hello"
+        try:
+            back = round_trip(port, b"secret token")
+        except OSError:  # reset, closed with the bytes unread: nothing came back either
+            back = b""
+        assert back == b""
+        assert forwards.alive()
+    assert opened == [("127.0.0.1", echo)]
+    assert warned == [f"a connection to 127.0.0.1:{port} was refused: 127.0.0.1:8888 is held by mallory"]

@@ -179,7 +179,7 @@ def test_as_root_without_sudo_apt_get_installs_what_is_missing_and_the_quick_sta
         down = subprocess.run([*as_user(None), "sh", "-c", ". .venv/bin/activate && fab cluster.down"],
                               cwd=project, capture_output=True, text=True, timeout=300)
         assert up.returncode == 0, up.stdout + up.stderr
-        assert "Jupyter: http://localhost:8888/?token=" in up.stdout
+        assert "Jupyter: http://127.0.0.1:8888/?token=" in up.stdout
         assert down.returncode == 0, down.stdout + down.stderr
     assert installed("screen") and Path("/usr/bin/screen").read_bytes() == before
 

@@ -20,6 +20,7 @@ import pytest
 from tasks.inventory.folder import Settings
 from tasks.remote import commands, probe
 from tasks.remote import ipp_screens as screens
+from tests.spy import spy
 from tests.test_screens import NANNY_RESTARTED_LOG
 
 BIN = Path(sys.executable).parent
@@ -101,6 +102,24 @@ def test_jupyter_answers_only_with_its_token(tmp_path):
         server.wait(timeout=30)
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="runs a listener as nobody: needs root")
+@pytest.mark.parametrize("where", ["loopback", "any6"])
+def test_another_users_listener_on_the_port_gets_no_token(tmp_path, where):
+    """nobody listens where this user's Jupyter would (127.0.0.1, or [::], which takes IPv4 too):
+    the probe says Jupyter is not running, and nothing reaches nobody's listener."""
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    token = tmp_path / "jupyter.token"
+    token.write_text("s" * 48)
+    with spy("nobody", port, tmp_path, where) as other:
+        assert not probe.jupyter_answers(port, token)
+        report = probe.probe({"name": "nosuch", "port": port, "jupyter": True, "controller": False},
+                             str(tmp_path))
+        assert report["jupyter_problem"] == "Jupyter is not running: fab master.start starts it"
+    assert other.heard() == b""
+
+
 def test_one_labels_engines_are_shut_down_and_the_others_keep_running(controller):
     client, engines = controller
     extra = subprocess.Popen([str(BIN / "ipengine"), "--profile=probe",  # its own: the fixture's
@@ -174,6 +193,25 @@ def test_jupyter_running_on_another_port_than_jupyter_port_is_named(jupyter_sess
                           "wait": 60}, str(run))
     assert report["jupyter_problem"] == ("Jupyter runs on port 8888, not on JUPYTER_PORT=8891: "
                                          "run fab master.stop, then start it again")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="runs a listener as nobody: needs root")
+def test_jupyter_whose_port_another_user_holds_is_named_at_once_and_told_nothing(jupyter_session):
+    name, run = jupyter_session
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    (run / "jupyter.port").write_text(f"{port}\n")
+    (run / "jupyter.token").write_text("s" * 48)
+    with spy("nobody", port, run) as other:
+        started = time.monotonic()
+        report = probe.probe({"name": name, "port": port, "jupyter": True, "controller": False,
+                              "wait": 60}, str(run))
+        assert time.monotonic() - started < 30
+    assert report["jupyter_problem"] == (f"JUPYTER_PORT {port} is taken here by nobody: choose another "
+                                         "JUPYTER_PORT in cluster.env, then fab master.stop and fab "
+                                         "master.start")
+    assert other.heard() == b""
 
 
 def test_jupyter_alive_but_silent_is_waited_for_until_the_deadline(jupyter_session):

@@ -90,7 +90,7 @@ def test_a_stopped_cluster_is_one_line_and_exit_3(capsys):
 
 
 def test_one_url_for_jupyter():
-    assert report.jupyter_url(8889, "abc") == "http://localhost:8889/?token=abc"
+    assert report.jupyter_url(8889, "abc") == "http://127.0.0.1:8889/?token=abc"
 
 
 def test_engines_started_again_as_orphans_are_named_in_the_engines_table():

@@ -210,8 +210,15 @@ def host_status(host):
 
 
 def read_token():
-    """Report Jupyter's ``token=``, failing when the master never made one."""
+    """Report Jupyter's ``token=``, empty when there is none (the master is not started):
+    always followed by a `probe`, which says why."""
     return Step("read_token")
+
+
+def port_holder(port):
+    """Report ``own=`` (yes: the listeners that take 127.0.0.1:*port* are this user's alone)
+    and ``holder=`` (another user who listens there)."""
+    return Step("port_holder", (port,), programs("loopback.py"))
 
 
 def user_command(command):
@@ -246,4 +253,4 @@ def probe(settings, expected=None, wait=0.0, shutdown=(), jupyter=True, controll
                             "wait": wait, "shutdown": list(shutdown), "jupyter": jupyter,
                             "controller": controller, "started": started,
                             "known_orphans": list(known_orphans)})
-    return Step("probe", (arguments,), programs("probe.py", "ipp_screens.py"))
+    return Step("probe", (arguments,), programs("probe.py", "ipp_screens.py", "loopback.py"))

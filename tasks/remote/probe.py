@@ -14,7 +14,8 @@ no route to the controller's ports. ARGS is JSON:
   not listed in ``known_orphans`` (see `orphans`);
 - ``shutdown`` (labels): first ask those labels' engines to shut down;
 - ``jupyter`` and ``port``: also check (and wait) that Jupyter answers on that port
-  with the token read from RUN_DIR/jupyter.token (it is on no command line); stop
+  with the token read from RUN_DIR/jupyter.token (it is on no command line), sent only
+  to a listener of this user's (``loopback.py``, unpacked beside this file); stop
   waiting as soon as its screen session has ended (``started``: it was just started,
   so its log's last line says why).
 
@@ -25,16 +26,18 @@ the controller could not be asked), ``jupyter`` (it answered) and ``jupyter_prob
 `tasks/remote/start_engines.sh` starts each engine with ``--Session.session=LABEL/N/TIME``.
 """
 
+import http.client
 import json
 import os
 import sys
 import time
-import urllib.request
 
 if __package__:  # imported as tasks.remote.probe, by the tests
     from . import ipp_screens as screens
-else:  # run on the master from the folder probe.sh unpacked it into, ipp_screens.py beside it
+    from . import loopback
+else:  # run on the master from the folder probe.sh unpacked it into, with the modules it imports
     import ipp_screens as screens
+    import loopback
 
 POLL = 0.05
 #: Seconds between two reads of the controller's log for purged registrations (each reads
@@ -160,45 +163,61 @@ def orphans(purged_uuids, registered, known=()):
     return found
 
 
-#: Straight to the master's own loopback: never through http_proxy, which would get the token.
-_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
 def jupyter_answers(port, token_file):
-    """True when Jupyter's ``/api/status`` on 127.0.0.1:*port* answers 200 to the token."""
+    """
+    True when Jupyter's ``/api/status`` on 127.0.0.1:*port* answers 200 to the token. The
+    token goes only through a connection whose server end is this user's
+    (`loopback.connect_own`): while this user's Jupyter does not hold the port (stopped, or
+    on another port) another user may, and would log in with it. Straight to the socket:
+    no ``http_proxy`` ever sees it.
+    """
     try:
         with open(token_file) as token:
             headers = {"Authorization": "token " + token.read().strip()}
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/api/status", headers=headers)
-        with _DIRECT.open(request, timeout=2) as response:
-            return response.status == 200
-    except Exception:  # not running, not yet listening, another server, a bad token
+    except OSError:  # no token: the master never started, or was stopped
         return False
+    connection = loopback.connect_own(int(port), 2)
+    if connection is None:
+        return False
+    try:
+        asking = http.client.HTTPConnection("127.0.0.1", int(port), timeout=2)
+        asking.sock = connection  # the proven one: `request` connects only when it has none
+        asking.request("GET", "/api/status", headers=headers)
+        return asking.getresponse().status == 200
+    except Exception:  # not yet serving, another server of this user's, a bad token
+        return False
+    finally:
+        connection.close()
 
 
 def jupyter_problem(args, run):
     """
     ``(problem, final)`` about Jupyter now: ``("", True)`` when it answers on its port;
-    *final* when waiting cannot change the answer (it runs on another port, or its
-    session has ended: with ``started``, its log's last line says why).
+    *final* when waiting cannot change the answer (it runs on another port, another user
+    holds the port, or its session has ended: with ``started``, its log's last line says why).
     """
     port, session = args["port"], f"{args['name']}-jupyter"
     log = os.path.join(run, f"{session}.log").replace(os.path.expanduser("~"), "~", 1)
     if jupyter_answers(port, os.path.join(run, "jupyter.token")):
         return "", True
-    if not screens.session_alive(session):
-        if not args.get("started"):
-            return "Jupyter is not running: fab master.start starts it", True
-        said = screens.last_line(os.path.expanduser(log))
-        return f"Jupyter exited: {said} (its log: {log})", True
+    alive = screens.session_alive(session)
+    if not alive and not args.get("started"):
+        return "Jupyter is not running: fab master.start starts it", True
     try:
         with open(os.path.join(run, "jupyter.port")) as file:
             running_port = int(file.read())
     except (OSError, ValueError):
         running_port = port
-    if running_port != port:
+    if alive and running_port != port:
         return (f"Jupyter runs on port {running_port}, not on JUPYTER_PORT={port}: "
                 "run fab master.stop, then start it again"), True
+    holder = loopback.other_holder(port)
+    if holder:  # whether this Jupyter still tries to listen there or ended of it
+        return (f"JUPYTER_PORT {port} is taken here by {holder}: choose another JUPYTER_PORT in "
+                "cluster.env, then fab master.stop and fab master.start"), True
+    if not alive:
+        said = screens.last_line(os.path.expanduser(log))
+        return f"Jupyter exited: {said} (its log: {log})", True
     return f"Jupyter does not answer on 127.0.0.1:{port}; see its log, {log}", False
 
 

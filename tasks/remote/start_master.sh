@@ -8,7 +8,8 @@ start_master() {  # start_master ADDRESS JUPYTER_PORT NOTEBOOK_DIR ENCRYPT PERIO
   # The controller writes its engine connection file when it is ready; a stale one is
   # removed first, so that waiting for the file means waiting for this controller.
   # Jupyter listens on 127.0.0.1 only and reads its token from a 0600 file made here
-  # (JUPYTER_TOKEN_FILE), so the token is on no command line; its kernels get the
+  # (JUPYTER_TOKEN_FILE) for each new Jupyter and removed by its stop (stop_master.sh),
+  # so the token is on no command line; its kernels get the
   # cluster's profile in IPP_PROFILE. Both start with their soft limit of open files
   # raised to the hard limit (the controller holds about 2.4 per engine). PERIOD_MS and
   # REGISTRATION_S: the heartbeat's period and the registration timeout, sized to the
@@ -65,10 +66,12 @@ start_master() {  # start_master ADDRESS JUPYTER_PORT NOTEBOOK_DIR ENCRYPT PERIO
   fi
   echo "controller_address=$address"
   token_file="$run/jupyter.token"
-  [ -s "$token_file" ] || od -An -N24 -tx1 /dev/urandom | tr -d ' \n' > "$token_file"
   if sessions "$name-jupyter" >/dev/null; then
     echo jupyter=running
   else
+    # A token of its own for each new Jupyter: one that another program ever received
+    # (while this Jupyter did not hold the port) logs into no later Jupyter.
+    od -An -N24 -tx1 /dev/urandom | tr -d ' \n' > "$token_file"
     root_flag=
     [ "$uid" != 0 ] || root_flag=--allow-root  # Jupyter refuses to run as root without it
     echo "$port" > "$run/jupyter.port"  # what the probe compares with JUPYTER_PORT

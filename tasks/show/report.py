@@ -187,13 +187,17 @@ def _renewed(numbers):
 
 
 def jupyter_url(port, token):
-    """The Jupyter URL on a local *port* (the master's own, or a tunnel's) with its *token*."""
-    return f"http://localhost:{port}/?token={token}"
+    """
+    The Jupyter URL on a local *port* (the master's own, or a tunnel's) with its *token*.
+    ``127.0.0.1``, where Jupyter and the tunnel listen, never ``localhost``: a browser may
+    try ``[::1]`` for that first, a port that any user of the machine can hold.
+    """
+    return f"http://127.0.0.1:{port}/?token={token}"
 
 
 def dashboard_url(port, token):
     """The dashboard's URL (``tasks/remote/ipp_dashboard.py``, a page of that Jupyter)."""
-    return f"http://localhost:{port}/ipp-dashboard/?token={token}"
+    return f"http://127.0.0.1:{port}/ipp-dashboard/?token={token}"
 
 
 def fail_if(problems):

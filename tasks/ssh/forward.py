@@ -39,11 +39,16 @@ class Forwards:
     :param timeout: seconds to wait for the master to open each channel.
     :param warn: called with a line for each connection that could not be served, and
         when a listener cannot accept one (it goes on trying: see `_accept`).
+    :param guard: if given, called with the remote port before each connection's channel
+        is opened, in that connection's thread: a reason not to open it (the connection is
+        closed, nothing of it forwarded, *warn* told), or ''. ``cluster.tunnel``'s asks the
+        master whether Jupyter's port is still held by this user: the browser sends the
+        token there.
     """
 
-    def __init__(self, transport, remote_host, ports, timeout, warn):
+    def __init__(self, transport, remote_host, ports, timeout, warn, guard=None):
         self.transport, self.remote_host, self.timeout = transport, remote_host, timeout
-        self.warn, self.problem = warn, None
+        self.warn, self.problem, self.guard = warn, None, guard
         self._closing = threading.Event()
         self._listeners = []
         try:
@@ -120,8 +125,15 @@ class Forwards:
             threading.Thread(target=self._serve, args=(local, remote, origin), daemon=True).start()
 
     def _serve(self, local, remote, origin):
-        """One connection: open its channel, then copy both ways until either side ends."""
+        """One connection: open its channel (if the guard lets it), then copy both ways until
+        either side ends."""
         try:
+            refused = self.guard(remote) if self.guard else ""
+        except Exception as error:  # the guard could not tell: nothing goes through
+            refused = f"{type(error).__name__}: {error}"
+        try:
+            if refused:
+                raise ForwardError(refused)
             channel = self._open(remote, origin)
         except ForwardError as error:
             self.warn(f"a connection to 127.0.0.1:{local.getsockname()[1]} was refused: {error}")
