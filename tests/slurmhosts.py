@@ -53,7 +53,7 @@ SlurmdTimeout=30
 KillWait=30
 MinJobAge=300
 {nodes}
-PartitionName={partition} Nodes={node_names} Default=YES MaxTime={max_time} State=UP
+{partitions}
 """
 
 
@@ -70,27 +70,56 @@ class FakeSlurm:
     Slurm on *fake_hosts* (a started `tests.sshhosts.FakeHosts`): its controller on host
     number *controller*, a node of *cpus* CPUs on each host of *nodes* (numbers), all in
     one partition, *partition*, of at most *max_time* minutes. Use as a context manager.
+
+    A site of more than one kind of node: *partitions* (``{name: host numbers}``, the first
+    the default) instead of *nodes*; *features* (``{host number: "avx2,..."}``) the nodes'
+    features; *gpus* (``{host number: count}``) their GPUs, as GRES ``gpu`` with a device
+    file each (a plain file: Slurm binds them by index, and sets ``CUDA_VISIBLE_DEVICES``).
     """
 
     def __init__(self, fake_hosts, controller=1, nodes=(2, 3, 4, 5), cpus=2, partition="cpu",
-                 max_time=60):
-        self.fake_hosts, self.partition = fake_hosts, partition
+                 max_time=60, partitions=None, features=None, gpus=None):
+        partitions = partitions or {partition: nodes}
+        self.fake_hosts, self.partition = fake_hosts, next(iter(partitions))
         self.controller = fake_hosts.hosts[controller - 1]
-        self.nodes = [fake_hosts.hosts[n - 1] for n in nodes]
+        number = dict(enumerate(fake_hosts.hosts, start=1))  # a host's place in fake_hosts
+        places = list(dict.fromkeys(n for numbers in partitions.values() for n in numbers))
+        self.nodes = [number[n] for n in places]
         self.folder = Path(tempfile.mkdtemp(prefix="fakeslurm-"))
         os.chmod(self.folder, 0o755)  # users' jobs read the config, munged's socket
-        lines = [f"NodeName={h.name} NodeAddr={h.address} Port={CONTROLLER_PORT + 3 + h.number}"
-                 f" CPUs={cpus} RealMemory=1000 State=UNKNOWN" for h in self.nodes]
         (self.folder / "etc").mkdir()
+        features, gpus, lines = features or {}, gpus or {}, []
+        for n in places:
+            h = number[n]
+            line = (f"NodeName={h.name} NodeAddr={h.address} Port={CONTROLLER_PORT + 3 + h.number}"
+                    f" CPUs={cpus} RealMemory=1000 State=UNKNOWN")
+            line += f" Feature={features[n]}" if n in features else ""
+            lines.append(line + (f" Gres=gpu:{gpus[n]}" if n in gpus else ""))
+        if gpus:
+            lines.insert(0, "GresTypes=gpu")
+            (self.folder / "etc" / "gres.conf").write_text("".join(
+                f"NodeName={number[n].name} Name=gpu File={self._devices(number[n], count)}\n"
+                for n, count in gpus.items()))
         (self.folder / "etc" / "slurm.conf").write_text(SLURM_CONF.format(
             controller=self.controller.name, address=self.controller.address,
             port=CONTROLLER_PORT, folder=self.folder, nodes="\n".join(lines),
-            partition=partition, node_names=",".join(h.name for h in self.nodes),
-            max_time=max_time))
+            partitions="\n".join(
+                f"PartitionName={name} Nodes={','.join(number[n].name for n in numbers)}"
+                f"{' Default=YES' if i == 0 else ''} MaxTime={max_time} State=UP"
+                for i, (name, numbers) in enumerate(partitions.items()))))
+        for path in (self.folder / "etc").iterdir():
+            os.chmod(path, 0o644)
         os.chmod(self.folder / "etc", 0o755)
-        os.chmod(self.folder / "etc" / "slurm.conf", 0o644)
         self.munged = None
         self.daemons = {}  # host name -> the nsenter process that started its daemon
+
+    def _devices(self, host, count):
+        """*count* stand-ins for the GPU device files of *host*; gres.conf's ``File=`` for them."""
+        folder = self.folder / "dev" / host.name
+        folder.mkdir(parents=True)
+        for index in range(count):
+            (folder / f"nvidia{index}").touch()
+        return f"{folder}/nvidia[0-{count - 1}]"
 
     @property
     def conf(self):

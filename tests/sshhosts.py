@@ -63,11 +63,13 @@ class FakeHost:
     host is in a network namespace of its own, at its address there. *open_files*
     (``SOFT:HARD``) are the limits of open files its logins get. With *gpus*, the host has
     that many GPUs as far as ``nvidia-smi`` says (`tests.fakegpu`, in its /usr/local/bin
-    alone: an overlay in its mount namespace).
+    alone: an overlay in its mount namespace). *overlays* (``{path: folder}``) lay more
+    folders over the host's folders so, each over its path.
     """
 
-    def __init__(self, number, keys, network=None, open_files=None, gpus=0):
+    def __init__(self, number, keys, network=None, open_files=None, gpus=0, overlays=None):
         self.number, self.keys, self.open_files, self.gpus = number, keys, open_files, gpus
+        self.overlays = overlays or {}
         self.name = f"host{number}"
         self.address = network.address(self.name) if network else f"127.0.2.{number}"
         self.netns = ["ip", "netns", "exec", network.namespace(self.name)] if network else []
@@ -78,14 +80,16 @@ class FakeHost:
     def start(self, timeout=15):
         """Boot the host: start its sshd and wait until it answers."""
         limit = f"prlimit --nofile={self.open_files} " if self.open_files else ""
-        gpus = ""
+        mounts = ""
         if self.gpus:
             folder = self.keys / f"{self.name}.gpu-bin"
             folder.mkdir(mode=0o755, exist_ok=True)
             fakegpu.install(folder, self.gpus)
-            gpus = f"mount -t overlay overlay -o lowerdir={folder}:/usr/local/bin /usr/local/bin; "
+            mounts = f"mount -t overlay overlay -o lowerdir={folder}:/usr/local/bin /usr/local/bin; "
+        mounts += "".join(f"mount -t overlay overlay -o lowerdir={folder}:{path} {path}; "
+                        for path, folder in self.overlays.items())
         inner = (f"hostname {self.name}; mkdir -p /run/screen; mount -t tmpfs tmpfs /run/screen;"
-                 f" chmod 777 /run/screen; {gpus}exec {limit}{SSHD} -D -e -f {self.config}")
+                 f" chmod 777 /run/screen; {mounts}exec {limit}{SSHD} -D -e -f {self.config}")
         self.process = subprocess.Popen(
             [*self.netns, "unshare", "--mount", "--uts", "--pid", "--fork", "--mount-proc",
              "--kill-child=SIGKILL", "sh", "-c", inner],
@@ -170,7 +174,7 @@ class FakeHosts:
     the end, so nothing they ran is left on the machine.
     """
 
-    def __init__(self, count, first=1, network=None, open_files=None, gpus=0):
+    def __init__(self, count, first=1, network=None, open_files=None, gpus=0, overlays=None):
         self.keys = Path(tempfile.mkdtemp(prefix="fakehosts-"))
         os.makedirs("/run/sshd", exist_ok=True)
         for key in ("host_key", "client_key"):
@@ -182,7 +186,8 @@ class FakeHosts:
         os.chmod(self.keys / "authorized_keys", 0o644)
         self.client_key = self.keys / "client_key"
         self.known_hosts = self.keys / "known_hosts"  # for the inventories: never the user's
-        self.hosts = [FakeHost(first + i, self.keys, network, open_files, gpus) for i in range(count)]
+        self.hosts = [FakeHost(first + i, self.keys, network, open_files, gpus, overlays)
+                      for i in range(count)]
 
     def start(self):
         for host in self.hosts:

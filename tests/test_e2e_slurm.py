@@ -4,8 +4,10 @@ host1, the login node and master, and a slurmd of 2 CPUs on each of host2-host5.
 commands run on the master over SSH, as on a campus cluster; the engines run as job steps.
 """
 
+import base64
 import json
 import os
+import pwd
 import re
 import signal
 import subprocess
@@ -315,19 +317,52 @@ def test_ssh_hosts_and_two_allocations_make_one_cluster(slurm, fake_hosts, tmp_p
     assert ours(slurm, "slurmmix") == [] and leftovers(fake_hosts, (1, *NODES)) == {}
 
 
-def test_without_a_shared_home_the_job_carries_the_connection_file(slurm, fake_hosts, tmp_path):
+def decoded(script):
+    """*script* and every base64 here-document in it, decoded (and those in them), one text."""
+    parts = [script]
+    for data in re.findall(r"<<'IPP-END-OF-DATA'\n(.*?)\nIPP-END-OF-DATA", script, re.S):
+        try:
+            parts.append(decoded(base64.b64decode(data).decode()))
+        except (ValueError, UnicodeDecodeError):  # the programs, a tar.gz
+            continue
+    return "\n".join(parts)
+
+
+def test_without_a_shared_home_the_key_comes_over_ssh_and_the_output_stays_in_the_users_folder(
+        slurm, fake_hosts, tmp_path):
     run = runner(fake_hosts, inventory(tmp_path, fake_hosts, "slurmnfs", 18948,
                                        group="slurm_nodes=1\nslurm_time=10", SHARED_HOME="no"))
-    try:
-        up = run("cluster.up")
-        assert up.returncode == 0, up.stdout + up.stderr
-        job = status_of(run)["cpu_alloc"]["job"]["id"]
-        assert os.path.exists(f"/tmp/ipp-root-slurmnfs-cpu_alloc-{job}.out")  # not the master's home
-    finally:
-        down = run("cluster.down")
-    assert down.returncode == 0, down.stdout + down.stderr
-    assert ours(slurm, "slurmnfs") == []
-    os.unlink(f"/tmp/ipp-root-slurmnfs-cpu_alloc-{job}.out")
+    with users("ippslurmspy"):
+        # Another user takes the job ids that come next (a job of theirs says where they are)
+        # in the /tmp that every node has: a file of theirs at each name a job's output could have.
+        theirs = int(slurm.command("sbatch", "--parsable", "-o", "/dev/null", "--wrap", "true",
+                                   user="ippslurmspy").strip())
+        spy = pwd.getpwnam("ippslurmspy")
+        traps = [Path(f"/tmp/ipp-root-slurmnfs-cpu_alloc-{theirs + n}.out") for n in range(1, 31)]
+        for trap in traps:
+            trap.touch(mode=0o600)
+            os.chown(trap, spy.pw_uid, spy.pw_gid)
+        try:
+            up = run("cluster.up")
+            assert up.returncode == 0, up.stdout + up.stderr
+            rows = status_of(run)
+            job = rows["cpu_alloc"]["job"]
+            assert (rows["cpu_alloc"]["registered"], rows["cpu_alloc"]["expected"]) == (1, 1)
+            key = json.loads(Path("/root/.ipython/profile_slurmnfs/security/ipcontroller-engine.json")
+                             .read_text())["key"]
+            script = slurm.command("scontrol", "write", "batch_script", job["id"], "-")
+            assert script.startswith("#!/bin/sh\n") and key not in decoded(script)  # Slurm's admins read it
+            assert [t.name for t in traps if t.stat().st_size] == []
+            node = expand_nodes(job["nodes"])[0]  # the output: in the user's folder on the node
+            output = Path(f"/root/.ipp-cluster/slurmnfs/{node}@{job['id']}/cpu_alloc-{job['id']}.out")
+            assert f"step of job {job['id']}" in output.read_text()
+            assert output.parent.stat().st_mode & 0o777 == 0o700
+        finally:
+            down = run("cluster.down")
+        assert down.returncode == 0, down.stdout + down.stderr
+        assert ours(slurm, "slurmnfs") == []
+        for trap in traps:
+            trap.unlink()
 
 
 def test_a_plain_users_allocation_is_theirs_alone(slurm, fake_hosts, shared_env, tmp_path):

@@ -161,7 +161,7 @@ def test_slurm_wait_is_checked():
 
 def node_program(script):
     """The node program a job script carries (the base64 data of its slurm_job call)."""
-    data = re.split(r"slurm_job 120 (?:yes|no) <<'IPP-END-OF-DATA'\n", script, maxsplit=1)[1].split(
+    data = re.split(r"slurm_job 120 (?:yes|no) \w+ (?:yes|no) <<'IPP-END-OF-DATA'\n", script, maxsplit=1)[1].split(
         "\nIPP-END-OF-DATA", 1)[0]
     return base64.b64decode(data).decode()
 
@@ -177,14 +177,17 @@ def test_the_job_script_carries_the_node_program_with_every_value_quoted(tmp_pat
     script = slurm.job_script(settings, gpu)
     assert script.startswith("#!/bin/sh\n") and "#SBATCH" not in script  # sbatch reads no option of ours
     node = node_program(script)
-    assert "\nslurm_node '' '' auto yes auto <<'IPP-END-OF-DATA'\n" in node
+    assert "\nslurm_node '' '' auto yes auto yes <<'IPP-END-OF-DATA'\n" in node
     assert "setup lab lab /opt/env/bin/ 60 'touch /tmp/x; $(id)'" in node  # the SETUP, one quoted word
-    assert "write_engine_file" not in node  # a shared home: the nodes read the controller's file
-    carried = node_program(slurm.job_script(settings, gpu, engine_file='{"key": "k"}'))
-    assert "write_engine_file <<'IPP-END-OF-DATA'\n" in carried
+    assert "\nwrite_engine_file <<" not in node  # a shared home: the nodes read the controller's file
+    assert "\nslurm_job 120 no gpu_alloc yes <<'IPP-END-OF-DATA'\n" in script and slurm.output(settings) == ""
+    alone = replace(settings, shared_home=False)  # the key comes over SSH; the job writes its output
+    assert "\nslurm_job 120 no gpu_alloc no <<'IPP-END-OF-DATA'\n" in slurm.job_script(alone, gpu)
+    assert "\nwrite_engine_file <<" not in node_program(slurm.job_script(alone, gpu))
+    assert slurm.output(alone) == "/dev/null"
     assert "stop_master() {" not in script
     in_charge = slurm.job_script(settings, replace(gpu, master=True))  # slurm_master=yes
-    assert "\nslurm_job 120 yes <<'IPP-END-OF-DATA'\n" in in_charge and "\nstop_master() {" in in_charge
+    assert "\nslurm_job 120 yes gpu_alloc yes <<'IPP-END-OF-DATA'\n" in in_charge and "\nstop_master() {" in in_charge
     with_engines = slurm.sbatch_options(Allocation(name="a", nodes=3, engines=8))
     assert with_engines == ["--nodes=3", "--ntasks-per-node=8"]
     if shutil.which("shellcheck"):
@@ -198,8 +201,9 @@ def test_the_job_script_carries_the_node_program_with_every_value_quoted(tmp_pat
 def test_what_squeue_and_scontrol_say_is_read():
     running = slurm.parse_job("12|RUNNING|None|3:59:12|node[01-03],gpu7|2026-12-05T10:00:00|ipp-lab-cpu|"
                               "ann|node[01-02]/0-3/;node03/0-1,5/;gpu7/0/gpu:a100:2(IDX:0-1),mps:0;|"
-                              "node01/10.1.0.11|1")
+                              "node01/10.1.0.11|1|node01=10.1.0.11,node02=10.1.0.12,node03=,gpu7=gpu7.ib,")
     assert (running.id, running.state, running.reason, running.nodes) == ("12", "RUNNING", "", "node[01-03],gpu7")
+    assert running.addresses == {"node01": "10.1.0.11", "node02": "10.1.0.12", "gpu7": "gpu7.ib"}
     assert (running.batch, running.batch_address, running.steps, running.held) == ("node01", "10.1.0.11", 1, False)
     assert slurm.parse_job("12|RUNNING|None|3:59:12|node01|x|x|ann|node01/0/|node01/10.1.0.11|0").held
     assert running.cpus == {"node01": 4, "node02": 4, "node03": 3, "gpu7": 1}

@@ -49,7 +49,7 @@ class Step:
 FILES = {**dict.fromkeys(("slurm_submit", "slurm_jobs", "slurm_cancel", "slurm_cancelled",
                           "slurm_cancel_all", "slurm_cancelled_all", "slurm_restart", "slurm_hold"),
                        "slurm.sh"),
-         "slurm_job": "slurm_job.sh", "slurm_node": "slurm_job.sh"}
+         "slurm_job": "slurm_job.sh", "slurm_node": "slurm_job.sh", "slurm_keyed": "slurm_job.sh"}
 
 
 @lru_cache(maxsize=None)

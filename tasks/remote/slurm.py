@@ -4,10 +4,12 @@ what Slurm says: pure functions.
 
 - The job script is a program of ``tasks/remote/``: ``lib.sh`` and ``slurm_job.sh``, then a
   call of ``slurm_job`` (the batch script's loop), whose stdin is the node program: the same
-  files, the controller's connection file where there is no shared home, then a call of
-  ``slurm_node`` with the engines' programs (the supervisor's, as on an SSH host). Values
-  reach them as quoted arguments, as everywhere (`tasks.remote.commands`); nothing of the
-  login node's files is needed on the nodes but the cluster's Python.
+  files, then a call of ``slurm_node`` with the engines' programs (the supervisor's, as on
+  an SSH host). Values reach them as quoted arguments, as everywhere
+  (`tasks.remote.commands`); nothing of the login node's files is needed on the nodes but
+  the cluster's Python. It holds no secret: Slurm keeps it, and shows it to its
+  administrators. Where the nodes do not share the master's home, the controller's
+  connection file comes to them over SSH once the job runs (`keyed`).
 - The steps on the master (``slurm.sh``) submit it, read its state, cancel it, restart its
   engines; each reports ``slurm_INDEX=`` for the INDEX-th allocation of the command.
 """
@@ -40,7 +42,8 @@ ENDED = {
     "TIMEOUT": "it reached its time limit (slurm_time=)",
     "CANCELLED": "it was cancelled outside this cluster's commands",
     "NODE_FAIL": "a node of it failed",
-    "FAILED": "its batch script failed (see its output in ~/.ipp-cluster/NAME/<master>/slurm/)",
+    "FAILED": "its batch script failed (see its output: ~/.ipp-cluster/NAME/<master>/slurm/, without a "
+              "shared home ~/.ipp-cluster/NAME/NODE@JOB/ on its first node)",
     "COMPLETED": "its engines' step ended by itself (see its output)",
     "OUT_OF_MEMORY": "it ran out of memory",
     "PREEMPTED": "it was preempted",
@@ -67,35 +70,49 @@ def sbatch_options(allocation):
     return [*options, *allocation.options]
 
 
-def job_script(settings, allocation, engine_file=None):
-    """The job script of *allocation* (see the module); *engine_file*: the controller's
-    connection file, carried to the nodes when they do not share the master's home."""
-    first = [commands.write_engine_file(engine_file)] if engine_file else []
-    node = commands.script(settings, *first, Step(
+def job_script(settings, allocation):
+    """The job script of *allocation* (see the module)."""
+    shared = "yes" if settings.shared_home else "no"
+    node = commands.script(settings, Step(
         "slurm_node", (allocation.engines or "", allocation.threads or "", allocation.gpus or "",
-                       "yes" if settings.engine_restart else "no", settings.memory_limit),
+                       "yes" if settings.engine_restart else "no", settings.memory_limit, shared),
         programs("supervisor.py", "engine_fork.py", "engine_life.py", "host_sample.py",
                  "host_report.py", "nanny.py", "process_tree.py")), setup=allocation.setup)
-    job = commands.script(settings, Step("slurm_job", (MARGIN, "yes" if allocation.master else "no"),
-                                         as_base64(node)), setup=allocation.setup)
+    job = commands.script(settings, Step(
+        "slurm_job", (MARGIN, "yes" if allocation.master else "no", allocation.name, shared),
+        as_base64(node)), setup=allocation.setup)
     # slurm_master: the batch script stops the controller and Jupyter on its node as it ends.
     return "#!/bin/sh\n" + (commands.program("stop_master.sh") if allocation.master else "") + job
 
 
-def output(settings, allocation):
+def output(settings):
     """Where the job's output goes, as sbatch writes it: empty, the submit step's default,
     beside its record on the master (``$run/slurm/GROUP-%j.out``), which the nodes see with a
-    shared home; else the first node's /tmp."""
+    shared home; else nowhere: the batch script writes its own into its node's run folder
+    (see ``slurm_job``), as any path that exists on every node is one of /tmp's, whose
+    name another user can take first."""
+    return "" if settings.shared_home else "/dev/null"
+
+
+def output_place(settings, job):
+    """Where a user finds *job*'s output (see `output`), in words."""
     if settings.shared_home:
-        return ""
-    return f"/tmp/ipp-%u-{settings.cluster_name}-{allocation.name}-%j.out"
+        return f"~/.ipp-cluster/{settings.cluster_name}/<master>/slurm/"
+    return f"~/.ipp-cluster/{settings.cluster_name}/{label(job.batch, job)}/ on {job.batch}"
+
+
+def keyed(labels):
+    """Mark, on a node of running jobs without a shared home, that the controller's
+    connection file (`tasks.remote.commands.write_engine_file`, the step before) is there
+    for the jobs of *labels* (their ``NODE@JOB``): their steps start its engines."""
+    return Step("slurm_keyed", tuple(labels))
 
 
 def submit(settings, index, allocation, script, mode="keep"):
     """Submit *script* for *allocation*, unless a job of it is queued or runs (*mode*
     ``keep``); ``renew``: end that job first; ``test``: only ask whether Slurm would run it."""
     return Step("slurm_submit", (index, allocation.name, job_name(settings, allocation), mode,
-                                 output(settings, allocation), *sbatch_options(allocation)),
+                                 output(settings), *sbatch_options(allocation)),
                 as_base64(script))
 
 
@@ -131,6 +148,7 @@ class Job:
     batch: str = ""  # the node that runs the batch script (the first), once the job runs
     batch_address: str = ""  # the address Slurm reaches it at (its NodeAddr)
     steps: int = None  # job steps running (the engines'); 0 while the job is held
+    addresses: dict = field(default_factory=dict)  # node -> the address Slurm reaches it at
 
     @property
     def active(self):
@@ -157,7 +175,7 @@ class Job:
 
 def parse_job(text):
     """A `Job` of ``slurm_jobs``'s report (``ID|STATE|REASON|LEFT|NODES|START|NAME|USER|CPUS|
-    BATCH/ADDRESS|STEPS``), or None when there is no job of ours."""
+    BATCH/ADDRESS|STEPS|NODE=ADDRESS,...``), or None when there is no job of ours."""
     fields = text.split("|")
     if len(fields) < 6 or not fields[0].isdigit():
         return None
@@ -170,9 +188,12 @@ def parse_job(text):
             if bound:
                 gpus[node] = gpus.get(node, 0) + bound
     batch, _, address = (fields[9] if len(fields) > 9 else "").partition("/")
+    addresses = dict(pair.split("=", 1) for pair in (fields[11] if len(fields) > 11 else "").split(",")
+                     if "=" in pair)
     return Job(fields[0], fields[1], "" if fields[2] == "None" else fields[2], fields[3],
                "" if fields[4] in ("", "(null)") else fields[4], fields[5], cpus, gpus,
-               batch, address or batch, int(fields[10]) if len(fields) > 10 and fields[10].isdigit() else None)
+               batch, address or batch, int(fields[10]) if len(fields) > 10 and fields[10].isdigit() else None,
+               {node: address for node, address in addresses.items() if address})
 
 
 #: The indexes of the GPUs in scontrol's ``GRES=gpu:a100:2(IDX:0-1),...``.

@@ -50,7 +50,8 @@ slurm_submit() {  # slurm_submit INDEX GROUP JOB_NAME MODE OUTPUT SBATCH_OPTIONS
   # the cluster's lock, keep a job of ours that is queued or runs (kept|ID; MODE=renew: end
   # it first), or submit one and record its id (submitted|ID, or refused|WHAT SLURM SAID).
   # The job's comment says whose and which cluster's it is; its output goes to OUTPUT (a
-  # path pattern of sbatch's; empty: $run/slurm/GROUP-%j.out, seen by the nodes with a shared home).
+  # path pattern of sbatch's; empty: $run/slurm/GROUP-%j.out, seen by the nodes with a shared
+  # home; /dev/null without: the batch script writes its own, see slurm_job).
   index=$1 group=$2 job_name=$3 mode=$4 output=${5:-$run/slurm/$2-%j.out}
   shift 5
   slurm_need sbatch
@@ -97,12 +98,24 @@ slurm_submit() {  # slurm_submit INDEX GROUP JOB_NAME MODE OUTPUT SBATCH_OPTIONS
 
 slurm_jobs() {  # slurm_jobs INDEX GROUP JOB_NAME: report GROUP's job and what it holds on its nodes
   # slurm_INDEX=ID|STATE|REASON|LEFT|NODES|START|NAME|USER|NODES/CPU_IDS/GRES;...|BATCH/ADDRESS|
-  # STEPS (empty: no job of ours): from scontrol's detail, which CPUs (and GPUs) on which
-  # nodes, and the node that runs the batch script with the address Slurm reaches it at; then
-  # how many job steps run (the engines' step, if any: none while the job is held).
+  # STEPS|NODE=ADDRESS,... (empty: no job of ours): from scontrol's detail, which CPUs (and
+  # GPUs) on which nodes, and the node that runs the batch script with the address Slurm
+  # reaches it at; then how many job steps run (the engines' step, if any: none while the
+  # job is held); then the address Slurm reaches each of its nodes at.
   slurm_need squeue
   job=$(slurm_ours "$2" "$3") || exit 1
-  holds='' batch='' steps=''
+  holds='' batch='' steps='' addresses=''
+  nodes=$(printf '%s\n' "$job" | cut -d'|' -f5)
+  case $nodes in
+    '' | '(null)') ;;
+    *) addresses=$(scontrol show node -o "$nodes" 2>/dev/null | awk '{
+         name = ""; address = ""
+         for (i = 1; i <= NF; i++) {
+           if ($i ~ /^NodeName=/) name = substr($i, 10)
+           else if ($i ~ /^NodeAddr=/) address = substr($i, 10)
+         }
+         if (name != "") printf "%s=%s,", name, address }') ;;
+  esac
   if [ -n "$job" ]; then
     detail=$(scontrol show job -d "${job%%|*}" 2>/dev/null)
     holds=$(printf '%s\n' "$detail" | awk '{
@@ -116,12 +129,12 @@ slurm_jobs() {  # slurm_jobs INDEX GROUP JOB_NAME: report GROUP's job and what i
     batch=$(printf '%s\n' "$detail" | tr ' ' '\n' | sed -n 's/^BatchHost=//p' | head -n 1)
     case $batch in
       ''|'(null)') batch= ;;
-      *) batch="$batch/$(scontrol show node "$batch" 2>/dev/null | tr ' ' '\n' \
-           | sed -n 's/^NodeAddr=//p' | head -n 1)" ;;
+      *) batch="$batch/$(printf '%s\n' "$addresses" | tr ',' '\n' | awk -F= -v node="$batch" '$1 == node {
+           print $2; exit }')" ;;
     esac
     steps=$(squeue -h -s -j "${job%%|*}" -o %i 2>/dev/null | grep -c "^${job%%|*}\.[0-9][0-9]*$") || true
   fi
-  echo "slurm_$1=$job${job:+|$holds|$batch|$steps}"
+  echo "slurm_$1=$job${job:+|$holds|$batch|$steps|$addresses}"
 }
 
 slurm_cancel() {  # slurm_cancel INDEX GROUP JOB_NAME: end GROUP's job, if it is ours and holds nodes

@@ -19,7 +19,28 @@ slurm_seconds() {  # slurm_seconds TIME: a Slurm time ([D-]H:M:S, M:S, M) in sec
     print days * 86400 + seconds }'
 }
 
-slurm_job() {  # slurm_job MARGIN MASTER < NODE PROGRAM (base64): the batch script, on the first node
+# The mark, in a node's run folder in a job (~/.ipp-cluster/NAME/NODE@JOB), that the
+# controller's connection file came over SSH (see slurm_keyed).
+KEYED=connection-file.came
+
+slurm_folder() {  # slurm_folder LABEL: make ~/.ipp-cluster/NAME/LABEL, a node's run folder in a job; print it
+  # 0700 and this user's, or fail saying so (the job's output and its engines' logs go there).
+  mkdir -p "$base/$1" && chmod 700 "$HOME/.ipp-cluster" "$base" "$base/$1" || exit 1
+  [ -O "$base/$1" ] || { echo "$base/$1 is not $(id -un)'s" >&2; exit 1; }
+  printf '%s\n' "$base/$1"
+}
+
+slurm_keyed() {  # slurm_keyed LABEL...: mark that the controller's connection file is on this node
+  # Run over SSH on a node of running jobs without a shared home (NODE@JOB: LABEL), after
+  # write_engine_file: each job's step here (slurm_node) starts its engines once its mark
+  # is there. So the key never is in the job script, which Slurm keeps and shows to its
+  # administrators (and, where the site stores scripts, to account coordinators).
+  for label in "$@"; do
+    folder=$(slurm_folder "$label") && date > "$folder/$KEYED" || exit 1
+  done
+}
+
+slurm_job() {  # slurm_job MARGIN MASTER GROUP SHARED < NODE PROGRAM (base64): the batch script, on the first node
   # Runs the node program (slurm_node) on every node of the allocation, one task per node
   # holding all of the job's CPUs there, as one job step: srun gives each task the program
   # on its standard input. On SIGUSR1 (engines.restart, see slurm_restart) the step's tasks
@@ -35,13 +56,21 @@ slurm_job() {  # slurm_job MARGIN MASTER < NODE PROGRAM (base64): the batch scri
   # that ends by itself leaves it held, and whatever ends the job stops the controller and
   # Jupyter too (stop_master), so that nothing outlives it. Only the engines' step is
   # signalled (srun passes SIGTERM to its tasks), never the job's other processes.
+  # SHARED=no (the nodes do not share the master's home): sbatch writes no output
+  # (--output=/dev/null: a path that exists on every node is one of /tmp's, whose name
+  # another user can take first), and this script writes its own into its node's run
+  # folder, ~/.ipp-cluster/NAME/NODE@JOB/GROUP-JOB.out (see slurm_folder).
   again=yes held='' ending='' node_program='' in_charge=$2 step=''
+  if [ "$4" != yes ]; then
+    output=$(slurm_folder "${SLURMD_NODENAME:-$(uname -n)}@$SLURM_JOB_ID") || exit 1
+    exec >>"$output/$3-$SLURM_JOB_ID.out" 2>&1
+  fi
   [ "$in_charge" != yes ] || { again='' held=yes; }
   trap 'again=yes held=""; slurm_end_step' USR1
   trap 'held=yes; slurm_end_step' USR2
   trap 'ending=yes; slurm_end_step' ALRM
   trap 'rm -f "$node_program"; [ "$in_charge" != yes ] || stop_master >/dev/null 2>&1' EXIT
-  trap 'exit 143' TERM  # a cancel: the EXIT trap removes the program (it may hold the key)
+  trap 'exit 143' TERM  # a cancel: the EXIT trap removes the program
   node_program=$(mktemp) || exit 1
   base64 -d > "$node_program" || exit 1
   user_env  # SETUP may load Slurm's module
@@ -77,14 +106,17 @@ slurm_end_step() {  # slurm_end_step: SIGTERM to the engines' step (its srun), i
   [ -z "$step" ] || kill -TERM "$step" 2>/dev/null || true
 }
 
-slurm_node() {  # slurm_node ENGINES THREADS GPUS ENGINE_RESTART MEMORY_LIMIT < PROGRAMS
+slurm_node() {  # slurm_node ENGINES THREADS GPUS ENGINE_RESTART MEMORY_LIMIT SHARED < PROGRAMS
   # This node's engines, kept by one supervisor until the job step ends, as on an SSH host
   # (see start_engines) but in the step instead of a screen session: ENGINES, else one per
   # GPU of GPUS, else one per CPU Slurm gave the job here; GPUS=auto takes the GPUs Slurm
   # bound to the job (CUDA_VISIBLE_DEVICES), else those nvidia-smi lists. The engines
   # register under NODE@JOB (this node's Slurm name, the job's id): a later job's engines
   # on the same node are never counted with what is left of an earlier one's. Its run
-  # directory (logs, the supervisor's state) is ~/.ipp-cluster/NAME/NODE@JOB.
+  # directory (logs, the supervisor's state) is ~/.ipp-cluster/NAME/NODE@JOB. They start
+  # once the controller's connection file is here: with SHARED=yes, the master's; else
+  # the one fab brings over SSH once the job runs (see slurm_keyed), never one that an
+  # earlier controller left on this node.
   label=${SLURMD_NODENAME:-$(uname -n)}@$SLURM_JOB_ID keep=$4 limit=$5 gpus=$3
   user_env
   # shellcheck disable=SC2034  # read by plan_engines
@@ -92,12 +124,18 @@ slurm_node() {  # slurm_node ENGINES THREADS GPUS ENGINE_RESTART MEMORY_LIMIT < 
   if [ "$gpus" = auto ] && [ -n "${CUDA_VISIBLE_DEVICES:-}" ]; then gpus=$CUDA_VISIBLE_DEVICES; fi
   plan_engines "$1" "$2" "$gpus"
   export_threads
-  wait_file "$engine_file" "$timeout" || {
-    echo "$label: no connection file $engine_file after $timeout s: is the controller up?" >&2
-    exit 1
-  }
-  run="$base/$label"  # the node may run another allocation's job of this cluster too
-  mkdir -p "$run" && chmod 700 "$HOME/.ipp-cluster" "$base" "$run" || exit 1
+  run=$(slurm_folder "$label") || exit 1  # the node may run another allocation's job of this cluster too
+  if [ "$6" = yes ]; then
+    wait_file "$engine_file" "$timeout" || {
+      echo "$label: no connection file $engine_file after $timeout s: is the controller up?" >&2
+      exit 1
+    }
+  else
+    wait_file "$run/$KEYED" "$timeout" || {
+      echo "$label: the controller's connection file did not come over SSH in $timeout s" >&2
+      exit 1
+    }
+  fi
   base64 -d | tar -xzf - -C "$run" || exit 1
   rm -f "$run/$name"-engine-*.gaveup "$run/$name-engines.json"
   : > "$run/$name-engines.requests"

@@ -18,6 +18,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 from ..remote import commands, slurm
+from .job_key import bring_key
 from .lifecycle import SLACK, read_engine_file, shortfalls, wait_for_engines
 
 #: Seconds between two looks at a job that does not run yet (Slurm starts one in about a second).
@@ -138,6 +139,7 @@ class AllocationsUp:
     problems: list = field(default_factory=list)   # ``group: reason`` lines
     chosen: list = field(default_factory=list)     # the allocations whose jobs are waited for
     running: list = field(default_factory=list)    # those whose jobs run
+    engine_file: str = field(default=None, repr=False)  # the controller's, for nodes without a shared home
 
 
 def bring_up(fleet, inventory, allocations, up, renew=False, engine_file=None, say=print,
@@ -160,19 +162,18 @@ def submit(fleet, inventory, allocations, up, renew=False, engine_file=None, say
     Submit a job for each allocation that has none queued or running (a job of this
     cluster's that is, is kept; with *renew*, for a new controller whose engines it could
     not reach, it is ended first), in one round trip; fills *up* (``submitted``, and
-    ``chosen``: what `wait` waits for). Without a shared home, the job carries the
-    controller's connection file (*engine_file*, read from the master when not given).
+    ``chosen``: what `wait` waits for). Without a shared home, the nodes get the
+    controller's connection file over SSH once their job runs (`wait_running`):
+    *engine_file*, read from the master when not given, kept in *up* for that.
     """
     settings = inventory.settings
-    if not settings.shared_home and engine_file is None:
-        engine_file = read_engine_file(fleet, inventory)
-        if engine_file is None:
-            up.problems.append(f"{inventory.master.name}: cannot read the controller's connection "
-                               "file: is the controller up?")
+    if not settings.shared_home:
+        up.engine_file = engine_file or up.engine_file
+        if _engine_file(fleet, inventory, up) is None:
             return up
     chosen = list(allocations)
     if chosen:
-        scripts = [slurm.job_script(settings, a, engine_file) for a in chosen]
+        scripts = [slurm.job_script(settings, a) for a in chosen]
         result = _on_login(fleet, inventory, [
             slurm.submit(settings, i, a, script, "renew" if renew else "keep")
             for i, (a, script) in enumerate(zip(chosen, scripts))], timeout=90 + SLACK)
@@ -189,14 +190,29 @@ def submit(fleet, inventory, allocations, up, renew=False, engine_file=None, say
     return up
 
 
+def _engine_file(fleet, inventory, up):
+    """The controller's connection file, for nodes without a shared home: *up*'s, else read
+    from the master and kept in *up*; None, with a problem in *up*, when it cannot be read."""
+    if up.engine_file is None:
+        up.engine_file = read_engine_file(fleet, inventory)
+        if up.engine_file is None:
+            up.problems.append(f"{inventory.master.name}: cannot read the controller's connection "
+                               "file: is the controller up?")
+    return up.engine_file
+
+
 def wait_running(fleet, inventory, up, say=print):
     """
     Wait until the jobs `submit` chose (``up.chosen``, those not running already) run (at most
     SLURM_WAIT s, after which a job still pending is cancelled; one Slurm will never start as
     asked, at once); adds to ``up.running``, ``up.groups`` and ``up.expected`` (their nodes'
-    engines).
+    engines). Without a shared home, the controller's connection file then goes to their
+    nodes over SSH (`tasks.steps.job_key`): their engines start once it is there.
     """
     running = _wait_running(fleet, inventory, [a for a in up.chosen if a not in up.running], up, say)
+    if running and not inventory.settings.shared_home and _engine_file(fleet, inventory, up):
+        up.problems += bring_key(fleet, inventory, {a.name: up.jobs[a.name] for a in running},
+                                 up.engine_file)
     up.running += running
     for a in running:
         up.groups[a.name] = list(slurm.expected(up.jobs[a.name], a))
@@ -229,7 +245,7 @@ def wait_engines(fleet, inventory, up, watch=None, registered=None):
         for label, (have, want) in short.items():
             up.problems.append(f"{a.name}: {label}: {have} of {want} engines registered after "
                                f"{settings.engine_timeout:g} s; see the job's output in "
-                               f"~/.ipp-cluster/{settings.cluster_name}/<master>/slurm/ and the "
+                               f"{slurm.output_place(settings, up.jobs[a.name])} and the "
                                f"logs in ~/.ipp-cluster/{settings.cluster_name}/{label}/")
     return up
 
