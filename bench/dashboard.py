@@ -126,8 +126,9 @@ def measure(fake_hosts, folder, rounds):
                                         f"[engines]\n{host.address} engines=2\n", fake_hosts,
                                         JUPYTER_PORT=port)
     key = fake_hosts.client_key
-    up = methods.fab_ok(inventory, key, "cluster.up")
-    token = re.search(r"^Dashboard: \S+\?token=(\w+)$", up.stdout, re.MULTILINE)[1]
+    methods.fab_ok(inventory, key, "cluster.up")  # prints no URL: this master is a host of its own
+    url = methods.fab_ok(inventory, key, "master.url")
+    token = re.search(r"^Dashboard: \S+\?token=(\w+)$", url.stdout, re.MULTILINE)[1]
     page = Page(port, token)
     samples = {"read_few": [], "read_many": [], "payload_many": [], "queue_status": [],
                "open": [], "closed": [], "hub_reads": [], "jupyter_open": [], "jupyter_closed": []}
