@@ -117,14 +117,13 @@ def engines_by_id(profile):
 
 
 def status_saying(cluster, text, timeout):
-    """``cluster.status`` (run by the fixture *cluster*) once its errors say *text*, or the
-    last one after *timeout* s (the status tasks take a second or more each)."""
-    deadline = time.monotonic() + timeout
-    while True:
+    """``cluster.status`` (run by the fixture *cluster*) once its errors say *text*; a failure,
+    with the last one, after *timeout* s (the status tasks take a second or more each)."""
+    def saying():
         status = cluster("cluster.status")
-        if text in status.stderr or time.monotonic() >= deadline:
-            return status
-        time.sleep(2)
+        assert text in status.stderr, status.stdout + status.stderr  # what the failure says
+        return status
+    return wait_until(saying, timeout, f"cluster.status saying {text!r}", interval=2)
 
 
 def on(engines, hostname):
