@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.sshhosts import FakeHosts, why_not_available, write_inventory  # noqa: F401 (for the tests)
+from tests.waiting import wait_until
 
 # The tests press Ctrl-C (SIGINT) on the fab processes they start. A shell starts a
 # background job (`pytest &`, `nohup pytest &` in a script) with SIGINT ignored, and every
@@ -116,14 +117,13 @@ def engines_by_id(profile):
 
 
 def status_saying(cluster, text, timeout):
-    """``cluster.status`` (run by the fixture *cluster*) once its errors say *text*, or the
-    last one after *timeout* s (the status tasks take a second or more each)."""
-    deadline = time.monotonic() + timeout
-    while True:
+    """``cluster.status`` (run by the fixture *cluster*) once its errors say *text*; a failure,
+    with the last one, after *timeout* s (the status tasks take a second or more each)."""
+    def saying():
         status = cluster("cluster.status")
-        if text in status.stderr or time.monotonic() >= deadline:
-            return status
-        time.sleep(2)
+        assert text in status.stderr, status.stdout + status.stderr  # what the failure says
+        return status
+    return wait_until(saying, timeout, f"cluster.status saying {text!r}", interval=2)
 
 
 def on(engines, hostname):
@@ -140,6 +140,16 @@ def leftovers(fake_hosts, numbers):
         if procs or host.screens():
             found[host.name] = procs + host.screens()
     return found
+
+
+def nothing_left(fake_hosts, numbers, timeout=15):
+    """Wait until not one process is left on the given fake hosts (but their sshd), of any
+    name: that proves nothing there can start anything later, which no sleep can prove."""
+    def none():
+        left = {f"host{n}": procs for n in numbers if (procs := fake_hosts.hosts[n - 1].processes())}
+        assert not left, left  # what the failure says
+        return True
+    wait_until(none, timeout, f"no process left on the hosts {numbers}")
 
 
 @pytest.fixture(scope="session")

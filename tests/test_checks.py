@@ -74,16 +74,33 @@ def test_a_master_whose_hard_limit_of_open_files_is_too_low_for_the_engines_is_n
     assert open_files_problem({"open_files_hard": "unlimited"}, 10000) == ""
 
 
-def test_engines_one_per_gpu_are_counted_as_such_for_the_masters_open_files():
+def gpu_cluster_facts(open_files_hard):
+    """An inventory of a master and 10 engine hosts of ``gpus=auto``, and each host's facts as
+    facts.sh reports them: 64 cores, 4 GPUs, so 4 engines (not 64) each, 40 in all; the
+    master's hard limit of open files is *open_files_hard*."""
     from tasks.ssh.fleet import HostResult
-    from tasks.steps.preflight import check_problems
     text = "[master]\nm\n[engines]\n" + "".join(f"n{i:02d} gpus=auto\n" for i in range(10))
     master, engines = parse_hosts(text)
     inventory = Inventory(master, engines, Settings(), "inv")
-    # each host as facts.sh reports it: 64 cores, 4 GPUs, so 4 engines (not 64)
     node = dict(MASTER, cores="64", gpus="4 x NVIDIA H200", engines="4")
     results = {h.name: HostResult(h, "ok", facts=dict(node)) for h in engines}
-    results["m"] = HostResult(master, "ok", facts=dict(MASTER, open_files_hard="1024", engines="1"))
-    # 40 engines need about 200 open files; 640 (a core each) would need about 1650
-    assert not [problem for problem in check_problems(inventory, results).get("m", [])
+    results["m"] = HostResult(master, "ok", facts=dict(MASTER, open_files_hard=open_files_hard,
+                                                        engines="1"))
+    return inventory, results
+
+
+def test_engines_one_per_gpu_are_counted_as_such_for_the_masters_open_files():
+    from tasks.steps.preflight import check_problems
+    # 40 engines need about 150 open files; 640 (a core each) would need about 1650
+    assert not [problem for problem in check_problems(*gpu_cluster_facts("1024")).get("m", [])
                 if "open files" in problem]
+
+
+def test_a_master_too_small_for_the_engines_one_per_gpu_is_named_with_their_count():
+    """The twin of the test above, with the problem there: a hard limit below what the 40
+    engines need is named, with 40 (not 640, a core each)."""
+    from tasks.steps.preflight import check_problems
+    assert check_problems(*gpu_cluster_facts("149")) == {"m": [
+        "the master allows 149 open files (its hard limit, ulimit -Hn) but the controller of 40"
+        " engines needs about 150: raise nofile for your user in /etc/security/limits.conf there,"
+        " or start fewer engines"]}

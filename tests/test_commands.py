@@ -14,7 +14,6 @@ import stat
 import subprocess
 import sys
 import tarfile
-import time
 from pathlib import Path
 
 import pytest
@@ -23,6 +22,7 @@ from tasks.inventory.folder import Allocation, Host, Settings
 from tasks.remote import commands, slurm
 from tasks.remote.protocol import parse_supervisor
 from tasks.steps import environment
+from tests.waiting import wait_until
 
 REMOTE = Path(commands.__file__).parent  # tasks/remote/, beside its builder
 SHELLS = ("sh", "dash", "bash", "zsh", "ksh", "fish", "tcsh", "csh")
@@ -82,12 +82,13 @@ def host(tmp_path):
 
 
 def calls(home, program, count):
-    """The argument lists the stand-in *program* was called with, once there are *count*."""
-    deadline = time.monotonic() + 10
-    while len(paths := sorted(home.glob(f"{program}.*.args"))) < count and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.1)  # a file just created may still be written to
-    return [path.read_text().splitlines() for path in paths]
+    """The argument lists the stand-in *program* was called with (all of them), once there
+    are *count* and each is written whole: its last line, ``path=``, is there."""
+    def written():
+        texts = [path.read_text() for path in sorted(home.glob(f"{program}.*.args"))]
+        whole = all(text.endswith("\n") and text.splitlines()[-1].startswith("path=") for text in texts)
+        return len(texts) >= count and whole and ([text.splitlines() for text in texts],)
+    return wait_until(written, 10, f"{count} calls of the stand-in {program}, each written whole")[0]
 
 
 def node(name, **variables):

@@ -17,6 +17,7 @@ from tornado.ioloop import IOLoop
 from zmq.eventloop.zmqstream import ZMQStream
 
 from tasks.remote import controller, outbox
+from tests.waiting import wait_until
 
 
 def test_the_journal_keeps_what_is_in_flight_across_a_reopening_and_a_new_start_clears_it(tmp_path):
@@ -77,6 +78,14 @@ def received(peer, count, loop, timeout=20):
     return got
 
 
+def run_until(loop, predicate, what, timeout=20):
+    """Run *loop* (its timers fire meanwhile) until *predicate* holds: `wait_until` on a loop."""
+    def turned():
+        loop.run_sync(lambda: asyncio.sleep(0.01))
+        return predicate()
+    return wait_until(turned, timeout, what, interval=0)
+
+
 def test_what_a_client_cannot_take_yet_waits_in_order_and_reaches_it_when_it_connects(router):
     box = outbox.Outbox(router, router.loop, logging.getLogger("test"), window=60, retry=0.05)
     for number in range(1000):
@@ -92,8 +101,11 @@ def test_what_waits_for_a_client_that_never_comes_back_is_dropped_after_the_wind
     box = outbox.Outbox(router, router.loop, logging.getLogger("test"), window=0.2, retry=0.05)
     for number in range(10):
         box.send([b"gone", b"%d" % number])
-    router.loop.run_sync(lambda: asyncio.sleep(0.5))
-    assert box.held == {} and box.timer is None
+    assert list(box.held) == [b"gone"] and len(box.held[b"gone"][1]) == 10  # held, for the window
+    began = router.loop.time()
+    run_until(router.loop, lambda: box.held == {} and box.timer is None,
+              "what was held for b'gone' dropped, and no retry left")
+    assert router.loop.time() - began >= 0.2 - 0.05  # not before the window (less the retry)
     assert "b'gone' did not come back in 0.2 s: 10 messages for it dropped" in caplog.text
 
 

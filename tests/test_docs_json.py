@@ -11,13 +11,13 @@ import json
 import re
 import shutil
 import sys
-import time
 
 import pytest
 
 from tests.conftest import PROJECT, fab
 from tests.sshhosts import write_inventory
 from tests.test_docs import fenced_blocks
+from tests.waiting import wait_until
 
 NAME = "ippdocs"  # its own cluster name, profile and port: nothing of another test's
 PORT = 18975
@@ -96,13 +96,12 @@ def printed(inventory, *command):
 
 def test_the_documents_written_have_the_keys_json_prints(local_cluster):
     written = written_documents()
-    deadline = time.monotonic() + 60
-    while True:  # the engines' supervisor samples its host every 5 s: null until the first
+
+    def sampled():  # the engines' supervisor samples its host every 5 s: null until the first
         status = printed(local_cluster, "cluster.status")
-        if all(host.get("resources") for host in status["hosts"]):
-            break
-        assert time.monotonic() < deadline, f"no sample of the host after 60 s: {status}"
-        time.sleep(1)
+        assert all(host.get("resources") for host in status["hosts"]), status
+        return status
+    status = wait_until(sampled, 60, "a sample of each host in cluster.status", interval=1)
     real = {"cluster.status": status, "cluster.info": printed(local_cluster, "cluster.info"),
             "cluster.check": printed(local_cluster, "cluster.check"),
             "cluster.hosts": printed(local_cluster, "cluster.hosts")}

@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -17,8 +16,9 @@ import pytest
 from jupyter_client import BlockingKernelClient
 from jupyter_core.paths import jupyter_runtime_dir
 
-from tests.conftest import engines_by_id, fab_for, leftovers, status_saying, three_host_inventory
-from tests.conftest import with_client
+from tests.conftest import engines_by_id, fab_for, leftovers, nothing_left, status_saying
+from tests.conftest import three_host_inventory, with_client
+from tests.waiting import wait_until
 from tasks.steps import client
 
 NAME = PROFILE = "ctlheal"
@@ -30,14 +30,15 @@ RUN_DIR = HOME / ".ipp-cluster" / NAME / "host1"  # the master's
 CRASH_FLAG = HOME / f".{NAME}-crash"
 CONTROLLER_CONFIG = f"import os\nif os.path.exists({str(CRASH_FLAG)!r}):\n    os._exit(3)\n"
 
-#: A map made before the crash: 12 tasks of 3 s on 4 engines (of a client ``rc``); prints
-#: "submitted".
+#: A map made before the crash: 12 tasks of 3 s on 4 engines (of a client ``rc``), each of
+#: which, as it begins, makes a file named after it in the folder MARKS; prints "submitted".
 SUBMIT = """
 import json, os, time
 import ipyparallel as ipp
 rc.wait_for_engines(4, timeout=60)
 def nap(i):
-    import time
+    import pathlib, time
+    pathlib.Path(MARKS, str(i)).touch()
     time.sleep(3)
     return i
 ar = rc.load_balanced_view().map_async(nap, range(12))
@@ -104,16 +105,12 @@ def kill_the_controller(master):
 
 
 def answers_in(seconds):
-    """Seconds until a new client gets an answer from the controller."""
+    """Seconds until a new client gets an answer from the controller (a client that fails
+    meanwhile is tried again)."""
     began = time.monotonic()
-    while time.monotonic() - began < seconds:
-        try:
-            if with_client("print(json.dumps(len(c.ids)))", PROFILE, timeout=30) == 4:
-                return time.monotonic() - began
-        except (AssertionError, subprocess.TimeoutExpired):
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"the controller did not answer in {seconds} s")
+    wait_until(lambda: with_client("print(json.dumps(len(c.ids)))", PROFILE, timeout=30) == 4,
+               seconds, "a new client's answer from the controller: its 4 engines", interval=0.2)
+    return time.monotonic() - began
 
 
 def master_notes(cluster):
@@ -123,10 +120,16 @@ def master_notes(cluster):
     return status, "; ".join(note for host in hosts if host["host"] == "127.0.2.1" for note in host["notes"])
 
 
-def kill_the_controller_mid_map(master):
-    """Kill -9 every process of the controller 1.5 s after a map was submitted (4 of its
-    tasks run, 8 wait in the scheduler); returns the pids and when."""
-    time.sleep(1.5)
+def submitting(marks):
+    """`SUBMIT`, its tasks marking their begin in the folder *marks*."""
+    marks.mkdir()
+    return SUBMIT.replace("MARKS", repr(str(marks)))
+
+
+def kill_the_controller_mid_map(master, marks):
+    """Kill -9 every process of the controller once 4 tasks of the map (`submitting` to
+    *marks*) run, one on each engine, while 8 wait in the scheduler; returns the pids and when."""
+    wait_until(lambda: len(list(marks.iterdir())) >= 4, 60, "4 tasks of the map running")
     return kill_the_controller(master), time.monotonic()
 
 
@@ -146,7 +149,7 @@ def assert_the_map_ended(report, killed, before):
 
 @pytest.mark.parametrize("encrypt", ["no", "yes"])
 def test_a_controller_killed_mid_map_comes_back_with_its_engines_and_the_map_ends(
-        cluster, fake_hosts, encrypt):
+        cluster, fake_hosts, encrypt, tmp_path):
     """The client is made by the lines ``cluster.connect`` prints (for a master it reaches
     directly): ipyparallel's own `Client`, with nothing of this project imported."""
     if encrypt == "yes":
@@ -159,13 +162,13 @@ def test_a_controller_killed_mid_map_comes_back_with_its_engines_and_the_map_end
     master = fake_hosts.hosts[0]
     before = engines_by_id(PROFILE)
     connect = "\n".join(client.lines(PROFILE_DIR / "security" / "ipcontroller-client.json"))
-    program = connect + SUBMIT + ENDED
+    program = connect + submitting(tmp_path / "begun") + ENDED
     assert "ipp_cluster" not in program
     user = subprocess.Popen([sys.executable, "-c", program], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
         assert user.stdout.readline().strip() == "submitted", user.communicate(timeout=60)
-        pids, killed = kill_the_controller_mid_map(master)
+        pids, killed = kill_the_controller_mid_map(master, tmp_path / "begun")
         took = answers_in(10)
         out, err = user.communicate(timeout=120)
     finally:
@@ -183,7 +186,7 @@ def test_a_controller_killed_mid_map_comes_back_with_its_engines_and_the_map_end
 
 
 def test_a_notebooks_plain_ipp_client_gets_its_map_in_flight_at_a_controller_crash(
-        cluster, fake_hosts):
+        cluster, fake_hosts, tmp_path):
     """A kernel of the master's Jupyter, as a notebook has one, runs ``ipp.Client()``."""
     token = cluster("master.url").stdout.strip().splitlines()[-1].split("token=")[1]
     request = urllib.request.Request(f"http://127.0.0.1:{PORT}/api/kernels", data=b"{}",
@@ -203,9 +206,9 @@ def test_a_notebooks_plain_ipp_client_gets_its_map_in_flight_at_a_controller_cra
 
     try:
         before = engines_by_id(PROFILE)
-        assert run("import ipyparallel as ipp\nrc = ipp.Client(timeout=20)\n" + SUBMIT,
-                   60) == "submitted"
-        _, killed = kill_the_controller_mid_map(fake_hosts.hosts[0])
+        assert run("import ipyparallel as ipp\nrc = ipp.Client(timeout=20)\n"
+                   + submitting(tmp_path / "begun"), 60) == "submitted"
+        _, killed = kill_the_controller_mid_map(fake_hosts.hosts[0], tmp_path / "begun")
         report = json.loads(run(ENDED, 150))
     finally:
         kernel.stop_channels()
@@ -224,16 +227,11 @@ def test_jupyter_killed_answers_again_at_its_old_url(cluster, fake_hosts):
     server = master.run(f"pgrep -f '[j]upyter-server .*--port={PORT}' || true").split()
     assert len(server) == 1
     master.run(f"kill -9 {server[0]}")
-    began = time.monotonic()
-    while True:
-        try:
-            with urllib.request.urlopen(request, timeout=5) as response:
-                if response.status == 200:
-                    break
-        except (urllib.error.URLError, ConnectionError):
-            pass
-        assert time.monotonic() - began < 10, "Jupyter did not answer in 10 s"
-        time.sleep(0.2)
+
+    def answers():
+        with urllib.request.urlopen(request, timeout=5) as response:  # URLError until it listens
+            return response.status == 200
+    wait_until(answers, 10, "Jupyter's answer at its old URL", interval=0.2)
     assert master.run(f"pgrep -f '[j]upyter-server .*--port={PORT}'").split() != server
     status, notes = master_notes(cluster)
     assert "jupyter restarted 1 time" in notes
@@ -264,12 +262,14 @@ def test_down_during_a_back_off_leaves_nothing_and_up_starts_no_second_controlle
     since = time.strftime("%Y-%m-%d %H:%M:%S")  # the log holds earlier tests' lines too
     kill_the_controller(master)
     log = RUN_DIR / f"{NAME}-controller.log"
-    deadline = time.monotonic() + 60
-    while not [stamp for stamp in re.findall(r"^=== nanny ([0-9-]+ [0-9:]+): restart: .* starting it"
-                                             r" again in 2 s$", log.read_text(), re.MULTILINE)
-               if stamp >= since]:  # in its third back-off
-        assert time.monotonic() < deadline, log.read_text()[-2000:]
-        time.sleep(0.1)
+
+    def third_back_off():
+        text = log.read_text()
+        assert [stamp for stamp in re.findall(r"^=== nanny ([0-9-]+ [0-9:]+): restart: .* starting it"
+                                              r" again in 2 s$", text, re.MULTILINE)
+                if stamp >= since], text[-2000:]
+        return True
+    wait_until(third_back_off, 60, f"the nanny in its third back-off, in {log}")
     started = cluster("master.start")  # its nanny waits: the controller runs, none starts
     assert "started" not in started.stdout, started.stdout + started.stderr
     nannies = master.run("pgrep -f '^[^ ]*python[0-9.]* [^ ]*/nanny[.]py controller' || true").split()
@@ -277,8 +277,8 @@ def test_down_during_a_back_off_leaves_nothing_and_up_starts_no_second_controlle
     down = cluster("cluster.down")
     assert down.returncode == 0, down.stdout + down.stderr
     assert leftovers(fake_hosts, (1, 2, 3)) == {}
-    time.sleep(9)  # past the longest back-off left: nothing starts afterwards
-    assert leftovers(fake_hosts, (1, 2, 3)) == {}
+    # nothing starts afterwards: not one process is left that could start it
+    nothing_left(fake_hosts, (1, 2, 3))
 
 
 def test_a_controller_that_exits_at_its_first_start_is_named_by_up_at_once(cluster, fake_hosts):

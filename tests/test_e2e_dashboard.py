@@ -19,6 +19,7 @@ import pytest
 import tasks
 from tests.conftest import FAB, PROJECT, engines_by_id, fab_for, on, three_host_inventory, with_client
 from tests.conftest import fab as run_fab
+from tests.waiting import wait_until
 
 NAME = PROFILE = "dash"
 PORT = 18970
@@ -70,14 +71,12 @@ def cluster(fab_here):
 
 def state(token, until=lambda s: True, timeout=30):
     """The dashboard's data, once *until* holds for it (its tries are 1 s apart)."""
-    deadline = time.monotonic() + timeout
-    while True:
+    def read():
         status, body = get("/ipp-dashboard/state", token)
         found = json.loads(body) if status == 200 else None
-        if found and until(found):
-            return found
-        assert time.monotonic() < deadline, (status, body[-2000:])
-        time.sleep(1)
+        assert found and until(found), (status, body[-2000:])  # what the failure says
+        return found
+    return wait_until(read, timeout, "the dashboard's data as the test needs it", interval=1)
 
 
 def host_row(found, name):
@@ -213,23 +212,23 @@ def page(browser, cluster):
     opened.close()
 
 
-RUNNING = ("() => { const bars = document.querySelectorAll('#stream rect.running');"
-           " return bars.length === 1 && document.querySelector('[data-total=running] b').textContent === '1'"
-           " ? parseFloat(bars[0].textContent.match(/running for ([0-9.]+) s/)[1]) : null; }")
+#: The one running task's "running for" seconds, once the page shows at least *since* (else null).
+RUNNING = ("since => { const bars = document.querySelectorAll('#stream rect.running');"
+           " if (bars.length !== 1 || document.querySelector('[data-total=running] b').textContent !== '1')"
+           " return null; const seconds = parseFloat(bars[0].textContent.match(/running for ([0-9.]+) s/)[1]);"
+           " return seconds >= since ? seconds : null; }")
 
 
 @needs_chromium
 def test_a_task_of_60_s_is_seen_running_all_along_then_done(page):
-    began = time.monotonic()
     job = background("print(json.dumps(c.load_balanced_view().apply_sync(time.sleep, 60)))")
     try:
-        seen = {}
-        for at in (10, 40):
-            time.sleep(max(0.0, began + at - time.monotonic()))
-            seen[at] = page.wait_for_function(RUNNING, timeout=10_000).json_value()
-            if at == 40:
-                page.screenshot(path=str(ARTIFACTS / "dashboard-running.png"), full_page=True)
-        assert 3 <= seen[10] <= 15 and 20 <= seen[40] - seen[10] <= 40  # the same bar, grown
+        first = page.wait_for_function(RUNNING, arg=5, timeout=60_000).json_value()
+        seen = time.monotonic()
+        later = page.wait_for_function(RUNNING, arg=first + 25, timeout=60_000).json_value()
+        grown = time.monotonic() - seen
+        page.screenshot(path=str(ARTIFACTS / "dashboard-running.png"), full_page=True)
+        assert first <= 15 and abs(later - first - grown) <= 10  # the same bar, grown with the clock
         assert job.wait(timeout=90) == 0
     finally:
         job.kill()
@@ -242,22 +241,35 @@ def test_a_task_of_60_s_is_seen_running_all_along_then_done(page):
 FAILING = """
 def parse_record(n):
     raise ValueError(f"bad record {n} <b>in bold</b>")
+said = []
 for n in (7, 8):
     try:
-        c.load_balanced_view().apply_sync(parse_record, n)
-    except Exception:
-        pass
-print(json.dumps(True))
+        said.append(["no error", c.load_balanced_view().apply_sync(parse_record, n)])
+    except ipp.RemoteError as error:
+        said.append([error.ename, error.evalue])
+print(json.dumps(said))
 """
+#: What FAILING's client is told: each of its two tasks raised on an engine.
+RAISED = [["ValueError", "bad record 7 <b>in bold</b>"], ["ValueError", "bad record 8 <b>in bold</b>"]]
+
+
+def raised(found):
+    """How many tasks of FAILING's kind the dashboard's data counts (their group of failures)."""
+    return sum(group["count"] for group in found["failures"]
+               if (group["ename"], group["place"]) == ("ValueError", "parse_record"))
 
 
 @needs_chromium
-def test_a_task_that_raises_is_on_the_failures_panel_with_its_traceback(page):
-    assert with_client(FAILING, PROFILE)
-    row = page.wait_for_selector('#failures tr[data-ename="ValueError"]:has-text("parse_record")',
-                                 timeout=30_000)
+def test_a_task_that_raises_is_on_the_failures_panel_with_its_traceback(page, cluster):
+    before = raised(state(cluster.token, lambda s: s["totals"] is not None))
+    assert with_client(FAILING, PROFILE) == RAISED
+    count = str(before + 2)  # the two, each counted once
+    page.wait_for_function("count => [...document.querySelectorAll('#failures tr[data-ename=ValueError]')]"
+                           ".some(row => row.cells[1].textContent === 'parse_record'"
+                           " && row.cells[2].textContent === count)", arg=count, timeout=30_000)
+    row = page.query_selector('#failures tr[data-ename="ValueError"]:has-text("parse_record")')
     cells = [cell.text_content() for cell in row.query_selector_all("td")]
-    assert cells[0:2] == ["ValueError", "parse_record"] and int(cells[2]) >= 2
+    assert cells[0:3] == ["ValueError", "parse_record", count]
     assert cells[6] == "bad record 8 <b>in bold</b>"  # as text: the page made no markup of it
     assert row.query_selector("b") is None
     row.query_selector("button").click()
@@ -278,11 +290,12 @@ def test_an_engine_killed_shows_as_restarted(cluster, fake_hosts):
 
 
 def test_the_dashboard_and_its_history_live_through_controller_and_jupyter_restarts(cluster, fake_hosts):
-    assert with_client(FAILING, PROFILE)
+    earlier = state(cluster.token, lambda s: s["totals"] is not None)
+    assert with_client(FAILING, PROFILE) == RAISED
     assert with_client("print(json.dumps(len(c.load_balanced_view().map_sync(abs, range(20)))))",
                        PROFILE) == 20
-    before = state(cluster.token, lambda s: s["totals"] and s["totals"]["failed"] >= 2
-                   and any(g["ename"] == "ValueError" for g in s["failures"]))
+    before = state(cluster.token, lambda s: s["totals"] and raised(s) == raised(earlier) + 2
+                   and s["totals"]["failed"] >= earlier["totals"]["failed"] + 2)
     master = fake_hosts.hosts[0]
     pids = master.run(f"pgrep -f '^[^ ]*python[0-9.]* [^ ]*/{NAME}/host1/controller[.]py ' || true")
     master.run(f"kill -9 {' '.join(pids.split())} 2>/dev/null || true")  # one may end meanwhile

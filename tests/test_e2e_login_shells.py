@@ -5,6 +5,7 @@ shell reads alike; the programs come on its standard input.
 """
 
 import shutil
+import subprocess
 
 import pytest
 
@@ -21,6 +22,12 @@ RC_FILES = {  # the file each shell reads for a command over SSH, and some it re
     ".tcshrc": f'echo "{BANNER} (tcshrc)"\n',
     ".config/fish/config.fish": f'echo "{BANNER} (fish)"\n',
 }
+#: The banner each shell prints on login (``su -``): of the rc file it reads then; and for a
+#: command over SSH, as fab's reach it (sh and ksh read no file then).
+LOGIN_BANNER = {"sh": "profile", "bash": "profile", "zsh": "zshenv", "fish": "fish", "tcsh": "tcshrc",
+                "csh": "cshrc", "ksh": "profile"}
+SSH_BANNER = {"sh": None, "bash": "bashrc", "zsh": "zshenv", "fish": "fish", "tcsh": "tcshrc",
+              "csh": "cshrc", "ksh": None}
 
 
 @pytest.mark.parametrize("shell", SHELLS)
@@ -44,6 +51,10 @@ def test_a_user_of_each_login_shell_runs_a_whole_cluster(fake_hosts, shared_env,
             fake_hosts.hosts[0].run(f"mkdir -p $(dirname {home}/{name}) && printf '%s' '{text}' > {home}/{name}"
                                     f" && chown -R {user} {home}")
         banner = fake_hosts.hosts[1].run(f"su - {user} -c true 2>&1 || true")
+        over_ssh = subprocess.run(["ssh", "-i", str(fake_hosts.client_key), "-o", "BatchMode=yes",
+                                   "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                                   "-o", "LogLevel=ERROR", f"{user}@127.0.2.2", "true"],
+                                  capture_output=True, text=True, timeout=60)
         try:
             up = run("cluster.up")
             assert up.returncode == 0, up.stdout + up.stderr
@@ -63,4 +74,6 @@ def test_a_user_of_each_login_shell_runs_a_whole_cluster(fake_hosts, shared_env,
             down = run("cluster.down")
         assert down.returncode == 0, down.stdout + down.stderr
         assert leftovers(fake_hosts, (1, 2, 3)) == {}
-    assert BANNER in banner or shell in ("sh", "ksh")  # the rc files do print on login
+    assert f"{BANNER} ({LOGIN_BANNER[shell]})" in banner, banner  # the rc files do print on login
+    assert over_ssh.returncode == 0, over_ssh.stderr
+    assert over_ssh.stdout == (f"{BANNER} ({SSH_BANNER[shell]})\n" if SSH_BANNER[shell] else ""), over_ssh

@@ -8,7 +8,6 @@ before anything starts. Host 1 is the master; hosts 2-5 run the engines.
 import os
 import re
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from tasks.remote import ipp_screens as screens
 from tests.conftest import FakeHosts, engines_per_host, fab_for, leftovers, three_host_inventory
 from tests.conftest import write_inventory
 from tests.conftest import fab as run_fab
+from tests.waiting import wait_until
 
 NAME = PROFILE = "scale"
 PORT = 18891
@@ -106,10 +106,8 @@ def test_status_names_an_orphan_and_engines_start_starts_it_again(down, fake_hos
     before = log.stat().st_size
     fake_hosts.hosts[3].run("pkill -KILL -x ipengine-1")  # engine 1 alone: its supervisor starts it again
     purge = re.compile(rb"purging stalled registration \d+:127\.0\.2\.4/1/")
-    deadline = time.monotonic() + 90  # the restarted engine's registration is purged after 15 s
-    while not purge.search(log.read_bytes()[before:]):
-        assert time.monotonic() < deadline, "the controller purged no registration of engine 1"
-        time.sleep(0.2)
+    wait_until(lambda: purge.search(log.read_bytes()[before:]), 90,  # it is purged after 15 s
+               "the controller's purge of the restarted engine 1's registration", interval=0.2)
     status = down("cluster.status")
     assert status.returncode == 1
     assert ("error: 127.0.2.4: engine 1 runs but is not registered (the controller dropped its"

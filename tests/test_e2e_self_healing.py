@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import engines_by_id, leftovers, on, status_saying, three_host_inventory
+from tests.conftest import engines_by_id, leftovers, nothing_left, on, status_saying, three_host_inventory
 from tests.conftest import fab_for, with_client
+from tests.waiting import wait_until
 
 NAME = PROFILE = "healing"
 PORT = 18881
@@ -58,12 +59,13 @@ def wait_for(hostname, count, gone=(), timeout=60.0):
     """Seconds until *hostname* has *count* engines again, none of them a pid in *gone*.
     Each look is a client that may itself wait 20 s: the deadline is checked between them."""
     began = time.monotonic()
-    while time.monotonic() - began < timeout:
+
+    def back():
         mine = on(engines(), hostname)
-        if len(mine) == count and not {v[1] for v in mine.values()} & set(gone):
-            return time.monotonic() - began
-        time.sleep(0.2)
-    raise AssertionError(f"{hostname}: not {count} engines after {timeout} s: {on(engines(), hostname)}")
+        assert len(mine) == count and not {v[1] for v in mine.values()} & set(gone), mine
+        return True
+    wait_until(back, timeout, f"{count} engines on {hostname}, none of the pids {list(gone)}", interval=0.2)
+    return time.monotonic() - began
 
 
 def test_an_engine_killed_with_sigkill_comes_back_by_itself(cluster, fake_hosts):
@@ -116,15 +118,13 @@ def test_a_crash_loop_gives_up_and_a_down_during_back_off_leaves_nothing(cluster
                      r"--hosts=127\.0\.2\.3 says why", status.stderr), status.stderr
     since = time.strftime("%Y-%m-%d %H:%M:%S")  # the logs hold earlier runs' lines too
     host3.run(f"kill -9 {pids[1]}")
-    deadline = time.monotonic() + 30
-    while not _killed_since(cluster, since) and time.monotonic() < deadline:
-        time.sleep(0.2)
+    wait_until(lambda: _killed_since(cluster, since), 30, "the nanny's line on the engine killed",
+               interval=0.2)
     assert len(_killed_since(cluster, since)) == 1  # the other engine waits in its back-off
     down = cluster("cluster.down")
     assert down.returncode == 0, down.stdout + down.stderr
     assert leftovers(fake_hosts, (1, 2, 3)) == {}
-    time.sleep(3)  # longer than that back-off: nothing starts afterwards
-    assert leftovers(fake_hosts, (1, 2, 3)) == {}
+    nothing_left(fake_hosts, (1, 2, 3))  # so nothing starts afterwards: nothing is left to start it
 
 
 def _logs(cluster):
@@ -147,10 +147,12 @@ def test_with_engine_restart_no_a_dead_engine_stays_dead(cluster, fake_hosts):
     assert up.returncode == 0, up.stdout + up.stderr
     pid = sorted(v[1] for v in on(engines(), "host2").values())[0]
     fake_hosts.hosts[1].run(f"kill -9 {pid}")
-    deadline = time.monotonic() + 60
-    while "it stays stopped" not in (logs := cluster("cluster.logs", "--hosts=127.0.2.2").stdout):
-        assert time.monotonic() < deadline, logs
-        time.sleep(0.2)
+
+    def stays_stopped():
+        logs = cluster("cluster.logs", "--hosts=127.0.2.2").stdout
+        assert "it stays stopped" in logs, logs  # what the failure says
+        return logs
+    logs = wait_until(stays_stopped, 60, "the supervisor's word that the engine stays stopped", interval=0.2)
     assert "the engine ended (signal 9 (SIGKILL)); ENGINE_RESTART=no: it stays stopped" in logs
     wait_for("host2", 1, gone=[pid])  # the controller dropped it, and nothing started it again
     status = cluster("cluster.status")

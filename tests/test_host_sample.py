@@ -9,6 +9,7 @@ import select
 import time
 
 from tasks.remote import host_sample
+from tests.waiting import wait_until
 
 ANSWER = ("0, GPU-00000000-1d2e, NVIDIA H200, 143771, 1024, 37\n"
           "1, GPU-00000001-1d2e, NVIDIA H200, 143771, [N/A], [N/A]\n")
@@ -23,10 +24,11 @@ def stand_in(folder, body):
 
 def answered(query, timeout=10):
     """Read *query*'s answer as the supervisor does: when its pipe is readable."""
-    deadline = time.monotonic() + timeout
-    while query.fd is not None and time.monotonic() < deadline:
-        if select.select([query.fd], [], [], 0.1)[0]:
+    def ended():
+        if query.fd is not None and select.select([query.fd], [], [], 0.1)[0]:
             query.read()
+        return query.fd is None
+    wait_until(ended, timeout, "nvidia-smi's whole answer", interval=0)
     return query.gpus
 
 
@@ -55,9 +57,9 @@ def test_a_query_that_hangs_is_ended_and_the_last_answer_kept(tmp_path, monkeypa
     query = host_sample.GpuQuery()
     query.gpus = ["the last answer"]
     query.start()
-    pid = query.pid
-    time.sleep(0.3)
-    query.overdue()
+    pid, began = query.pid, query.began
+    wait_until(lambda: query.overdue() or query.fd is None, 10, "the hanging query ended as overdue")
+    assert time.monotonic() - began > 0.2  # not before its time
     assert query.fd is None and query.gpus == ["the last answer"]
     assert os.waitpid(pid, 0)[1] != 0  # killed
 
