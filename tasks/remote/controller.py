@@ -38,11 +38,12 @@ into every kernel of the master's Jupyter) and the lines ``cluster.connect`` pri
 client a lasting one. What cannot be routed yet waits in an `Outbox`, per client, for
 `DELIVERY_WINDOW` s: tried once per client and round, however many tasks it holds.
 
-Frames from the engines are taken only with the session's signature (HMAC), seen once, as
-ipyparallel's own scheduler takes them: a peer that reaches the engine port without the
-key, or sends again what it captured, cannot end a restored task or release a held engine.
-The signature is checked before anything of a message is read, and what is refused is
-counted in the log, never written there (``refusals.py``).
+Frames from the engines and the clients are taken only with the session's signature (HMAC),
+seen once, as ipyparallel's own scheduler takes them: a peer that reaches the engine port
+without the key, or sends again what it captured, cannot end a restored task or release a
+held engine. The signature is checked before anything of a message is read, and what is
+refused is counted in the log, never written there (``refusals.py``): ipyparallel's own
+handlers would log each such message whole, with a traceback.
 """
 
 import logging
