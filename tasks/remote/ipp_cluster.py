@@ -7,10 +7,10 @@ and as ``_ipp_cluster_hook`` (the name ``ipp_cluster`` stays free), from the
 ``install.sh`` put beside it in the environment's site-packages; the master's Jupyter
 loads it as a server extension (``tasks/remote/start_master.sh`` puts it on its
 ``PYTHONPATH``), and every IPython kernel there loads it too, whatever its environment
-(see `load_into_kernels`). Where two copies are loaded (the environment's and the
-kernel's, perhaps older), the last one loaded makes the client. Then, once ipyparallel is imported (`install_when_imported`:
-nothing is done, nor imported, in a Python that never imports it), a script's or a
-notebook's plain::
+(see `load_into_kernels`); where two copies are loaded (the environment's, perhaps
+older, and the kernel's), the last one loaded makes the client. Then, once ipyparallel
+is imported (`install_when_imported`: nothing is done, nor imported, in a Python that
+never imports it), a script's or a notebook's plain::
 
     import ipyparallel as ipp
     rc = ipp.Client()                # the profile from IPP_PROFILE
