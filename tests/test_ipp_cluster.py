@@ -165,3 +165,27 @@ print(getattr(ipp.Client.__init__, "ipp_cluster", False), ipp.Client.__init__.__
     assert done.returncode == 0, done.stderr
     assert done.stdout.split("\n") == ["[]", f"True {site}/ipp_cluster.py", ""]
     assert done.stderr == ""
+
+
+def test_the_copy_loaded_last_makes_the_client(tmp_path):
+    """A kernel of the master's Jupyter in the cluster's environment: the environment's hook
+    loaded its copy at the start (perhaps an older one), the kernel loads the run folder's.
+    The latter makes ipyparallel's `Client`, whether ipyparallel was imported before or after."""
+    shutil.copy(PROJECT / "tasks" / "remote" / "ipp_cluster.py", tmp_path / "older.py")
+    code = f"""
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("_ipp_cluster_hook", {str(tmp_path / "older.py")!r})
+hook = sys.modules[spec.name] = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(hook)
+hook.install_when_imported()
+import ipp_cluster
+ipp_cluster.install_when_imported()
+import ipyparallel as ipp
+print(ipp.Client.__init__.__globals__["__file__"], ipp.Client.__init__.__wrapped__.__module__)
+hook.install()  # the other way round: that copy's again
+print(ipp.Client.__init__.__globals__["__file__"], ipp.Client.__init__.__wrapped__.__module__)
+"""
+    done = subprocess.run([sys.executable, "-c", PREAMBLE + code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [f"{REMOTE}/ipp_cluster.py ipyparallel.client.client",
+                                        f"{tmp_path}/older.py ipyparallel.client.client"]
