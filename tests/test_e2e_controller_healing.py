@@ -314,7 +314,7 @@ def hooked_env(path):
 
 
 def test_a_scripts_plain_ipp_client_in_the_cluster_env_gets_its_map_in_flight_at_a_crash(
-        cluster, fake_hosts):
+        cluster, fake_hosts, tmp_path):
     """``python search.py`` on the master, with the Python of CLUSTER_ENV=~/... (a user's,
     made by ``cluster.install``, under each host's home): the same plain ``ipp.Client()`` as
     a notebook's, not a kernel, and its map ends when every controller process is killed."""
@@ -331,13 +331,14 @@ def test_a_scripts_plain_ipp_client_in_the_cluster_env_gets_its_map_in_flight_at
         f"pgrep -af '{RUN_DIR}/controller[.]py ' || true")  # ~ expanded there
     before = engines_by_id(PROFILE)
     script = HOME / f"{NAME}-search.py"
-    script.write_text("import ipyparallel as ipp\nrc = ipp.Client(timeout=20)\n" + SUBMIT + ENDED)
+    script.write_text("import ipyparallel as ipp\nrc = ipp.Client(timeout=20)\n" + submitting(tmp_path / "begun")
+                      + ENDED)
     user = subprocess.Popen([str(env_folder / "bin" / "python"), str(script)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, cwd=HOME,
                             env=dict(os.environ, IPP_PROFILE=PROFILE))  # as the master's Jupyter sets it
     try:
         assert user.stdout.readline().strip() == "submitted", user.communicate(timeout=60)
-        _, killed = kill_the_controller_mid_map(master)
+        _, killed = kill_the_controller_mid_map(master, tmp_path / "begun")
         out, err = user.communicate(timeout=150)
     finally:
         user.kill()
