@@ -3,8 +3,10 @@ Unit tests of ``tasks/remote/ipp_cluster.py``, the module every IPython kernel o
 master's Jupyter and every Python of the cluster's environment load: with a known
 ipyparallel, ``ipp.Client`` gets sockets with lasting routing ids and the cluster's profile;
 with another, it is left as it is and its first client says so in one line. Each runs in a
-Python of its own; one starts a real kernel from the kernel specs it changed, in a folder
-that holds another ``ipp_cluster.py``, one loads the hook as site does. The end-to-end tests
+Python of its own, which imports the file under test (whatever hook this Python's
+environment holds); two start a real kernel from the kernel specs it changed, in a folder
+that holds another ``ipp_cluster.py`` (one with a user's own ``exec_files``), one starts a
+new environment with the hook in its site-packages. The end-to-end tests
 (a map in flight at a controller crash, from a kernel of the master's Jupyter and from a
 script) are in ``tests/test_e2e_controller_healing.py``.
 """
