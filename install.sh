@@ -58,7 +58,7 @@ fi
 [ -x .venv/bin/pip ] || python3 -m venv .venv
 .venv/bin/pip install --disable-pip-version-check -r "$requirements"
 # .venv serves as CLUSTER_ENV on this machine: its Pythons give ipp.Client() a lasting
-# routing id (tasks/remote/ipp_cluster.py), as cluster.install makes it on the hosts. The
+# routing id (tasks/remote/jupyter/ipp_cluster.py), as cluster.install makes it on the hosts. The
 # hook's files are links to this folder's: .venv runs them as they are now, never a copy
 # left from an older install.sh.
 if ! site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))') ||
@@ -68,6 +68,6 @@ if ! site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_path("pur
   exit 1
 fi
 for file in ipp_cluster.py ipp_cluster.pth; do
-  ln -sf "$PWD/tasks/remote/$file" "$site/$file"
+  ln -sf "$PWD/tasks/remote/jupyter/$file" "$site/$file"
 done
 echo "install.sh: done; next: . .venv/bin/activate && $next"

@@ -25,7 +25,7 @@ import urllib.request
 
 import psutil
 
-from tasks.remote.ipp_dashboard import Watcher
+from tasks.remote.jupyter.dashboard.extension import Watcher
 
 from . import methods
 from .report import cell, median, table

@@ -1,6 +1,6 @@
 """
 The files a host's Python reads to start N engines (part of ``python -m bench --scale``):
-the engines' supervisor (``tasks/remote/supervisor.py``) run under ``strace -f`` with a
+the engines' supervisor (``tasks/remote/engines/supervisor.py``) run under ``strace -f`` with a
 local controller, until its N engines registered, once forking its engines (as it does)
 and once starting each as a process of its own (as with an ipyparallel it does not know,
 and as every engine started before it). Counted: the ``openat`` calls that opened a
@@ -19,17 +19,15 @@ from pathlib import Path
 
 import psutil
 
+from tests import shipped
+
 from . import methods
 
 COUNTS = (4, 16)
-PROGRAMS = ("supervisor.py", "engine_fork.py", "engine_life.py", "host_sample.py", "host_report.py",
-            "nanny.py", "process_tree.py")
-REMOTE = methods.PROJECT / "tasks" / "remote"
 OPENED = re.compile(r'openat\([^"]*"([^"]+\.(?:py|pyc|so(?:\.[0-9.]+)?))"')
 #: The supervisor, with an ipyparallel whose version it does not know: each engine a process.
 AS_PROCESSES = ("-c", "import runpy, sys, ipyparallel; ipyparallel.__version__ = '99.0.0'; "
-                      "sys.argv = sys.argv[1:]; sys.path.insert(0, sys.argv[0].rsplit('/', 1)[0]); "
-                      "runpy.run_path(sys.argv[0], run_name='__main__')")
+                      "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')")
 PROFILE = f"{methods.NAME}-files"
 
 
@@ -37,14 +35,14 @@ def files_read(folder, engines, forked, client):
     """The .py, .pyc and .so files opened to start *engines* engines (see the module)."""
     run = folder / f"files-{engines}-{'forked' if forked else 'processes'}"
     run.mkdir(parents=True, exist_ok=True)
-    for name in PROGRAMS:
-        shutil.copy(REMOTE / name, run / name)
+    package = shipped.unpack("start_engines", run)
     trace = run / "strace.txt"
     ipengine = str(Path(sys.executable).parent / "ipengine")
+    python = (sys.executable, *(() if forked else AS_PROCESSES))
     command = ["strace", "-f", "-qq", "-e", "trace=openat", "-e", "status=successful", "-o",
-               str(trace), sys.executable, *(() if forked else AS_PROCESSES), str(run / "supervisor.py"),
-               str(run), methods.NAME, "bench", str(engines), "yes", "", "", "--", ipengine,
-               f"--profile={PROFILE}", "--log-level=ERROR"]
+               str(trace), *shipped.argv(package, "engines.supervisor", run, methods.NAME, "bench",
+                                         engines, "yes", "", "", "--", ipengine,
+                                         f"--profile={PROFILE}", "--log-level=ERROR", python=python)]
     tracer = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     try:
         client.wait_for_engines(engines, timeout=600)

@@ -25,8 +25,7 @@ from tests import sshhosts
 
 PROJECT = Path(__file__).resolve().parent.parent
 FAB = Path(sys.executable).parent / "fab"
-CLUSTER_WORDS = ("ipyparallel", "ipengine", "ipcontroller", "controller.py", "nanny.py", "/supervisor.py",
-                 "/host_report.py", "jupyter")
+CLUSTER_WORDS = ("ipyparallel", "ipengine", "ipcontroller", "ipp_remote", "jupyter")
 NAME = "ippbench"  # cluster name and profile: the user's own clusters are not touched
 
 

@@ -31,7 +31,7 @@ PROJECT = Path(__file__).resolve().parent.parent
 FAB = Path(sys.executable).parent / "fab"
 SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's: a CLUSTER_ENV made with it suits every user
 REQUIREMENTS = PROJECT / "tasks" / "cluster-requirements.txt"
-CLUSTER_PROGRAMS = ("ipengine", "ipcontroller", "controller.py", "nanny.py", "/supervisor.py", "/host_report.py",
+CLUSTER_PROGRAMS = ("ipengine", "ipcontroller", "ipp_remote",
                     "jupyter", "ipyparallel", "SCREEN", "screen")
 
 

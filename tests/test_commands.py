@@ -18,13 +18,14 @@ from pathlib import Path
 
 import pytest
 
+from tasks import commands
+from tasks.commands import shipped, slurm
+from tasks.commands.answers import parse_supervisor
 from tasks.inventory.folder import Allocation, Host, Settings
-from tasks.remote import commands, slurm
-from tasks.remote.protocol import parse_supervisor
 from tasks.steps import environment
 from tests.waiting import wait_until
 
-REMOTE = Path(commands.__file__).parent  # tasks/remote/, beside its builder
+REMOTE = Path(__file__).resolve().parent.parent / "tasks" / "remote"
 SHELLS = ("sh", "dash", "bash", "zsh", "ksh", "fish", "tcsh", "csh")
 needs_screen = pytest.mark.skipif(not shutil.which("screen"), reason="needs screen")
 
@@ -62,8 +63,8 @@ def host(tmp_path):
         (bin_dir / name).write_text(STAND_IN)
         (bin_dir / name).chmod(0o755)
     # This venv's python runs the nanny and the probe, with psutil and ipyparallel; the
-    # controller's program (controller.py RUN_DIR ARGS) is the stand-in ipcontroller.
-    (bin_dir / "python").write_text(f'#!/bin/sh\ncase $1 in */controller.py) shift 2; exec '
+    # controller's program (ipp_remote master.controller RUN_DIR ARGS) is the stand-in ipcontroller.
+    (bin_dir / "python").write_text(f'#!/bin/sh\ncase $2 in master.controller) shift 3; exec '
                                     f'"$(dirname "$0")/ipcontroller" "$@";; esac\nexec {sys.executable} "$@"\n')
     (bin_dir / "python").chmod(0o755)
     settings = Settings(cluster_env=str(tmp_path / "env"), cluster_name=f"t{os.getpid()}",
@@ -260,7 +261,7 @@ def test_install_creates_the_env_and_installs_from_a_wheelhouse_with_no_index(ho
     assert not (tmp_path / "wheels.tar.gz").exists()
     assert sorted(p.name for p in site.iterdir()) == ["ipp_cluster.pth", "ipp_cluster.py"]
     for name in ("ipp_cluster.pth", "ipp_cluster.py"):  # the project's, whole
-        assert (site / name).read_text() == (Path(commands.__file__).parent / name).read_text()
+        assert (site / name).read_text() == (REMOTE / "jupyter" / name).read_text()
     again = host(environment.install(settings, "a==1", str(fake_python)), settings=settings)
     assert facts(again)["created"] == "no" and "--no-index" not in (tmp_path / "pip.log").read_text(
         ).splitlines()[2]
@@ -305,7 +306,7 @@ def test_shellcheck_passes_on_every_shell_file_and_on_a_whole_script():
         if os.environ.get("CI"):
             pytest.fail("shellcheck is missing: the README's test command installs it")
         pytest.skip("needs shellcheck (apt-get install shellcheck)")
-    files = sorted(REMOTE.glob("*.sh"))
+    files = sorted(REMOTE.glob("steps/*/*.sh")) + [REMOTE / "steps" / "lib.sh"]
     assert len(files) >= 10
     result = subprocess.run([shellcheck, "-s", "sh", *map(str, files)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
@@ -324,8 +325,8 @@ def test_shellcheck_passes_on_every_shell_file_and_on_a_whole_script():
         slurm.on_job(function, settings, 1, allocation)
         for function in ("slurm_jobs", "slurm_cancel", "slurm_cancelled", "slurm_restart")),
         slurm.cancel_all(), slurm.cancelled_all()]
-    assert {commands.FILES.get(step.function, step.function + ".sh") for step in steps} | {
-        commands.FILES["slurm_job"]} == {path.name for path in files} - {"lib.sh"}  # the job's: test_slurm.py
+    assert {shipped.step_file(step.function) for step in steps} | {shipped.step_file("slurm_job")} == {
+        str(path.relative_to(REMOTE)) for path in files} - {"steps/lib.sh"}  # the job's: test_slurm.py
     whole = commands.script(settings, *steps, setup="module load python/3.11")
     result = subprocess.run([shellcheck, "-s", "sh", "-"], input=whole, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout

@@ -16,7 +16,8 @@ from jupyter_client.session import Session
 from tornado.ioloop import IOLoop
 from zmq.eventloop.zmqstream import ZMQStream
 
-from tasks.remote import controller, outbox
+from tasks.remote.master import controller
+from tasks.remote.master import outbox
 from tests.waiting import wait_until
 
 

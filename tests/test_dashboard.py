@@ -8,8 +8,8 @@ import os
 import subprocess
 
 from tasks.inventory.folder import Settings
-from tasks.remote import commands
-from tasks.remote.ipp_dashboard import Watcher
+from tasks import commands
+from tasks.remote.jupyter.dashboard.extension import Watcher
 
 START = "\n=== Thu Dec  3 07:07:13 UTC 2026: c-controller\n"
 RESTART = "=== nanny 2026-12-03 07:09:01: restart: the controller ended (signal 9 (SIGKILL)); starting it again now\n"

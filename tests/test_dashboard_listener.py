@@ -8,10 +8,10 @@ import json
 
 from jupyter_client.session import Session
 
-from tasks.remote import dashboard_stream as stream
-from tasks.remote import dashboard_listener as listening
-from tasks.remote.dashboard_listener import Listener
-from tasks.remote.ipp_dashboard import Watcher
+from tasks.remote.jupyter.dashboard import stream
+from tasks.remote.jupyter.dashboard import listener as listening
+from tasks.remote.jupyter.dashboard.listener import Listener
+from tasks.remote.jupyter.dashboard.extension import Watcher
 
 NOW = 1_800_000_000.0
 

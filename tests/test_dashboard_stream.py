@@ -12,11 +12,11 @@ import time
 import pytest
 from jupyter_client.session import Session
 
-from tasks.remote import dashboard_hosts as hosts
-from tasks.remote import dashboard_stream as stream
-from tasks.remote.dashboard_history import History
-from tasks.remote.dashboard_listener import Listener
-from tasks.remote.ipp_dashboard import Watcher
+from tasks.remote.jupyter.dashboard import hosts
+from tasks.remote.jupyter.dashboard import stream
+from tasks.remote.jupyter.dashboard.history import History
+from tasks.remote.jupyter.dashboard.listener import Listener
+from tasks.remote.jupyter.dashboard.extension import Watcher
 
 NOW = 1_800_000_000.0
 TRACEBACK = ["\x1b[0;31m---------\x1b[0m",
@@ -123,7 +123,7 @@ def test_history_carries_completed_tasks_over_restarts_and_keeps_failures(tmp_pa
     assert history.completed({"a/2/1": ("a", "2", 10), "a/1/2": ("a", "1", 3)}, restarts=1) == 30
     assert history.completed({"a/2/1": ("a", "2", 10), "a/1/2": ("a", "1", 3)}, restarts=1) == 30
     assert history.restarts() == {("a", "1"): 1, ("a", "2"): 0}
-    monkeypatch.setattr("tasks.remote.dashboard_history.KEEP", 8)
+    monkeypatch.setattr("tasks.remote.jupyter.dashboard.history.KEEP", 8)
     history.add_failures([{"msg_id": f"m{n}", "time": NOW + n, "engine": n % 2, "host": "a",
                            "ename": "KeyError" if n % 3 else "OSError", "evalue": f"v{n}",
                            "place": "load", "traceback": f"tb {n}"} for n in range(10)])
@@ -203,8 +203,8 @@ def test_the_host_inbox_keeps_signed_reports_of_hosts_only(tmp_path):
 
     from tornado.ioloop import IOLoop
 
-    from tasks.remote import host_inbox
-    from tasks.remote.host_report import MSG_TYPE
+    from tasks.remote.master import host_inbox
+    from tasks.remote.shared.host_reports import MSG_TYPE
 
     inbox = host_inbox.Inbox.__new__(host_inbox.Inbox)  # its socket aside: what it does with a report
     inbox.folder, inbox.log = str(tmp_path), logging.getLogger("test")
@@ -227,7 +227,7 @@ def test_the_host_inbox_keeps_signed_reports_of_hosts_only(tmp_path):
 
 
 def test_a_controller_of_another_ipyparallel_runs_without_an_inbox():
-    from tasks.remote import host_inbox
+    from tasks.remote.master import host_inbox
 
     class Other:  # an IPController without what the inbox needs
         def init_hub(self):

@@ -16,7 +16,7 @@ import urllib.request
 
 import pytest
 
-from tasks.remote import loopback
+from tasks.remote.shared import loopback
 from tests.conftest import FAB, PROJECT, fab, users, write_inventory
 from tests.spy import spy
 from tests.waiting import wait_until

@@ -117,7 +117,7 @@ def test_an_ipp_cluster_py_put_in_a_notebook_folder_never_runs_in_a_kernel_opene
         planted.unlink()
     assert reply["content"]["status"] == "ok", reply["content"]
     assert not ran.exists(), said
-    module = Path.home() / ".ipp-cluster" / NAME / "host1" / "python" / "ipp_cluster.py"
+    module = Path.home() / ".ipp-cluster" / NAME / "host1" / "ipp_remote" / "jupyter" / "ipp_cluster.py"
     assert "".join(said).split() == [str(cluster.notebook_dir), "True", str(module), str(module)]
 
 

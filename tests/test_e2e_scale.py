@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.remote import ipp_screens as screens
+from tasks.remote.shared import screen_logs as screens
 from tests.conftest import FakeHosts, engines_per_host, fab_for, leftovers, three_host_inventory
 from tests.conftest import write_inventory
 from tests.conftest import fab as run_fab

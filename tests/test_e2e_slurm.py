@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.remote.slurm import expand_nodes
+from tasks.commands.slurm import expand_nodes
 from tests.conftest import FAB, PROJECT, engines_by_id, fab, leftovers, users, with_client, write_inventory
 from tests.slurmhosts import FakeSlurm, why_not_available
 from tests.waiting import wait_until

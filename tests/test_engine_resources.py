@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from tasks.remote import commands
+from tasks import commands
 from tests import fakegpu
 from tests.test_commands import calls, facts, host, needs_screen, node, session_of  # noqa: F401 (host: a fixture)
 

@@ -7,8 +7,8 @@ engines start or stop). Run here by a local ``/bin/sh -s`` as a host runs them (
 
 import os
 
-from tasks.remote import commands
-from tasks.remote.protocol import parse_supervisor
+from tasks import commands
+from tasks.commands.answers import parse_supervisor
 from tests.test_commands import calls, facts, host, needs_screen, node, session_of  # noqa: F401 (host: a fixture)
 
 

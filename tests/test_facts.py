@@ -1,6 +1,6 @@
 """Unit tests for reading what the commands report."""
 
-from tasks.remote.protocol import parse_facts, parse_probe, session_names
+from tasks.commands.answers import parse_facts, parse_probe, session_names
 
 
 def test_key_value_lines_are_read_and_other_lines_ignored():

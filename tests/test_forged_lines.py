@@ -12,10 +12,10 @@ from ipyparallel.controller.app import IPController
 from traitlets.config.application import LevelFormatter
 
 from tasks.inventory.folder import Inventory, Settings, parse_hosts
-from tasks.remote import host_inbox
-from tasks.remote import ipp_screens as screens
-from tasks.remote import probe
-from tasks.remote.protocol import parse_probe
+from tasks.remote.master import host_inbox
+from tasks.remote.shared import screen_logs as screens
+from tasks.remote.master import probe
+from tasks.commands.answers import parse_probe
 from tasks.steps import lifecycle, status
 from tests.test_screens import shell
 

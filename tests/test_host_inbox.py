@@ -13,20 +13,19 @@ import re
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import zmq
 from jupyter_client.session import Session
 from tornado.ioloop import IOLoop
 
-from tasks.remote import host_inbox
-from tasks.remote.refusals import Throttle
-from tasks.remote.host_report import MSG_TYPE, PORT_KEY
-from tasks.remote.ipp_dashboard import Watcher
+from tasks.remote.master import host_inbox
+from tasks.remote.master.refusals import Throttle
+from tasks.remote.shared.host_reports import MSG_TYPE, PORT_KEY
+from tasks.remote.jupyter.dashboard.extension import Watcher
+from tests import shipped
 from tests.waiting import wait_until
 
-REMOTE = Path(host_inbox.__file__).parent
 MARK = b"FORGED-FRAME-BYTES"
 
 
@@ -36,8 +35,9 @@ def controller(tmp_path):
     env = dict(os.environ, IPYTHONDIR=str(tmp_path / "ipython"))
     log = tmp_path / "c-controller.log"
     with log.open("wb") as out:
-        process = subprocess.Popen([sys.executable, str(REMOTE / "controller.py"), str(tmp_path),
-                                    "--profile=inbox", "--ip=127.0.0.1"], stdout=out, stderr=out, env=env,
+        package = shipped.unpack("start_master", tmp_path / "code")
+        process = subprocess.Popen(shipped.argv(package, "master.controller", tmp_path, "--profile=inbox",
+                                                "--ip=127.0.0.1"), stdout=out, stderr=out, env=env,
                                    start_new_session=True)  # its schedulers in its group
     engine_file = tmp_path / "ipython" / "profile_inbox" / "security" / "ipcontroller-engine.json"
     try:

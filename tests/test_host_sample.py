@@ -8,7 +8,7 @@ import os
 import select
 import time
 
-from tasks.remote import host_sample
+from tasks.remote.engines import host_sample
 from tests.waiting import wait_until
 
 ANSWER = ("0, GPU-00000000-1d2e, NVIDIA H200, 143771, 1024, 37\n"

@@ -225,7 +225,7 @@ def test_as_a_plain_user_with_the_packages_present_no_apt_no_sudo_and_the_venv_w
                                  "import os, ipyparallel as ipp; init = ipp.Client.__init__;"
                                  " print(init.ipp_cluster, os.path.realpath(init.__globals__['__file__']))"],
                                 cwd=project, capture_output=True, text=True, timeout=120)
-        assert hooked.stdout == f"True {project}/tasks/remote/ipp_cluster.py\n", hooked.stderr
+        assert hooked.stdout == f"True {project}/tasks/remote/jupyter/ipp_cluster.py\n", hooked.stderr
 
 
 @needs_root

@@ -206,7 +206,7 @@ def test_cluster_env_under_the_home_is_expanded_by_each_host_itself():
     as a value, never by a shell's eval."""
     settings = parse_settings("CLUSTER_ENV=~/ipp env/\n".replace(" ", "-"))
     assert (settings.cluster_env, settings.bin_prefix) == ("~/ipp-env", "~/ipp-env/bin/")
-    lib = (PROJECT / "tasks" / "remote" / "lib.sh").read_text()
+    lib = (PROJECT / "tasks" / "remote" / "steps" / "lib.sh").read_text()
     for home in ("/home/lab", "/home/a b$(touch x)"):
         done = subprocess.run(["sh", "-c", lib + 'setup n p "$1" 5 ""; printf "%s|%s" "$bin" "$python"', "sh",
                                settings.bin_prefix], capture_output=True, text=True, env={"HOME": home}, cwd="/")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from tests.conftest import PROJECT
 
-REMOTE = str(PROJECT / "tasks" / "remote")
+REMOTE = str(PROJECT / "tasks" / "remote" / "jupyter")
 #: The file under test first on the path, and not a copy that an older hook of this Python's
 #: environment (``install.sh``'s, before it linked its files) put under that name at its start.
 PREAMBLE = f"import sys; sys.path.insert(0, {REMOTE!r}); sys.modules.pop('ipp_cluster', None)\n"
@@ -155,7 +155,7 @@ def test_a_python_with_the_hook_imports_nothing_until_ipyparallel_is_imported(tm
     site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
                           capture_output=True, text=True, check=True).stdout.strip()
     for name in ("ipp_cluster.py", "ipp_cluster.pth"):
-        shutil.copy(PROJECT / "tasks" / "remote" / name, site)
+        shutil.copy(PROJECT / "tasks" / "remote" / "jupyter" / name, site)
     Path(site, "shared-packages.pth").write_text("".join(f"{p}\n" for p in sys.path if p.endswith("-packages")))
     code = """
 import sys
@@ -173,7 +173,7 @@ def test_the_copy_loaded_last_makes_the_client(tmp_path):
     """A kernel of the master's Jupyter in the cluster's environment: the environment's hook
     loaded its copy at the start (perhaps an older one), the kernel loads the run folder's.
     The latter makes ipyparallel's `Client`, whether ipyparallel was imported before or after."""
-    shutil.copy(PROJECT / "tasks" / "remote" / "ipp_cluster.py", tmp_path / "older.py")
+    shutil.copy(PROJECT / "tasks" / "remote" / "jupyter" / "ipp_cluster.py", tmp_path / "older.py")
     code = f"""
 import importlib.util, sys
 spec = importlib.util.spec_from_file_location("_ipp_cluster_hook", {str(tmp_path / "older.py")!r})

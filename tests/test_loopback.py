@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from tasks.inventory.folder import Settings
-from tasks.remote import commands, loopback
+from tasks import commands
+from tasks.remote.shared import loopback
 from tests.spy import spy
 
 NOBODY = pwd.getpwnam("nobody").pw_uid

@@ -14,7 +14,9 @@ import sys
 import psutil
 import pytest
 
-from tasks.remote import nanny, process_tree
+from tasks.remote.shared import nanny
+from tasks.remote.shared import process_tree
+from tests import shipped
 from tests.waiting import wait_until
 
 #: Stand-ins for the programs: each writes its pid and its last argument to a file, then...
@@ -78,22 +80,18 @@ def test_a_wait_whose_deadline_passes_between_two_looks_ends(tmp_path, monkeypat
 
 
 def as_on_a_host(folder, *changes):
-    """Write nanny.py, with each (old, new) text of *changes* changed, and process_tree.py
-    into *folder*, as start_engines.sh unpacks them into the run directory; the nanny's path."""
-    source = open(nanny.__file__).read()
-    for old, new in changes:
-        assert old in source
-        source = source.replace(old, new)
-    (folder / "nanny.py").write_text(source)
-    (folder / "process_tree.py").write_text(open(process_tree.__file__).read())
-    return folder / "nanny.py"
+    """Unpack the programs of the master into *folder*, as start_master.sh unpacks them into
+    the run directory, each (old, new) text of *changes* changed in the nanny; the command
+    line that runs the nanny there."""
+    package = shipped.unpack("start_master", folder, [("shared/nanny.py", old, new) for old, new in changes])
+    return shipped.argv(package, "shared.nanny")
 
 
 def test_a_stop_during_the_back_off_wait_starts_nothing_more(tmp_path):
     # as the hosts run it, with a first wait of 5 s
     script = as_on_a_host(tmp_path, ("BACKOFF_FIRST, BACKOFF_MAX = 1.0", "BACKOFF_FIRST, BACKOFF_MAX = 5.0"),
                           ("FIRST_RUN = 30.0", "FIRST_RUN = 0.0"))
-    process = subprocess.Popen([sys.executable, str(script), "controller", str(tmp_path / "gaveup"),
+    process = subprocess.Popen([*script, "controller", str(tmp_path / "gaveup"),
                                 "--", sys.executable, "-c", CRASH, str(tmp_path / "starts")],
                                stdout=subprocess.PIPE, text=True)
     assert "restart:" in _line(process, timeout=30)  # at once the first time
@@ -130,7 +128,7 @@ def test_the_controller_starts_again_at_once_with_restore_and_nothing_it_left(tm
     # ran (a first start that fails at once is given up)
     script = as_on_a_host(tmp_path, ("BACKOFF_FIRST, BACKOFF_MAX = 1.0", "BACKOFF_FIRST, BACKOFF_MAX = 0.1"),
                           ("FIRST_RUN = 30.0", "FIRST_RUN = 0.0"))
-    process = subprocess.run([sys.executable, str(script), "controller", str(tmp_path / "gaveup"),
+    process = subprocess.run([*script, "controller", str(tmp_path / "gaveup"),
                               "--", sys.executable, "-c", LEAVER, str(tmp_path / "starts")],
                              capture_output=True, text=True, timeout=60)
     assert process.returncode == 1
@@ -148,9 +146,9 @@ def test_the_controller_starts_again_at_once_with_restore_and_nothing_it_left(tm
 
 
 def test_a_bad_command_line_says_how_to_call_it(tmp_path):
-    process = subprocess.run([sys.executable, nanny.__file__, "engine", "node01"],
+    process = subprocess.run(shipped.argv(shipped.unpack("start_master", tmp_path), "shared.nanny", "engine", "node01"),
                              capture_output=True, text=True, timeout=30)
-    assert process.returncode == 1 and process.stderr.startswith("usage: nanny.py controller|jupyter")
+    assert process.returncode == 1 and process.stderr.startswith("usage: python RUN_DIR/ipp_remote shared.nanny controller|jupyter")
 
 
 def test_jupyter_that_ends_at_its_first_start_is_given_up_at_once(tmp_path, capsys):

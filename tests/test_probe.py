@@ -18,8 +18,9 @@ import ipyparallel as ipp
 import pytest
 
 from tasks.inventory.folder import Settings
-from tasks.remote import commands, probe
-from tasks.remote import ipp_screens as screens
+from tasks import commands
+from tasks.remote.master import probe
+from tasks.remote.shared import screen_logs as screens
 from tests.spy import spy
 from tests.test_screens import NANNY_RESTARTED_LOG
 from tests.waiting import wait_until
@@ -302,7 +303,7 @@ def test_the_token_never_goes_to_a_proxy(tmp_path):
         threading.Thread(target=server.serve_forever, daemon=True).start()
         env = {k: v for k, v in os.environ.items() if k.lower() != "no_proxy"}
         env["http_proxy"] = f"http://127.0.0.1:{proxy.getsockname()[1]}"
-        code = "import sys; from tasks.remote import probe; print(probe.jupyter_answers(*sys.argv[1:]))"
+        code = "import sys; from tasks.remote.master import probe; print(probe.jupyter_answers(*sys.argv[1:]))"
         out = subprocess.run([sys.executable, "-c", code, str(server.server_address[1]), str(token)],
                              capture_output=True, text=True, env=env, timeout=60,
                              cwd=Path(__file__).parent.parent)  # as on a host

@@ -13,7 +13,7 @@ from paramiko import ECDSAKey
 from paramiko.ssh_exception import AuthenticationException, BadHostKeyException
 
 from tasks.inventory.folder import Host, Settings
-from tasks.remote import commands
+from tasks import commands
 from tasks.ssh import auth
 from tasks.ssh.fleet import AUTH_FAILED, FAILED, OK, UNREACHABLE, Fleet
 

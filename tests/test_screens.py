@@ -8,8 +8,10 @@ import re
 import subprocess
 from pathlib import Path
 
-from tasks.remote import commands, nanny
-from tasks.remote import ipp_screens as screens
+from tasks import commands
+
+from tasks.remote.shared import nanny
+from tasks.remote.shared import screen_logs as screens
 
 
 CONTROLLER_LOG = """
@@ -63,8 +65,8 @@ def test_a_session_log_is_read_on_from_where_the_last_read_ended(tmp_path):
 
 def shell(code, *args):
     """The output of *code* run by ``/bin/sh`` after ``lib.sh`` and ``host_status.sh``, with *args*."""
-    remote = Path(commands.__file__).parent
-    done = subprocess.run(["/bin/sh", "-c", f". {remote}/lib.sh && . {remote}/host_status.sh && {code}",
+    steps = Path(screens.__file__).parent.parent / "steps"
+    done = subprocess.run(["/bin/sh", "-c", f". {steps}/lib.sh && . {steps}/engines/host_status.sh && {code}",
                            "sh", *args], capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stderr
     return done.stdout

@@ -17,7 +17,7 @@ import pytest
 from tasks.inventory.allocations import Allocation, seconds
 from tasks.inventory.folder import InventoryError, load_inventory, parse_inventory
 from tasks.inventory.settings import Settings, parse_settings
-from tasks.remote import slurm
+from tasks.commands import slurm
 from tests.test_ansible_inventory import ansible_inventory
 
 CAMPUS_INI = """\
@@ -228,8 +228,8 @@ def test_what_squeue_and_scontrol_say_is_read():
 @pytest.mark.parametrize("text, expected", [("59:59", "3599"), ("3:59:12", "14352"), ("1-00:00:00", "86400"),
                                             ("10", "600"), ("UNLIMITED", ""), ("", "")])
 def test_the_job_reads_its_time_left_as_python_does(text, expected):
-    from tasks.remote.commands import program
-    out = subprocess.run(["sh", "-c", program("slurm_job.sh") + f'\nslurm_seconds "{text}"'],
+    from tasks.commands import program
+    out = subprocess.run(["sh", "-c", program("steps/slurm/slurm_job.sh") + f'\nslurm_seconds "{text}"'],
                          capture_output=True, text=True, check=True)
     assert out.stdout.strip() == expected
     if expected:

@@ -18,7 +18,8 @@ import time
 import psutil
 import pytest
 
-from tasks.remote import supervisor
+from tasks.remote.engines import supervisor
+from tests import shipped
 from tests.waiting import wait_until
 
 #: Stand-ins for ipengine: each writes its pid, its GPU, the session it registers as (read
@@ -39,8 +40,6 @@ PARENT = STAND_IN + ("import subprocess, time; child = subprocess.Popen(['sleep'
 GREEDY_CHILD = STAND_IN + ("import subprocess, time; subprocess.Popen([sys.executable, '-c', "
                            "'import time; hog = [bytearray(20 << 20) for _ in range(10)]; "
                            "time.sleep(60)']); time.sleep(60)")
-PROGRAMS = ("supervisor.py", "engine_fork.py", "engine_life.py", "host_sample.py", "host_report.py",
-            "nanny.py", "process_tree.py")
 NAME = "sv"
 
 
@@ -52,15 +51,14 @@ class Supervised:
         """*program*: a stand-in's; *engine*: ipengine's command line instead; *python*:
         what runs supervisor.py."""
         self.folder = folder
-        for name in PROGRAMS:
-            source = open(os.path.join(os.path.dirname(supervisor.__file__), name)).read()
-            source = source.replace("BACKOFF_FIRST, BACKOFF_MAX = 1.0", f"BACKOFF_FIRST, BACKOFF_MAX = {first_backoff}")
-            source = source.replace("RESCAN = 10.0", "RESCAN = 0.1")
-            (folder / name).write_text(source)
+        package = shipped.unpack("start_engines", folder, (
+            ("shared/nanny.py", "BACKOFF_FIRST, BACKOFF_MAX = 1.0", f"BACKOFF_FIRST, BACKOFF_MAX = {first_backoff}"),
+            ("engines/supervisor.py", "RESCAN = 10.0", "RESCAN = 0.1")))
         self.process = subprocess.Popen(
-            [*python, str(folder / "supervisor.py"), str(folder), NAME, "node01", str(count),
-             restart, limit, devices, "--",
-             *(engine or [sys.executable, "-c", program, str(folder / "starts")])],
+            shipped.argv(package, "engines.supervisor", folder, NAME, "node01", count, restart, limit,
+                         devices, "--",
+                         *(engine or [sys.executable, "-c", program, str(folder / "starts")]),
+                         python=python),
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
     def starts(self):
@@ -222,11 +220,10 @@ def test_each_engine_sees_one_gpu_round_robin_and_the_state_says_what_runs(super
     assert all(gone(pid) for pid in pids)
 
 
-def test_a_bad_command_line_says_how_to_call_it():
-    process = subprocess.run([sys.executable, supervisor.__file__, "run", "x"],
-                             capture_output=True, text=True, timeout=30,
-                             cwd=os.path.dirname(supervisor.__file__))
-    assert process.returncode == 1 and process.stderr.startswith("usage: supervisor.py RUN_DIR")
+def test_a_bad_command_line_says_how_to_call_it(tmp_path):
+    process = subprocess.run(shipped.argv(shipped.unpack("start_engines", tmp_path), "engines.supervisor",
+                                          "run", "x"), capture_output=True, text=True, timeout=30)
+    assert process.returncode == 1 and process.stderr.startswith("usage: python RUN_DIR/ipp_remote engines.supervisor RUN_DIR")
 
 
 def test_the_host_report_runs_beside_the_supervisor_and_ends_with_it(supervise):
@@ -234,7 +231,7 @@ def test_the_host_report_runs_beside_the_supervisor_and_ends_with_it(supervise):
 
     def reporters():
         return [p for p in psutil.Process(keeper.process.pid).children()
-                if any(word.endswith("/host_report.py") for word in p.cmdline())]
+                if "engines.host_report" in p.cmdline()]
     wait_until(lambda: len(reporters()) == 1, 30, "the host report")
     [reporter] = reporters()
     others = [p for p in psutil.Process(keeper.process.pid).children() if p.pid != reporter.pid]

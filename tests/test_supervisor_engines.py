@@ -20,7 +20,7 @@ import psutil
 import pytest
 from ipyparallel.controller.heartmonitor import HeartMonitor
 
-from tasks.remote import probe
+from tasks.remote.master import probe
 from tests.test_supervisor import NAME, Supervised, gone
 from tests.waiting import wait_until
 

@@ -14,7 +14,9 @@ import sys
 import psutil
 import pytest
 
-from tasks.remote import host_sample, process_tree, supervisor
+from tasks.remote.engines import host_sample
+from tasks.remote.shared import process_tree
+from tasks.remote.engines import supervisor
 from tests.waiting import wait_until
 
 SLEEP = "import time; time.sleep(60)"

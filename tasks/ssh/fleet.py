@@ -28,8 +28,8 @@ from paramiko.ssh_exception import (
     SSHException,
 )
 
-from ..remote.commands import REMOTE_SHELL
-from ..remote.protocol import parse_facts
+from ..commands.script import REMOTE_SHELL
+from ..commands.answers import parse_facts
 from . import auth, hostkeys
 
 OK, FAILED, UNREACHABLE, AUTH_FAILED = "ok", "failed", "unreachable", "auth failed"

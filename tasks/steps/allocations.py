@@ -17,7 +17,8 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 
-from ..remote import commands, slurm
+from .. import commands
+from ..commands import slurm
 from .job_key import bring_key
 from .lifecycle import SLACK, read_engine_file, shortfalls, wait_for_engines
 

@@ -6,15 +6,11 @@ engines match; `install` builds the command that creates the environment and
 installs them, from an index or from an uploaded wheelhouse.
 """
 
-import io
 import os
 import tarfile
 
-from ..remote.commands import Step, as_base64, program
-
-#: What makes each Python of the environment give ipyparallel's `Client` a lasting routing id
-#: (see ``tasks/remote/ipp_cluster.py``), put into its site-packages.
-HOOK = ("ipp_cluster.py", "ipp_cluster.pth")
+from ..commands.script import Step
+from ..commands.shipped import HOOK, packed, program
 
 REQUIREMENTS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "cluster-requirements.txt")
 
@@ -40,20 +36,11 @@ def install(settings, requirements, python="python3", archive=None):
 
     With *archive* (a tar.gz of wheels already put on the host, path relative to
     the home), pip installs from it alone, with no index. See
-    ``tasks/remote/install_env.sh``; reports ``created=`` and ``ipyparallel=``. The files of
-    `HOOK` go into its site-packages.
+    ``tasks/remote/steps/any/install_env.sh``; reports ``created=`` and ``ipyparallel=``. The
+    files of `HOOK` (what makes each Python of the environment give ipyparallel's `Client` a
+    lasting routing id, see ``tasks/remote/jupyter/ipp_cluster.py``) go into its site-packages.
     """
+    files = {"requirements.txt": requirements,
+             **{path.rsplit("/", 1)[-1]: program(path) for path in HOOK}}
     return Step("install_env", (settings.cluster_env, python, archive or ""),
-                as_base64(packed(requirements)))
-
-
-def packed(requirements):
-    """A tar.gz of ``requirements.txt`` (*requirements*) and the files of `HOOK`."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for name, text in [("requirements.txt", requirements), *((n, program(n)) for n in HOOK)]:
-            data = text.encode()
-            info = tarfile.TarInfo(name)
-            info.size, info.mode = len(data), 0o644
-            tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
+                packed(files, mode=0o644))

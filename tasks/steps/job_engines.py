@@ -4,7 +4,8 @@ new job step (`restart_engines`), stopped with the job running on (`hold`), or s
 the controller (`shut_down`). Steps return results and never print.
 """
 
-from ..remote import commands, slurm
+from .. import commands
+from ..commands import slurm
 from .allocations import read_jobs, restart, wait_engines
 from .lifecycle import SLACK, wait_for_engines
 

@@ -6,8 +6,9 @@ the job script, which Slurm keeps and shows to its administrators. Each node's j
 (``slurm_node``) starts its engines once it is there (`tasks.remote.slurm.keyed`).
 """
 
+from .. import commands
+from ..commands import slurm
 from ..inventory.folder import Host
-from ..remote import commands, slurm
 from .lifecycle import SLACK
 
 

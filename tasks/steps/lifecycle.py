@@ -11,9 +11,10 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 
-from ..remote import commands, slurm
-from ..remote.ipp_screens import engine_uuid
-from ..remote.protocol import parse_probe
+from .. import commands
+from ..commands import slurm
+from ..commands.answers import parse_probe
+from ..remote.shared.screen_logs import engine_uuid
 from ..ssh.fleet import FAILED, HostResult
 from . import address, examples
 

@@ -6,7 +6,7 @@ returns per-host results; none prints.
 
 import re
 
-from ..remote import commands
+from .. import commands
 from . import environment
 from .lifecycle import SLACK
 

@@ -10,7 +10,7 @@ import posixpath
 import re
 from dataclasses import dataclass
 
-from ..remote import commands
+from .. import commands
 from . import address
 from .lifecycle import SLACK, engine_count
 

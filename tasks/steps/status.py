@@ -6,9 +6,10 @@ into one row per host with what is wrong there.
 
 from dataclasses import dataclass, field
 
-from ..remote import commands, slurm
-from ..remote.ipp_screens import engine_uuid
-from ..remote.protocol import parse_probe, parse_supervisor, session_names
+from .. import commands
+from ..commands import slurm
+from ..commands.answers import parse_probe, parse_supervisor, session_names
+from ..remote.shared.screen_logs import engine_uuid
 from .allocations import SLURM_ANSWER
 from .lifecycle import SLACK
 

@@ -2,15 +2,15 @@
 Build what Slurm runs for an allocation (`tasks.inventory.allocations.Allocation`), and read
 what Slurm says: pure functions.
 
-- The job script is a program of ``tasks/remote/``: ``lib.sh`` and ``slurm_job.sh``, then a
+- The job script is a program of ``tasks/remote/steps/``: ``lib.sh`` and ``slurm/slurm_job.sh``, then a
   call of ``slurm_job`` (the batch script's loop), whose stdin is the node program: the same
   files, then a call of ``slurm_node`` with the engines' programs (the supervisor's, as on
   an SSH host). Values reach them as quoted arguments, as everywhere
-  (`tasks.remote.commands`); nothing of the login node's files is needed on the nodes but
+  (`tasks.commands.script`); nothing of the login node's files is needed on the nodes but
   the cluster's Python. It holds no secret: Slurm keeps it, and shows it to its
   administrators. Where the nodes do not share the master's home, the controller's
   connection file comes to them over SSH once the job runs (`keyed`).
-- The steps on the master (``slurm.sh``) submit it, read its state, cancel it, restart its
+- The steps on the master (``slurm/slurm.sh``) submit it, read its state, cancel it, restart its
   engines; each reports ``slurm_INDEX=`` for the INDEX-th allocation of the command.
 """
 
@@ -18,8 +18,8 @@ import re
 from dataclasses import dataclass, field
 
 from ..inventory.allocations import seconds
-from . import commands
-from .commands import Step, as_base64, programs
+from .script import Step, script
+from .shipped import as_base64, package, program
 
 #: Seconds before the time limit at which the engines are told to stop (at most a quarter of
 #: the job's time). Slurm's own ``--signal`` comes up to 60 s early (measured on 22.05), so
@@ -74,16 +74,15 @@ def sbatch_options(allocation):
 def job_script(settings, allocation):
     """The job script of *allocation* (see the module)."""
     shared = "yes" if settings.shared_home else "no"
-    node = commands.script(settings, Step(
+    node = script(settings, Step(
         "slurm_node", (allocation.engines or "", allocation.threads or "", allocation.gpus or "",
                        "yes" if settings.engine_restart else "no", settings.memory_limit, shared),
-        programs("supervisor.py", "engine_fork.py", "engine_life.py", "host_sample.py",
-                 "host_report.py", "nanny.py", "process_tree.py")), setup=allocation.setup)
-    job = commands.script(settings, Step(
+        package("slurm_node")), setup=allocation.setup)
+    job = script(settings, Step(
         "slurm_job", (MARGIN, "yes" if allocation.master else "no", allocation.name, shared),
         as_base64(node)), setup=allocation.setup)
     # slurm_master: the batch script stops the controller and Jupyter on its node as it ends.
-    return "#!/bin/sh\n" + (commands.program("stop_master.sh") if allocation.master else "") + job
+    return "#!/bin/sh\n" + (program("steps/master/stop_master.sh") if allocation.master else "") + job
 
 
 def output(settings):
@@ -104,7 +103,7 @@ def output_place(settings, job):
 
 def keyed(labels):
     """Mark, on a node of running jobs without a shared home, that the controller's
-    connection file (`tasks.remote.commands.write_engine_file`, the step before) is there
+    connection file (`tasks.commands.engines.write_engine_file`, the step before) is there
     for the jobs of *labels* (their ``NODE@JOB``): their steps start its engines."""
     return Step("slurm_keyed", tuple(labels))
 

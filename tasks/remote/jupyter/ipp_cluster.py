@@ -207,7 +207,7 @@ def load_into_kernels(specs):
 
 
 def _jupyter_server_extension_points():
-    return [{"module": "ipp_cluster"}]
+    return [{"module": __name__}]
 
 
 def _load_jupyter_server_extension(server):

@@ -40,16 +40,9 @@ import signal
 import sys
 import time
 
-if __package__:  # imported as tasks.remote.supervisor, by the tests
-    from . import engine_fork, host_report, host_sample, nanny, process_tree
-    from .engine_life import Engine
-else:  # run from the run directory, where the others lie beside it
-    import engine_fork
-    import host_report
-    import host_sample
-    import nanny
-    import process_tree
-    from engine_life import Engine
+from ..shared import nanny, process_tree
+from . import engine_fork, host_report, host_sample
+from .engine_life import Engine
 
 TICK = 0.25  # seconds between two looks at the engines, the requests and the pipes
 SAMPLE = 5.0  # seconds between two samples of the host and the engines' memory
@@ -317,7 +310,7 @@ class Supervisor:
 def options_of(argv):
     """The options and ipengine's argv, from the supervisor's command line (see the module)."""
     if len(argv) < 10 or argv[8] != "--" or not argv[4].isdigit():
-        raise SystemExit("usage: supervisor.py RUN_DIR NAME LABEL COUNT RESTART LIMIT DEVICES"
+        raise SystemExit("usage: python RUN_DIR/ipp_remote engines.supervisor RUN_DIR NAME LABEL COUNT RESTART LIMIT DEVICES"
                          " -- IPENGINE ARGS...")
     run, name, label, count, restart, limit, devices = argv[1:8]
     return ({"run": run, "name": name, "label": label, "count": int(count),

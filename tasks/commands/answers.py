@@ -1,10 +1,10 @@
 """
-Read what the commands of `tasks.remote.commands` report: ``key=value`` lines on stdout.
+Read what the steps (`tasks.commands.script`) report: ``key=value`` lines on stdout.
 """
 
 import json
 
-from .ipp_screens import engine_uuid
+from ..remote.shared.screen_logs import engine_uuid
 
 
 def parse_facts(stdout):
@@ -18,7 +18,7 @@ def parse_facts(stdout):
 
 
 def parse_probe(facts):
-    """Return the master probe's report (see `tasks.remote.probe`), or None if it printed none."""
+    """Return the master probe's report (see `tasks.remote.master.probe`), or None if it printed none."""
     text = facts.get("probe")
     if not text:
         return None

@@ -35,18 +35,10 @@ from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
 
-if __package__:  # imported as tasks.remote.ipp_dashboard, by the tests
-    from . import dashboard_hosts as hosts
-    from . import dashboard_stream as stream
-    from . import ipp_screens as screens
-    from .dashboard_history import History
-    from .dashboard_listener import Listener, connection, socket_to
-else:  # the master's Jupyter imports it from RUN_DIR/python, the others beside it
-    import dashboard_hosts as hosts
-    import dashboard_stream as stream
-    import ipp_screens as screens
-    from dashboard_history import History
-    from dashboard_listener import Listener, connection, socket_to
+from ...shared import screen_logs as screens
+from . import hosts, stream
+from .history import History
+from .listener import Listener, connection, socket_to
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FRESH = 1.0  # seconds a state is served again before the hub is asked anew
@@ -173,7 +165,7 @@ class Watcher:
 class PageHandler(JupyterHandler):
     @web.authenticated
     def get(self):
-        with open(os.path.join(HERE, "ipp_dashboard.html")) as page:
+        with open(os.path.join(HERE, "page.html")) as page:
             self.finish(page.read())
 
 
@@ -199,7 +191,7 @@ class FailureHandler(APIHandler):
 
 
 def _jupyter_server_extension_points():
-    return [{"module": "ipp_dashboard"}]
+    return [{"module": __name__}]
 
 
 def _load_jupyter_server_extension(server):

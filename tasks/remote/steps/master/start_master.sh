@@ -56,8 +56,9 @@ start_master() {  # start_master ADDRESS JUPYTER_PORT NOTEBOOK_DIR ENCRYPT PERIO
     curve=
     [ "$encrypt" = yes ] && curve=IPP_ENABLE_CURVE=1
     echo "$address" > "$run/controller.address"
-    launch controller "$name-controller" env $curve "$python" "$run/nanny.py" controller \
-      "$run/$name-controller.gaveup" -- "$python" "$run/controller.py" "$run" \
+    launch controller "$name-controller" env $curve "$python" "$run/ipp_remote" shared.nanny \
+      controller "$run/$name-controller.gaveup" -- \
+      "$python" "$run/ipp_remote" master.controller "$run" \
       "--profile=$profile" "--ip=$address" "--location=$address" \
       "--HeartMonitor.period=$period" \
       "--HeartMonitor.max_heartmonitor_misses=$HEARTBEAT_MISSES" \
@@ -77,12 +78,12 @@ start_master() {  # start_master ADDRESS JUPYTER_PORT NOTEBOOK_DIR ENCRYPT PERIO
     echo "$port" > "$run/jupyter.port"  # what the probe compares with JUPYTER_PORT
     rm -f "$run/$name-jupyter.gaveup"
     launch jupyter "$name-jupyter" env "JUPYTER_TOKEN_FILE=$token_file" "IPP_PROFILE=$profile" \
-      "PYTHONPATH=$run/python${PYTHONPATH:+:$PYTHONPATH}" "IPP_CLUSTER_RUN=$run" \
+      "PYTHONPATH=$run${PYTHONPATH:+:$PYTHONPATH}" "IPP_CLUSTER_RUN=$run" \
       "IPP_CLUSTER_NAME=$name" \
-      "$python" "$run/nanny.py" jupyter "$run/$name-jupyter.gaveup" -- \
+      "$python" "$run/ipp_remote" shared.nanny jupyter "$run/$name-jupyter.gaveup" -- \
       "${bin}jupyter" server --no-browser --ip=127.0.0.1 "--port=$port" \
       --ServerApp.port_retries=0 --ServerApp.default_url=/tree \
-      '--ServerApp.jpserver_extensions={"ipp_dashboard": True, "ipp_cluster": True}' \
+      '--ServerApp.jpserver_extensions={"ipp_remote.jupyter.dashboard.extension": True, "ipp_remote.jupyter.ipp_cluster": True}' \
       "--ServerApp.root_dir=$notebook_dir" $root_flag
     echo jupyter=started
   fi

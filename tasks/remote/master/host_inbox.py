@@ -29,14 +29,8 @@ import zmq
 from jupyter_client.session import Session
 from zmq.eventloop.zmqstream import ZMQStream
 
-if __package__:  # imported as tasks.remote.host_inbox, by the tests
-    from .dashboard_hosts import sample
-    from .host_report import MSG_TYPE, PORT_KEY
-    from .refusals import Refusals, signed
-else:  # run from the run directory, where these files lie beside it
-    from dashboard_hosts import sample
-    from host_report import MSG_TYPE, PORT_KEY
-    from refusals import Refusals, signed
+from ..shared.host_reports import MSG_TYPE, PORT_KEY, sample
+from .refusals import Refusals, signed
 
 LARGEST = 1 << 20  # bytes of one report taken at most
 QUEUED = 8  # reports held unread at most (ZeroMQ's receive high-water mark)

@@ -9,7 +9,7 @@ probe() {  # probe ARGUMENTS_JSON < PROGRAMS: ask the controller, with the clust
   user_env
   code=$(mktemp -d) || exit 1
   base64 -d | tar -xzf - -C "$code" || { rm -rf "$code"; exit 1; }
-  "$python" "$code/probe.py" "$1" "$run"
+  "$python" "$code/ipp_remote" master.probe "$1" "$run"
   status=$?
   rm -rf "$code"
   return "$status"

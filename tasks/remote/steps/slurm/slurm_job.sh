@@ -141,7 +141,7 @@ slurm_node() {  # slurm_node ENGINES THREADS GPUS ENGINE_RESTART MEMORY_LIMIT SH
   : > "$run/$name-engines.requests"
   chosen=$(printf '%s' "$devices" | tr '\n' ',')
   echo "=== $label: $count engines, $threads threads each${chosen:+, GPUs $chosen}"
-  exec env "IPP_CLUSTER_TAG=$name/engine" "$python" "$run/supervisor.py" "$run" "$name" "$label" \
+  exec env "IPP_CLUSTER_TAG=$name/engine" "$python" "$run/ipp_remote" engines.supervisor "$run" "$name" "$label" \
     "$count" "$keep" "$limit" "$chosen" -- "${bin}ipengine" "--profile=$profile" \
     "--IPEngine.max_heartbeat_misses=$ENGINE_HEARTBEAT_MISSES" </dev/null
 }

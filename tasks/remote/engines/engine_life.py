@@ -17,10 +17,7 @@ import os
 import secrets
 import time
 
-if __package__:  # imported as tasks.remote.engine_life, by the tests
-    from . import nanny
-else:  # run from the run directory, where nanny.py lies beside it
-    import nanny
+from ..shared import nanny
 
 
 class Engine:

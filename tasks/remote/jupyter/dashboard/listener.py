@@ -25,10 +25,7 @@ import time
 import zmq
 from jupyter_client.session import Session
 
-if __package__:  # imported as tasks.remote.dashboard_listener, by the tests
-    from .dashboard_stream import seconds
-else:  # the master's Jupyter imports it from RUN_DIR/python, beside ipp_dashboard.py
-    from dashboard_stream import seconds
+from .stream import seconds
 
 UNREAD = 5.0  # seconds after which the listener reads the state itself, no page open
 BATCH = 1000  # messages taken under one lock at most

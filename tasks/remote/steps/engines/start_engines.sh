@@ -44,7 +44,7 @@ start_engines() {  # start_engines LABEL COUNT RESTART ENGINE_RESTART MEMORY_LIM
   rm -f "$run/$name"-engine-*.gaveup "$run/$name"-engine-*.session.json "$run/$supervisor.json"
   : > "$run/$supervisor.requests"
   printf '%s\n' "$plan" > "$run/$supervisor.plan"
-  launch engine "$supervisor" "$python" "$run/supervisor.py" "$run" "$name" "$label" "$count" \
+  launch engine "$supervisor" "$python" "$run/ipp_remote" engines.supervisor "$run" "$name" "$label" "$count" \
     "$keep" "$limit" "$(printf '%s' "$devices" | tr '\n' ',')" \
     -- "${bin}ipengine" "--profile=$profile" "--IPEngine.max_heartbeat_misses=$ENGINE_HEARTBEAT_MISSES"
   echo "started=$count"

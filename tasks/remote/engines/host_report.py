@@ -13,7 +13,7 @@ It is a process of its own (`Reporter` starts it, for the supervisor) rather tha
 of the supervisor's loop: the supervisor forks engines, so it must hold no ZeroMQ context
 and no thread. It ends when its parent, the supervisor SUPERVISOR (a pid), does::
 
-    python host_report.py STATE_FILE ENGINE_FILE LABEL SUPERVISOR
+    python RUN_DIR/ipp_remote engines.host_report STATE_FILE ENGINE_FILE LABEL SUPERVISOR
 
 Each report says how old the sample is by the host's clock (``age``): a supervisor that
 hangs shows as an old sample, however often its last one is sent.
@@ -24,9 +24,9 @@ import os
 import sys
 import time
 
+from ..shared.host_reports import MSG_TYPE, PORT_KEY
+
 SEND = 3.0  # seconds between two reports
-PORT_KEY = "ipp_cluster_hosts"  # the inbox's port, in the engine connection file
-MSG_TYPE = "ipp_cluster_host"
 
 
 def engine_file(argv):
@@ -41,8 +41,9 @@ class Reporter:
     ended); the supervisor reaps it and says so with `ended`."""
 
     def __init__(self, state_file, engine_file, label):
-        self.argv = [sys.executable, os.path.abspath(__file__), state_file, engine_file, label,
-                     str(os.getpid())]
+        package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        self.argv = [sys.executable, package, "engines.host_report", state_file, engine_file,
+                     label, str(os.getpid())]
         self.pid, self.due = None, 0.0
 
     def keep(self):

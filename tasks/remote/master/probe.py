@@ -33,12 +33,8 @@ import os
 import sys
 import time
 
-if __package__:  # imported as tasks.remote.probe, by the tests
-    from . import ipp_screens as screens
-    from . import loopback
-else:  # run on the master from the folder probe.sh unpacked it into, with the modules it imports
-    import ipp_screens as screens
-    import loopback
+from ..shared import loopback
+from ..shared import screen_logs as screens
 
 POLL = 0.05
 #: Seconds between two reads of the controller's log for purged registrations (each reads

@@ -9,7 +9,7 @@ port_holder() {  # port_holder PORT < PROGRAMS: report own= and holder= of 127.0
   user_env
   code=$(mktemp -d) || exit 1
   base64 -d | tar -xzf - -C "$code" || { rm -rf "$code"; exit 1; }
-  "$python" "$code/loopback.py" "$1"
+  "$python" "$code/ipp_remote" shared.loopback "$1"
   status=$?
   rm -rf "$code"
   return "$status"

@@ -33,10 +33,7 @@ import subprocess
 import sys
 import time
 
-if __package__:  # imported as tasks.remote.nanny, by the tests
-    from . import process_tree
-else:  # run from the run directory, where process_tree.py lies beside it
-    import process_tree
+from . import process_tree
 
 BACKOFF_FIRST, BACKOFF_MAX = 1.0, 60.0
 GIVE_UP_AFTER, WINDOW = 5, 300.0
@@ -177,7 +174,7 @@ def options_of(argv):
     role = argv[1] if len(argv) > 1 else ""
     if role in NOUNS and len(argv) > 4 and argv[3] == "--":
         return {"role": role, "marker": argv[2]}, argv[4:]
-    raise SystemExit("usage: nanny.py controller|jupyter MARKER -- PROGRAM ARGS...")
+    raise SystemExit("usage: python RUN_DIR/ipp_remote shared.nanny controller|jupyter MARKER -- PROGRAM ARGS...")
 
 
 def main(argv):

@@ -10,9 +10,10 @@ is summed up (engines by state, a histogram of their memory) instead of one chip
 
 import glob
 import json
-import math
 import os
 import statistics
+
+from ...shared.host_reports import sample
 
 STALE = 20.0  # seconds after which a host's sample is called old on the page
 BUCKETS = 8  # bars of a host's histogram of engine memory
@@ -32,27 +33,6 @@ def read_folder(folder, shape=lambda document: document):
         if isinstance(document, dict) and shape(document) is not None:
             found[os.path.basename(path)[:-len(".json")]] = document
     return found
-
-
-def sample(document):
-    """*document* when it has the shape of a host's sample as `rows` reads it, else None:
-    ``sampled`` (seconds since the epoch), ``host`` (a dict) and ``engines`` (``{N:
-    {"rss": bytes, "limit": bytes}}``, each None or a number). The inbox keeps only such
-    reports (``host_inbox.py``), and the page reads only such files."""
-    if not isinstance(document, dict) or not _number(document.get("sampled")):
-        return None
-    engines = document.get("engines")
-    if not isinstance(document.get("host"), dict) or not isinstance(engines, dict):
-        return None
-    for facts in engines.values():
-        if not isinstance(facts, dict) or not all(
-                facts.get(key) is None or _number(facts.get(key)) for key in ("rss", "limit")):
-            return None
-    return document
-
-
-def _number(value):
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def rows(plans, samples, engines, queues, restarts, running, now, many):

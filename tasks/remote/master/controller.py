@@ -57,14 +57,9 @@ from ipyparallel import util
 from ipyparallel.controller import app
 from ipyparallel.controller.task_scheduler import TaskScheduler
 
-if __package__:  # imported as tasks.remote.controller, by the tests
-    from . import host_inbox
-    from .outbox import Outbox, as_bytes
-    from .refusals import Refusals, cap_log_records, refusal, throttle
-else:  # run from the run directory, where outbox.py, host_inbox.py, ... lie beside it
-    import host_inbox
-    from outbox import Outbox, as_bytes
-    from refusals import Refusals, cap_log_records, refusal, throttle
+from . import host_inbox
+from .outbox import Outbox, as_bytes
+from .refusals import Refusals, cap_log_records, refusal, throttle
 
 #: The routing id of the requests that tell when an engine answered all before them.
 FENCE = b"ipp-cluster-fence"

@@ -1,0 +1,32 @@
+"""
+The programs of ``tasks/remote/`` as a host gets them, for the tests that run them here:
+`unpack` writes what a step ships (``tasks.commands.shipped``) into a folder, as the step
+unpacks it into the run directory, and `argv` runs one of its modules as the step does
+(``python RUN_DIR/ipp_remote MODULE ARGS``).
+"""
+
+import base64
+import io
+import sys
+import tarfile
+
+from tasks.commands import shipped
+
+
+def unpack(step, folder, changes=()):
+    """Unpack what *step* ships into *folder*; each ``(path, old, new)`` of *changes* then
+    changes the text *old* of the file *path* (of the package) to *new*. The package's path."""
+    data = base64.b64decode(shipped.package(step))
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        tar.extractall(folder, filter="data")
+    package = folder / shipped.PACKAGE
+    for path, old, new in changes:
+        text = (package / path).read_text()
+        assert old in text, (path, old)
+        (package / path).write_text(text.replace(old, new))
+    return package
+
+
+def argv(package, module, *args, python=(sys.executable,)):
+    """The command line that runs *module* of *package* (`unpack`'s) with *args*."""
+    return [*python, str(package), module, *map(str, args)]
