@@ -7,8 +7,9 @@ and `context`, what every task starts with. Below them, one folder per layer, ea
 using only those under it:
 
 - ``inventory/``: the inventory folder read into plain objects (pure);
-- ``remote/``: what runs on the hosts (shell steps, the probe, the nanny and the engines' supervisor as files)
-  and `remote.commands`, which builds what is sent (pure, quoted);
+- ``remote/``: what runs on the hosts, and only that (shell steps and Python programs, as
+  files, in folders by role: see its docstring);
+- ``commands/``: what ``fab`` sends to the hosts and how it reads their answers (pure, quoted);
 - ``ssh/``: the one fan-out runner (`ssh.fleet.Fleet`), host keys, forwards;
 - ``steps/``: one parallel round trip each, returning per-host results;
 - ``show/``: tables, exit codes and progress, printed by the tasks only.

@@ -1,6 +1,6 @@
 """
 A stand-in for ``nvidia-smi``: it answers the one query this project asks
-(``tasks/remote/lib.sh: gpu_table``) for *count* GPUs and refuses anything else, so
+(``tasks/remote/steps/lib.sh: gpu_table``) for *count* GPUs and refuses anything else, so
 that a test sees the query change.
 """
 

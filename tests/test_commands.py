@@ -1,5 +1,5 @@
 """
-Unit tests of what runs on the hosts: the scripts of `tasks.remote.commands`, run here by a
+Unit tests of what runs on the hosts: the scripts of `tasks.commands`, run here by a
 local ``/bin/sh -s`` as a host runs them, with stand-ins for ipcontroller, ipengine
 and jupyter that record how they were called. No SSH, no root.
 """

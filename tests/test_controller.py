@@ -1,5 +1,5 @@
 """
-Unit tests of what the controller keeps for a restart (``tasks/remote/controller.py``):
+Unit tests of what the controller keeps for a restart (``tasks/remote/master/controller.py``):
 the journal of tasks in flight, the Curve key pair, what waits for a client that is not
 connected, and the signature of what engines send. The scheduler itself is tested end to
 end (tests/test_e2e_controller_healing.py): a controller killed mid-map.

@@ -1,5 +1,5 @@
 """
-Unit tests of the dashboard's own reading (``tasks/remote/ipp_dashboard.py``) of the run
+Unit tests of the dashboard's own reading (``tasks/remote/jupyter/dashboard/extension.py``) of the run
 directory; what it asks the hub is tested end to end (``tests/test_e2e_dashboard.py``).
 """
 

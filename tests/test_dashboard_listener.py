@@ -1,5 +1,5 @@
 """
-Unit tests of the dashboard's listener (``tasks/remote/dashboard_listener.py``) against what a
+Unit tests of the dashboard's listener (``tasks/remote/jupyter/dashboard/listener.py``) against what a
 peer may send on the IOPub relay: the engine of a message is the one its signed part names
 (the topic frame is not signed), and what the listener holds is bounded.
 """

@@ -1,8 +1,8 @@
 """
 Unit tests of what the dashboard keeps and sends: the task stream
-(``tasks/remote/dashboard_stream.py``) fed as the engines' IOPub messages feed it, the
-history that outlives restarts (``dashboard_history.py``), the hosts' rows
-(``dashboard_hosts.py``) and the listener's reading of signed messages. End to end, with
+(``tasks/remote/jupyter/dashboard/stream.py``) fed as the engines' IOPub messages feed it, the
+history that outlives restarts (``dashboard/history.py``), the hosts' rows
+(``dashboard/hosts.py``) and the listener's reading of signed messages. End to end, with
 a real cluster and a browser: ``tests/test_e2e_dashboard.py``.
 """
 

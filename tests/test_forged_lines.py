@@ -1,6 +1,6 @@
 """
 Unit tests: what a peer makes the controller log is never read as the hub's, the nanny's or
-launch's own line (``tasks/remote/ipp_screens.py``, ``lib.sh``), and an engine uuid of the
+launch's own line (``tasks/remote/shared/screen_logs.py``, ``lib.sh``), and an engine uuid of the
 wrong form, from a log or from the probe's report, is dropped where fab reads it rather
 than steering it or ending it with a traceback (``probe.py``, ``protocol.py``, the steps).
 """

@@ -1,8 +1,8 @@
 """
-The controller's host inbox (``tasks/remote/host_inbox.py``) against what a peer may send:
+The controller's host inbox (``tasks/remote/master/host_inbox.py``) against what a peer may send:
 forged frames from one without the key leave the controller's log a few lines (never
 their bytes), and a report of the wrong shape from a key holder is refused, as the
-dashboard's reader refuses such a file (``dashboard_hosts.py``). The first test runs the
+dashboard's reader refuses such a file (``dashboard/hosts.py``). The first test runs the
 real controller (``controller.py``, as the nanny runs it); the others the inbox alone.
 """
 

@@ -1,5 +1,5 @@
 """
-Unit tests of what the engines' supervisor samples of its host (``tasks/remote/host_sample.py``):
+Unit tests of what the engines' supervisor samples of its host (``tasks/remote/engines/host_sample.py``):
 nvidia-smi's answer read without waiting for it (a stand-in ``nvidia-smi`` on the PATH), and
 its lines parsed into GPUs.
 """

@@ -1,5 +1,5 @@
 """
-Unit tests of ``tasks/remote/ipp_cluster.py``, the module every IPython kernel of the
+Unit tests of ``tasks/remote/jupyter/ipp_cluster.py``, the module every IPython kernel of the
 master's Jupyter and every Python of the cluster's environment load: with a known
 ipyparallel, ``ipp.Client`` gets sockets with lasting routing ids and the cluster's profile;
 with another, it is left as it is and its first client says so in one line. Each runs in a

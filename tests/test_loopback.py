@@ -1,5 +1,5 @@
 """
-Unit tests of who holds a loopback port (``tasks/remote/loopback.py``), read from
+Unit tests of who holds a loopback port (``tasks/remote/shared/loopback.py``), read from
 /proc/net/tcp and tcp6 as any user can: this user's listener, and another user's
 (nobody's, run with setpriv: needs root).
 """

@@ -1,5 +1,5 @@
 """
-Unit tests of the nanny of the controller and Jupyter (``tasks/remote/nanny.py``) with
+Unit tests of the nanny of the controller and Jupyter (``tasks/remote/shared/nanny.py``) with
 real processes standing in for them: restarts with back-off, giving up, and a stop that
 is never undone; and of ``process_tree.py``. Its waits are shortened; nothing else is
 changed. (The engines' supervisor, which follows the same rules: tests/test_supervisor.py.)

@@ -1,5 +1,5 @@
 """
-Unit tests of the probe (``tasks/remote/probe.py``) against a real local controller
+Unit tests of the probe (``tasks/remote/master/probe.py``) against a real local controller
 (ipyparallel's `Cluster`, started here) and real engines labelled as
 ``start_engines.sh`` labels them, and a real Jupyter server (what it reads of the logs:
 tests/test_screens.py). No SSH, no root.

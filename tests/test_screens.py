@@ -1,6 +1,6 @@
 """
 Unit tests of what the probe and the dashboard read of a session's screen log
-(``tasks/remote/ipp_screens.py``), and that ``lib.sh`` and ``host_status.sh`` read the same
+(``tasks/remote/shared/screen_logs.py``), and that ``lib.sh`` and ``host_status.sh`` read the same
 lines with the same patterns.
 """
 

@@ -1,5 +1,5 @@
 """
-Unit tests of the engines' supervisor (``tasks/remote/supervisor.py``) as a host runs it,
+Unit tests of the engines' supervisor (``tasks/remote/engines/supervisor.py``) as a host runs it,
 in a run directory of its own, with real processes standing in for ipengine (a stand-in
 is no ipengine of this Python, so each starts as a process): restarts with back-off and
 giving up, the memory limit, renewals and starts asked for in its requests file, waves,

@@ -1,5 +1,5 @@
 """
-The supervisor (``tasks/remote/supervisor.py``) with real engines and a real local
+The supervisor (``tasks/remote/engines/supervisor.py``) with real engines and a real local
 controller (ipyparallel's `Cluster`, started here): engines forked from its warm Python
 register, a task on one is interrupted by ``Client.send_signal`` (their KernelNanny,
 forked too, does it), an engine killed is known dead to the hub at once (that nanny tells

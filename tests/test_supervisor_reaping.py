@@ -1,5 +1,5 @@
 """
-The bookkeeping of the engines' supervisor (``tasks/remote/supervisor.py``) around what
+The bookkeeping of the engines' supervisor (``tasks/remote/engines/supervisor.py``) around what
 it reaps, driven here in this process with stand-in engines (each a process of its own):
 a pid is signalled only while the kernel keeps it for the process it was, that is until
 its parent reaps it, so that a pid given to another process after the reap (any user's)

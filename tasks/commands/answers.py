@@ -35,7 +35,7 @@ def session_names(facts):
 
 
 def parse_supervisor(facts):
-    """The state the engines' supervisor wrote (see ``tasks/remote/supervisor.py``), from a
+    """The state the engines' supervisor wrote (see ``tasks/remote/engines/supervisor.py``), from a
     ``supervisor=`` fact; None without one, or when it is not whole (being replaced)."""
     try:
         state = json.loads(facts.get("supervisor") or "null")

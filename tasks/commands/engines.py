@@ -15,7 +15,7 @@ def write_engine_file(text):
 def start_engines(settings, host, planned=None, restart=False):
     """
     Start the engines of *host* (a `tasks.inventory.Host`), all kept by one supervisor
-    (``tasks/remote/supervisor.py``), with their threads and GPUs (see ``plan_engines`` in
+    (``tasks/remote/engines/supervisor.py``), with their threads and GPUs (see ``plan_engines`` in
     ``lib.sh``): the inventory's ``engines=``, else one per GPU of ``gpus=``, else one per
     core (*planned*: the count the host's facts gave, when known already). A supervisor
     that runs with the same plan starts the engines it stopped or gave up on; with

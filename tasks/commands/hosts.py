@@ -23,7 +23,7 @@ def tail_logs(roles, lines):
 
 
 def facts(port=None, gpus=None, engines=None):
-    """Report the host's facts (see ``tasks/remote/facts.sh``); with *port*, who holds it;
+    """Report the host's facts (see ``tasks/remote/steps/any/facts.sh``); with *port*, who holds it;
     with *gpus* and *engines* (the inventory's), the GPUs it names and how many engines
     would start."""
     return Step("facts", (port or "", gpus or "", engines or ""), program("shared/versions.py"))

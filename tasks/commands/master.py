@@ -81,7 +81,7 @@ def probe(settings, expected=None, wait=0.0, shutdown=(), jupyter=True, controll
     """
     Ask the controller, through ipyparallel's own `Client` on the master, for engines.
 
-    See ``tasks/remote/probe.py``: with *expected* (``{label: count}``) and *wait*
+    See ``tasks/remote/master/probe.py``: with *expected* (``{label: count}``) and *wait*
     seconds it waits for those counts, or for an orphan not in *known_orphans*; with *shutdown* (labels) it first shuts those
     engines down; with *jupyter* it checks (and waits) that Jupyter answers, *started*
     saying that it was just started. Reports ``probe=``.

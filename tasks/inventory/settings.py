@@ -55,7 +55,7 @@ def _absolute_path(value):
 
 def _env_path(value):
     """An absolute path, or one under ``~/``: each host expands ``~`` with its own home
-    (``setup`` in ``tasks/remote/lib.sh``), for a user who can write only there."""
+    (``setup`` in ``tasks/remote/steps/lib.sh``), for a user who can write only there."""
     if value and not (_PATH_RE.match(value) or _HOME_PATH_RE.match(value)):
         raise ValueError("must be an absolute path or one under ~/, of letters, digits and ._/+@-"
                          " (or empty)")

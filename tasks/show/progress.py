@@ -1,7 +1,7 @@
 """
 Live progress while engines register: a bar on a terminal, plain lines elsewhere.
 
-The master's probe (`tasks.remote.probe`) prints a ``progress={...}`` line each time the
+The master's probe (`tasks.remote.master.probe`) prints a ``progress={...}`` line each time the
 registered counts change; `ProgressStream` is the ``out_stream`` that Fabric
 writes the probe's output to, and turns those lines into updates.
 """

@@ -196,7 +196,7 @@ def jupyter_url(port, token):
 
 
 def dashboard_url(port, token):
-    """The dashboard's URL (``tasks/remote/ipp_dashboard.py``, a page of that Jupyter)."""
+    """The dashboard's URL (``tasks/remote/jupyter/dashboard/extension.py``, a page of that Jupyter)."""
     return f"http://127.0.0.1:{port}/ipp-dashboard/?token={token}"
 
 

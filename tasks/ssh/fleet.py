@@ -5,7 +5,7 @@ Run scripts on many hosts at once and say, for each host, what happened.
 per host for the life of a task, so that the steps of a task reuse it, and works
 on at most ``PARALLEL`` hosts at once with as many worker threads (a pool: a
 thousand hosts never mean a thousand threads). Each host's script goes on the
-standard input of `tasks.remote.commands.REMOTE_SHELL` through the connection's own
+standard input of `tasks.commands.REMOTE_SHELL` through the connection's own
 ``run``; every outcome, exceptions included, becomes a `HostResult`. One bad
 host never stops the others; it is named in its result.
 """
@@ -166,7 +166,7 @@ class Fleet:
 
     def run(self, scripts, timeout, out_stream=None):
         """
-        Run ``scripts[host]`` (see `tasks.remote.commands.script`) on each host, within *timeout* s.
+        Run ``scripts[host]`` (see `tasks.commands.script`) on each host, within *timeout* s.
 
         :param scripts: a dict from inventory `Host` to the script for its stdin.
         :param out_stream: where stdout goes as it comes (it is captured anyway).

@@ -4,8 +4,8 @@ would run each job, submit them, wait until they run, then until their engines r
 read their state, restart their engines in the same job, cancel them.
 
 The Slurm commands run on the master (the login node) over SSH, one round trip for all
-allocations (``tasks/remote/slurm.sh``); the engines on the nodes register with the
-controller under ``NODE@JOB`` (`tasks.remote.slurm.label`), which is how they are counted.
+allocations (``tasks/remote/steps/slurm/slurm.sh``); the engines on the nodes register with the
+controller under ``NODE@JOB`` (`tasks.commands.slurm.label`), which is how they are counted.
 With ``slurm_master=yes`` the controller and Jupyter run on the first node of that
 allocation's job instead (`tasks.steps.master_job`), and the login node only runs Slurm's
 commands.
@@ -108,7 +108,7 @@ def _cancelled(fields):
 
 
 def cancelled(master_result):
-    """What `tasks.remote.slurm.cancel_all` and ``cancelled_all`` did, from the master's
+    """What `tasks.commands.slurm.cancel_all` and ``cancelled_all`` did, from the master's
     result: ``{group: (job id or None, problem or None)}`` of every job the cluster had recorded."""
     found, facts = {}, master_result.facts
     for index in range(len([key for key in facts if key.startswith("slurm_group_")])):
@@ -151,7 +151,7 @@ def bring_up(fleet, inventory, allocations, up, renew=False, engine_file=None, s
              watch=None):
     """
     Make sure each allocation has a running job with its engines registered: `submit`,
-    `wait_running` (a held job, see `tasks.remote.slurm.Job.held`, is told to start its
+    `wait_running` (a held job, see `tasks.commands.slurm.Job.held`, is told to start its
     engines), then `wait_engines`. Fills *up* (an `AllocationsUp`, given by the caller so that it knows what
     was submitted if Ctrl-C ends this).
     """

@@ -79,7 +79,7 @@ def lines(path, server=None, key=None):
     default of a ZeroMQ context made for this client, ``lasting()``, a new id for each
     client): ipyparallel leaves it to ZeroMQ, which draws a new one, and a controller
     that restarted could not send this client the results of its tasks in flight (see
-    ``tasks/remote/ipp_cluster.py``).
+    ``tasks/remote/jupyter/ipp_cluster.py``).
     """
     options = ""
     if server:

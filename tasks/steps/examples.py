@@ -11,7 +11,7 @@ FOLDER = Path(__file__).resolve().parents[2] / "notebooks"
 
 
 def packed():
-    """The notebooks as a tar.gz, for `tasks.remote.commands.put_examples`."""
+    """The notebooks as a tar.gz, for `tasks.commands.put_examples`."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
         for notebook in sorted(FOLDER.glob("*.ipynb")):

@@ -3,7 +3,7 @@ Without a shared home, the controller's connection file (which holds the key tha
 every message) reaches the nodes of a running job over SSH, through the login node, as the
 controller's node is reached with ``slurm_master=yes`` (`tasks.steps.master_job`): never in
 the job script, which Slurm keeps and shows to its administrators. Each node's job step
-(``slurm_node``) starts its engines once it is there (`tasks.remote.slurm.keyed`).
+(``slurm_node``) starts its engines once it is there (`tasks.commands.slurm.keyed`).
 """
 
 from .. import commands

@@ -1,7 +1,7 @@
 """
 The steps of bringing a cluster up and down, shared by the task namespaces.
 
-Each step builds one command per host (`tasks.remote.commands`), runs them all in one
+Each step builds one command per host (`tasks.commands`), runs them all in one
 parallel round trip (`tasks.ssh.fleet.Fleet`) and returns per-host results. Steps
 never print and never exit: tasks decide what to show (`tasks.show.report`).
 """
@@ -173,7 +173,7 @@ def _wait_renewing(fleet, inventory, up, jupyter, stream, just_started, plan=(),
     """
     `wait_for_engines` for *up*'s expected engines (or *waited*: those and more), starting
     each orphan (an engine whose registration the controller dropped, see
-    `tasks.remote.probe.orphans`) of an engine host again at once, until all registered or
+    `tasks.remote.master.probe.orphans`) of an engine host again at once, until all registered or
     ENGINE_TIMEOUT passed; records them in ``up.renewed``. *plan*: steps for the master
     before the first wait (``write_plan``).
     """

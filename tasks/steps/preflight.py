@@ -1,6 +1,6 @@
 """
 The check before a start (``cluster.check``, and the first step of ``cluster.up``):
-read every host's facts (``tasks/remote/facts.sh``) in one round trip, then judge
+read every host's facts (``tasks/remote/steps/any/facts.sh``) in one round trip, then judge
 them with pure functions: `judge` compares one host's facts with the master's and
 says what is wrong and what to do about it.
 """

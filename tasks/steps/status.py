@@ -37,7 +37,7 @@ def read_status(fleet, inventory, master=True, engines=True, hosts=None, allocat
         the controller's and Jupyter's restarts); an engine host's row also has
         engines (one dict per engine its supervisor keeps: number, pid, state, starts,
         rss and limit in bytes) and resources (the host's CPU, load, memory and GPUs, see
-        ``tasks/remote/host_sample.py``; None while unknown); a master's row also has
+        ``tasks/remote/engines/host_sample.py``; None while unknown); a master's row also has
         controller_restarts, controller_last_restart, jupyter_restarts and
         jupyter_last_restart.
     """
@@ -194,7 +194,7 @@ def _status_row(name, host, result, probe, is_master, is_engine_host):
 
 def _orphans(label, running, probe):
     """The numbers of *label*'s engines that run (*running*) but whose registration the
-    controller dropped (the probe's ``orphans``, see `tasks.remote.probe.orphans`)."""
+    controller dropped (the probe's ``orphans``, see `tasks.remote.master.probe.orphans`)."""
     found = filter(None, map(engine_uuid, (probe or {}).get("orphans", [])))
     numbers = {number for host, number, _ in found if host == label}
     return sorted(numbers & running)

@@ -1,7 +1,7 @@
 """
 The engines of one cluster on one host, kept by one process: the supervisor.
 
-``tasks/remote/start_engines.sh`` unpacks it (with ``engine_fork.py``, ``engine_life.py``,
+``tasks/remote/steps/engines/start_engines.sh`` unpacks it (with ``engine_fork.py``, ``engine_life.py``,
 ``host_sample.py``, ``nanny.py`` and ``process_tree.py``) into the run directory and runs
 it, after the host's SETUP, in the screen session ``NAME-engines``::
 

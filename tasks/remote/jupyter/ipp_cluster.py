@@ -3,9 +3,9 @@ A client of the cluster that a controller restart does not leave waiting.
 
 Every Python of the cluster's environment loads this module at its start, by its path
 and as ``_ipp_cluster_hook`` (the name ``ipp_cluster`` stays free), from the
-``ipp_cluster.pth`` that ``cluster.install`` (``tasks/remote/install_env.sh``) and
+``ipp_cluster.pth`` that ``cluster.install`` (``tasks/remote/steps/any/install_env.sh``) and
 ``install.sh`` put beside it in the environment's site-packages; the master's Jupyter
-loads it as a server extension (``tasks/remote/start_master.sh`` puts it on its
+loads it as a server extension (``tasks/remote/steps/master/start_master.sh`` puts it on its
 ``PYTHONPATH``), and every IPython kernel there loads it too, whatever its environment
 (see `load_into_kernels`); where two copies are loaded (the environment's, perhaps
 older, and the kernel's), the last one loaded makes the client. Then, once ipyparallel
@@ -19,7 +19,7 @@ is this module's `Client`. A notebook may also say so itself (``ipp_cluster.Clie
 the same arguments as ipyparallel's).
 
 When the controller crashes, its nanny starts it again with ``--restore`` (see
-``tasks/remote/controller.py``), and the tasks that were in flight end with their
+``tasks/remote/master/controller.py``), and the tasks that were in flight end with their
 result or a ``ControllerRestarted`` error. The new controller can send them only to a
 client it can still tell apart: ipyparallel's `Client` leaves the routing id of its
 sockets to ZeroMQ, which draws a new one when a socket reconnects, so ipyparallel's own

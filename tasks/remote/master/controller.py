@@ -1,8 +1,8 @@
 """
 Run ipyparallel's controller so that a crash loses no engine and leaves no task hanging.
 
-``tasks/remote/start_master.sh`` writes this file into the run directory; the controller's
-nanny (``tasks/remote/nanny.py``) runs it in the controller's screen session::
+``tasks/remote/steps/master/start_master.sh`` writes this file into the run directory; the controller's
+nanny (``tasks/remote/shared/nanny.py``) runs it in the controller's screen session::
 
     python controller.py RUN_DIR IPCONTROLLER ARGS...
 
@@ -33,7 +33,7 @@ what it sends there, and a task sent to it would be lost.
 
 A result or an error reaches a client only where ZeroMQ can route it: a client whose
 task socket has a routing id of its own. ipyparallel's `Client` leaves it to ZeroMQ,
-which draws a new one when the socket reconnects; ``tasks/remote/ipp_cluster.py`` (loaded
+which draws a new one when the socket reconnects; ``tasks/remote/jupyter/ipp_cluster.py`` (loaded
 into every kernel of the master's Jupyter) and the lines ``cluster.connect`` prints give a
 client a lasting one. What cannot be routed yet waits in an `Outbox`, per client, for
 `DELIVERY_WINDOW` s: tried once per client and round, however many tasks it holds.

@@ -7,7 +7,7 @@ One PULL socket in the controller's own loop, bound where the engines reach the 
 are: Curve where the controller has it on, and a message is taken only with the session's
 signature (HMAC, with the cluster's key; with ``ENCRYPT=yes`` ipyparallel's key is empty,
 and Curve alone keeps others out), at most `LARGEST` bytes, at most `QUEUED` of them held
-unread, and only of the shape the dashboard reads (`dashboard_hosts.sample`: a key holder's
+unread, and only of the shape the dashboard reads (`host_reports.sample`: a key holder's
 list where a dict belongs would break the page). A refused message is said in the log by
 its reason alone, at most once a minute (`refusals.Refusals`): never what a peer sent,
 which a peer without the key could send at network speed. Its port goes into the

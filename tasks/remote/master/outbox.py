@@ -1,5 +1,5 @@
 """
-What the controller's scheduler (``tasks/remote/controller.py``) sends to peers that may
+What the controller's scheduler (``tasks/remote/master/controller.py``) sends to peers that may
 not be connected: after a controller restart, the results and errors of the tasks that
 were in flight wait here for their clients, and the scheduler's fence requests for the
 engines, until each peer's socket has reconnected.

@@ -23,7 +23,7 @@ import time
 PERIOD = 60.0  # seconds between two lines at most
 LONGEST = 1000  # characters of one log record's message, and of its traceback, at most
 BURST = 10  # warnings or errors of one kind (their text before its values) logged per period
-#: The beginnings of the lines fab reads in the controller's log (``ipp_screens.PURGED``),
+#: The beginnings of the lines fab reads in the controller's log (``screen_logs.PURGED``),
 #: each of a hub's warning: never held back, hundreds may come at once.
 KEPT = ("registration::purging stalled registration ",)  # ends where its values begin
 #: A record's kind: its text up to the first value put in (``%``, a digit, a quote, a

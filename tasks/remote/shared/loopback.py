@@ -2,7 +2,7 @@
 Who holds a TCP port of this host's loopback, read from /proc/net/tcp and tcp6, which
 any user can read (psutil's ``net_connections`` names other users' sockets only to root).
 
-The probe asks Jupyter on 127.0.0.1:JUPYTER_PORT with its token (``tasks/remote/probe.py``,
+The probe asks Jupyter on 127.0.0.1:JUPYTER_PORT with its token (``tasks/remote/master/probe.py``,
 which ships this file beside it). While this user's Jupyter does not hold that port (it is
 stopped, or runs on another port) any other user of the master may listen there, and would
 receive the token and log into this user's Jupyter. `connect_own` connects, then proves the
@@ -95,7 +95,7 @@ def other_holder(port):
 
 
 def main(argv):
-    """``python loopback.py PORT`` (``tasks/remote/port_holder.sh``): ``own=yes`` when every
+    """``python loopback.py PORT`` (``tasks/remote/steps/master/port_holder.sh``): ``own=yes`` when every
     listener that takes 127.0.0.1:PORT is this user's (and one is), else ``own=no``; and
     ``holder=``, another user's name (`other_holder`)."""
     port = int(argv[1])

@@ -2,7 +2,7 @@
 Keep one program of the cluster alive, as Dask's nanny keeps a worker: start it again
 when it dies.
 
-``tasks/remote/start_master.sh`` unpacks this file and ``process_tree.py`` (what it
+``tasks/remote/steps/master/start_master.sh`` unpacks this file and ``process_tree.py`` (what it
 knows of processes) into the run directory and runs it with the cluster's Python in the
 controller's and Jupyter's screen sessions::
 
@@ -20,7 +20,7 @@ and ends. The program exiting (not killed) within `FIRST_RUN` s of its first sta
 taken, a broken setup) is given up at once: starting it again would not mend it. A stop
 (SIGHUP from screen, SIGTERM from the stop's kill) ends the program and the nanny, also
 during a wait. The controller starts again with ``--restore`` (see
-``tasks/remote/controller.py``); Jupyter on the same port with the same token.
+``tasks/remote/master/controller.py``); Jupyter on the same port with the same token.
 
 The nanny is its program's child subreaper: what the program started and left behind
 when it ended (the controller's scheduler processes, which hold its ports; Jupyter's
@@ -46,7 +46,7 @@ NOUNS = {"controller": "the controller", "jupyter": "Jupyter"}
 
 
 def line(text):
-    """*text* as a line of the nanny's in a log (``RESTART`` in ipp_screens.py finds restarts)."""
+    """*text* as a line of the nanny's in a log (``RESTART`` in screen_logs.py finds restarts)."""
     return f"=== nanny {time.strftime('%Y-%m-%d %H:%M:%S')}: {text}"
 
 

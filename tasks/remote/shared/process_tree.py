@@ -1,5 +1,5 @@
 """
-The processes of a program that the nanny (``tasks/remote/nanny.py``) or the engines'
+The processes of a program that the nanny (``tasks/remote/shared/nanny.py``) or the engines'
 supervisor (``supervisor.py``) keeps: the program and all it started, their resident
 memory, and ending what the program left behind. All of it is read through psutil.
 

@@ -16,7 +16,7 @@ message, a routing id) sits inside a line of the hub's and is never read as one 
 them; a line read is used only with fields of the expected form (`engine_uuid`).
 
 The probe (``probe.py``, unpacked beside this file) and the dashboard
-(``ipp_dashboard.py``, in the master's Jupyter) import it; it uses only the standard library.
+(``dashboard/extension.py``, in the master's Jupyter) import it; it uses only the standard library.
 """
 
 import os

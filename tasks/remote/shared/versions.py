@@ -1,7 +1,7 @@
 """
 Print the versions of Python, ipyparallel and jupyter_server in the cluster's Python.
 
-Run on each host by ``tasks/remote/facts.sh`` as ``python - < versions.py``. It
+Run on each host by ``tasks/remote/steps/any/facts.sh`` as ``python - < versions.py``. It
 reads package metadata, which is much faster than importing the packages.
 """
 

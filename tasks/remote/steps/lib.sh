@@ -1,7 +1,7 @@
 # shellcheck shell=sh
 # shellcheck disable=SC2034  # the variables setup() sets are read by the steps
 #
-# The library every step uses. `tasks.remote.commands.script` sends it first on the
+# The library every step uses. `tasks.commands.script` sends it first on the
 # standard input of `/bin/sh -s`, then the step files, then one call per step.
 # Values come in as the arguments of those calls, never as text in this code.
 #
@@ -17,7 +17,7 @@
 HEARTBEAT_MISSES=5
 # An engine ends after this many periods without the controller's ping, each checked
 # every period + 0.5 s: 50 x 1.5 s = 75 s at the smallest period (1 s, see heartbeat()
-# in tasks/remote/commands.py). A controller that crashes is started again at once,
+# in tasks/commands/). A controller that crashes is started again at once,
 # then after 1, 2, 4 and 8 s (the nanny gives up at the 6th crash in 5 min), and takes
 # about 2 s to start (4 to 10 s on a loaded master): the longest gap without pings is
 # about 8 + 10 = 18 s, which the engines outlast four times over. start_engines.sh
@@ -28,7 +28,7 @@ ENGINE_HEARTBEAT_MISSES=50
 # before each start, found by LAUNCH_HEADER followed by the session's name and $, and the
 # nanny's (=== nanny DATE: TEXT), a restart among them found by NANNY_RESTART; both only at
 # the start of a line (a program may log what a peer sent it, never a line start). Both are
-# POSIX extended regular expressions and Python ones alike: tasks/remote/ipp_screens.py reads
+# POSIX extended regular expressions and Python ones alike: tasks/remote/shared/screen_logs.py reads
 # the logs with the same text.
 LAUNCH_HEADER='^=== ([A-Z][a-z][a-z] .*): '
 NANNY_RESTART='^=== nanny ([0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9] [0-9][0-9]:[0-9][0-9]:[0-9][0-9]): restart: '

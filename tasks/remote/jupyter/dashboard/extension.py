@@ -1,26 +1,26 @@
 """
 The cluster's dashboard: a Jupyter server extension that the master's Jupyter loads
-(``tasks/remote/start_master.sh`` puts this file, ``ipp_dashboard.html`` and the modules
+(``tasks/remote/steps/master/start_master.sh`` puts this file, ``dashboard/page.html`` and the modules
 it imports on its ``PYTHONPATH`` and names it in ``ServerApp.jpserver_extensions``).
 Pages of that server, behind its token like every other one, and no process or port of
 their own:
 
-- ``/ipp-dashboard/``: the page (``ipp_dashboard.html``: HTML, CSS and a small script,
+- ``/ipp-dashboard/``: the page (``dashboard/page.html``: HTML, CSS and a small script,
   nothing from the internet), which reads the next one every 2 s;
 - ``/ipp-dashboard/state``: one JSON document, the cluster now (its size bounded: see
-  ``dashboard_stream.py``);
+  ``dashboard/stream.py``);
 - ``/ipp-dashboard/failure?msg_id=ID``: one failed task, its traceback too.
 
 `Watcher` keeps the state. The tasks come from the controller's IOPub relay, where the
 engines say when they take and end each request (`Listener`, a thread with a socket of
-its own: see ``dashboard_listener.py`` and ``dashboard_stream.py``); the engines and their queues from the hub's query
+its own: see ``dashboard/listener.py`` and ``dashboard/stream.py``); the engines and their queues from the hub's query
 socket, two requests per read (``connection_request``, ``queue_request``), as
 ipyparallel's `Client` asks them, never the hub's task records (it copies each record it
 returns, buffers and all, and keeps only the last 1024) and never an engine. A socket to
 the hub that gets no answer within a second is dropped for a new one (a controller that
 restarts). The rest comes from the run directory: the plans fab wrote, the hosts' samples
-(``dashboard_hosts.py``), the controller's log (its start and its nanny's restarts, see
-``ipp_screens.py``) and the history that outlives restarts (``dashboard_history.py``).
+(``dashboard/hosts.py``), the controller's log (its start and its nanny's restarts, see
+``screen_logs.py``) and the history that outlives restarts (``dashboard/history.py``).
 """
 
 import asyncio

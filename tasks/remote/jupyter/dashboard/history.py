@@ -90,7 +90,7 @@ class History:
             "SELECT host, number, COUNT(*) FROM engine GROUP BY host, number")}
 
     def add_failures(self, failures):
-        """Keep *failures* (see `dashboard_stream.TaskStream.failed`) and count them."""
+        """Keep *failures* (see `dashboard.stream.TaskStream.failed`) and count them."""
         if not failures:
             return
         with self.db:

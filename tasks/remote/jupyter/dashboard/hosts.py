@@ -1,10 +1,10 @@
 """
-The dashboard's rows of engine hosts: pure functions of what `Watcher` (``ipp_dashboard.py``)
+The dashboard's rows of engine hosts: pure functions of what `Watcher` (``dashboard/extension.py``)
 read. Per host: the engines fab planned there (``RUN_DIR/dashboard/LABEL.json``, from
 ``write_plan.sh``), those the hub has, each engine's state from the stream, and the
 host's last sample (``RUN_DIR/hosts/LABEL.json``: CPU, load, memory, GPUs and each engine's
 resident memory, sent every few seconds by the host's supervisor to the controller, see
-``host_report.py`` and ``host_inbox.py``). From `dashboard_stream.MANY` engines on, a host
+``host_report.py`` and ``host_inbox.py``). From `dashboard.stream.MANY` engines on, a host
 is summed up (engines by state, a histogram of their memory) instead of one chip each.
 """
 

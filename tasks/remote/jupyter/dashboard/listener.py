@@ -1,5 +1,5 @@
 """
-What the engines say of their tasks, heard by the dashboard (``ipp_dashboard.py``) on
+What the engines say of their tasks, heard by the dashboard (``dashboard/extension.py``) on
 the controller's IOPub relay: each engine sends ``status`` ``busy`` when it takes a
 request and ``idle`` when it is done with it, and the ``error`` of one that raised, each
 under the request's msg_id, on a topic ``engine.ID.KIND`` (ipykernel's protocol and

@@ -1,7 +1,7 @@
 """
 The dashboard's task stream: the tasks of the last `WINDOW` s, as the engines themselves
 tell them, kept in the master's Jupyter between two reads of the page. Pure: `Watcher`
-(``ipp_dashboard.py``) feeds it what it hears on the controller's IOPub relay.
+(``dashboard/extension.py``) feeds it what it hears on the controller's IOPub relay.
 
 Every engine says ``busy`` on IOPub when it takes a request and ``idle`` when it is done
 with it, and sends the ``error`` of a request that raised, each under the request's

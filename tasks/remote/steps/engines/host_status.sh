@@ -10,7 +10,7 @@ host_status() {  # host_status COUNT GPUS: this user's cluster sessions here, an
   # engines since it started them), controller_restarts= and jupyter_restarts= (the same, with
   # the time of the last in controller_restarted= and jupyter_restarted=), and gaveup_N=
   # (engine N of the plan), gaveup_controller= and gaveup_jupyter= for each program whose
-  # nanny or supervisor gave up (see tasks/remote/nanny.py and supervisor.py).
+  # nanny or supervisor gave up (see tasks/remote/shared/nanny.py and supervisor.py).
   echo "sessions=$(sessions "$name-(controller|jupyter|engines)" | tr '\n' ' ')"
   if [ -s "$run/$name-engines.json" ]; then
     if [ -n "$(sessions "$name-engines")" ]; then

@@ -3,7 +3,7 @@
 
 start_engines() {  # start_engines LABEL COUNT RESTART ENGINE_RESTART MEMORY_LIMIT THREADS GPUS < PROGRAMS
   # Start this host's engines of the cluster: one supervisor in the screen session
-  # NAME-engines (tasks/remote/supervisor.py and the files it imports, a base64 tar.gz on
+  # NAME-engines (tasks/remote/engines/supervisor.py and the files it imports, a base64 tar.gz on
   # stdin, unpacked into the run directory) starts and keeps them all. LABEL is the host's
   # name in the inventory: each engine registers as LABEL/N/TIME/RANDOM (given in a 0600
   # file, never on a command line), so that the controller can tell the engines of each

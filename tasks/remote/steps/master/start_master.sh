@@ -13,7 +13,7 @@ start_master() {  # start_master ADDRESS JUPYTER_PORT NOTEBOOK_DIR ENCRYPT PERIO
   # cluster's profile in IPP_PROFILE. Both start with their soft limit of open files
   # raised to the hard limit (the controller holds about 2.4 per engine). PERIOD_MS and
   # REGISTRATION_S: the heartbeat's period and the registration timeout, sized to the
-  # cluster by tasks/remote/commands.py. Both run under the nanny (tasks/remote/nanny.py,
+  # cluster by tasks/commands/. Both run under the nanny (tasks/remote/shared/nanny.py,
   # unpacked from stdin into the run directory with controller.py, python/: the
   # module ipp_cluster for the notebooks, the dashboard ipp_dashboard that Jupyter
   # serves; Jupyter loads ipp_cluster as a server extension too, and every IPython

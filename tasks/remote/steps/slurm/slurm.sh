@@ -36,7 +36,7 @@ slurm_ours() {  # slurm_ours GROUP JOB_NAME: print GROUP's recorded job as squeu
 }
 
 slurm_active() {  # slurm_active STATE: succeed for a job state that holds (or may hold) nodes
-  # (the same list as ACTIVE in tasks/remote/slurm.py)
+  # (the same list as ACTIVE in tasks/commands/slurm.py)
   case $1 in
     PENDING | RUNNING | CONFIGURING | COMPLETING | SUSPENDED | REQUEUED | RESIZING | SIGNALING \
       | STAGE_OUT) return 0 ;;

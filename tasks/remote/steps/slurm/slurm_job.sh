@@ -1,7 +1,7 @@
 # shellcheck shell=sh
 # shellcheck disable=SC2154  # name, run, bin, profile, engine_file, timeout, python: set by setup() in lib.sh
 #
-# What runs inside an allocation's job (tasks/remote/slurm.py renders the job script: lib.sh,
+# What runs inside an allocation's job (tasks/commands/slurm.py renders the job script: lib.sh,
 # this file, then a call of slurm_job whose stdin is the node program: lib.sh, this file, then
 # a call of slurm_node with the engines' programs on its stdin).
 
