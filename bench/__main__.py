@@ -31,13 +31,13 @@ from pathlib import Path
 from tests.sshhosts import FakeHosts, why_not_available
 
 from . import blas, dashboard, healing, methods, report, scale, slurm
+from .publish import DOCS, publish, write_docs
 
 FULL = dict(hosts=(1, 2, 4, 8), per_host=(1, 2), control=(1, 8, 32, 64), threads=(64, 256), rounds=3,
             healing=7)
 QUICK = dict(hosts=(2,), per_host=(2,), control=(1, 8), threads=(8, 32), rounds=1, healing=3)
 #: What the test suite runs (tests/test_bench.py), so that the benchmark cannot rot unseen.
 SMALLEST = dict(hosts=(1,), per_host=(1,), control=(1,), threads=(2,), rounds=1, healing=1)
-DOCS = methods.PROJECT / "docs"
 FIRST_HOST = 101  # 127.0.2.101 and up: never the test suite's hosts
 
 
@@ -91,38 +91,6 @@ def threads(fake_hosts, folder, sizes):
         peaks[total] = methods.peak_threads(fake_hosts, folder, min(total, len(fake_hosts.hosts)), total)
         say(f"{total:>4} hosts  peak threads of fab {peaks[total]}")
     return peaks
-
-
-def markers(name):
-    """The markers around the tables of *name* (``results``, ``scale``...) in a docs page."""
-    return f"<!-- bench-{name} -->\n", f"<!-- /bench-{name} -->\n"
-
-
-def page_of(name):
-    """The documentation page that holds the markers of *name*."""
-    first, _ = markers(name)
-    pages = [page for page in sorted(DOCS.glob("*.md")) if first in page.read_text()]
-    if len(pages) != 1:
-        raise LookupError(f"{len(pages)} pages of docs/ hold {first.strip()}; one must")
-    return pages[0]
-
-
-def write_docs(text, name="results"):
-    """Put *text* between the markers of *name* in the documentation page that holds them."""
-    page, (first, last) = page_of(name), markers(name)
-    old = page.read_text()
-    page.write_text(old[:old.index(first) + len(first)] + text + old[old.index(last):])
-
-
-def publish(out, name, text, data, into_docs):
-    """Print *text* and write it to *out*/NAME.md, *data* (and the machine) to NAME.json
-    and, *into_docs*, the text into the documentation between the markers of *name*."""
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"{name}.md").write_text(text)
-    (out / f"{name}.json").write_text(json.dumps({"machine": report.machine(), **data}, indent=1))
-    if into_docs:
-        write_docs(text, name)
-    print(text)
 
 
 def attempt(what, measure, missing):

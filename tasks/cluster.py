@@ -12,7 +12,8 @@ from . import engines, master, toolbox
 from .context import HOSTS_HELP, JSON_HELP, fleet, load, on_its_master, reads_inventory, show_status
 from .show import report
 from .show.progress import watching
-from .steps import allocations, lifecycle, master_job, preflight
+from .steps import lifecycle, preflight
+from .steps.slurm import allocations, master_job
 
 
 def _up(c, inventory):

@@ -12,7 +12,7 @@ from invoke.exceptions import Exit
 from .inventory.folder import InventoryError, load_inventory, parse_host, with_settings
 from .show import report
 from .ssh.fleet import Fleet
-from .steps.master_job import master_in_job
+from .steps.slurm.master_job import master_in_job
 from .steps.status import read_status
 
 #: What ``fab -h TASK`` says of the inventory, for every task that reads it.
@@ -56,7 +56,7 @@ def on_its_master(fleet_, inventory, need=True):
     """
     *inventory* with its master where the controller and Jupyter run: with an allocation of
     ``slurm_master=yes``, the first node of its running job, reached through the login node
-    (`tasks.steps.master_job.master_in_job`). When that job does not run, exits 1 saying
+    (`tasks.steps.slurm.master_job.master_in_job`). When that job does not run, exits 1 saying
     so if *need*, else returns *inventory* as it is.
     """
     running, problem = master_in_job(fleet_, inventory)

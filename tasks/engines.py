@@ -9,7 +9,8 @@ from invoke.exceptions import Exit
 from .context import HOSTS_HELP, JSON_HELP, choose, fleet, load, on_its_master, reads_inventory, show_status
 from .show import report
 from .show.progress import watching
-from .steps import allocations, job_engines, lifecycle
+from .steps import lifecycle
+from .steps.slurm import allocations, job_engines
 
 
 def bring_up(fleet_, inventory, hosts=None, **options):
@@ -38,8 +39,8 @@ def say(line):
 def bring_up_allocations(fleet_, inventory, chosen, up=None, **options):
     """
     Make sure each allocation of *chosen* has a running job with its engines registered
-    (`tasks.steps.allocations.bring_up`, *options* go there), show the table and return
-    the `tasks.steps.allocations.AllocationsUp` (*up*, filled, when given).
+    (`tasks.steps.slurm.allocations.bring_up`, *options* go there), show the table and return
+    the `tasks.steps.slurm.allocations.AllocationsUp` (*up*, filled, when given).
     """
     up = allocations.AllocationsUp() if up is None else up
     if chosen:
@@ -49,7 +50,7 @@ def bring_up_allocations(fleet_, inventory, chosen, up=None, **options):
 
 
 def wait_allocations(fleet_, inventory, up, registered=None):
-    """Wait for the engines of the running jobs of *up* (`tasks.steps.allocations.wait_engines`:
+    """Wait for the engines of the running jobs of *up* (`tasks.steps.slurm.allocations.wait_engines`:
     not again when *registered*, the counts of a wait just made, has them all); show the table."""
     allocations.wait_engines(fleet_, inventory, up, watch=watching, registered=registered)
     if up.jobs:

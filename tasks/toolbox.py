@@ -17,7 +17,8 @@ from invoke.exceptions import Exit
 from . import __version__
 from .show import documents, report
 from .ssh import forward
-from .steps import allocations, client, environment, lifecycle, operations, preflight
+from .steps import client, environment, lifecycle, operations, preflight
+from .steps.slurm import allocations
 from .context import HOSTS_HELP, JSON_HELP, choose, fleet, load, on_its_master, reads_inventory, whole_number
 
 

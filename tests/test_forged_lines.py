@@ -16,7 +16,7 @@ from tasks.remote.master import host_inbox
 from tasks.remote.shared import screen_logs as screens
 from tasks.remote.master import probe
 from tasks.commands.answers import parse_probe
-from tasks.steps import lifecycle, status
+from tasks.steps import registration, status
 from tests.test_screens import shell
 
 FORGED = "registration::purging stalled registration 1:nodeA/1/99999999999999999999"
@@ -100,4 +100,4 @@ def test_orphans_of_the_wrong_form_are_never_renewed():
             self.scripts = scripts
             return {}
     fleet = Fleet()
-    assert lifecycle.renew_orphans(fleet, inventory, WEIRD) == {} and fleet.scripts == {}
+    assert registration.renew_orphans(fleet, inventory, WEIRD) == {} and fleet.scripts == {}

@@ -8,7 +8,6 @@ import re
 import subprocess
 from pathlib import Path
 
-from tasks import commands
 
 from tasks.remote.shared import nanny
 from tasks.remote.shared import screen_logs as screens

@@ -18,7 +18,6 @@ import time
 import psutil
 import pytest
 
-from tasks.remote.engines import supervisor
 from tests import shipped
 from tests.waiting import wait_until
 

@@ -1,7 +1,7 @@
 """
 Slurm allocations in the inventory: a child group of ``engines`` (at any depth) that has no
 hosts and ``slurm_nodes=N`` among its variables is one job of N nodes, with engines on each
-(`tasks.steps.allocations` submits and watches it)::
+(`tasks.steps.slurm.allocations` submits and watches it)::
 
     [engines:children]
     cpu_alloc

@@ -157,7 +157,7 @@ def engines_table(up, order):
 
 
 def allocations_table(up):
-    """Print what bringing Slurm allocations up did (a `tasks.steps.allocations.AllocationsUp`):
+    """Print what bringing Slurm allocations up did (a `tasks.steps.slurm.allocations.AllocationsUp`):
     a row per node of each job that runs, a row for each job that does not."""
     table = Table(title="allocations", title_justify="left")
     for heading in ("allocation", "job", "state", "node", "registered", "expected", "time left"):

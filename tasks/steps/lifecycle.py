@@ -7,20 +7,15 @@ never print and never exit: tasks decide what to show (`tasks.show.report`).
 """
 
 import base64
-import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 from .. import commands
 from ..commands import slurm
 from ..commands.answers import parse_probe
-from ..remote.shared.screen_logs import engine_uuid
 from ..ssh.fleet import FAILED, HostResult
 from . import address, examples
-
-#: Extra seconds a command may take beyond the wait it does itself.
-SLACK = 30
-
+from .registration import SLACK, shortfalls, wait_renewing
 
 def _script(inventory, host, *steps):
     return commands.script(inventory.settings, *steps, setup=host.setup)
@@ -150,7 +145,7 @@ def engines_up(fleet, inventory, hosts, restart=False, planned=None, master_resu
     with watch(waited) if watch and waited else nullcontext() as stream:
         just_started = jupyter and master_result.facts.get("jupyter") == "started"
         plan = [commands.write_plan(name, r.facts) for name, r in started.items() if r.ok]
-        result, probe = _wait_renewing(fleet, inventory, up, jupyter, stream, just_started, plan,
+        result, probe = wait_renewing(fleet, inventory, up, jupyter, stream, just_started, plan,
                                        waited)
     if jupyter:
         judge_jupyter(master_result, probe)
@@ -167,49 +162,6 @@ def engines_up(fleet, inventory, hosts, restart=False, planned=None, master_resu
     if probe["error"]:
         up.problems.append(f"{master}: controller: {probe['error']}")
     return up
-
-
-def _wait_renewing(fleet, inventory, up, jupyter, stream, just_started, plan=(), waited=None):
-    """
-    `wait_for_engines` for *up*'s expected engines (or *waited*: those and more), starting
-    each orphan (an engine whose registration the controller dropped, see
-    `tasks.remote.master.probe.orphans`) of an engine host again at once, until all registered or
-    ENGINE_TIMEOUT passed; records them in ``up.renewed``. *plan*: steps for the master
-    before the first wait (``write_plan``).
-    """
-    deadline = time.monotonic() + inventory.settings.engine_timeout
-    known = []
-    while True:
-        wait = max(0.0, deadline - time.monotonic())
-        result, probe = wait_for_engines(fleet, inventory, up.expected if waited is None else waited,
-                                         wait, jupyter, stream, just_started, known, plan)
-        plan = ()
-        fresh = [uuid for uuid in (probe or {}).get("orphans", []) if uuid not in known]
-        if not fresh or time.monotonic() >= deadline:
-            return result, probe
-        known += fresh
-        for name, numbers in renew_orphans(fleet, inventory, fresh).items():
-            up.renewed.setdefault(name, []).extend(numbers)
-
-
-def renew_orphans(fleet, inventory, uuids):
-    """Start the engines of *uuids* (orphans, ``LABEL/N/TIME/RANDOM``) again, each host's in
-    one command; ``{host name: [N, ...]}`` of those whose supervisor was told. A uuid of
-    another form (`engine_uuid`) is none of an engine's: it is left alone."""
-    numbers = {}
-    for label, number, _ in filter(None, map(engine_uuid, uuids)):
-        numbers.setdefault(label, []).append(number)
-    hosts = {host: numbers[host.name] for host in inventory.engines if host.name in numbers}
-    results = fleet.run({host: _script(inventory, host, commands.renew_engines(found))
-                         for host, found in hosts.items()}, SLACK)
-    return {name: [int(n) for n in result.facts.get("renewed", "").split()]
-            for name, result in results.items() if result.ok and result.facts.get("renewed")}
-
-
-def shortfalls(expected, registered):
-    """``{host name: (registered, expected)}`` for the hosts whose count is not as expected."""
-    return {name: (registered.get(name, 0), want) for name, want in expected.items()
-            if registered.get(name, 0) != want}
 
 
 def read_token(fleet, inventory):
@@ -255,7 +207,7 @@ def stop_engines(fleet, inventory, hosts, graceful=True):
 def stop_all(fleet, inventory):
     """Stop engines, controller and Jupyter on every host at once; where Slurm's commands run,
     every Slurm job the cluster recorded ends too: on the master, told before the controller
-    stops and waited for after, in the same round trip (see `tasks.steps.allocations.cancelled`
+    stops and waited for after, in the same round trip (see `tasks.steps.slurm.allocations.cancelled`
     for what its result then says); with the master on a job's node (``slurm_master``), after
     the controller stopped there, from the login node, whose result is added."""
     parts = {host: [] for host in inventory.hosts}
@@ -283,22 +235,3 @@ def _check_left(results):
             result.reason = "processes left after the stop: " + ", ".join(
                 f"{k[5:]}={v}" for k, v in left.items())
     return results
-
-
-def wait_for_engines(fleet, inventory, expected, wait, jupyter=False, progress=None,
-                     started=False, known_orphans=(), before=()):
-    """
-    Wait up to *wait* s until each host has its ``expected[name]`` engines registered
-    (and, with *jupyter*, until Jupyter answers or ends; *started*: it was just started),
-    or until an orphan not in *known_orphans* is found among those hosts' engines.
-    *progress* receives the probe's output as it comes (see `tasks.show.progress`);
-    *before*: steps the master runs first, in the same round trip.
-
-    :returns: the master's `HostResult` and the probe's report (None if it failed).
-    """
-    probe = commands.probe(inventory.settings, expected=expected, wait=wait, jupyter=jupyter,
-                           started=started, known_orphans=known_orphans)
-    result = fleet.run({inventory.master: _script(inventory, inventory.master, *before, probe)},
-                       wait + SLACK, progress)
-    master_result = result[inventory.master.name]
-    return master_result, parse_probe(master_result.facts)

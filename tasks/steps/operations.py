@@ -8,7 +8,7 @@ import re
 
 from .. import commands
 from . import environment
-from .lifecycle import SLACK
+from .registration import SLACK
 
 #: Seconds that creating and filling CLUSTER_ENV may take on a host.
 INSTALL_TIMEOUT = 1800

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from .. import commands
 from . import address
-from .lifecycle import SLACK, engine_count
+from .lifecycle import engine_count
+from .registration import SLACK
 
 
 def read_facts(fleet, inventory, hosts):

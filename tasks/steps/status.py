@@ -10,8 +10,8 @@ from .. import commands
 from ..commands import slurm
 from ..commands.answers import parse_probe, parse_supervisor, session_names
 from ..remote.shared.screen_logs import engine_uuid
-from .allocations import SLURM_ANSWER
-from .lifecycle import SLACK
+from .slurm.allocations import SLURM_ANSWER
+from .registration import SLACK
 
 
 @dataclass

@@ -36,6 +36,7 @@ from jupyter_server.utils import url_path_join
 from tornado import web
 
 from ...shared import screen_logs as screens
+from ...shared import host_reports
 from . import hosts, stream
 from .history import History
 from .listener import Listener, connection, socket_to
@@ -104,7 +105,7 @@ class Watcher:
             state["totals"] = self.totals(engines, queues, controller["restarts"])
         many = len(engines) >= stream.MANY
         run = os.path.join(self.run_dir, "{}")
-        samples = hosts.read_folder(run.format("hosts"), hosts.sample)  # a bad one is left out
+        samples = hosts.read_folder(run.format("hosts"), host_reports.sample)  # a bad one is left out
         state["hosts"] = hosts.rows(
             hosts.read_folder(run.format("dashboard")), samples,
             engines, queues, self.history.restarts(), set(self.stream.running), now, many)

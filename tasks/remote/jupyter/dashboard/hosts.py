@@ -13,8 +13,6 @@ import json
 import os
 import statistics
 
-from ...shared.host_reports import sample
-
 STALE = 20.0  # seconds after which a host's sample is called old on the page
 BUCKETS = 8  # bars of a host's histogram of engine memory
 
@@ -22,7 +20,7 @@ BUCKETS = 8  # bars of a host's histogram of engine memory
 def read_folder(folder, shape=lambda document: document):
     """``{name: document}`` of the JSON files in *folder*; what cannot be read is left out
     (a file being replaced, or a folder removed by a stop), and so is a document that is no
-    dict or that *shape* (given it) answers None to (see `sample`)."""
+    dict or that *shape* (given it) answers None to (see `host_reports.sample`)."""
     found = {}
     for path in glob.glob(os.path.join(folder, "*.json")):
         try:

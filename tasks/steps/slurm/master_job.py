@@ -7,7 +7,7 @@ which node, each time a task needs to know.
 
 from dataclasses import replace
 
-from ..inventory.folder import Host
+from ...inventory.folder import Host
 from .allocations import read_jobs
 
 

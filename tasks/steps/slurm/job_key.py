@@ -1,15 +1,15 @@
 """
 Without a shared home, the controller's connection file (which holds the key that signs
 every message) reaches the nodes of a running job over SSH, through the login node, as the
-controller's node is reached with ``slurm_master=yes`` (`tasks.steps.master_job`): never in
+controller's node is reached with ``slurm_master=yes`` (`tasks.steps.slurm.master_job`): never in
 the job script, which Slurm keeps and shows to its administrators. Each node's job step
 (``slurm_node``) starts its engines once it is there (`tasks.commands.slurm.keyed`).
 """
 
-from .. import commands
-from ..commands import slurm
-from ..inventory.folder import Host
-from .lifecycle import SLACK
+from ... import commands
+from ...commands import slurm
+from ...inventory.folder import Host
+from ..registration import SLACK
 
 
 def bring_key(fleet, inventory, jobs, engine_file):

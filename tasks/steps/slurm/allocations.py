@@ -4,29 +4,27 @@ would run each job, submit them, wait until they run, then until their engines r
 read their state, restart their engines in the same job, cancel them.
 
 The Slurm commands run on the master (the login node) over SSH, one round trip for all
-allocations (``tasks/remote/steps/slurm/slurm.sh``); the engines on the nodes register with the
-controller under ``NODE@JOB`` (`tasks.commands.slurm.label`), which is how they are counted.
-With ``slurm_master=yes`` the controller and Jupyter run on the first node of that
-allocation's job instead (`tasks.steps.master_job`), and the login node only runs Slurm's
-commands.
-Steps return results and never print, but through *say* (a function of one line) while
-they wait.
+allocations (``tasks/remote/steps/slurm/slurm.sh``); the engines on the nodes register
+with the controller under ``NODE@JOB`` (`tasks.commands.slurm.label`), which is how they
+are counted. With ``slurm_master=yes`` the controller and Jupyter run on the first node of
+that allocation's job instead (`master_job`). Steps return results and never print, but
+through *say* (a function of one line) while they wait.
 """
 
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 
-from .. import commands
-from ..commands import slurm
+from ... import commands
+from ...commands import slurm
+from ..lifecycle import read_engine_file
+from ..registration import SLACK, shortfalls, wait_for_engines
 from .job_key import bring_key
-from .lifecycle import SLACK, read_engine_file, shortfalls, wait_for_engines
 
 #: Seconds between two looks at a job that does not run yet (Slurm starts one in about a second).
 POLL = 0.5
-#: Seconds Slurm's commands get to answer, in one round trip to the login node: a busy
-#: slurmctld answers squeue and scontrol in tens of seconds (seen: over 30 s on a loaded
-#: 2-core test site, where a cluster.up then failed for a slow answer alone).
+#: Seconds Slurm's commands get to answer, in one round trip to the login node: a busy slurmctld
+#: takes tens of seconds (over 30 s seen on a loaded 2-core test site, failing a cluster.up).
 SLURM_ANSWER = 90
 #: What ``sbatch --test-only`` reads: Slurm judges the options, not the script.
 TEST_SCRIPT = "#!/bin/sh\ntrue\n"
@@ -212,7 +210,7 @@ def wait_running(fleet, inventory, up, say=print):
     SLURM_WAIT s, after which a job still pending is cancelled; one Slurm will never start as
     asked, at once); adds to ``up.running``, ``up.groups`` and ``up.expected`` (their nodes'
     engines). Without a shared home, the controller's connection file then goes to their
-    nodes over SSH (`tasks.steps.job_key`): their engines start once it is there.
+    nodes over SSH (`tasks.steps.slurm.job_key`): their engines start once it is there.
     """
     running = _wait_running(fleet, inventory, [a for a in up.chosen if a not in up.running], up, say)
     if running and not inventory.settings.shared_home and _engine_file(fleet, inventory, up):

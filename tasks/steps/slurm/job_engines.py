@@ -4,16 +4,16 @@ new job step (`restart_engines`), stopped with the job running on (`hold`), or s
 the controller (`shut_down`). Steps return results and never print.
 """
 
-from .. import commands
-from ..commands import slurm
+from ... import commands
+from ...commands import slurm
+from ..registration import SLACK, wait_for_engines
 from .allocations import read_jobs, restart, wait_engines
-from .lifecycle import SLACK, wait_for_engines
 
 
 def restart_engines(fleet, inventory, allocations, up, watch=None):
     """Start the engines of each running job anew, in the same job: the controller first
     drops the old ones (`shut_down`), then the job starts a new step (`restart`); then wait,
-    as `tasks.steps.allocations.bring_up` does, until the new ones registered. Fills *up* (an `AllocationsUp`)."""
+    as `tasks.steps.slurm.allocations.bring_up` does, until the new ones registered. Fills *up* (an `AllocationsUp`)."""
     shut_down(fleet, inventory, allocations, up)
     if not up.running:
         return up
