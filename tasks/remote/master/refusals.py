@@ -68,9 +68,9 @@ class Refusals:
         """One refused message, for *reason* (fixed text of the caller's, never a peer's)."""
         self.counts[reason] = self.counts.get(reason, 0) + 1
         if self.timer is None:
-            self.say()
+            self.log_counts()
 
-    def say(self):
+    def log_counts(self):
         """Say what was counted since the last line, if anything; then wait a period."""
         self.timer = None
         if self.counts:
@@ -78,7 +78,7 @@ class Refusals:
             self.log.warning(f"{self.what} refused: {sum(self.counts.values())} ({reasons});"
                              f" said at most once per {self.period:g} s")
             self.counts = {}
-            self.timer = self.loop.call_later(self.period, self.say)
+            self.timer = self.loop.call_later(self.period, self.log_counts)
 
 
 def cap_log_records(longest=LONGEST):
