@@ -106,7 +106,7 @@ def jupyter(port):
     for process in psutil.process_iter(["cmdline"]):
         words = process.info["cmdline"] or []
         if f"--port={port}" in words and any("jupyter" in w for w in words[:3]) \
-                and not any(w.endswith("nanny.py") for w in words):
+                and "shared.nanny" not in words:
             return process
     raise methods.BenchError(f"no Jupyter server on port {port}")
 

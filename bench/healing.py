@@ -126,7 +126,7 @@ def measure_controller(fake_hosts, folder, rounds):
     inventory = methods.write_inventory(folder / "controller", f"[master]\n{master.address}\n"
                                         f"[engines]\n{host.address} engines=2\n", fake_hosts)
     key = fake_hosts.client_key
-    pattern = f"/{methods.NAME}/{master.name}/controller[.]py"
+    pattern = f"/{methods.NAME}/{master.name}/ipp_remote master[.]controller"
     env = {k: v for k, v in os.environ.items() if k != "IPYTHONDIR"}  # the hosts' profile
     samples = {"controller": [], "controller_up": [], "controller_lost": []}
     try:
@@ -148,8 +148,8 @@ def measure_controller(fake_hosts, folder, rounds):
                 client.kill()
                 client.wait()
             killed = time.time()  # the controller and its nanny: nothing starts it again
-            master.run(f"pkill -KILL -f '/{methods.NAME}/{master.name}/(nanny[.]py controller|"
-                       "controller[.]py)'")
+            master.run(f"pkill -KILL -f '/{methods.NAME}/{master.name}/(ipp_remote shared[.]nanny controller|"
+                       "ipp_remote master[.]controller)'")
             methods.fab_ok(inventory, key, "cluster.up")
             while not methods.ask_cluster(PIDS):
                 time.sleep(0.05)

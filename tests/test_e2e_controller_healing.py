@@ -93,7 +93,7 @@ def cluster(fab_here):
 
 def controller_pids(master):
     """The pids of the controller's processes (the hub and its schedulers), not its nanny's."""
-    return master.run(f"pgrep -f '^[^ ]*python[0-9.]* {RUN_DIR}/controller[.]py ' || true").split()
+    return master.run(f"pgrep -f '^[^ ]*python[0-9.]* {RUN_DIR}/ipp_remote master[.]controller ' || true").split()
 
 
 def kill_the_controller(master):
@@ -273,7 +273,7 @@ def test_down_during_a_back_off_leaves_nothing_and_up_starts_no_second_controlle
     wait_until(third_back_off, 60, f"the nanny in its third back-off, in {log}")
     started = cluster("master.start")  # its nanny waits: the controller runs, none starts
     assert "started" not in started.stdout, started.stdout + started.stderr
-    nannies = master.run("pgrep -f '^[^ ]*python[0-9.]* [^ ]*/nanny[.]py controller' || true").split()
+    nannies = master.run("pgrep -f '^[^ ]*python[0-9.]* [^ ]*/ipp_remote shared[.]nanny controller' || true").split()
     assert len(nannies) == 1
     down = cluster("cluster.down")
     assert down.returncode == 0, down.stdout + down.stderr
@@ -340,7 +340,7 @@ def script_survives_a_crash(cluster, fake_hosts, env_folder, marks):
     assert up.returncode == 0, up.stdout + up.stderr
     master = fake_hosts.hosts[0]
     assert f"{env_folder}/bin/python" in master.run(
-        f"pgrep -af '{RUN_DIR}/controller[.]py ' || true")  # ~ expanded there
+        f"pgrep -af '{RUN_DIR}/ipp_remote master[.]controller ' || true")  # ~ expanded there
     before = engines_by_id(PROFILE)
     script = HOME / f"{NAME}-search.py"
     script.write_text("import ipyparallel as ipp\nrc = ipp.Client(timeout=20)\n" + submitting(marks) + ENDED)

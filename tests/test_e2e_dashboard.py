@@ -297,7 +297,7 @@ def test_the_dashboard_and_its_history_live_through_controller_and_jupyter_resta
     before = state(cluster.token, lambda s: s["totals"] and raised(s) == raised(earlier) + 2
                    and s["totals"]["failed"] >= earlier["totals"]["failed"] + 2)
     master = fake_hosts.hosts[0]
-    pids = master.run(f"pgrep -f '^[^ ]*python[0-9.]* [^ ]*/{NAME}/host1/controller[.]py ' || true")
+    pids = master.run(f"pgrep -f '^[^ ]*python[0-9.]* [^ ]*/{NAME}/host1/ipp_remote master[.]controller ' || true")
     master.run(f"kill -9 {' '.join(pids.split())} 2>/dev/null || true")  # one may end meanwhile
     found = state(cluster.token, lambda s: s["controller"]["restarts"] >= 1 and s["error"] is None
                   and all(host_row(s, h)["registered"] == 2 for h in HOSTS), timeout=60)

@@ -113,7 +113,7 @@ def test_killed_engines_are_reported_within_15_s_and_restarted(healthy, fake_hos
 
 def test_killed_controller_is_reported_and_up_restarts_it(healthy, fake_hosts):
     cluster = healthy  # the controller and its nanny, which would start it again, killed
-    fake_hosts.hosts[0].run("pkill -KILL -f '/faults/host1/(nanny[.]py controller|controller[.]py)'")
+    fake_hosts.hosts[0].run("pkill -KILL -f '/faults/host1/(ipp_remote shared[.]nanny controller|ipp_remote master[.]controller)'")
     status = cluster("cluster.status")
     assert status.returncode != 0 and "controller" in errors(status)["127.0.2.1"]
     up = cluster("cluster.up")
@@ -172,7 +172,7 @@ def test_nothing_half_started_stays_after_the_next_down(cluster, fake_hosts, int
                60, "engines starting (half-way) or cluster.up ended", interval=0.05)
     assert up.poll() is None, up.communicate()  # half-way: engines starting
     # No engine registers now: half-way it stays. (The controller alone: not its screen.)
-    fake_hosts.hosts[0].run("pkill -STOP -f '^[^ ]*python[0-9.]* [^ ]*/controller[.]py '")
+    fake_hosts.hosts[0].run("pkill -STOP -f '^[^ ]*python[0-9.]* [^ ]*/ipp_remote master[.]controller '")
     assert up.poll() is None  # ... and up still waits for them to register
     if interrupt == "ctrl-c":
         up.send_signal(signal.SIGINT)

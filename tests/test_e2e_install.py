@@ -66,7 +66,7 @@ def test_a_plain_user_installs_cluster_env_under_each_hosts_home_and_brings_a_cl
         try:
             up = run("cluster.up")
             assert up.returncode == 0, up.stdout + up.stderr
-            assert f"{env}/bin/python" in fake_hosts.hosts[0].run(f"pgrep -u {PLAIN} -af '/controller[.]py '")
+            assert f"{env}/bin/python" in fake_hosts.hosts[0].run(f"pgrep -u {PLAIN} -af '/ipp_remote master[.]controller '")
             assert f"{env}/bin/ipengine" in fake_hosts.hosts[1].run(f"pgrep -u {PLAIN} -af '[b]in/ipengine'")
         finally:
             assert run("cluster.down").returncode == 0

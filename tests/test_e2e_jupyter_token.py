@@ -122,7 +122,7 @@ def test_a_held_tunnel_forwards_nothing_to_another_users_listener(cluster, spy_u
         assert tunnel.stdout.readline() == f"Jupyter: http://127.0.0.1:{LOCAL_PORT}/?token={token}\n"
         assert ask(LOCAL_PORT, token) == 200
         master = fake_hosts.hosts[0]
-        pids = master.run(f"pgrep -f '^[^ ]*python[0-9.]* [^ ]*/[n]anny.py jupyter '; "
+        pids = master.run(f"pgrep -f '^[^ ]*python[0-9.]* [^ ]*/ipp_remote shared[.]nanny jupyter '; "
                           f"pgrep -f '[j]upyter-server .*--port={PORT}'").split()
         assert len(pids) == 2
         master.run(f"kill -9 {' '.join(pids)}")

@@ -56,7 +56,7 @@ def test_up_registers_two_engines_on_each_engine_host(cluster):
 
 def cluster_pids(fake_hosts):
     """The pids of the controller, Jupyter and engines on host1-4."""
-    return {host.name: host.run("pgrep -f '[b]in/(ipengine|jupyter)|[c]ontroller[.]py' | sort")
+    return {host.name: host.run("pgrep -f '[b]in/(ipengine|jupyter)|ipp_remote [m]aster[.]controller' | sort")
             for host in fake_hosts.hosts[:4]}
 
 

@@ -22,7 +22,7 @@ def inventory_for(folder, user, env, port, fake_hosts, **settings):
 
 def pids(fake_hosts, user):
     """The pids of *user*'s processes of the cluster (controller, engines, their screens) on each host."""
-    return {host.name: host.run(f"pgrep -u {user} -f 'bin/ipengine|/controller[.]py ' | sort")
+    return {host.name: host.run(f"pgrep -u {user} -f 'bin/ipengine|/ipp_remote master[.]controller ' | sort")
             for host in fake_hosts.hosts[:3]}
 
 

@@ -13,13 +13,12 @@ start_master() {  # start_master ADDRESS JUPYTER_PORT NOTEBOOK_DIR ENCRYPT PERIO
   # cluster's profile in IPP_PROFILE. Both start with their soft limit of open files
   # raised to the hard limit (the controller holds about 2.4 per engine). PERIOD_MS and
   # REGISTRATION_S: the heartbeat's period and the registration timeout, sized to the
-  # cluster by tasks/commands/. Both run under the nanny (tasks/remote/shared/nanny.py,
-  # unpacked from stdin into the run directory with controller.py, python/: the
-  # module ipp_cluster for the notebooks, the dashboard ipp_dashboard that Jupyter
-  # serves; Jupyter loads ipp_cluster as a server extension too, and every IPython
-  # kernel with it, so that a plain ipp.Client() there is ipp_cluster's): the controller
-  # starts again with
-  # --restore after a crash,
+  # cluster by tasks/commands/master.py. Both run under the nanny (shared/nanny.py of the
+  # package ipp_remote, unpacked from stdin into the run directory with the controller,
+  # master/, and what Jupyter loads, jupyter/: the module ipp_cluster of the notebooks and
+  # the dashboard; Jupyter, with the run directory on its path, loads both as server
+  # extensions, and every IPython kernel loads ipp_cluster, so that a plain ipp.Client()
+  # there is ipp_cluster's): the controller starts again with --restore after a crash,
   # Jupyter on the same port with the same token. A controller or Jupyter whose nanny
   # waits out a back-off is running: nothing more starts. Reports controller= and
   # jupyter= (started or running), controller_address= and token=.
