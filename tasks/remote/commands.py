@@ -43,6 +43,7 @@ class Step:
     function: str
     args: tuple = ()
     data: str = None  # text for the function's stdin; None: /dev/null
+    stream: bool = False  # True: the script's own stdin (what follows it) is the function's fd 3
 
 
 #: The step functions that share a file (the Slurm ones); any other is ``FUNCTION.sh``.
@@ -92,7 +93,7 @@ def script(settings, *steps, setup=""):
 
 
 def _call(step):
-    line = " ".join([step.function, *(q(arg) for arg in step.args)])
+    line = " ".join([step.function, *(q(arg) for arg in step.args)]) + (" 3<&0" if step.stream else "")
     if step.data is None:
         return f"{line} </dev/null\n"
     data = step.data if step.data.endswith("\n") else step.data + "\n"
@@ -215,10 +216,11 @@ def read_token():
     return Step("read_token")
 
 
-def port_holder(port):
-    """Report ``own=`` (yes: the listeners that take 127.0.0.1:*port* are this user's alone)
-    and ``holder=`` (another user who listens there)."""
-    return Step("port_holder", (port,), programs("loopback.py"))
+def relay(port):
+    """Relay the rest of the script's stdin (a browser's connection, sent once the relay says
+    ``relay=yes``) to 127.0.0.1:*port* when the server end of that connection is this user's,
+    and back (``loopback.py relay``); refused, say why on stderr and exit 1."""
+    return Step("relay", (port,), programs("loopback.py"), stream=True)
 
 
 def user_command(command):
