@@ -8,10 +8,12 @@ relay() {  # relay PORT < PROGRAMS, 3< the connection: relay it to 127.0.0.1:POR
   # call gives that stdin as fd 3 (the program, tasks/remote/loopback.py, a base64 tar.gz,
   # comes as the function's own stdin, unpacked into a folder of its own and removed after
   # it ran). It needs the standard library alone: no SETUP runs, which would cost seconds
-  # per connection. It exits, so that this shell reads nothing of what may follow.
+  # per connection, and Python starts isolated (-I) without site (-S): no environment
+  # variable, user site or .pth file of CLUSTER_ENV (ipp_cluster.pth) runs or costs
+  # anything. It exits, so that this shell reads nothing of what may follow.
   code=$(mktemp -d) || exit 1
   base64 -d | tar -xzf - -C "$code" || { rm -rf "$code"; exit 1; }
-  "$python" "$code/loopback.py" relay "$1" <&3 3<&-
+  "$python" -I -S "$code/loopback.py" relay "$1" <&3 3<&-
   status=$?
   rm -rf "$code"
   exit "$status"
