@@ -58,7 +58,16 @@ fi
 [ -x .venv/bin/pip ] || python3 -m venv .venv
 .venv/bin/pip install --disable-pip-version-check -r "$requirements"
 # .venv serves as CLUSTER_ENV on this machine: its Pythons give ipp.Client() a lasting
-# routing id (tasks/remote/ipp_cluster.py), as cluster.install makes it on the hosts.
-cp tasks/remote/ipp_cluster.py tasks/remote/ipp_cluster.pth \
-  "$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/"
+# routing id (tasks/remote/ipp_cluster.py), as cluster.install makes it on the hosts. The
+# hook's files are links to this folder's: .venv runs them as they are now, never a copy
+# left from an older install.sh.
+if ! site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))') ||
+    ! [ -d "$site" ]; then
+  echo "install.sh: .venv/bin/python names no site-packages folder for the ipp_cluster hook:" \
+    "remove .venv and run install.sh again" >&2
+  exit 1
+fi
+for file in ipp_cluster.py ipp_cluster.pth; do
+  ln -sf "$PWD/tasks/remote/$file" "$site/$file"
+done
 echo "install.sh: done; next: . .venv/bin/activate && $next"

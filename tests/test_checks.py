@@ -51,6 +51,14 @@ def test_each_problem_says_what_to_do(facts, expected):
     assert problems(dict(MASTER, **facts), MASTER, ENV) == expected
 
 
+def test_a_misspelled_cluster_env_under_the_home_is_named_with_its_sibling_as_written():
+    """CLUSTER_ENV=~/ipp-enw: each host expands the ~ and lists the folders beside it
+    (env_siblings, with its home); the one meant is named as cluster.env spells it."""
+    facts = dict(MASTER, env_exists="no", env_siblings="/home/lab/anaconda /home/lab/ipp-env", python="")
+    assert problems(facts, MASTER, Settings(cluster_env="~/ipp-enw")) == [
+        "CLUSTER_ENV ~/ipp-enw does not exist, but ~/ipp-env does: correct CLUSTER_ENV in cluster.env"]
+
+
 def test_select_by_role_and_name():
     master, engines = parse_hosts("[master]\nm\n[engines]\nm\na\nb\n")
     inventory = Inventory(master, engines, Settings(), "inv")

@@ -155,8 +155,28 @@ def test_an_examples_folder_made_first_by_another_user_or_open_to_others_is_refu
     result = host(commands.put_examples(host.settings, _empty_tar()))
     assert (result.returncode, result.stderr) == (
         1, f"{folder} is writable by other users (mode 777): chmod go-w it, or remove it\n")
+    folder.chmod(0o775)  # its group (root's primary group, as "users" is shared on many sites)
+    result = host(commands.put_examples(host.settings, _empty_tar()))
+    assert (result.returncode, result.stderr) == (
+        1, f"{folder} is writable by other users (mode 775): chmod go-w it, or remove it\n")
     folder.chmod(0o755)
     assert host(commands.put_examples(host.settings, _empty_tar())).returncode == 0
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="run as root: it gives a folder to another user")
+def test_an_examples_folder_that_another_user_makes_while_it_is_put_is_refused(host, tmp_path):
+    """Another user makes ``ipp-examples`` in a shared NOTEBOOK_DIR just before this user's
+    is made (a mkdir that stands in for theirs, run at that moment): it is refused, and
+    nothing is put there."""
+    stand_in = tmp_path / "racing-bin"
+    stand_in.mkdir()
+    real = shutil.which("mkdir")
+    (stand_in / "mkdir").write_text(f'#!/bin/sh\ncase $* in *ipp-examples*) {real} {host.home}/ipp-examples &&'
+                                    f' chown 65534:65534 {host.home}/ipp-examples;; esac\nexec {real} "$@"\n')
+    (stand_in / "mkdir").chmod(0o755)
+    result = host(commands.put_examples(host.settings, _tar_of("a.ipynb")), PATH=f"{stand_in}:{os.environ['PATH']}")
+    assert (result.returncode, list((host.home / "ipp-examples").iterdir())) == (1, []), result.stderr
+    assert result.stderr.startswith(f"{host.home}/ipp-examples belongs to {pwd.getpwuid(65534).pw_name}, not")
 
 
 @needs_screen
@@ -239,10 +259,19 @@ def test_install_creates_the_env_and_installs_from_a_wheelhouse_with_no_index(ho
     assert "--no-index --find-links" in pip[0] and pip[0].endswith("requirements.txt")
     assert not (tmp_path / "wheels.tar.gz").exists()
     assert sorted(p.name for p in site.iterdir()) == ["ipp_cluster.pth", "ipp_cluster.py"]
-    assert (site / "ipp_cluster.pth").read_text() == "import ipp_cluster; ipp_cluster.install_when_imported()\n"
+    for name in ("ipp_cluster.pth", "ipp_cluster.py"):  # the project's, whole
+        assert (site / name).read_text() == (Path(commands.__file__).parent / name).read_text()
     again = host(environment.install(settings, "a==1", str(fake_python)), settings=settings)
     assert facts(again)["created"] == "no" and "--no-index" not in (tmp_path / "pip.log").read_text(
         ).splitlines()[2]
+
+
+def _tar_of(name):
+    """A tar.gz of one empty file *name*."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        tar.addfile(tarfile.TarInfo(name), io.BytesIO(b""))
+    return buffer.getvalue()
 
 
 def _empty_tar():

@@ -6,6 +6,7 @@ master; hosts 2 and 3 run two engines each.
 import json
 import re
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -314,14 +315,25 @@ def hooked_env(path):
 
 
 def test_a_scripts_plain_ipp_client_in_the_cluster_env_gets_its_map_in_flight_at_a_crash(
-        cluster, fake_hosts):
+        cluster, fake_hosts, tmp_path):
     """``python search.py`` on the master, with the Python of CLUSTER_ENV=~/... (a user's,
     made by ``cluster.install``, under each host's home): the same plain ``ipp.Client()`` as
     a notebook's, not a kernel, and its map ends when every controller process is killed."""
     assert cluster("cluster.down").returncode == 0
     env_folder = hooked_env(HOME / f"{NAME}-env")
     settings = cluster.inventory / "cluster.env"
-    settings.write_text(re.sub(r"(?m)^CLUSTER_ENV=.*$", f"CLUSTER_ENV=~/{NAME}-env", settings.read_text()))
+    as_it_was = settings.read_text()
+    settings.write_text(re.sub(r"(?m)^CLUSTER_ENV=.*$", f"CLUSTER_ENV=~/{NAME}-env", as_it_was))
+    try:
+        script_survives_a_crash(cluster, fake_hosts, env_folder, tmp_path / "begun")
+    finally:  # the cluster of this environment down, and nothing of it left in the home
+        cluster("cluster.down")
+        settings.write_text(as_it_was)
+        shutil.rmtree(env_folder, ignore_errors=True)
+
+
+def script_survives_a_crash(cluster, fake_hosts, env_folder, marks):
+    """The test above, once CLUSTER_ENV names *env_folder*."""
     installed = cluster("cluster.install")
     assert installed.returncode == 0, installed.stdout + installed.stderr
     up = cluster("cluster.up")
@@ -331,13 +343,13 @@ def test_a_scripts_plain_ipp_client_in_the_cluster_env_gets_its_map_in_flight_at
         f"pgrep -af '{RUN_DIR}/controller[.]py ' || true")  # ~ expanded there
     before = engines_by_id(PROFILE)
     script = HOME / f"{NAME}-search.py"
-    script.write_text("import ipyparallel as ipp\nrc = ipp.Client(timeout=20)\n" + SUBMIT + ENDED)
+    script.write_text("import ipyparallel as ipp\nrc = ipp.Client(timeout=20)\n" + submitting(marks) + ENDED)
     user = subprocess.Popen([str(env_folder / "bin" / "python"), str(script)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, cwd=HOME,
                             env=dict(os.environ, IPP_PROFILE=PROFILE))  # as the master's Jupyter sets it
     try:
         assert user.stdout.readline().strip() == "submitted", user.communicate(timeout=60)
-        _, killed = kill_the_controller_mid_map(master)
+        _, killed = kill_the_controller_mid_map(master, marks)
         out, err = user.communicate(timeout=150)
     finally:
         user.kill()

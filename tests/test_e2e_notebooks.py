@@ -89,7 +89,10 @@ def test_up_puts_the_examples_on_the_master_and_keeps_what_is_there(cluster):
 def test_an_ipp_cluster_py_put_in_a_notebook_folder_never_runs_in_a_kernel_opened_there(cluster):
     """Someone with write access to a shared notebook folder puts an ``ipp_cluster.py``
     there: a kernel of the master's Jupyter opened in that folder (the site's kernel spec,
-    with a PYTHONPATH of its own) never runs it, and its ``ipp.Client`` is the cluster's."""
+    with a PYTHONPATH of its own) never runs it; its ``ipp_cluster``, which made its
+    ``ipp.Client``, is the one in the master's run folder. (CLUSTER_ENV is this Python's
+    environment, where ``install.sh`` puts the hook: that hook leaves the name
+    ``ipp_cluster`` free, so a kernel that loaded it by name would get the planted file.)"""
     planted, ran = cluster.notebook_dir / "ipp_cluster.py", cluster.notebook_dir.parent / "planted-ran"
     planted.write_text(f"open({str(ran)!r}, 'w').close()\ndef load_ipython_extension(shell): pass\n")
     token = cluster.token()
@@ -104,7 +107,8 @@ def test_an_ipp_cluster_py_put_in_a_notebook_folder_never_runs_in_a_kernel_opene
     said = []
     try:
         reply = kernel.execute_interactive(
-            "import os, ipyparallel as ipp; print(os.getcwd(), getattr(ipp.Client.__init__, 'ipp_cluster', 0))",
+            "import os, ipyparallel as ipp, ipp_cluster; init = ipp.Client.__init__; print(os.getcwd(),"
+            " getattr(init, 'ipp_cluster', 0), ipp_cluster.__file__, init.__globals__['__file__'])",
             timeout=60, output_hook=lambda message: said.append(message["content"].get("text", "")))
     finally:
         kernel.stop_channels()
@@ -113,7 +117,8 @@ def test_an_ipp_cluster_py_put_in_a_notebook_folder_never_runs_in_a_kernel_opene
         planted.unlink()
     assert reply["content"]["status"] == "ok", reply["content"]
     assert not ran.exists(), said
-    assert "".join(said).split() == [str(cluster.notebook_dir), "True"]
+    module = Path.home() / ".ipp-cluster" / NAME / "host1" / "python" / "ipp_cluster.py"
+    assert "".join(said).split() == [str(cluster.notebook_dir), "True", str(module), str(module)]
 
 
 def test_notebooks_are_committed_without_outputs():

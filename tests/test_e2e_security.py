@@ -43,10 +43,11 @@ BAD_INVENTORIES = [
      "ENCRYPT, KNOWN_HOSTS, HOST_KEY_CHECKING, SHARED_HOME, NOTEBOOK_DIR, CONTROLLER_ADDRESS, ENGINE_RESTART, MEMORY_LIMIT, "
      "ENGINE_THREADS, SETUP, SLURM_WAIT"),
     (MASTER, "CLUSTER_ENV=opt/env\n", "cluster.env", 1,
-     "CLUSTER_ENV='opt/env' must be an absolute path of letters, digits and ._/+@- (or empty)"),
+     "CLUSTER_ENV='opt/env' must be an absolute path or one under ~/, of letters, digits and ._/+@-"
+     " (or empty)"),
     (MASTER, "CLUSTER_ENV=/opt/env; touch {marker}\n", "cluster.env", 1,
-     "CLUSTER_ENV='/opt/env; touch {marker}' must be an absolute path of letters, digits and "
-     "._/+@- (or empty)"),
+     "CLUSTER_ENV='/opt/env; touch {marker}' must be an absolute path or one under ~/, of letters, "
+     "digits and ._/+@- (or empty)"),
     ("[master]\n127.0.2.2;touch {marker}\n", "", "hosts", 2, "bad host '127.0.2.2;touch': "
      "expected [user@]host[:port] with letters, digits, '.', '-' or '_'"),
     ("[master]\nhost$(touch {marker})\n", "", "hosts", 2, "bad host 'host$(touch': "

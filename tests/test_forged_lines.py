@@ -79,8 +79,8 @@ def test_an_engine_uuid_s_label_is_a_label_the_host_inbox_takes():
 def test_orphans_of_the_wrong_form_are_dropped_without_a_traceback():
     registered = {0: "nodeA/1/100", 1: "nodeA/2/x", 2: 5}
     assert probe.orphans(WEIRD + ["nodeA/2/200"], registered) == ["nodeA/2/200"]
-    assert probe._start("nodeA/1/99999999999999999999") is None
-    assert probe._start("nodeA/1/5/0123456789abcdef") == ("nodeA", 1, 5)
+    assert screens.engine_uuid("nodeA/1/99999999999999999999") is None
+    assert screens.engine_uuid("nodeA/1/5/0123456789abcdef") == ("nodeA", 1, 5)
 
 
 def test_fab_drops_orphans_of_the_wrong_form_from_the_probe_s_report():

@@ -173,3 +173,50 @@ def test_errors_of_one_kind_are_logged_ten_a_period_then_counted(caplog):
     said = wait_until(told, 10, "the next period")  # those tried before it counted too
     dropped = re.fullmatch(r"Monitor message without topic: b'later' \(([0-9]+) more like it not logged\)", said)
     assert dropped and int(dropped[1]) >= 90
+
+
+def test_a_flood_without_the_key_on_the_task_and_heartbeat_ports_leaves_the_log_a_few_lines(controller):
+    """Unsigned or unreadable frames to the clients' task port, the engines' task port and
+    the heartbeat port: ipyparallel logs each (an error with its bytes and a traceback, or
+    a warning per pong) in its scheduler's and heart monitor's own processes."""
+    info, log, run = controller
+    client_file = run / "ipython" / "profile_inbox" / "security" / "ipcontroller-client.json"
+    client_task = json.loads(client_file.read_text())["task"]
+    context = zmq.Context()
+    peers = {}
+    for name, port in (("submission", client_task), ("result", info["task"]), ("pong", info["hb_pong"])):
+        peers[name] = context.socket(zmq.DEALER)
+        peers[name].linger, peers[name].sndtimeo = 0, 30_000
+        peers[name].connect(f"{info['interface']}:{port}")
+    forger = Session(key=b"a guess", signature_scheme=info["signature_scheme"])
+    before = log.stat().st_size
+
+    def flood(count):
+        for number in range(count):
+            unsigned = [f if isinstance(f, bytes) else f.encode()
+                        for f in forger.serialize(forger.msg("apply_request", {}))]
+            peers["submission"].send_multipart(unsigned if number % 2 else [b"x" * 100])
+            peers["result"].send_multipart([b"client", *unsigned] if number % 2 else [b"y" * 100])
+            peers["pong"].send_multipart([b"%d" % number])
+        added = log.read_bytes()[before:]
+        return (b"Invaid task msg" in added or b"tasks from clients refused" in added) and (
+            b"Invalid result" in added or b"results from engines refused" in added) and (
+            added.count(b"got bad heartbeat") >= 10)
+    flood(500)
+    wait_until(lambda: flood(10), 60, "the scheduler's and the heart monitor's lines about the flood")
+    added = log.read_bytes()[before:]
+    context.destroy(linger=0)
+    assert len(added) < 8000, f"{len(added)} bytes: {added[:3000]!r}"
+
+
+def test_warnings_made_of_a_peer_s_values_are_one_kind_and_the_purge_line_is_never_held(caplog):
+    log = logging.getLogger("test-throttle-kinds")
+    log.addFilter(Throttle(burst=10, period=60))
+    for number in range(300):  # f-strings: each text differs from its first value on
+        log.error(f"task::Invaid task msg: {[b'x' * number]!r}")
+        log.warning(f"heartbeat::got bad heartbeat (possibly old?): {number}")
+        log.warning(f"registration::purging stalled registration {number}:nodeA/1/5")
+    texts = [r.getMessage() for r in caplog.records]
+    assert sum(t.startswith("task::Invaid") for t in texts) == 10
+    assert sum(t.startswith("heartbeat::got bad") for t in texts) == 10
+    assert sum(t.startswith("registration::purging") for t in texts) == 300

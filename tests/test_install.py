@@ -159,6 +159,30 @@ def test_a_python3_older_than_3_11_is_named_in_one_line_before_any_venv(tmp_path
         assert not (project / ".venv").exists()
 
 
+def test_a_venv_whose_python_names_no_site_packages_stops_it_in_one_line(tmp_path):
+    """.venv's python fails when asked for its site-packages folder (a broken .venv): the
+    hook is copied nowhere (before, into / itself, as root in CI), and install.sh says why."""
+    needs_installed(*USER_PACKAGES)
+    recorder = tmp_path / "bin"
+    recorder.mkdir()
+    for name in ("cp", "ln"):  # what would put the hook somewhere: recorded, never run
+        (recorder / name).write_text(f'#!/bin/sh\necho {name} "$@" >> {tmp_path}/calls\nexit 1\n')
+        (recorder / name).chmod(0o755)
+    with project_copy() as project:
+        (project / ".venv" / "bin").mkdir(parents=True)
+        (project / ".venv" / "bin" / "python").write_text(
+            "#!/bin/sh\ncase $2 in *sysconfig*) exit 1;; esac\necho 3.11.7\n")  # the version, then fails
+        (project / ".venv" / "bin" / "pip").write_text("#!/bin/sh\n")
+        for program in ("python", "pip"):
+            (project / ".venv" / "bin" / program).chmod(0o755)
+        result = subprocess.run(["sh", "install.sh"], cwd=project, capture_output=True, text=True,
+                                env=dict(os.environ, PATH=f"{recorder}:{PATH}"), stdin=subprocess.DEVNULL)
+        assert not (tmp_path / "calls").exists(), (tmp_path / "calls").read_text()
+        assert (result.returncode, result.stderr) == (
+            1, "install.sh: .venv/bin/python names no site-packages folder for the ipp_cluster hook:"
+               " remove .venv and run install.sh again\n")
+
+
 @needs_root
 @pytest.mark.slow
 def test_as_root_without_sudo_apt_get_installs_what_is_missing_and_the_quick_start_runs():
@@ -195,11 +219,13 @@ def test_as_a_plain_user_with_the_packages_present_no_apt_no_sudo_and_the_venv_w
         assert "Reading package lists" not in result.stdout and "sudo" not in result.stderr
         assert result.stdout.endswith(NEXT)
         assert_fab_lists_its_tasks(project, USER)
-        # .venv serves as CLUSTER_ENV here: its Pythons give ipp.Client() a lasting routing id.
+        # .venv serves as CLUSTER_ENV here: its Pythons give ipp.Client() a lasting routing id,
+        # with the project's own ipp_cluster.py (a link: never a copy left from before).
         hooked = subprocess.run([*as_user(USER), str(project / ".venv" / "bin" / "python"), "-c",
-                                 "import ipyparallel as ipp; print(ipp.Client.__init__.ipp_cluster)"],
+                                 "import os, ipyparallel as ipp; init = ipp.Client.__init__;"
+                                 " print(init.ipp_cluster, os.path.realpath(init.__globals__['__file__']))"],
                                 cwd=project, capture_output=True, text=True, timeout=120)
-        assert hooked.stdout == "True\n", hooked.stderr
+        assert hooked.stdout == f"True {project}/tasks/remote/ipp_cluster.py\n", hooked.stderr
 
 
 @needs_root

@@ -3,25 +3,33 @@ Unit tests of ``tasks/remote/ipp_cluster.py``, the module every IPython kernel o
 master's Jupyter and every Python of the cluster's environment load: with a known
 ipyparallel, ``ipp.Client`` gets sockets with lasting routing ids and the cluster's profile;
 with another, it is left as it is and its first client says so in one line. Each runs in a
-Python of its own; one starts a real kernel from the kernel specs it changed, in a folder
-that holds another ``ipp_cluster.py``, one loads the hook as site does. The end-to-end tests
+Python of its own, which imports the file under test (whatever hook this Python's
+environment holds); two start a real kernel from the kernel specs it changed, in a folder
+that holds another ``ipp_cluster.py`` (one with a user's own ``exec_files``), one starts a
+new environment with the hook in its site-packages. The end-to-end tests
 (a map in flight at a controller crash, from a kernel of the master's Jupyter and from a
 script) are in ``tests/test_e2e_controller_healing.py``.
 """
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.conftest import PROJECT
 
 REMOTE = str(PROJECT / "tasks" / "remote")
-PREAMBLE = f"import sys; sys.path.insert(0, {REMOTE!r})\n"
-#: ipyparallel's own __init__ replaced by one that records what it was given.
-RECORDING = """
+#: The file under test first on the path, and not a copy that an older hook of this Python's
+#: environment (``install.sh``'s, before it linked its files) put under that name at its start.
+PREAMBLE = f"import sys; sys.path.insert(0, {REMOTE!r}); sys.modules.pop('ipp_cluster', None)\n"
+#: ipyparallel's own __init__ replaced by one that records what it was given; the module
+#: imported is the file under test.
+RECORDING = f"""
 import ipyparallel as ipp, zmq, ipp_cluster
-seen = {}
+assert ipp_cluster.__file__ == {REMOTE + "/ipp_cluster.py"!r}, ipp_cluster.__file__
+seen = {{}}
 def record(self, *args, **kwargs):
     seen.clear()
     seen.update(kwargs, args=args)
@@ -65,21 +73,23 @@ print("context" in seen, "profile" in seen)
         " is ipyparallel's own, and a task in flight at a controller restart may never end"]
 
 
-def test_every_ipython_kernel_of_the_masters_jupyter_loads_it_by_its_path_not_by_name(tmp_path):
-    """The kernel starts in a notebook folder that holds another ``ipp_cluster.py`` (someone
-    else's, in a shared folder), from a kernel spec that sets its own PYTHONPATH (as a
-    site's may): that one never runs; this one does, and is the notebook's ``ipp_cluster``."""
+def kernel_says(tmp_path, code, **env):
+    """Start an IPython kernel as the master's Jupyter does, from the kernel specs that
+    `load_into_kernels` changed: a site's spec that sets its own PYTHONPATH (and *env*), in a
+    notebook folder that holds another ``ipp_cluster.py`` (someone else's, in a shared
+    folder); run *code* there. Returns the option the spec was given, what the code printed,
+    and whether the other ``ipp_cluster.py`` ran."""
     kernels = tmp_path / "kernels" / "site"
     kernels.mkdir(parents=True)
     (kernels / "kernel.json").write_text(json.dumps({
         "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "Python (site)", "language": "python", "env": {"PYTHONPATH": "/opt/site-lib"}}))
+        "display_name": "Python (site)", "language": "python", "env": {"PYTHONPATH": "/opt/site-lib", **env}}))
     folder = tmp_path / "shared"
     folder.mkdir()
     planted = tmp_path / "planted-ran"
     (folder / "ipp_cluster.py").write_text(f"open({str(planted)!r}, 'w').close()\n"
                                             "def load_ipython_extension(shell): pass\n")
-    code = f"""
+    program = f"""
 from types import SimpleNamespace
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
@@ -92,38 +102,92 @@ kernel = manager.client()
 kernel.start_channels()
 kernel.wait_for_ready(timeout=60)
 said = []
-kernel.execute_interactive("import ipyparallel as ipp, ipp_cluster, os; print(getattr(ipp.Client.__init__,"
-                           " 'ipp_cluster', 0), ipp_cluster.__file__ == {REMOTE + "/ipp_cluster.py"!r}, os.getcwd(),"
-                           " sorted(n for n in dir() if n.startswith('_ipp')))",
-                           timeout=60, output_hook=lambda m: said.append(m["content"].get("text", "")))
-print(manager.kernel_spec.argv[-1], "".join(said).strip())
+kernel.execute_interactive({code!r}, timeout=60, output_hook=lambda m: said.append(m["content"].get("text", "")))
+print(manager.kernel_spec.argv[-1])
+print("".join(said).strip())
 kernel.stop_channels()
 manager.shutdown_kernel(now=True)
 """
-    done = subprocess.run([sys.executable, "-c", PREAMBLE + "import ipp_cluster\n" + code],
-                          capture_output=True, text=True, timeout=120, env=dict(os.environ, PYTHONPATH=REMOTE))
+    done = subprocess.run([sys.executable, "-c", PREAMBLE + program], capture_output=True, text=True,
+                          timeout=120, env=dict(os.environ, PYTHONPATH=REMOTE))
     assert done.returncode == 0, done.stderr
-    assert not planted.exists(), done.stdout
-    assert done.stdout.split() == [f"--IPKernelApp.exec_files={REMOTE}/ipp_cluster_kernel.py",
-                                   "True", "True", str(folder), "[]"]
+    option, said = done.stdout.split("\n", 1)
+    return option, said.strip(), planted.exists()
+
+
+def test_every_ipython_kernel_of_the_masters_jupyter_loads_it_by_its_path_not_by_name(tmp_path):
+    """The other ``ipp_cluster.py`` never runs; the file under test does, is the notebook's
+    ``ipp_cluster`` and made its ``ipp.Client`` (not a copy that a hook of the kernel's
+    environment loaded at its start)."""
+    option, said, planted_ran = kernel_says(tmp_path, (
+        "import ipyparallel as ipp, ipp_cluster, os; init = ipp.Client.__init__;"
+        " print(getattr(init, 'ipp_cluster', 0), ipp_cluster.__file__, init.__globals__['__file__'],"
+        " os.getcwd(), sorted(n for n in dir() if n.startswith('_ipp')))"))
+    assert not planted_ran, said
+    assert option == f"--config={REMOTE}/ipp_cluster_kernel.py"
+    assert said.split() == ["True", f"{REMOTE}/ipp_cluster.py", f"{REMOTE}/ipp_cluster.py",
+                            str(tmp_path / "shared"), "[]"]
+
+
+def test_a_users_own_kernel_start_files_still_run_beside_it(tmp_path):
+    """A user's (or a site's) ``ipython_kernel_config.py`` that sets ``c.IPKernelApp.exec_files``:
+    those files still run in each kernel of the master's Jupyter, and ipp_cluster is loaded too."""
+    profile = tmp_path / "ipython" / "profile_default"
+    profile.mkdir(parents=True)
+    (tmp_path / "mine.py").write_text("users_own_start = 'ran'\n")
+    (profile / "ipython_kernel_config.py").write_text(
+        f"c.IPKernelApp.exec_files = [{str(tmp_path / 'mine.py')!r}]\n")
+    _, said, _ = kernel_says(tmp_path, "import ipyparallel as ipp; print(globals().get('users_own_start'),"
+                                       " getattr(ipp.Client.__init__, 'ipp_cluster', 0))",
+                             IPYTHONDIR=str(tmp_path / "ipython"))
+    assert said == "ran True"
 
 
 def test_a_python_with_the_hook_imports_nothing_until_ipyparallel_is_imported(tmp_path):
-    """``ipp_cluster.pth`` in a site-packages folder (as ``cluster.install`` puts it): a
-    Python that never imports ipyparallel imports neither it nor ZeroMQ; one that does
-    has ipyparallel's `Client` made this module's at its import (see the first test)."""
-    site = tmp_path / "site-packages"
-    site.mkdir()
+    """``ipp_cluster.pth`` and ``ipp_cluster.py`` in the site-packages folder of a new
+    environment (as ``cluster.install`` puts them), which sees this one's packages but not
+    its ``.pth`` files (a hook that ``install.sh`` put here never runs): a Python that never
+    imports ipyparallel imports neither it nor ZeroMQ, and leaves the name ``ipp_cluster``
+    free (for a script's own, or the file under test); one that does has ipyparallel's
+    `Client` made by that folder's ``ipp_cluster.py`` at its import (see the first test)."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(tmp_path / "env")], check=True)
+    python = str(tmp_path / "env" / "bin" / "python")
+    site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                          capture_output=True, text=True, check=True).stdout.strip()
     for name in ("ipp_cluster.py", "ipp_cluster.pth"):
-        (site / name).write_text((PROJECT / "tasks" / "remote" / name).read_text())
-    code = f"""
-import site, sys
-site.addsitedir({str(site)!r})  # what site does at a start with the environment's folder
-print("ipp_cluster" in sys.modules, "zmq" in sys.modules, "ipyparallel" in sys.modules)
+        shutil.copy(PROJECT / "tasks" / "remote" / name, site)
+    Path(site, "shared-packages.pth").write_text("".join(f"{p}\n" for p in sys.path if p.endswith("-packages")))
+    code = """
+import sys
+print([name for name in ("ipp_cluster", "zmq", "ipyparallel") if name in sys.modules])
 import ipyparallel as ipp
-print(getattr(ipp.Client.__init__, "ipp_cluster", False))
+print(getattr(ipp.Client.__init__, "ipp_cluster", False), ipp.Client.__init__.__globals__["__file__"])
 """
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    done = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["True", "False", "False", "True"]
+    assert done.stdout.split("\n") == ["[]", f"True {site}/ipp_cluster.py", ""]
     assert done.stderr == ""
+
+
+def test_the_copy_loaded_last_makes_the_client(tmp_path):
+    """A kernel of the master's Jupyter in the cluster's environment: the environment's hook
+    loaded its copy at the start (perhaps an older one), the kernel loads the run folder's.
+    The latter makes ipyparallel's `Client`, whether ipyparallel was imported before or after."""
+    shutil.copy(PROJECT / "tasks" / "remote" / "ipp_cluster.py", tmp_path / "older.py")
+    code = f"""
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("_ipp_cluster_hook", {str(tmp_path / "older.py")!r})
+hook = sys.modules[spec.name] = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(hook)
+hook.install_when_imported()
+import ipp_cluster
+ipp_cluster.install_when_imported()
+import ipyparallel as ipp
+print(ipp.Client.__init__.__globals__["__file__"], ipp.Client.__init__.__wrapped__.__module__)
+hook.install()  # the other way round: that copy's again
+print(ipp.Client.__init__.__globals__["__file__"], ipp.Client.__init__.__wrapped__.__module__)
+"""
+    done = subprocess.run([sys.executable, "-c", PREAMBLE + code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [f"{REMOTE}/ipp_cluster.py ipyparallel.client.client",
+                                        f"{tmp_path}/older.py ipyparallel.client.client"]

@@ -38,14 +38,16 @@ into every kernel of the master's Jupyter) and the lines ``cluster.connect`` pri
 client a lasting one. What cannot be routed yet waits in an `Outbox`, per client, for
 `DELIVERY_WINDOW` s: tried once per client and round, however many tasks it holds.
 
-Frames from the engines are taken only with the session's signature (HMAC), seen once, as
-ipyparallel's own scheduler takes them: a peer that reaches the engine port without the
-key, or sends again what it captured, cannot end a restored task or release a held engine.
-The signature is checked before anything of a message is read, and what is refused is
-counted in the log, never written there (``refusals.py``).
+Frames from the engines and the clients are taken only with the session's signature (HMAC),
+seen once, as ipyparallel's own scheduler takes them: a peer that reaches the engine port
+without the key, or sends again what it captured, cannot end a restored task or release a
+held engine. The signature is checked before anything of a message is read, and what is
+refused is counted in the log, never written there (``refusals.py``): ipyparallel's own
+handlers would log each such message whole, with a traceback.
 """
 
 import logging
+import multiprocessing
 import os
 import sqlite3
 import sys
@@ -58,11 +60,11 @@ from ipyparallel.controller.task_scheduler import TaskScheduler
 if __package__:  # imported as tasks.remote.controller, by the tests
     from . import host_inbox
     from .outbox import Outbox, as_bytes
-    from .refusals import Refusals, Throttle, cap_log_records, signed
+    from .refusals import Refusals, cap_log_records, refusal, throttle
 else:  # run from the run directory, where outbox.py, host_inbox.py, ... lie beside it
     import host_inbox
     from outbox import Outbox, as_bytes
-    from refusals import Refusals, Throttle, cap_log_records, signed
+    from refusals import Refusals, cap_log_records, refusal, throttle
 
 #: The routing id of the requests that tell when an engine answered all before them.
 FENCE = b"ipp-cluster-fence"
@@ -124,6 +126,8 @@ class HealingScheduler(TaskScheduler):
         self.to_clients = Outbox(self.client_stream, self.loop, self.log, DELIVERY_WINDOW, RETRY)
         self.to_engines = Outbox(self.engine_stream, self.loop, self.log, ENGINE_WINDOW, 0.1)
         self.refusals = Refusals(self.log, self.loop, "results from engines")
+        self.from_clients = Refusals(self.log, self.loop, "tasks from clients")
+        throttle(self.log)  # this process's own log (in a thread, the hub's: already throttled)
         unsent = []
         for msg_id, client, header, engine in self.journal.rows():
             if engine is None:
@@ -135,13 +139,19 @@ class HealingScheduler(TaskScheduler):
     # The journal follows the scheduler's own steps.
 
     def dispatch_submission(self, raw_msg):
-        try:
+        """A client's task, refused unless signed and readable: ipyparallel's own handler
+        would log the message whole, with a traceback, for any peer (counted here instead)."""
+        try:  # the signature first, checked without recording it (see `signed`)
             idents, msg = self.session.feed_identities(raw_msg, copy=False)
-            if signed(self.session, msg):  # checked without recording it (see `signed`)
+            why = refusal(self.session, msg)
+            if why is None:
                 header = as_bytes(msg[1])
-                self.journal.add(self.session.unpack(header)["msg_id"], as_bytes(idents[0]), header)
-        except Exception:  # ipyparallel's own code says what is wrong with it
-            pass
+                msg_id = self.session.unpack(header)["msg_id"]
+        except Exception:
+            why = "unreadable"
+        if why is not None:
+            return self.from_clients.add(why)
+        self.journal.add(msg_id, as_bytes(idents[0]), header)
         super().dispatch_submission(raw_msg)
 
     def submit_task(self, job, indices=None):
@@ -157,12 +167,13 @@ class HealingScheduler(TaskScheduler):
     def dispatch_result(self, raw_msg):
         try:  # the signature first: nothing of a message is read before it is checked
             idents, msg = self.session.feed_identities(raw_msg, copy=False)
-            if not signed(self.session, msg):
-                return self.refusals.add("bad signature")
+            why = refusal(self.session, msg)
+            if why is not None:
+                return self.refusals.add(why)
             engine, client = as_bytes(idents[0]), as_bytes(idents[1])
             msg_id = self.session.unpack(as_bytes(msg[2]))["msg_id"]
-        except Exception:
-            return super().dispatch_result(raw_msg)
+        except Exception:  # ipyparallel's handler would log it whole, with a traceback
+            return self.refusals.add("unreadable")
         if msg_id in self.retries:  # a task of this scheduler, whose handler checks the message
             super().dispatch_result(raw_msg)
             if msg_id not in self.retries:  # its end, not a retry
@@ -258,8 +269,10 @@ def main(argv):
         public, secret = curve_keys(os.path.join(run_dir, "controller.curve"), restoring)
         os.environ["IPP_CURVE_PUBLICKEY"], os.environ["IPP_CURVE_SECRETKEY"] = public, secret
     app.TaskScheduler = HealingScheduler  # the class ipcontroller starts its scheduler with
+    if "fork" in multiprocessing.get_all_start_methods():  # the schedulers and the heart
+        multiprocessing.set_start_method("fork", force=True)  # monitor: as set up below
     cap_log_records()  # what ipyparallel logs of a peer's message, cut short
-    logging.getLogger(app.IPController.__name__).addFilter(Throttle())  # the hub's log, errors
+    throttle(logging.getLogger(app.IPController.__name__))  # the hub's log and heart monitor's
     host_inbox.install(app.IPController, run_dir)  # the hosts' reports, for the dashboard
     try:  # named as ipcontroller in ps, top and pkill, as before (its scheduler processes too)
         with open("/proc/self/comm", "w") as comm:

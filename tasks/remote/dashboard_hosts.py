@@ -59,7 +59,7 @@ def rows(plans, samples, engines, queues, restarts, running, now, many):
     """
     The hosts' rows, sorted by host.
 
-    :param engines: ``{engine id: uuid}`` of the hub (uuid ``LABEL/N/TIME``).
+    :param engines: ``{engine id: uuid}`` of the hub (uuid ``LABEL/N/TIME/RANDOM``).
     :param queues: the hub's ``queue_status``.
     :param restarts: ``{(LABEL, N): restarts}`` (see `History.restarts`).
     :param running: the engine ids that run a task now.

@@ -1,14 +1,16 @@
 """
 A client of the cluster that a controller restart does not leave waiting.
 
-Every Python of the cluster's environment loads this module at its start, from the
+Every Python of the cluster's environment loads this module at its start, by its path
+and as ``_ipp_cluster_hook`` (the name ``ipp_cluster`` stays free), from the
 ``ipp_cluster.pth`` that ``cluster.install`` (``tasks/remote/install_env.sh``) and
 ``install.sh`` put beside it in the environment's site-packages; the master's Jupyter
 loads it as a server extension (``tasks/remote/start_master.sh`` puts it on its
 ``PYTHONPATH``), and every IPython kernel there loads it too, whatever its environment
-(see `load_into_kernels`). Then, once ipyparallel is imported (`install_when_imported`:
-nothing is done, nor imported, in a Python that never imports it), a script's or a
-notebook's plain::
+(see `load_into_kernels`); where two copies are loaded (the environment's, perhaps
+older, and the kernel's), the last one loaded makes the client. Then, once ipyparallel
+is imported (`install_when_imported`: nothing is done, nor imported, in a Python that
+never imports it), a script's or a notebook's plain::
 
     import ipyparallel as ipp
     rc = ipp.Client()                # the profile from IPP_PROFILE
@@ -34,7 +36,7 @@ import sys
 #: internals): with another, ipyparallel's own client is left as it is.
 KNOWN_MAJORS = (9,)
 
-#: The file that each IPython kernel of the master's Jupyter runs at its start (beside this one).
+#: The config file that each IPython kernel of the master's Jupyter loads (beside this one).
 KERNEL_START = "ipp_cluster_kernel.py"
 
 
@@ -97,7 +99,9 @@ def install():
 
     original = ipyparallel.Client.__init__
     if getattr(original, "ipp_cluster", False):
-        return True
+        if original.__globals__ is globals():
+            return True
+        original = original.__wrapped__  # another copy's (the environment's hook): this one's instead
     version = getattr(ipyparallel, "__version__", "unknown")
     known = version.split(".")[0] in {str(major) for major in KNOWN_MAJORS}
     warned = []
@@ -134,7 +138,7 @@ class _WhenImported:
     the loader run `install` once the module has run. Any other name costs a comparison.
     """
 
-    ipp_cluster = True  # one of ours (see `install_when_imported`)
+    ipp_cluster = True  # one of ours, of whatever copy (see `install_when_imported`)
 
     def __init__(self):
         self.finding = False
@@ -164,23 +168,31 @@ class _WhenImported:
 
 def install_when_imported():
     """`install` now if ipyparallel was imported, else at its first import (a finder on
-    ``sys.meta_path``): what each Python of the cluster's environment runs at its start
-    (``ipp_cluster.pth``), and each kernel of the master's Jupyter (`load_into_kernels`)."""
+    ``sys.meta_path``, which replaces that of another copy of this module): what each
+    Python of the cluster's environment runs at its start (``ipp_cluster.pth``), and each
+    kernel of the master's Jupyter (`load_into_kernels`)."""
     if "ipyparallel" in sys.modules:
         _install_or_say()
-    elif not any(getattr(finder, "ipp_cluster", False) for finder in sys.meta_path):
+        return
+    ours = [finder for finder in sys.meta_path if getattr(finder, "ipp_cluster", False)]
+    if not any(isinstance(finder, _WhenImported) for finder in ours):
+        for finder in ours:
+            sys.meta_path.remove(finder)
         sys.meta_path.insert(0, _WhenImported())
 
 
 def load_into_kernels(specs):
     """
     Make the kernel specs that *specs* (Jupyter's kernel spec manager, of whatever class:
-    nb_conda_kernels' too) gives out tell each IPython kernel to run `KERNEL_START` at its
-    start, named by its absolute path: that file loads this module from this folder. Not
-    by name (an IPython extension): a kernel's working folder is on its ``sys.path``
-    (first of all where its kernel spec sets a PYTHONPATH of its own), and an
-    ``ipp_cluster.py`` that someone put in a shared notebook folder would run in every
-    kernel opened there.
+    nb_conda_kernels' too) gives out tell each IPython kernel to load `KERNEL_START` as an
+    extra config file (``--config=``, named by its absolute path): that file loads this
+    module from this folder. Not by name (an IPython extension): a kernel's working folder
+    is on its ``sys.path`` (first of all where its kernel spec sets a PYTHONPATH of its
+    own), and an ``ipp_cluster.py`` that someone put in a shared notebook folder would run
+    in every kernel opened there. Nor as ``--IPKernelApp.exec_files=``: given on the
+    command line, it replaces the files that a user's or a site's config names there. An
+    extra config file is loaded after the kernel's own and changes none of their
+    settings; a kernel spec that names one itself (its own ``--config``) has it replaced.
     """
     get_kernel_spec = specs.get_kernel_spec
     start = os.path.join(os.path.dirname(os.path.abspath(__file__)), KERNEL_START)
@@ -189,7 +201,7 @@ def load_into_kernels(specs):
     def with_this_module(kernel_name, *args, **kwargs):
         spec = get_kernel_spec(kernel_name, *args, **kwargs)
         if any("ipykernel" in word for word in spec.argv[1:3]):  # python -m ipykernel[_launcher]
-            spec.argv = [*spec.argv, f"--IPKernelApp.exec_files={start}"]
+            spec.argv = [*spec.argv, f"--config={start}"]
         return spec
     specs.get_kernel_spec = with_this_module
 

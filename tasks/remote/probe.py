@@ -23,7 +23,8 @@ It ends with one line, ``probe={...}``: ``controller`` (a client could connect),
 ``engines`` (registered engines per label), ``orphans`` (their uuids), ``error`` (why
 the controller could not be asked), ``jupyter`` (it answered) and ``jupyter_problem``
 (why it did not). An engine's label is the part of its uuid before the first ``/``:
-`tasks/remote/start_engines.sh` starts each engine with ``--Session.session=LABEL/N/TIME``.
+each engine registers as ``LABEL/N/TIME/RANDOM`` (its supervisor's 0600 config file, see
+``engine_life.py``).
 """
 
 import http.client
@@ -134,12 +135,6 @@ def wait_for_engines(registry, expected, deadline, show=print, look=lambda uuids
         time.sleep(POLL)
 
 
-def _start(uuid):
-    """``(label, number, start time)`` of an engine's uuid (``LABEL/N/TIME``, or with
-    ``/HEX16`` after it), or None for a uuid of any other form (see `screens.engine_uuid`)."""
-    return screens.engine_uuid(uuid)
-
-
 def orphans(purged_uuids, registered, known=()):
     """
     The purged uuids (`screens.SessionLog.purged`, of the controller's log) whose engine
@@ -148,16 +143,16 @@ def orphans(purged_uuids, registered, known=()):
     whose first heartbeat has not come within its registration timeout (an engine starved
     of CPU sends it late), or came before the hub filed it (ipyparallel #700), and then
     ignores that heart for good, while the engine, registered as far as it knows, goes on.
-    Only uuids of the engines' own form count (`_start`): the purged ones come from a log.
+    Only uuids of the engines' own form count (`screens.engine_uuid`): the purged ones come from a log.
     """
     newest = {}
     for uuid in registered.values():
-        start = _start(uuid)
+        start = screens.engine_uuid(uuid)
         if start:
             newest[start[:2]] = max(newest.get(start[:2], 0), start[2])
     found = []
     for uuid in dict.fromkeys(u for u in purged_uuids if isinstance(u, str)):
-        start = _start(uuid)
+        start = screens.engine_uuid(uuid)
         if start and uuid not in known and newest.get(start[:2], -1) < start[2]:
             found.append(uuid)
     return found

@@ -9,17 +9,40 @@ and said together a period later.
 ``controller.py`` and ``host_inbox.py`` use it, in the controller's own loop, with `signed`.
 ipyparallel's own hub logs some messages it cannot take, one error each, with their bytes
 (``Monitor message without topic: %r``, from any peer that reaches the engines' IOPub
-port): `cap_log_records` cuts every record of the controller's processes to `LONGEST`
-characters, and `Throttle` lets `BURST` errors of one kind a period into the hub's log.
+port), and its heart monitor a warning per pong it does not expect, from anyone:
+`cap_log_records` cuts every record of the controller's processes to `LONGEST` characters,
+and `Throttle` lets `BURST` warnings or errors of one kind a period into the log of each of
+them, but always the lines fab reads there (`KEPT`).
 """
 
 import hmac
 import logging
+import re
 import time
 
 PERIOD = 60.0  # seconds between two lines at most
 LONGEST = 1000  # characters of one log record's message, and of its traceback, at most
-BURST = 10  # errors of one kind (one message text before its values) logged per period
+BURST = 10  # warnings or errors of one kind (their text before its values) logged per period
+#: The beginnings of the lines fab reads in the controller's log (``ipp_screens.PURGED``),
+#: each of a hub's warning: never held back, hundreds may come at once.
+KEPT = ("registration::purging stalled registration ",)  # ends where its values begin
+#: A record's kind: its text up to the first value put in (``%``, a digit, a quote, a
+#: bracket...), as far as an f-string lets one tell.
+_KIND = re.compile(r"[A-Za-z_:;,.?!() -]{0,60}")
+
+
+def refusal(session, frames):
+    """Why *frames* (a message after its routing ids) are refused, before anything of them
+    is read: ``unreadable``, ``bad signature``, ``sent again`` (a signature its session has
+    seen, which ipyparallel's handler would log with the message's bytes); None if taken."""
+    if len(frames) < 5:
+        return "unreadable"
+    if not signed(session, frames):
+        return "bad signature"
+    if session.auth is not None and bytes(getattr(frames[0], "bytes", frames[0])) in getattr(
+            session, "digest_history", ()):
+        return "sent again"
+    return None
 
 
 def signed(session, frames):
@@ -72,7 +95,7 @@ def cap_log_records(longest=LONGEST):
     def capped(*args, **kwargs):
         record = make(*args, **kwargs)
         try:
-            record.kind = str(record.msg)[:60]  # for `Throttle`
+            record.kind = kind_of(record)  # for `Throttle`, before the values are put in
             record.msg, record.args = cut(record.getMessage()), ()
             if record.exc_info:
                 record.exc_text = cut(logging.Formatter().formatException(record.exc_info))
@@ -83,22 +106,27 @@ def cap_log_records(longest=LONGEST):
     logging.setLogRecordFactory(capped)
 
 
+def kind_of(record):
+    """The kind of *record*: its level and its text up to its first value (`_KIND`)."""
+    return (record.levelno, _KIND.match(str(record.msg))[0])
+
+
 class Throttle(logging.Filter):
-    """A filter of a logger that lets at most `BURST` errors of one kind (the first 60
-    characters of the message's text before its values are put in) through per `PERIOD`;
-    the first let through after some were dropped says how many. Warnings and below pass."""
+    """A filter of a logger that lets at most `BURST` warnings or errors of one kind (`kind_of`)
+    through per `PERIOD`; the first let through after some were dropped says how many.
+    Information and below pass, and the lines that fab reads (`KEPT`)."""
 
     def __init__(self, burst=BURST, period=PERIOD):
         super().__init__()
         self.burst, self.period, self.counts, self.since = burst, period, {}, time.monotonic()
 
     def filter(self, record):
-        if record.levelno < logging.ERROR:
+        kind = getattr(record, "kind", None) or kind_of(record)
+        if record.levelno < logging.WARNING or kind in [(logging.WARNING, kept) for kept in KEPT]:
             return True
         if time.monotonic() - self.since >= self.period:  # a new period: what was dropped is told
             self.since = time.monotonic()
-            self.counts = {kind: [0, dropped] for kind, (_, dropped) in self.counts.items() if dropped}
-        kind = getattr(record, "kind", str(record.msg)[:60])
+            self.counts = {told: [0, dropped] for told, (_, dropped) in self.counts.items() if dropped}
         if kind not in self.counts and len(self.counts) >= 1000:  # texts made of a peer's values
             kind = None
         count = self.counts.setdefault(kind, [0, 0])
@@ -110,3 +138,9 @@ class Throttle(logging.Filter):
             record.msg, record.args = f"{record.getMessage()} ({count[1]} more like it not logged)", ()
             count[1] = 0
         return True
+
+
+def throttle(log):
+    """Put a `Throttle` on the logger *log*, once (None: a logger ipyparallel did not return)."""
+    if log is not None and not any(isinstance(f, Throttle) for f in log.filters):
+        log.addFilter(Throttle())

@@ -43,7 +43,8 @@ ENDED = {
     "CANCELLED": "it was cancelled outside this cluster's commands",
     "NODE_FAIL": "a node of it failed",
     "FAILED": "its batch script failed (see its output: ~/.ipp-cluster/NAME/<master>/slurm/, without a "
-              "shared home ~/.ipp-cluster/NAME/NODE@JOB/ on its first node)",
+              "shared home ~/.ipp-cluster/NAME/NODE@JOB/ on its first node, where it writes once it made "
+              "that 0700 folder: a script that could not make it leaves no output)",
     "COMPLETED": "its engines' step ended by itself (see its output)",
     "OUT_OF_MEMORY": "it ran out of memory",
     "PREEMPTED": "it was preempted",

@@ -23,11 +23,15 @@ from .lifecycle import SLACK, read_engine_file, shortfalls, wait_for_engines
 
 #: Seconds between two looks at a job that does not run yet (Slurm starts one in about a second).
 POLL = 0.5
+#: Seconds Slurm's commands get to answer, in one round trip to the login node: a busy
+#: slurmctld answers squeue and scontrol in tens of seconds (seen: over 30 s on a loaded
+#: 2-core test site, where a cluster.up then failed for a slow answer alone).
+SLURM_ANSWER = 90
 #: What ``sbatch --test-only`` reads: Slurm judges the options, not the script.
 TEST_SCRIPT = "#!/bin/sh\ntrue\n"
 
 
-def _on_login(fleet, inventory, steps, timeout=SLACK):
+def _on_login(fleet, inventory, steps, timeout=SLURM_ANSWER):
     """Run *steps* where the Slurm commands run: the inventory's master (a login node)."""
     login = inventory.slurm_host
     return fleet.run({login: commands.script(inventory.settings, *steps, setup=login.setup)},
@@ -79,7 +83,7 @@ def _on_jobs(fleet, inventory, functions, allocations):
              for function in functions for i, a in enumerate(allocations)]
     if not steps:
         return {}
-    result = _on_login(fleet, inventory, steps, timeout=90)
+    result = _on_login(fleet, inventory, steps)
     if not result.ok:
         return {a.name: f"cannot ask Slurm on {inventory.slurm_host.name}: {result.reason}"
                 for a in allocations}

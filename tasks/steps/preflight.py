@@ -6,6 +6,7 @@ says what is wrong and what to do about it.
 """
 
 import difflib
+import posixpath
 import re
 from dataclasses import dataclass
 
@@ -171,7 +172,11 @@ def judge(facts_, master_facts, settings):
 
 
 def _missing_env(cluster_env, siblings):
-    """What to do when the folder CLUSTER_ENV is missing: perhaps it is misspelled."""
+    """What to do when the folder CLUSTER_ENV is missing: perhaps it is misspelled. The host
+    names *siblings* (the environments beside it) by their full paths, ``~`` expanded: each is
+    compared and named as CLUSTER_ENV spells its folder (``~/ipp-env``, not ``/home/lab/ipp-env``)."""
+    folder = posixpath.dirname(cluster_env)
+    siblings = [posixpath.join(folder, posixpath.basename(sibling)) for sibling in siblings]
     close = difflib.get_close_matches(cluster_env, siblings, n=1, cutoff=0.75)
     if close:
         return (f"CLUSTER_ENV {cluster_env} does not exist, but {close[0]} does: "

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from ..remote import commands, slurm
 from ..remote.ipp_screens import engine_uuid
 from ..remote.protocol import parse_probe, parse_supervisor, session_names
+from .allocations import SLURM_ANSWER
 from .lifecycle import SLACK
 
 
@@ -51,7 +52,7 @@ def read_status(fleet, inventory, master=True, engines=True, hosts=None, allocat
         parts.setdefault(login, []).extend(slurm.on_job("slurm_jobs", inventory.settings, i, a)
                                            for i, a in enumerate(allocated))
     results = fleet.run({h: commands.script(inventory.settings, *p, setup=h.setup)
-                         for h, p in parts.items()}, SLACK)
+                         for h, p in parts.items()}, SLURM_ANSWER if allocated else SLACK)
     probe = parse_probe(results[inventory.master.name].facts)
     status = Status(results, probe)
     for host in hosts:
