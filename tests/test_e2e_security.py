@@ -15,6 +15,7 @@ import pytest
 
 from tasks.ssh import auth
 from tests.conftest import engines_per_host, fab, write_inventory
+from tests.waiting import wait_until
 
 MASTER = "[master]\n127.0.2.2\n"
 
@@ -131,10 +132,8 @@ def test_encrypted_cluster_registers_engines_and_keeps_its_keys_private(fake_hos
                 assert json.load(connection_file)["curve_serverkey"]
         # the engine host's sample reaches the controller's host inbox, under Curve too
         report = Path.home() / ".ipp-cluster" / "sec" / "host2" / "hosts" / "127.0.2.3.json"
-        deadline = time.monotonic() + 30
-        while not (report.exists() and len(json.loads(report.read_text())["engines"]) == 2):
-            assert time.monotonic() < deadline, "no report of 127.0.2.3 reached the controller"
-            time.sleep(0.5)
+        wait_until(lambda: len(json.loads(report.read_text())["engines"]) == 2, 30,
+                   "a report of 127.0.2.3's 2 engines at the controller", interval=0.5)
     finally:
         assert fab("cluster.down", inventory=inventory, key=fake_hosts.client_key).returncode == 0
 

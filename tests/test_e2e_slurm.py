@@ -12,7 +12,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import pytest
 from tasks.remote.slurm import expand_nodes
 from tests.conftest import FAB, PROJECT, engines_by_id, fab, leftovers, users, with_client, write_inventory
 from tests.slurmhosts import FakeSlurm, why_not_available
+from tests.waiting import wait_until
 
 NODES = (2, 3, 4, 5)
 
@@ -56,6 +56,20 @@ def status_of(run):
     """``cluster.status --json``: ``{row's host: row}``."""
     out = run("cluster.status", "--json")
     return {row["host"]: row for row in json.loads(out.stdout)["hosts"]}
+
+
+def status_saying(run, word):
+    """``cluster.status``'s run if its stderr has *word*, else None (for `wait_until`)."""
+    status = run("cluster.status")
+    return status if word in status.stderr else None
+
+
+def held_said(name, job):
+    """Whether the batch script of the cluster *name*'s *job* (of cpu_alloc, with a shared home:
+    its output beside its record on the master) last said that it holds, its engines stopped."""
+    [output] = Path.home().glob(f".ipp-cluster/{name}/*/slurm/cpu_alloc-{job}.out")
+    said = [line for line in output.read_text().splitlines() if line.startswith("=== ")]
+    return said[-1].endswith(": the engines stopped; the job runs on (engines.restart starts them)")
 
 
 def ours(slurm, name):
@@ -137,9 +151,8 @@ def test_a_job_that_cannot_start_is_named_then_cancelled_and_another_users_job_i
         env = dict(os.environ, CLUSTER_INVENTORY=str(folder), COLUMNS="200")
         process = subprocess.Popen([str(FAB), "-i", str(fake_hosts.client_key), "cluster.up"], cwd=PROJECT,
                                    env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 60
-        while not any("|PENDING|" in job for job in ours(slurm, "slurmwait")) and time.monotonic() < deadline:
-            time.sleep(0.2)
+        wait_until(lambda: any("|PENDING|" in job for job in ours(slurm, "slurmwait")), 60,
+                   "the job submitted, pending", interval=0.2)
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=90)
         assert process.returncode == 130, out + err
@@ -158,12 +171,8 @@ def test_a_job_cancelled_from_outside_is_named_and_up_repairs_it(slurm, fake_hos
         assert run("cluster.up").returncode == 0
         job = status_of(run)["cpu_alloc"]["job"]["id"]
         slurm.command("scancel", job)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            status = run("cluster.status")
-            if "CANCELLED" in status.stderr:
-                break
-            time.sleep(1)
+        status = wait_until(lambda: status_saying(run, "CANCELLED"), 60, "cluster.status naming the cancel",
+                            interval=1)
         assert status.returncode == 1
         assert f"cpu_alloc: job {job} ended (CANCELLED): it was cancelled outside" in status.stderr, status.stderr
         up = run("cluster.up")
@@ -198,13 +207,17 @@ def held_lines(run_args, inventory_folder, fake_hosts, count, timeout=120):
     env = dict(os.environ, CLUSTER_INVENTORY=str(inventory_folder), COLUMNS="200")
     process = subprocess.Popen([str(FAB), "-i", str(fake_hosts.client_key), *run_args], cwd=PROJECT, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    lines, deadline = [], time.monotonic() + timeout
-    while len(lines) < count and time.monotonic() < deadline:
+    lines = []
+
+    def one_more():
         line = process.stdout.readline()
         if not line:
             process.wait(timeout=10)
             pytest.fail(f"{run_args} ended: {process.stderr.read()}")
         lines.append(line.rstrip("\n"))
+        return len(lines) >= count
+
+    wait_until(one_more, timeout, f"{count} lines of {run_args}", interval=0)
     return process, lines
 
 
@@ -263,7 +276,10 @@ def test_the_controller_and_jupyter_run_in_the_allocation_reached_through_the_lo
         rows = status_of(run)
         assert rows["cpu_alloc"]["job"]["state"] == "RUNNING" and rows["cpu_alloc"]["registered"] == 0
         assert rows[first]["sessions"] and rows[first]["problems"] == []
-        time.sleep(3)  # none comes back by itself, and status says why
+        # none comes back by itself: the job's script says it holds (a new step would follow
+        # that line at once), and status says why
+        wait_until(lambda: held_said("slurmjob", job["id"]), 60, "the job's script saying it holds")
+        assert status_of(run)["cpu_alloc"]["registered"] == 0
         status = run("cluster.status")
         assert status.returncode == 1
         assert f"cpu_alloc: job {job['id']} runs without its engines (engines.stop): fab engines.start" in (
@@ -281,10 +297,8 @@ def test_the_controller_and_jupyter_run_in_the_allocation_reached_through_the_lo
         assert up.returncode == 0, up.stdout + up.stderr
         job = status_of(run)["cpu_alloc"]["job"]
         slurm.command("scancel", job["id"])  # the job ends from outside: its controller with it
-        deadline = time.monotonic() + 90
-        while (ours(slurm, "slurmjob") or leftovers(fake_hosts, (1, *NODES))) and time.monotonic() < deadline:
-            time.sleep(1)
-        assert ours(slurm, "slurmjob") == [] and leftovers(fake_hosts, (1, *NODES)) == {}
+        wait_until(lambda: not ours(slurm, "slurmjob") and not leftovers(fake_hosts, (1, *NODES)), 90,
+                   "the job gone, and its controller with it", interval=1)
         status = run("cluster.status")  # nothing runs: stopped, and how
         assert status.returncode == 3, status.stdout + status.stderr
         assert f"cpu_alloc: job {job['id']} ended (CANCELLED): it was cancelled outside" in status.stderr
@@ -405,12 +419,8 @@ def test_at_the_time_limit_the_engines_stop_cleanly_and_status_names_the_timeout
                 "print(json.dumps([said, time.monotonic() - started]))")
         said, seconds = with_client(code, "slurmtime", timeout=180)
         assert seconds < 80 and "Timeout" not in said and said != "no error", said
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            status = run("cluster.status")
-            if "TIMEOUT" in status.stderr:
-                break
-            time.sleep(2)
+        status = wait_until(lambda: status_saying(run, "TIMEOUT"), 90, "cluster.status naming the time limit",
+                            interval=2)
         assert f"cpu_alloc: job {job} ended (TIMEOUT): it reached its time limit" in status.stderr, status.stderr
         assert leftovers(fake_hosts, NODES) == {}
     finally:

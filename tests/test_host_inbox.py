@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -36,15 +37,16 @@ def controller(tmp_path):
     log = tmp_path / "c-controller.log"
     with log.open("wb") as out:
         process = subprocess.Popen([sys.executable, str(REMOTE / "controller.py"), str(tmp_path),
-                                    "--profile=inbox", "--ip=127.0.0.1"], stdout=out, stderr=out, env=env)
+                                    "--profile=inbox", "--ip=127.0.0.1"], stdout=out, stderr=out, env=env,
+                                   start_new_session=True)  # its schedulers in its group
     engine_file = tmp_path / "ipython" / "profile_inbox" / "security" / "ipcontroller-engine.json"
     try:
         info = wait_until(lambda: json.loads(engine_file.read_text()).get(PORT_KEY) and
                           json.loads(engine_file.read_text()), 60, "the controller's engine file")
         wait_until(lambda: b"task::using" in log.read_bytes(), 60, "the controller's start")
         yield info, log, tmp_path
-    finally:
-        process.kill()
+    finally:  # the controller and the schedulers it forked: nothing of it is left
+        os.killpg(process.pid, signal.SIGKILL)
         process.wait()
 
 

@@ -22,6 +22,7 @@ from tasks.remote import commands, probe
 from tasks.remote import ipp_screens as screens
 from tests.spy import spy
 from tests.test_screens import NANNY_RESTARTED_LOG
+from tests.waiting import wait_until
 
 BIN = Path(sys.executable).parent
 LABELS = {"nodeA": 2, "nodeB": 1}
@@ -90,10 +91,8 @@ def test_jupyter_answers_only_with_its_token(tmp_path):
                               env=dict(os.environ, JUPYTER_TOKEN_FILE=str(token)),
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 60
-        while not probe.jupyter_answers(port, token) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert probe.jupyter_answers(port, token)
+        wait_until(lambda: probe.jupyter_answers(port, token), 60, "Jupyter's answer with the token",
+                   interval=0.2)
         wrong = tmp_path / "wrong"
         wrong.write_text("b" * 48)
         assert not probe.jupyter_answers(port, wrong)
@@ -152,10 +151,7 @@ def start_session(name):
     """Start a detached screen session *name* and wait until ``screen -ls`` lists it: under
     load, ``screen -dmS`` returns before its session is listed (28 times in 100, measured)."""
     subprocess.run(["screen", "-dmS", name, "sleep", "60"], check=True)
-    deadline = time.monotonic() + 10
-    while not screens.session_alive(name):
-        assert time.monotonic() < deadline, f"screen never listed the session {name}"
-        time.sleep(0.02)
+    wait_until(lambda: screens.session_alive(name), 10, f"screen listing the session {name}", interval=0.02)
 
 
 @pytest.fixture

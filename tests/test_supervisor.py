@@ -182,11 +182,11 @@ def test_a_renewal_starts_one_engine_again_at_once_and_ends_all_it_started(super
 
 
 def test_a_stop_during_the_back_off_wait_starts_nothing_more(supervise):
-    keeper = supervise(CRASH, first_backoff="5.0")
-    wait_until(lambda: "restart:" in keeper.log(), 30, "the first restart")  # now waiting 5 s
+    keeper = supervise(CRASH, first_backoff="30.0")
+    wait_until(lambda: "restart:" in keeper.log(), 30, "the first restart")  # now waiting 30 s
     began = time.monotonic()
     assert keeper.stop() == 0
-    assert time.monotonic() - began < 4  # within the wait: it did not wait it out
+    assert time.monotonic() - began < 15  # within the wait (a margin for load): it did not wait it out
     assert len(keeper.starts()) == 1
 
 

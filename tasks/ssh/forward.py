@@ -161,7 +161,18 @@ class Forwards:
             threading.Thread(target=self._serve, args=(local, remote, origin), daemon=True).start()
 
     def _serve(self, local, remote, origin):
-        """One connection: open its channel, then copy both ways until either side ends."""
+        """One connection, served by `_forward`: what fails there (as the process ends with
+        Ctrl-C, a connection being opened meets a closed socket or SSH connection) ends that
+        connection alone, said to *warn* unless the forwards are closing, never a traceback."""
+        try:
+            self._forward(local, remote, origin)
+        except Exception as error:  # noqa: BLE001 -- this connection ends, the others go on
+            local.close()
+            if not self._closing.is_set():
+                self.warn(f"a connection forwarded to port {remote} ended: {type(error).__name__}: {error}")
+
+    def _forward(self, local, remote, origin):
+        """Open the connection's channel, then copy both ways until either side ends."""
         try:
             channel, ahead = self._open(remote, origin)
         except ForwardError as error:
