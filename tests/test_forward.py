@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import threading
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -145,37 +146,55 @@ class Session:
 
 
 class Master(Transport):
-    """A transport whose exec channels run on this machine (as root: needs root for nobody)."""
+    """A transport whose exec channels run on this machine (as root: needs root for nobody);
+    *opening*, if given, is called as each channel is asked for, before it runs."""
 
     def __init__(self, home):
-        self.environ = dict(os.environ, HOME=str(home), TMPDIR=str(home))
+        self.environ, self.opening = dict(os.environ, HOME=str(home), TMPDIR=str(home)), None
 
     def open_session(self, timeout):
+        if self.opening:
+            self.opening()
         return Session(self.environ)
+
+    def open_channel(self, kind, destination, origin, timeout):
+        if self.opening:
+            self.opening()
+        return super().open_channel(kind, destination, origin, timeout)
 
 
 @needs_root
-def test_a_listener_swapped_after_the_check_gets_nothing_and_is_named(tmp_path):
-    """The master's port is this user's when the forward starts (its check passes) and
-    when a first connection comes; then it ends and another user's listener takes the
-    port: the next connection is refused, with not a byte of it sent there, and named."""
+def test_a_listener_that_takes_the_port_after_every_check_gets_not_a_byte_and_is_named(tmp_path):
+    """The master's port is this user's when the forward starts (its check passes) and when a
+    first connection comes; then, as the master is asked for the next connection's channel
+    (after whatever was checked before it, before the master connects), that listener ends
+    and another user's takes the port: the browser's bytes (its token) reach nobody, the
+    connection is refused, and that user named. Only a check of the very connection the
+    bytes go into (the relay's) tells; a check made before it cannot."""
     port, local, warned = free_port(), free_port(), []
     settings = Settings(cluster_env=str(Path(sys.executable).parent.parent), cluster_name="t")
     program = commands.script(settings, commands.relay(port))
     own = socket.create_server(("127.0.0.1", port))
     threading.Thread(target=lambda: [echo_one(own.accept()[0]) for _ in range(2)], daemon=True).start()
-    with forward.Forwards(Master(tmp_path), "127.0.0.1", {local: port}, timeout=30, warn=warned.append,
-                          relay=lambda remote: program, name="head") as forwards:
+    master = Master(tmp_path)
+    with ExitStack() as taken, forward.Forwards(master, "127.0.0.1", {local: port}, timeout=30,
+                                                warn=warned.append, relay=lambda remote: program,
+                                                name="head") as forwards:
         forwards.check([port])
         assert round_trip(local) == b"hello"
-        own.close()
-        with spy("nobody", port, tmp_path) as other:
-            try:
-                back = round_trip(local, b"token secret", timeout=30)
-            except OSError:  # reset, closed with the bytes unread: nothing came back either
-                back = b""
-            heard = other.heard()
-        assert back == b"" and heard == b""
+        others = []
+
+        def swap():  # once: this user's listener ends, nobody's takes the port
+            if not others:
+                own.close()
+                others.append(taken.enter_context(spy("nobody", port, tmp_path)))
+        master.opening = swap
+        try:
+            back = round_trip(local, b"Authorization: token secret", timeout=30)
+        except OSError:  # reset, closed with the bytes unread: nothing came back either
+            back = b""
+        assert others, "the port did not change hands"
+        assert back == b"" and others[0].heard() == b""
         assert forwards.alive()
     assert warned == [f"a connection to 127.0.0.1:{local} was refused: head: 127.0.0.1:{port} is held by "
                       "nobody, not by this user's Jupyter"]
