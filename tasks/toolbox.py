@@ -15,6 +15,7 @@ from fabric import task
 from invoke.exceptions import Exit
 
 from . import __version__
+from . import commands
 from .show import documents, report
 from .ssh import forward
 from .steps import client, environment, lifecycle, operations, preflight
@@ -152,11 +153,12 @@ def tunnel(c, port=""):
             print(f"Dashboard: {report.dashboard_url(remote_port, token)}")
             return
         local_port = port or free_port(remote_port)
-
-        def guard(remote):  # before each connection: the master's port is still our Jupyter's
-            return operations.jupyter_port_problem(fleet_, inventory, remote)
+        # Each connection through a relay that proves its own to Jupyter's port this user's
+        # (the browser sends the token there); no SETUP: it costs seconds, the relay none.
+        program = commands.script(inventory.settings, commands.relay(remote_port))
         with _forwards(fleet_.connection(master), inventory.settings, "127.0.0.1",
-                       {local_port: remote_port}, guard) as forwards:
+                       {local_port: remote_port}, relay=lambda remote: program,
+                       name=master.name) as forwards:
             print(f"Jupyter: {report.jupyter_url(local_port, token)}", flush=True)
             print(f"Dashboard: {report.dashboard_url(local_port, token)}", flush=True)
             _hold(forwards, "forwarding; press Ctrl-C to stop")
@@ -167,15 +169,15 @@ def tunnel(c, port=""):
 KEEPALIVE = 15
 
 
-def _forwards(connection, settings, remote_host, ports, guard=None):
+def _forwards(connection, settings, remote_host, ports, **relay):
     """`forward.Forwards` of *ports* through *connection*, each checked end to end, or exit 1
-    (*guard*: see `forward.Forwards`)."""
+    (*relay*: ``relay=`` and ``name=`` of `forward.Forwards`)."""
     connection.open()  # open since the step before; this only makes sure
     connection.transport.set_keepalive(KEEPALIVE)
     forwards = None
     try:
         forwards = forward.Forwards(connection.transport, remote_host, ports,
-                                    settings.connect_timeout, warn=_warn, guard=guard)
+                                    settings.connect_timeout, warn=_warn, **relay)
         forwards.check(ports.values())
     except forward.ForwardError as error:
         if forwards is not None:

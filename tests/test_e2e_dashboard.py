@@ -131,6 +131,10 @@ def test_the_page_through_the_tunnel_shows_hosts_engines_and_40_tasks(cluster, f
             finally:
                 page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
             browser.close()
+        # each of the browser's connections had a relay on the master: each ends with it
+        wait_until(lambda: not fake_hosts.hosts[0].run("pgrep -af '[l]oopback.py relay' || true"), 30,
+                   "the master's relays to end with the browser's connections")
+        assert tunnel.poll() is None  # the tunnel holds on
     finally:
         tunnel.send_signal(signal.SIGINT)
         tunnel.wait(timeout=30)

@@ -1,17 +1,27 @@
 """
 `tasks.ssh.forward.Forwards` without SSH: a fake transport whose channels are TCP
 connections to a local echo server, so that what a forward does with its listener and
-its connections is tested alone, in a fraction of a second.
+its connections is tested alone, in a fraction of a second; and one whose exec channels
+run the relay of ``cluster.tunnel`` (``loopback.py relay``) here, as the master runs it.
 """
 
 import errno
 import os
 import socket
+import subprocess
+import sys
 import threading
+from contextlib import ExitStack
+from pathlib import Path
 
 import pytest
 
+from tasks.inventory.folder import Settings
+from tasks import commands
 from tasks.ssh import forward
+from tests.spy import spy
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="runs a listener as nobody: needs root")
 
 
 class Channel:
@@ -62,9 +72,9 @@ def free_port():
         return probe.getsockname()[1]
 
 
-def round_trip(port, data=b"hello"):
-    """Send *data* through 127.0.0.1:*port*; what comes back (5 s at most)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+def round_trip(port, data=b"hello", timeout=5):
+    """Send *data* through 127.0.0.1:*port*; what comes back (*timeout* seconds at most)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as client:
         client.sendall(data)
         client.shutdown(socket.SHUT_WR)
         back = b""
@@ -100,25 +110,97 @@ def test_a_failed_accept_is_named_and_the_forward_goes_on_until_closed(echo, mon
     assert not loop.is_alive()
 
 
-def test_a_connection_the_guard_refuses_opens_no_channel_and_is_named(echo):
-    """The guard is asked before each connection's channel: refused, nothing of it reaches
-    the remote port (cluster.tunnel: Jupyter's port held by another user); let through, the
-    forward works as before."""
-    opened, answers, warned = [], ["", "127.0.0.1:8888 is held by mallory"], []
+class Session:
+    """What `Forwards` uses of a paramiko exec channel, over a local process: the command
+    runs here, as the master's login shell would run it."""
 
-    class Counting(Transport):
-        def open_channel(self, *args, **kwargs):
-            opened.append(args[1])
-            return super().open_channel(*args, **kwargs)
-    port = free_port()
-    with forward.Forwards(Counting(), "127.0.0.1", {port: echo}, timeout=5, warn=warned.append,
-                          guard=lambda remote: answers.pop(0)) as forwards:
-        assert round_trip(port) == b"hello"
+    def __init__(self, environ):
+        self.environ, self.process = environ, None
+
+    def settimeout(self, timeout):
+        pass
+
+    def exec_command(self, command):
+        self.process = subprocess.Popen(command, shell=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, env=self.environ, bufsize=0)
+
+    def sendall(self, data):
+        self.process.stdin.write(data)
+
+    def recv(self, size):
+        return os.read(self.process.stdout.fileno(), size)
+
+    def recv_stderr(self, size):
+        return os.read(self.process.stderr.fileno(), size)
+
+    def recv_exit_status(self):
+        return self.process.wait()
+
+    def shutdown_write(self):
+        self.process.stdin.close()
+
+    def close(self):
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+
+
+class Master(Transport):
+    """A transport whose exec channels run on this machine (as root: needs root for nobody);
+    *opening*, if given, is called as each channel is asked for, before it runs."""
+
+    def __init__(self, home):
+        self.environ, self.opening = dict(os.environ, HOME=str(home), TMPDIR=str(home)), None
+
+    def open_session(self, timeout):
+        if self.opening:
+            self.opening()
+        return Session(self.environ)
+
+    def open_channel(self, kind, destination, origin, timeout):
+        if self.opening:
+            self.opening()
+        return super().open_channel(kind, destination, origin, timeout)
+
+
+@needs_root
+def test_a_listener_that_takes_the_port_after_every_check_gets_not_a_byte_and_is_named(tmp_path):
+    """The master's port is this user's when the forward starts (its check passes) and when a
+    first connection comes; then, as the master is asked for the next connection's channel
+    (after whatever was checked before it, before the master connects), that listener ends
+    and another user's takes the port: the browser's bytes (its token) reach nobody, the
+    connection is refused, and that user named. Only a check of the very connection the
+    bytes go into (the relay's) tells; a check made before it cannot."""
+    port, local, warned = free_port(), free_port(), []
+    settings = Settings(cluster_env=str(Path(sys.executable).parent.parent), cluster_name="t")
+    program = commands.script(settings, commands.relay(port))
+    own = socket.create_server(("127.0.0.1", port))
+    threading.Thread(target=lambda: [echo_one(own.accept()[0]) for _ in range(2)], daemon=True).start()
+    master = Master(tmp_path)
+    with ExitStack() as taken, forward.Forwards(master, "127.0.0.1", {local: port}, timeout=30,
+                                                warn=warned.append, relay=lambda remote: program,
+                                                name="head") as forwards:
+        forwards.check([port])
+        assert round_trip(local) == b"hello"
+        others = []
+
+        def swap():  # once: this user's listener ends, nobody's takes the port
+            if not others:
+                own.close()
+                others.append(taken.enter_context(spy("nobody", port, tmp_path)))
+        master.opening = swap
         try:
-            back = round_trip(port, b"secret token")
+            back = round_trip(local, b"Authorization: token secret", timeout=30)
         except OSError:  # reset, closed with the bytes unread: nothing came back either
             back = b""
-        assert back == b""
+        assert others, "the port did not change hands"
+        assert back == b"" and others[0].heard() == b""
         assert forwards.alive()
-    assert opened == [("127.0.0.1", echo)]
-    assert warned == [f"a connection to 127.0.0.1:{port} was refused: 127.0.0.1:8888 is held by mallory"]
+    assert warned == [f"a connection to 127.0.0.1:{local} was refused: head: 127.0.0.1:{port} is held by "
+                      "nobody, not by this user's Jupyter"]
+
+
+def echo_one(conn):
+    with conn:
+        while data := conn.recv(4096):
+            conn.sendall(data)

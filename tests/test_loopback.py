@@ -65,24 +65,49 @@ def test_addresses_of_proc_net_are_read_in_host_order():
     assert loopback.address("00000000000000000000000001000000:22B8") == ("::1", 8888)
 
 
-@needs_root
-def test_the_step_as_the_master_runs_it_names_who_holds_the_port(tmp_path):
-    """``port_holder`` run by ``/bin/sh -s`` as on a host, loopback.py shipped on its stdin:
-    this user's listener is its own; nobody's is named; no listener is no one's."""
+def relay(port, tmp_path):
+    """``relay`` run by ``/bin/sh -s`` as on the master (loopback.py shipped with the script, the
+    connection's bytes after it on the same stdin): its process, once the script is sent."""
     settings = Settings(cluster_env=str(Path(sys.executable).parent.parent), cluster_name="t")
-    (tmp_path / "tmp").mkdir()
+    (tmp_path / "tmp").mkdir(exist_ok=True)
+    process = subprocess.Popen(commands.REMOTE_SHELL, shell=True, cwd=tmp_path, stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env=dict(os.environ, HOME=str(tmp_path), TMPDIR=str(tmp_path / "tmp")))
+    process.stdin.write(commands.script(settings, commands.relay(port)).encode())
+    process.stdin.flush()
+    return process
 
-    def holder(port):
-        out = subprocess.run(commands.REMOTE_SHELL, shell=True, cwd=tmp_path, capture_output=True, text=True,
-                             input=commands.script(settings, commands.port_holder(port)),
-                             env=dict(os.environ, HOME=str(tmp_path), TMPDIR=str(tmp_path / "tmp")),
-                             timeout=60)
-        assert out.returncode == 0, out.stderr
-        return out.stdout
+
+def test_the_relay_copies_both_ways_to_this_users_listener(tmp_path):
+    """Its first line says it holds a connection proven this user's; then what comes on
+    stdin reaches the listener and its answer comes out, until the listener ends."""
     with socket.create_server(("127.0.0.1", 0)) as server:
-        assert holder(server.getsockname()[1]) == "own=yes\nholder=\n"
+        process = relay(server.getsockname()[1], tmp_path)
+        assert process.stdout.readline() == b"relay=yes\n"
+        process.stdin.write(b"ping")
+        process.stdin.close()
+        connection, _ = server.accept()
+        with connection:
+            assert connection.recv(4) == b"ping"
+            connection.sendall(b"pong")
+    assert process.stdout.read() == b"pong"
+    assert process.wait(timeout=30) == 0, process.stderr.read()
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+@needs_root
+def test_the_relay_sends_nothing_to_another_users_listener_and_names_them(tmp_path):
+    """Whoever held the port before (a check made then says nothing of now): the relay proves
+    the very connection it would copy into, and refuses another user's."""
     port = free_port()
-    assert holder(port) == "own=no\nholder=\n"
-    with spy("nobody", port, tmp_path):
-        assert holder(port) == "own=no\nholder=nobody\n"
+    with spy("nobody", port, tmp_path) as other:
+        process = relay(port, tmp_path)
+        out, err = process.communicate(timeout=60)
+        heard = other.heard()
+    assert process.returncode != 0 and out == b"" and heard == b""
+    assert err == f"127.0.0.1:{port} is held by nobody, not by this user's Jupyter\n".encode()
+    process = relay(port, tmp_path)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode != 0 and out == b""
+    assert err == f"nothing of this user's listens on 127.0.0.1:{port}: is Jupyter running?\n".encode()
     assert list((tmp_path / "tmp").iterdir()) == []

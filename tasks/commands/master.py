@@ -70,10 +70,11 @@ def read_token():
     return Step("read_token")
 
 
-def port_holder(port):
-    """Report ``own=`` (yes: the listeners that take 127.0.0.1:*port* are this user's alone)
-    and ``holder=`` (another user who listens there)."""
-    return Step("port_holder", (port,), package("port_holder"))
+def relay(port):
+    """Relay the rest of the script's stdin (a browser's connection, sent once the relay says
+    ``relay=yes``) to 127.0.0.1:*port* when the server end of that connection is this user's,
+    and back (``shared/loopback.py``'s `relay`); refused, say why on stderr and exit 1."""
+    return Step("relay", (port,), package("relay"), stream=True)
 
 
 def probe(settings, expected=None, wait=0.0, shutdown=(), jupyter=True, controller=True,

@@ -39,6 +39,7 @@ class Step:
     function: str
     args: tuple = ()
     data: str = None  # text for the function's stdin; None: /dev/null
+    stream: bool = False  # True: the script's own stdin (what follows it) is the function's fd 3
 
 
 def quote(value):
@@ -61,7 +62,7 @@ def script(settings, *steps, setup=""):
 
 
 def _call(step):
-    line = " ".join([step.function, *(quote(arg) for arg in step.args)])
+    line = " ".join([step.function, *(quote(arg) for arg in step.args)]) + (" 3<&0" if step.stream else "")
     if step.data is None:
         return f"{line} </dev/null\n"
     data = step.data if step.data.endswith("\n") else step.data + "\n"

@@ -27,7 +27,7 @@ PACKAGES = {
     "start_engines": ("shared", "engines"),
     "slurm_node": ("shared", "engines"),
     "probe": ("shared", "master/probe.py"),
-    "port_holder": ("shared/loopback.py",),
+    "relay": ("shared/loopback.py",),
 }
 
 #: The files of ``tasks/remote/jupyter/`` that ``cluster.install`` puts into the

@@ -13,17 +13,24 @@ loop and keeps a failure to itself until Ctrl-C.
 A `Forwards` listens on every local port before it returns, serves each
 connection in a thread of its own with blocking ``recv`` on the channel (no pipe
 is ever made), says through *warn* when one connection cannot be served, and tells
-the holding task when the SSH connection itself has ended.
+the holding task when the SSH connection itself has ended. ``cluster.tunnel``'s, to
+Jupyter, relay each connection through an exec channel (``loopback.py relay`` on the
+master) instead of sshd's direct-tcpip one, which connects to whoever listens there.
 """
 
 import errno
 import socket
 import threading
 
+from ..commands.script import REMOTE_SHELL
+
 #: Bytes read at a time from either side of a forward.
 CHUNK = 65536
 #: Seconds between tries of a listener whose accept failed (out of file descriptors...).
 RETRY = 0.1
+#: The line with which a relay says that its connection is this user's; bytes that may
+#: come before it (what a login shell's startup files print).
+RELAYING, BEFORE_RELAYING = b"relay=yes", 65536
 
 
 class ForwardError(Exception):
@@ -39,16 +46,18 @@ class Forwards:
     :param timeout: seconds to wait for the master to open each channel.
     :param warn: called with a line for each connection that could not be served, and
         when a listener cannot accept one (it goes on trying: see `_accept`).
-    :param guard: if given, called with the remote port before each connection's channel
-        is opened, in that connection's thread: a reason not to open it (the connection is
-        closed, nothing of it forwarded, *warn* told), or ''. ``cluster.tunnel``'s asks the
-        master whether Jupyter's port is still held by this user: the browser sends the
-        token there.
+    :param relay: if given, a function of a remote port that gives the program (for
+        ``REMOTE_SHELL``'s stdin) that relays one connection to the master's 127.0.0.1 there:
+        each connection runs it in an exec channel of its own, and is forwarded only once it
+        says `RELAYING` (``tasks.commands.master.relay``: the connection it made is this
+        user's). ``cluster.tunnel``'s, to Jupyter: the browser sends the token there. Else
+        each connection is a direct-tcpip channel to ``(remote_host, REMOTE)``.
+    :param name: the master's name, in what a relay that refused says.
     """
 
-    def __init__(self, transport, remote_host, ports, timeout, warn, guard=None):
+    def __init__(self, transport, remote_host, ports, timeout, warn, relay=None, name="the master"):
         self.transport, self.remote_host, self.timeout = transport, remote_host, timeout
-        self.warn, self.problem, self.guard = warn, None, guard
+        self.warn, self.problem, self.relay, self.name = warn, None, relay, name
         self._closing = threading.Event()
         self._listeners = []
         try:
@@ -63,9 +72,10 @@ class Forwards:
 
     def check(self, remote_ports):
         """Open (and close) a channel to each of *remote_ports*: proves the master reaches
-        them, not only that the local port listens. Raises `ForwardError`."""
+        them (a relay, that it runs and the port is this user's), not only that the local
+        port listens. Raises `ForwardError`."""
         for port in remote_ports:
-            self._open(port, ("127.0.0.1", 0)).close()
+            self._open(port, ("127.0.0.1", 0))[0].close()
 
     def alive(self):
         """True while the SSH connection lives (`problem` says why not)."""
@@ -90,6 +100,9 @@ class Forwards:
         self.close()
 
     def _open(self, port, origin):
+        """``(channel, bytes it brought already)`` to *port* on the master."""
+        if self.relay:
+            return self._open_relay(port)
         try:
             channel = self.transport.open_channel(
                 "direct-tcpip", (self.remote_host, port), origin, timeout=self.timeout)
@@ -99,7 +112,30 @@ class Forwards:
         if channel is None:  # paramiko's answer when the transport closed meanwhile
             raise ForwardError(f"the master cannot open {self.remote_host}:{port}: "
                                "the SSH connection ended")
-        return channel
+        return channel, b""
+
+    def _open_relay(self, port):
+        """An exec channel running the relay to *port*, once it said `RELAYING`, and what
+        came after that line; refused, `ForwardError` with the relay's reason."""
+        channel = None
+        try:
+            channel = self.transport.open_session(timeout=self.timeout)
+            channel.settimeout(self.timeout)  # each wait for the relay, not the relaying
+            channel.exec_command(REMOTE_SHELL)
+            channel.sendall(self.relay(port).encode())
+            ahead = _relaying(channel)
+            if ahead is None:
+                raise ForwardError(f"{self.name}: {_why_ended(channel)}")
+            channel.settimeout(None)
+            return channel, ahead
+        except ForwardError:
+            channel.close()
+            raise
+        except Exception as error:  # paramiko's SSHException, EOFError, socket.timeout...
+            if channel is not None:
+                channel.close()
+            raise ForwardError(f"{self.name}: cannot relay to 127.0.0.1:{port}: "
+                               f"{error or type(error).__name__}") from None
 
     def _accept(self, listener, port, remote):
         """
@@ -136,21 +172,14 @@ class Forwards:
                 self.warn(f"a connection forwarded to port {remote} ended: {type(error).__name__}: {error}")
 
     def _forward(self, local, remote, origin):
-        """Open the connection's channel (if the guard lets it), then copy both ways until
-        either side ends."""
+        """Open the connection's channel, then copy both ways until either side ends."""
         try:
-            refused = self.guard(remote) if self.guard else ""
-        except Exception as error:  # the guard could not tell: nothing goes through
-            refused = f"{type(error).__name__}: {error}"
-        try:
-            if refused:
-                raise ForwardError(refused)
-            channel = self._open(remote, origin)
+            channel, ahead = self._open(remote, origin)
         except ForwardError as error:
             self.warn(f"a connection to 127.0.0.1:{local.getsockname()[1]} was refused: {error}")
             local.close()
             return
-        back = threading.Thread(target=_copy_to_socket, args=(channel, local), daemon=True)
+        back = threading.Thread(target=_copy_to_socket, args=(channel, local, ahead), daemon=True)
         back.start()
         try:
             while data := local.recv(CHUNK):
@@ -163,9 +192,36 @@ class Forwards:
         local.close()
 
 
-def _copy_to_socket(channel, local):
-    """What the channel brings, to the local socket; at its end, end the local side."""
+def _relaying(channel):
+    """What a relay's channel brought after its `RELAYING` line (the lines before it are a
+    login shell's), or None when it ended without that line."""
+    got = b""
+    while len(got) <= BEFORE_RELAYING:
+        data = channel.recv(CHUNK)
+        if not data:
+            return None
+        got += data
+        lines = got.split(b"\n")
+        for number, line in enumerate(lines[:-1]):
+            if line == RELAYING:
+                return b"\n".join(lines[number + 1:])
+    return None
+
+
+def _why_ended(channel):
+    """The last line a relay that ended said on stderr (why it refused), or its exit status."""
+    said = b""
+    while len(said) <= BEFORE_RELAYING and (data := channel.recv_stderr(CHUNK)):
+        said += data
+    lines = said.decode(errors="replace").strip().splitlines()
+    return lines[-1] if lines else f"the relay ended (exit {channel.recv_exit_status()})"
+
+
+def _copy_to_socket(channel, local, ahead=b""):
+    """*ahead*, then what the channel brings, to the local socket; at its end, end the local side."""
     try:
+        if ahead:
+            local.sendall(ahead)
         while data := channel.recv(CHUNK):
             local.sendall(data)
     except Exception:  # as in `Forwards._serve`: this connection ends

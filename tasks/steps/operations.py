@@ -21,26 +21,6 @@ def run_command(fleet, inventory, hosts, command):
                       for host in hosts}, None)
 
 
-def jupyter_port_problem(fleet, inventory, port):
-    """
-    Why a connection to the master's 127.0.0.1:*port* (Jupyter's) must not be forwarded
-    now, or '' when it may: only this user's Jupyter gets what a browser sends there,
-    its token. While Jupyter is gone (a crash its nanny has not mended yet) another user
-    may listen on the port.
-    """
-    master = inventory.master
-    script = commands.script(inventory.settings, commands.port_holder(port), setup=master.setup)
-    result = fleet.run({master: script}, SLACK)[master.name]
-    if not result.ok:
-        return f"{master.name}: {result.reason}"
-    if result.facts.get("own") == "yes":
-        return ""
-    holder = result.facts.get("holder")
-    if holder:
-        return f"{master.name}: 127.0.0.1:{port} is held by {holder}, not by this user's Jupyter"
-    return f"{master.name}: nothing listens on 127.0.0.1:{port}: is Jupyter running?"
-
-
 def read_logs(fleet, inventory, hosts, role, lines):
     """The last *lines* of the logs of *role* (None: every role) on each of *hosts*."""
     scripts = {}

@@ -5,5 +5,5 @@ What more than one role's programs import: what the code knows of processes
 loopback port (`loopback`), what an engine host reports to the controller
 (`host_reports`), and the versions a host reports (`versions`, run by ``facts.sh``).
 Shipped with the programs that import it; run by nobody on its own, but ``nanny`` (by
-``start_master.sh``) and ``loopback`` (by ``port_holder.sh``).
+``start_master.sh``) and ``loopback`` (by ``relay.sh``).
 """

@@ -3,7 +3,8 @@ Who holds a TCP port of this host's loopback, read from /proc/net/tcp and tcp6, 
 any user can read (psutil's ``net_connections`` names other users' sockets only to root).
 
 The probe asks Jupyter on 127.0.0.1:JUPYTER_PORT with its token (``tasks/remote/master/probe.py``,
-which ships this file beside it). While this user's Jupyter does not hold that port (it is
+which ships this file beside it), and ``cluster.tunnel`` forwards a browser's connection there
+through `relay`. While this user's Jupyter does not hold that port (it is
 stopped, or runs on another port) any other user of the master may listen there, and would
 receive the token and log into this user's Jupyter. `connect_own` connects, then proves the
 server end of that very connection this user's before anything is sent: a connection's
@@ -16,6 +17,7 @@ import os
 import pwd
 import socket
 import sys
+import threading
 import time
 
 TABLES = ("/proc/net/tcp", "/proc/net/tcp6")
@@ -26,6 +28,8 @@ TAKES_LOOPBACK = ("127.0.0.1", "0.0.0.0", "::")
 #: Tries, and seconds between them, to find a new connection's server end in /proc/net
 #: (with SYN cookies it is made when the server's kernel reads the last ACK, a moment later).
 FIND_TRIES, FIND_POLL = 20, 0.01
+#: Seconds that `relay` waits for its connection; bytes it copies at a time.
+CONNECT_TIMEOUT, CHUNK = 10, 65536
 
 
 def address(field):
@@ -94,14 +98,48 @@ def other_holder(port):
         return f"uid {others[0]}"
 
 
-def main(argv):
-    """``python loopback.py PORT`` (``tasks/remote/steps/master/port_holder.sh``): ``own=yes`` when every
-    listener that takes 127.0.0.1:PORT is this user's (and one is), else ``own=no``; and
-    ``holder=``, another user's name (`other_holder`)."""
-    port = int(argv[1])
-    print(f"own={'yes' if listener_uids(port) == {os.geteuid()} else 'no'}")
-    print(f"holder={other_holder(port)}")
+def relay(port):
+    """
+    ``python RUN_DIR/ipp_remote shared.loopback relay PORT`` (``tasks/remote/steps/master/relay.sh``, one per connection that
+    ``cluster.tunnel`` forwards to Jupyter): connect to 127.0.0.1:*port* with `connect_own`,
+    say ``relay=yes``, then copy stdin to the connection and the connection to stdout until
+    it ends. The very connection that the browser's bytes (its token) go into is proven
+    this user's: a check made before it says nothing of the listener it reaches. Refused,
+    it says why on stderr (naming another user who listens there) and returns 1.
+    """
+    connection = connect_own(port, CONNECT_TIMEOUT)
+    if connection is None:
+        holder = other_holder(port)
+        sys.stderr.write(f"127.0.0.1:{port} is held by {holder}, not by this user's Jupyter\n" if holder else
+                         f"nothing of this user's listens on 127.0.0.1:{port}: is Jupyter running?\n")
+        return 1
+    connection.settimeout(None)  # a kernel's websocket may be idle for hours
+    _write(b"relay=yes\n")
+    threading.Thread(target=_to_socket, args=(connection,), daemon=True).start()
+    try:
+        while data := connection.recv(CHUNK):
+            _write(data)
+    except OSError:  # reset by Jupyter, or stdout closed by sshd: this connection ends
+        pass
+    return 0
 
 
-if __name__ == "__main__":
-    main(sys.argv)
+def _to_socket(connection):
+    """Stdin (the browser's bytes) into *connection*; at its end, end that direction."""
+    try:
+        while data := os.read(0, CHUNK):
+            connection.sendall(data)
+        connection.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+
+
+def _write(data):
+    """All of *data* to stdout, unbuffered (a write to a pipe may take part of it)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(1, view):]
+
+
+if __name__ == "__main__":  # python RUN_DIR/ipp_remote shared.loopback relay PORT
+    sys.exit(relay(int(sys.argv[2])) if sys.argv[1] == "relay" else 2)
