@@ -18,7 +18,7 @@ from . import __version__
 from .show import documents, report
 from .ssh import forward
 from .steps import allocations, client, environment, lifecycle, operations, preflight
-from .context import HOSTS_HELP, JSON_HELP, choose, fleet, load, on_its_master, reads_inventory, whole_number
+from .context import EXIT, HOSTS_HELP, JSON_HELP, LOGIN_NODE, choose, load, reads_inventory, session, whole_number
 
 
 def _print_outputs(results):
@@ -41,9 +41,10 @@ def run(c, command, role="", hosts=""):
     """Run a command with sh on every host (or a role, or named hosts), whatever the login shell."""
     inventory = load()
     choose(inventory, role, hosts)  # a bad option is said before any host is contacted
-    with fleet(c, inventory) as fleet_:
-        inventory = on_its_master(fleet_, inventory, need=role == "master")
-        results = operations.run_command(fleet_, inventory, choose(inventory, role, hosts), command)
+    with session(c, inventory, if_no_job=EXIT if role == "master" else LOGIN_NODE) as cluster:
+        inventory = cluster.inventory
+        results = operations.run_command(cluster.fleet, inventory, choose(inventory, role, hosts),
+                                         command)
     _print_outputs(results)
     report.fail_if(report.failures(results))
 
@@ -56,10 +57,10 @@ def logs(c, role="", hosts="", lines="20"):
     lines = whole_number("lines", lines, 1, 100000)
     inventory = load()
     choose(inventory, role, hosts)  # a bad option is said before any host is contacted
-    with fleet(c, inventory) as fleet_:
-        inventory = on_its_master(fleet_, inventory, need=role == "master")
-        results = operations.read_logs(fleet_, inventory, choose(inventory, role, hosts), role or None,
-                                       lines)
+    with session(c, inventory, if_no_job=EXIT if role == "master" else LOGIN_NODE) as cluster:
+        inventory = cluster.inventory
+        results = operations.read_logs(cluster.fleet, inventory, choose(inventory, role, hosts),
+                                       role or None, lines)
     _print_outputs(results)
     report.fail_if(report.failures(results))
 
@@ -76,8 +77,8 @@ def info(c, json=False):
     The table's title and the JSON document (``version``) say this ipp-cluster's version.
     """
     inventory = load()
-    with fleet(c, inventory) as fleet_:
-        results = preflight.read_facts(fleet_, inventory, inventory.hosts)
+    with session(c, inventory) as cluster:  # each host as the inventory names it
+        results = preflight.read_facts(cluster.fleet, cluster.written, cluster.written.hosts)
     if json:
         documents.dump(documents.info(results))
         report.fail_if(report.failures(results))
@@ -101,9 +102,9 @@ def check(c, json=False):
     partition, account, time, nodes), which submits nothing.
     """
     inventory = load()
-    with fleet(c, inventory) as fleet_:
-        results = preflight.read_facts(fleet_, inventory, inventory.hosts)
-        refused = allocations.check(fleet_, inventory)
+    with session(c, inventory) as cluster:  # each host as the inventory names it
+        results = preflight.read_facts(cluster.fleet, cluster.written, cluster.written.hosts)
+        refused = allocations.check(cluster.fleet, cluster.written)
     problems = preflight.check_problems(inventory, results)
     for name, why in refused.items():
         problems.setdefault(name, []).append(why)
@@ -140,9 +141,8 @@ def tunnel(c, port=""):
     port = whole_number("port", port, 1, 65535) if port != "" else 0
     inventory = load()
     remote_port = inventory.settings.jupyter_port
-    with fleet(c, inventory) as fleet_:
-        inventory = on_its_master(fleet_, inventory)
-        master = inventory.master
+    with session(c, inventory) as cluster:
+        fleet_, inventory, master = cluster.fleet, cluster.inventory, cluster.master
         result = lifecycle.read_token(fleet_, inventory)
         report.fail_if(report.failures({master.name: result}))
         token = result.facts["token"]
@@ -203,9 +203,8 @@ def _hold(forwards, message):
 def connect(c):
     """Bring the controller's client file here (0600) and print how ipp.Client uses it through SSH."""
     inventory = load()
-    with fleet(c, inventory) as fleet_:
-        inventory = on_its_master(fleet_, inventory)
-        master = inventory.master
+    with session(c, inventory) as cluster:
+        fleet_, inventory, master = cluster.fleet, cluster.inventory, cluster.master
         result = operations.read_client_file(fleet_, inventory)
         report.fail_if(report.failures({master.name: result}))
         data = client.decode(result.facts["client_file"])
@@ -252,8 +251,8 @@ def install(c, wheelhouse="", python="python3"):
                    "to create on every host", code=2)
     if wheelhouse and not os.path.isdir(wheelhouse):
         raise Exit(f"error: --wheelhouse={wheelhouse} is not a folder", code=2)
-    with fleet(c, inventory) as fleet_, tempfile.TemporaryDirectory() as folder:
+    with session(c, inventory) as cluster, tempfile.TemporaryDirectory() as folder:
         archive = environment.pack(wheelhouse, folder) if wheelhouse else None
-        put, results = operations.install(fleet_, inventory, python, archive)
+        put, results = operations.install(cluster.fleet, cluster.written, python, archive)  # as named
     report.results_table("install", results, [("created", "created"), ("ipyparallel", "ipyparallel")])
     report.fail_if(report.failures(put) + report.failures(results))
