@@ -8,7 +8,7 @@ from fabric import task
 from invoke import Collection
 from invoke.exceptions import Exit
 
-from . import engines, master, toolbox
+from . import access, engines, master, on_hosts
 from .context import HOSTS_HELP, JSON_HELP, LOGIN_NODE, load, reads_inventory, session, show_status
 from .show import report
 from .show.progress import watching
@@ -172,5 +172,5 @@ def status(c, hosts="", json=False):
                 " host (fab cluster.up starts it)", hosts, json)
 
 
-ns = Collection("cluster", up, down, restart, status, hosts, toolbox.run, toolbox.info, toolbox.check,
-                toolbox.logs, toolbox.tunnel, toolbox.connect, toolbox.install)
+ns = Collection("cluster", up, down, restart, status, hosts, on_hosts.run, on_hosts.info, on_hosts.check,
+                on_hosts.logs, access.tunnel, access.connect, on_hosts.install)
