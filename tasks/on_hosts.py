@@ -1,7 +1,8 @@
 """
-Tasks that act on each host of the inventory, as it names them: run a command, read the
-screen sessions' logs, read the hosts' facts (``info``), check them before a start,
-install the cluster's environment.
+Tasks that act on each host: run a command and read the screen sessions' logs (the
+master where it runs: a job's node with ``slurm_master=yes``); read the hosts' facts
+(``info``), check them before a start and install the cluster's environment (on the
+hosts as the inventory names them: the login node, not a job's node).
 
 They are mounted in the ``cluster`` namespace.
 """
