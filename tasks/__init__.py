@@ -2,9 +2,10 @@
 A Fabric task library that brings an ipyparallel cluster up and down over SSH.
 
 What a user types is here: the task namespaces `master`, `engines` and `cluster` (with
-its everyday tools in `toolbox`), thin, reading like the steps a person would take,
-and `context`, what every task starts with. Below them, one folder per layer, each
-using only those under it:
+its tools for each host in `on_hosts` and its ways here in `access`), thin, reading like
+the steps a person would take, and `context`, what every task starts with: the inventory
+and a session on it, the one place that decides where the master runs. Below them, one
+folder per layer, each using only those under it:
 
 - ``inventory/``: the inventory folder read into plain objects (pure);
 - ``remote/``: what runs on the hosts, and only that (shell steps and Python programs, as

@@ -8,19 +8,20 @@ from fabric import task
 from invoke import Collection
 from invoke.exceptions import Exit
 
-from . import engines, master, toolbox
-from .context import HOSTS_HELP, JSON_HELP, fleet, load, on_its_master, reads_inventory, show_status
+from . import access, engines, master, on_hosts
+from .context import HOSTS_HELP, JSON_HELP, LOGIN_NODE, load, reads_inventory, session, show_status
 from .show import report
 from .show.progress import watching
 from .steps import lifecycle, preflight
-from .steps.slurm import allocations, master_job
+from .steps.slurm import allocations
 
 
 def _up(c, inventory):
     done = "nothing had started"
     allocated = allocations.AllocationsUp()
     try:
-        with fleet(c, inventory) as fleet_:
+        with session(c, inventory) as cluster:
+            fleet_ = cluster.fleet  # until the job runs, inventory is as written: the login node
             checked = preflight.preflight(fleet_, inventory)
             unfit = checked.problems
             if inventory.master.name in unfit:
@@ -30,7 +31,8 @@ def _up(c, inventory):
             in_job = inventory.master_allocation
             if in_job:  # the controller's node first: the first of its job's
                 done = f"the job of {in_job.name}, where the controller runs, was submitted"
-                inventory = _master_job(fleet_, inventory, in_job, allocated)
+                _master_job(cluster, in_job, allocated)
+            inventory = cluster.inventory
             done = f"the master ({inventory.master.name}) was starting"
             started = lifecycle.start_master(fleet_, inventory, inventory.master,
                                              peers=checked.peers, planned=checked.planned)
@@ -88,22 +90,20 @@ def print_where(inventory, token):
           f"fab cluster.tunnel brings them here{through} and prints their URLs")
 
 
-def _master_job(fleet_, inventory, allocation, allocated):
+def _master_job(cluster, allocation, allocated):
     """Submit (or keep) the job of *allocation*, whose first node runs the controller and
-    Jupyter, and wait until it runs: *inventory* with that node as its master, or exit 1."""
-    allocations.submit(fleet_, inventory, [allocation], allocated, say=engines.say)
-    allocations.wait_running(fleet_, inventory, allocated, say=engines.say)
-    running, problem = master_job.master_in_job(fleet_, inventory)
-    report.fail_if(allocated.problems or ([problem] if problem else []))
-    engines.say(f"{allocation.name}: the controller and Jupyter start on {running.master.name}, "
+    Jupyter, and wait until it runs (the first use of *cluster*'s master), or exit 1."""
+    allocations.submit(cluster.fleet, cluster.written, [allocation], allocated, say=engines.say)
+    allocations.wait_running(cluster.fleet, cluster.written, allocated, say=engines.say)
+    report.fail_if(allocated.problems)
+    engines.say(f"{allocation.name}: the controller and Jupyter start on {cluster.master.name}, "
                 f"the first node of job {allocated.jobs[allocation.name].id}")
-    return running
 
 
 def _down(c, inventory):
-    with fleet(c, inventory) as fleet_:
-        inventory = on_its_master(fleet_, inventory, need=False)
-        results = lifecycle.stop_all(fleet_, inventory)
+    with session(c, inventory, if_no_job=LOGIN_NODE) as cluster:
+        inventory = cluster.inventory
+        results = lifecycle.stop_all(cluster.fleet, inventory)
     master_result = results[inventory.slurm_host.name]
     ended = allocations.cancelled(master_result) if master_result.ok else {}
     problems = engines.show_cancelled({**dict.fromkeys((a.name for a in inventory.allocations),
@@ -173,5 +173,5 @@ def status(c, hosts="", json=False):
                 " host (fab cluster.up starts it)", hosts, json)
 
 
-ns = Collection("cluster", up, down, restart, status, hosts, toolbox.run, toolbox.info, toolbox.check,
-                toolbox.logs, toolbox.tunnel, toolbox.connect, toolbox.install)
+ns = Collection("cluster", up, down, restart, status, hosts, on_hosts.run, on_hosts.info, on_hosts.check,
+                on_hosts.logs, access.tunnel, access.connect, on_hosts.install)

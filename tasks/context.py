@@ -1,7 +1,8 @@
 """
 What every task starts with: the inventory, read before any host is contacted,
-and a `Fleet` of connections configured from Fabric's own config (``-i``,
-``--ssh-config``, ``-t`` and friends are honoured).
+and a `Session` on it: a `Fleet` of connections configured from Fabric's own config
+(``-i``, ``--ssh-config``, ``-t`` and friends are honoured), and the one place that
+decides where the master runs.
 """
 
 import sys
@@ -47,22 +48,64 @@ def load(master=None):
     return inventory
 
 
-def fleet(c, inventory):
-    """A `Fleet` for *inventory*, using the task context's Fabric config."""
-    return Fleet(inventory.settings, c.config)
+#: What a `Session` does when the job whose first node runs the master (``slurm_master=yes``)
+#: does not run: exit 1 saying so, and what starts it (for a task that needs the controller)...
+EXIT = "exit"
+#: ... or go on with the login node as the master, where nothing of the cluster runs (for a
+#: task that stops or shows what runs: it finds nothing there, and says so).
+LOGIN_NODE = "login node"
 
 
-def on_its_master(fleet_, inventory, need=True):
+class Session:
     """
-    *inventory* with its master where the controller and Jupyter run: with an allocation of
-    ``slurm_master=yes``, the first node of its running job, reached through the login node
-    (`tasks.steps.slurm.master_job.master_in_job`). When that job does not run, exits 1 saying
-    so if *need*, else returns *inventory* as it is.
+    One task's hold on the cluster: the inventory as written (`written`), its connections
+    (`fleet`), and the inventory with its master where the controller and Jupyter run
+    (`inventory`), decided here and nowhere else.
+
+    That is the inventory's master, or with an allocation of ``slurm_master=yes`` the first
+    node of its running job, reached through the login node (the master as written, where
+    Slurm's commands run; `tasks.steps.slurm.master_job.master_in_job`). Slurm is asked once, at
+    the first use of `inventory` (cluster.up uses it once the job runs), and the answer kept.
+    When that job does not run, *if_no_job* says what happens: `EXIT` or `LOGIN_NODE`.
+
+    Steps get `inventory`; `written` is for what acts on the hosts as the inventory names
+    them (info, check, install, the checks before a start) and for Slurm's commands.
     """
-    running, problem = master_in_job(fleet_, inventory)
-    if problem and need:
-        raise Exit(f"error: {problem}", code=1)
-    return running
+
+    def __init__(self, fleet_, written, if_no_job=EXIT):
+        if if_no_job not in (EXIT, LOGIN_NODE):
+            raise ValueError(f"if_no_job={if_no_job!r}: must be {EXIT!r} or {LOGIN_NODE!r}")
+        self.fleet = fleet_
+        self.written = written
+        self.if_no_job = if_no_job
+        self._found = None  # (inventory, problem), once asked
+
+    @property
+    def inventory(self):
+        """The inventory with its master where the controller and Jupyter run (see the class)."""
+        if self._found is None:
+            self._found = master_in_job(self.fleet, self.written)
+        running, problem = self._found
+        if problem and self.if_no_job == EXIT:
+            raise Exit(f"error: {problem}", code=1)
+        return running
+
+    @property
+    def master(self):
+        """The host where the controller and Jupyter run: `inventory`'s master."""
+        return self.inventory.master
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.fleet.close()
+
+
+def session(c, inventory, if_no_job=EXIT):
+    """A `Session` on *inventory* with the task context's Fabric config, for a ``with``
+    block (its connections close at its end); *if_no_job*: see `Session`."""
+    return Session(Fleet(inventory.settings, c.config), inventory, if_no_job)
 
 
 def whole_number(option, value, low, high):
@@ -109,10 +152,10 @@ def show_status(c, command, stopped, hosts=None, json=False, **roles):
         return None if hosts is None else () if names and not others else choose(
             inventory, role, ",".join(others))
     chosen_in(inventory)  # a bad option is said before any host is contacted
-    with fleet(c, inventory) as fleet_:
-        inventory = on_its_master(fleet_, inventory, need=False)
-        rows = read_status(fleet_, inventory, hosts=chosen_in(inventory), allocations=allocated,
-                           **roles).rows
+    with session(c, inventory, if_no_job=LOGIN_NODE) as cluster:
+        inventory = cluster.inventory
+        rows = read_status(cluster.fleet, inventory, hosts=chosen_in(inventory),
+                           allocations=allocated, **roles).rows
     stopped = None if hosts else stopped.format(name=inventory.settings.cluster_name)
     report.status_and_exit(command.split(".")[0], rows, stopped=stopped,
                            as_json=json and (command, inventory.settings.cluster_name))

@@ -6,7 +6,7 @@ from fabric import task
 from invoke import Collection
 from invoke.exceptions import Exit
 
-from .context import HOSTS_HELP, JSON_HELP, choose, fleet, load, on_its_master, reads_inventory, show_status
+from .context import HOSTS_HELP, JSON_HELP, LOGIN_NODE, choose, load, reads_inventory, session, show_status
 from .show import report
 from .show.progress import watching
 from .steps import lifecycle
@@ -81,8 +81,8 @@ def cancel_submitted(c, inventory, up):
         return ""
     names = {name for name, _ in up.submitted}
     try:
-        with fleet(c, inventory) as fleet_:
-            problems = cancel_allocations(fleet_, inventory, [
+        with session(c, inventory) as cluster:  # Slurm's commands: on the login node
+            problems = cancel_allocations(cluster.fleet, cluster.written, [
                 a for a in inventory.allocations if a.name in names])
     except Exception as error:  # noqa: BLE001 (whatever went wrong, say what to do)
         problems = [str(error)]
@@ -111,8 +111,8 @@ def start(c, hosts=""):
     allocated = inventory.chosen_allocations(hosts.split(","))
     up = allocations.AllocationsUp()
     try:
-        with fleet(c, inventory) as fleet_:
-            inventory = on_its_master(fleet_, inventory)
+        with session(c, inventory) as cluster:
+            fleet_, inventory = cluster.fleet, cluster.inventory
             problems = bring_up(fleet_, inventory, chosen).problems if chosen or not allocated else []
             problems += bring_up_allocations(fleet_, inventory, allocated, up).problems
     except KeyboardInterrupt:
@@ -133,8 +133,8 @@ def stop(c, hosts=""):
     chosen = choose(inventory, "engines", hosts)
     allocated = inventory.chosen_allocations(hosts.split(","))
     try:
-        with fleet(c, inventory) as fleet_:
-            inventory = on_its_master(fleet_, inventory, need=False)
+        with session(c, inventory, if_no_job=LOGIN_NODE) as cluster:
+            fleet_, inventory = cluster.fleet, cluster.inventory
             problems = bring_down(fleet_, inventory, chosen) if chosen or not allocated else []
             problems += cancel_allocations(fleet_, inventory, [a for a in allocated if not a.master])
             in_job = [a for a in allocated if a.master]
@@ -163,8 +163,8 @@ def restart(c, hosts=""):
     chosen = choose(inventory, "engines", hosts)
     allocated = inventory.chosen_allocations(hosts.split(","))
     try:
-        with fleet(c, inventory) as fleet_:
-            inventory = on_its_master(fleet_, inventory)
+        with session(c, inventory) as cluster:
+            fleet_, inventory = cluster.fleet, cluster.inventory
             problems = []
             if chosen or not allocated:
                 problems = bring_down(fleet_, inventory, chosen) + bring_up(fleet_, inventory, chosen).problems

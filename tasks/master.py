@@ -9,7 +9,7 @@ from fabric import task
 from invoke import Collection
 from invoke.exceptions import Exit
 
-from .context import JSON_HELP, fleet, load, on_its_master, reads_inventory, show_status
+from .context import JSON_HELP, LOGIN_NODE, load, reads_inventory, session, show_status
 from .show import report
 from .steps import lifecycle
 
@@ -45,16 +45,14 @@ def bring_down(fleet_, inventory, master):
 
 def _start(c, inventory):
     """Start the master's programs (on the node of its job, with ``slurm_master``)."""
-    with fleet(c, inventory) as fleet_:
-        inventory = on_its_master(fleet_, inventory)
-        result = bring_up(fleet_, inventory, inventory.master)
+    with session(c, inventory) as cluster:
+        result = bring_up(cluster.fleet, cluster.inventory, cluster.master)
     print_urls(inventory.settings.jupyter_port, result.facts["token"])
 
 
 def _stop(c, inventory):
-    with fleet(c, inventory) as fleet_:
-        inventory = on_its_master(fleet_, inventory, need=False)
-        bring_down(fleet_, inventory, inventory.master)
+    with session(c, inventory, if_no_job=LOGIN_NODE) as cluster:
+        bring_down(cluster.fleet, cluster.inventory, cluster.master)
 
 
 def _host_from(c, inventory):
@@ -95,10 +93,9 @@ def status(c, json=False):
 def url(c):
     """Print the Jupyter URL with its token (last line), after the dashboard's ("Dashboard: URL")."""
     inventory = load()
-    with fleet(c, inventory) as fleet_:
-        inventory = on_its_master(fleet_, inventory)
-        result = lifecycle.read_token(fleet_, inventory)
-    report.fail_if(report.failures({inventory.master.name: result}))
+    with session(c, inventory) as cluster:
+        result = lifecycle.read_token(cluster.fleet, cluster.inventory)
+    report.fail_if(report.failures({cluster.master.name: result}))
     print_urls(inventory.settings.jupyter_port, result.facts["token"])
 
 
