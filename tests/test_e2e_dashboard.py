@@ -158,7 +158,7 @@ def test_the_data_names_each_host_and_asks_the_hub_two_questions(cluster):
     print(f"dashboard state: {later['cost']['requests']} hub requests in {later['cost']['seconds']} s")
 
 
-def test_hosts_have_their_cpu_and_memory_and_an_engine_s_memory_rises_with_its_task(cluster):
+def test_hosts_have_their_cpu_and_memory_and_an_engine_s_memory_rises_with_its_task(cluster, tmp_path):
     def sampled(s):
         return all(host_row(s, h)["resources"] and all(e["rss"] for e in host_row(s, h)["engines"])
                    for h in HOSTS)
@@ -170,8 +170,9 @@ def test_hosts_have_their_cpu_and_memory_and_an_engine_s_memory_rises_with_its_t
         assert 0 < res["memory_used"] < res["memory_total"] and row["sample_age"] < 20
         assert all(10 << 20 < e["rss"] < res["memory_total"] for e in row["engines"])
     engine = host_row(found, HOSTS[0])["engines"][0]
-    holding = background("def hold():\n    import time\n    kept = b'1' * (200 << 20)\n"
-                         "    time.sleep(40)\n    return len(kept)\n"
+    release = tmp_path / "release"
+    holding = background(f"def hold():\n    kept = b'1' * (200 << 20)\n{until_released(release, 40)}"
+                         "    return len(kept)\n"
                          f"print(json.dumps(c[{engine['id']}].apply_sync(hold)))")
     try:
         def risen(s):
@@ -179,7 +180,16 @@ def test_hosts_have_their_cpu_and_memory_and_an_engine_s_memory_rises_with_its_t
             return now["rss"] >= engine["rss"] + (150 << 20)
         state(cluster.token, risen, timeout=35)
     finally:
+        release.touch()
         assert holding.wait(timeout=120) == 0
+
+
+def until_released(release, seconds):
+    """Lines of a task's function (indented) that keep it running until the file *release*
+    exists (the test saw what it waited for), *seconds* at most."""
+    return (f"    import os, time\n    for _ in range({seconds * 10}):\n"
+            f"        if os.path.exists({str(release)!r}):\n            break\n"
+            "        time.sleep(0.1)\n")
 
 
 def background(code):
@@ -220,8 +230,11 @@ RUNNING = ("since => { const bars = document.querySelectorAll('#stream rect.runn
 
 
 @needs_chromium
-def test_a_task_of_60_s_is_seen_running_all_along_then_done(page):
-    job = background("print(json.dumps(c.load_balanced_view().apply_sync(time.sleep, 60)))")
+def test_a_task_of_up_to_60_s_is_seen_running_all_along_then_done(page, tmp_path):
+    """The task runs until the page showed its bar grown by 25 s (60 s at most)."""
+    release = tmp_path / "release"
+    job = background(f"def long():\n{until_released(release, 60)}\n"
+                     "print(json.dumps(c.load_balanced_view().apply_sync(long)))")
     try:
         first = page.wait_for_function(RUNNING, arg=5, timeout=60_000).json_value()
         seen = time.monotonic()
@@ -229,6 +242,7 @@ def test_a_task_of_60_s_is_seen_running_all_along_then_done(page):
         grown = time.monotonic() - seen
         page.screenshot(path=str(ARTIFACTS / "dashboard-running.png"), full_page=True)
         assert first <= 15 and abs(later - first - grown) <= 10  # the same bar, grown with the clock
+        release.touch()
         assert job.wait(timeout=90) == 0
     finally:
         job.kill()
