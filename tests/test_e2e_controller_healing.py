@@ -14,11 +14,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from jupyter_client import BlockingKernelClient
-from jupyter_core.paths import jupyter_runtime_dir
 
 from tests.conftest import engines_by_id, fab_for, leftovers, nothing_left, status_saying
 from tests.conftest import three_host_inventory, with_client
+from tests.kernels import jupyter_kernel
 from tests.waiting import wait_until
 from tasks.steps import client
 
@@ -190,32 +189,19 @@ def test_a_notebooks_plain_ipp_client_gets_its_map_in_flight_at_a_controller_cra
         cluster, fake_hosts, tmp_path):
     """A kernel of the master's Jupyter, as a notebook has one, runs ``ipp.Client()``."""
     token = cluster("master.url").stdout.strip().splitlines()[-1].split("token=")[1]
-    request = urllib.request.Request(f"http://127.0.0.1:{PORT}/api/kernels", data=b"{}",
-                                     headers={"Authorization": f"token {token}"})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        kernel_id = json.load(response)["id"]
-    kernel = BlockingKernelClient()  # Jupyter runs as this user, on this machine's files
-    kernel.load_connection_file(Path(jupyter_runtime_dir()) / f"kernel-{kernel_id}.json")
-    kernel.start_channels()
     printed = []
+    with jupyter_kernel(PORT, token) as kernel:
+        def run(code, timeout):
+            reply = kernel.execute_interactive(code, timeout=timeout, output_hook=lambda message: (
+                printed.append(message["content"].get("text", ""))))
+            assert reply["content"]["status"] == "ok", (reply["content"], printed)
+            return "".join(printed).strip().splitlines()[-1]
 
-    def run(code, timeout):
-        reply = kernel.execute_interactive(code, timeout=timeout, output_hook=lambda message: (
-            printed.append(message["content"].get("text", ""))))
-        assert reply["content"]["status"] == "ok", (reply["content"], printed)
-        return "".join(printed).strip().splitlines()[-1]
-
-    try:
         before = engines_by_id(PROFILE)
         assert run("import ipyparallel as ipp\nrc = ipp.Client(timeout=20)\n"
                    + submitting(tmp_path / "begun"), 60) == "submitted"
         _, killed = kill_the_controller_mid_map(fake_hosts.hosts[0], tmp_path / "begun")
         report = json.loads(run(ENDED, 150))
-    finally:
-        kernel.stop_channels()
-        urllib.request.urlopen(urllib.request.Request(
-            f"http://127.0.0.1:{PORT}/api/kernels/{kernel_id}", method="DELETE",
-            headers={"Authorization": f"token {token}"}), timeout=30)
     assert_the_map_ended(report, killed, before)
 
 

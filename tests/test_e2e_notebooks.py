@@ -10,16 +10,14 @@ import shutil
 import signal
 import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 
 import nbclient
 import nbformat
 import pytest
-from jupyter_client import BlockingKernelClient
-from jupyter_core.paths import jupyter_runtime_dir
 
 from tests.conftest import FAB, PROJECT, fab, write_inventory
+from tests.kernels import jupyter_kernel
 
 NAME = "nbk"
 PORT = 18871
@@ -95,25 +93,14 @@ def test_an_ipp_cluster_py_put_in_a_notebook_folder_never_runs_in_a_kernel_opene
     ``ipp_cluster`` free, so a kernel that loaded it by name would get the planted file.)"""
     planted, ran = cluster.notebook_dir / "ipp_cluster.py", cluster.notebook_dir.parent / "planted-ran"
     planted.write_text(f"open({str(ran)!r}, 'w').close()\ndef load_ipython_extension(shell): pass\n")
-    token = cluster.token()
-    headers = {"Authorization": f"token {token}"}
-    request = urllib.request.Request(f"http://127.0.0.1:{PORT}/api/kernels", headers=headers,
-                                     data=json.dumps({"name": "site-python", "path": ""}).encode())
-    with urllib.request.urlopen(request, timeout=30) as response:
-        kernel_id = json.load(response)["id"]
-    kernel = BlockingKernelClient()  # Jupyter runs as this user, on this machine's files
-    kernel.load_connection_file(Path(jupyter_runtime_dir()) / f"kernel-{kernel_id}.json")
-    kernel.start_channels()
     said = []
     try:
-        reply = kernel.execute_interactive(
-            "import os, ipyparallel as ipp, ipp_cluster; init = ipp.Client.__init__; print(os.getcwd(),"
-            " getattr(init, 'ipp_cluster', 0), ipp_cluster.__file__, init.__globals__['__file__'])",
-            timeout=60, output_hook=lambda message: said.append(message["content"].get("text", "")))
+        with jupyter_kernel(PORT, cluster.token(), "site-python") as kernel:
+            reply = kernel.execute_interactive(
+                "import os, ipyparallel as ipp, ipp_cluster; init = ipp.Client.__init__; print(os.getcwd(),"
+                " getattr(init, 'ipp_cluster', 0), ipp_cluster.__file__, init.__globals__['__file__'])",
+                timeout=60, output_hook=lambda message: said.append(message["content"].get("text", "")))
     finally:
-        kernel.stop_channels()
-        urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{PORT}/api/kernels/{kernel_id}",
-                                                      method="DELETE", headers=headers), timeout=30)
         planted.unlink()
     assert reply["content"]["status"] == "ok", reply["content"]
     assert not ran.exists(), said
