@@ -18,7 +18,7 @@ import time
 import psutil
 import pytest
 
-from tasks.remote import supervisor
+from tasks.remote import commands, supervisor
 from tests.waiting import wait_until
 
 #: Stand-ins for ipengine: each writes its pid, its GPU, the session it registers as (read
@@ -39,8 +39,7 @@ PARENT = STAND_IN + ("import subprocess, time; child = subprocess.Popen(['sleep'
 GREEDY_CHILD = STAND_IN + ("import subprocess, time; subprocess.Popen([sys.executable, '-c', "
                            "'import time; hog = [bytearray(20 << 20) for _ in range(10)]; "
                            "time.sleep(60)']); time.sleep(60)")
-PROGRAMS = ("supervisor.py", "engine_fork.py", "engine_life.py", "host_sample.py", "host_report.py",
-            "nanny.py", "process_tree.py")
+PROGRAMS = commands.ENGINE_PROGRAMS
 NAME = "sv"
 
 
@@ -48,14 +47,16 @@ class Supervised:
     """A supervisor started as start_engines.sh starts one, in *folder*."""
 
     def __init__(self, folder, program, count=1, restart="yes", limit="", devices="",
-                 first_backoff="0.05", engine=None, python=(sys.executable,)):
+                 first_backoff="0.05", engine=None, python=(sys.executable,), changes=()):
         """*program*: a stand-in's; *engine*: ipengine's command line instead; *python*:
-        what runs supervisor.py."""
+        what runs supervisor.py; *changes*: more (old, new) texts of its files."""
         self.folder = folder
         for name in PROGRAMS:
             source = open(os.path.join(os.path.dirname(supervisor.__file__), name)).read()
             source = source.replace("BACKOFF_FIRST, BACKOFF_MAX = 1.0", f"BACKOFF_FIRST, BACKOFF_MAX = {first_backoff}")
             source = source.replace("RESCAN = 10.0", "RESCAN = 0.1")
+            for old, new in changes:
+                source = source.replace(old, new)
             (folder / name).write_text(source)
         self.process = subprocess.Popen(
             [*python, str(folder / "supervisor.py"), str(folder), NAME, "node01", str(count),
@@ -243,3 +244,20 @@ def test_the_host_report_runs_beside_the_supervisor_and_ends_with_it(supervise):
     for other in others:  # the stand-in engine, left as a crash leaves it
         other.kill()
     wait_until(lambda: gone(reporter.pid), 15, "the host report's end")
+
+
+def test_a_gpu_query_that_hangs_again_and_again_leaves_the_supervisor_running(supervise, tmp_path, monkeypatch):
+    """nvidia-smi that never answers is ended at each sample and asked again (a new pipe,
+    which may get the number of the one closed): the engines' supervisor keeps going."""
+    smi = tmp_path / "bin" / "nvidia-smi"
+    smi.parent.mkdir()
+    smi.write_text(f"#!/bin/sh\necho $$ >> {tmp_path / 'asked'}\nexec sleep 60\n")
+    smi.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{smi.parent}:{os.environ['PATH']}")
+    keeper = supervise(SLEEP, changes=[("SAMPLE = 5.0", "SAMPLE = 0.2"), ("QUERY_TIMEOUT = 10.0", "QUERY_TIMEOUT = 0.1")])
+    asked = tmp_path / "asked"
+    wait_until(lambda: keeper.process.poll() is not None
+               or asked.exists() and len(asked.read_text().split()) >= 4, 30, "four questions to nvidia-smi")
+    assert keeper.process.poll() is None, keeper.process.stdout.read()[-300:]  # it samples on
+    assert keeper.state()["engines"]["1"]["state"] == "running"
+    assert keeper.stop() == 0

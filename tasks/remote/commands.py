@@ -58,6 +58,12 @@ def program(name):
     return resources.files("tasks.remote").joinpath(name).read_text()
 
 
+#: The supervisor of an engine host and the modules it imports, unpacked beside it.
+ENGINE_PROGRAMS = ("supervisor.py", "engine_fork.py", "engine_life.py", "engine_requests.py",
+                   "engine_state.py", "host_sample.py", "host_report.py", "memory_watch.py",
+                   "nanny.py", "orphan_scan.py", "process_tree.py", "timers.py")
+
+
 @lru_cache(maxsize=None)
 def programs(*names):
     """The files *names* of ``tasks/remote/`` as a base64 tar.gz for a step's stdin; a name
@@ -189,8 +195,7 @@ def start_engines(settings, host, planned=None, restart=False):
     return Step("start_engines", (host.name, count, "yes" if restart else "no",
                                   "yes" if settings.engine_restart else "no",
                                   settings.memory_limit, host.threads or "", host.gpus or ""),
-                programs("supervisor.py", "engine_fork.py", "engine_life.py", "host_sample.py",
-                         "host_report.py", "nanny.py", "process_tree.py"))
+                programs(*ENGINE_PROGRAMS))
 
 
 def renew_engines(numbers):

@@ -162,7 +162,7 @@ class Warm:
         if threading.active_count() > 1 or len(os.listdir("/proc/self/task")) > 1:
             raise RuntimeError("importing the engine started a thread here: forks are unsafe")
         self.app = sys.modules["ipyparallel.engine.app"]
-        self.nanny = sys.modules["ipyparallel.engine.nanny"]
+        self.kernel_nanny = sys.modules["ipyparallel.engine.nanny"]
         gc.freeze()
 
     def start(self, number, argv, env, log):
@@ -198,13 +198,13 @@ class Warm:
             return None
         url = child.url
 
-        def nanny():  # a session of its own, as ipyparallel starts it: no signal of the engine's
+        def kernel_nanny():  # a session of its own, as ipyparallel starts it: no signal of the engine's
             kwargs["pipe"] = open(url, "w", buffering=1)
-            self.nanny.KernelNanny.main(**kwargs)
+            self.kernel_nanny.KernelNanny.main(**kwargs)
             return 0
 
         number = kwargs.get("engine_id", "")
-        pid = _fork(f"ipp-nanny-{number}", log, nanny, keep=(url,), session=True)
+        pid = _fork(f"ipp-nanny-{number}", log, kernel_nanny, keep=(url,), session=True)
         child.close()
         return pid
 

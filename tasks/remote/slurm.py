@@ -77,8 +77,7 @@ def job_script(settings, allocation):
     node = commands.script(settings, Step(
         "slurm_node", (allocation.engines or "", allocation.threads or "", allocation.gpus or "",
                        "yes" if settings.engine_restart else "no", settings.memory_limit, shared),
-        programs("supervisor.py", "engine_fork.py", "engine_life.py", "host_sample.py",
-                 "host_report.py", "nanny.py", "process_tree.py")), setup=allocation.setup)
+        programs(*commands.ENGINE_PROGRAMS)), setup=allocation.setup)
     job = commands.script(settings, Step(
         "slurm_job", (MARGIN, "yes" if allocation.master else "no", allocation.name, shared),
         as_base64(node)), setup=allocation.setup)
