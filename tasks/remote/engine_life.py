@@ -24,6 +24,24 @@ else:  # run from the run directory, where nanny.py lies beside it
     import nanny
 
 
+_DATE = [None, ""]  # the second launch_date last asked for, and date's answer
+
+
+def launch_date():
+    """The date of a launch line: ``date``'s in the C locale, the program that lib.sh's
+    ``launch_header`` runs (one format: the shell's), asked at most once a second (a
+    wave starts many engines); '' when it cannot answer."""
+    second = int(time.time())
+    if _DATE[0] != second:
+        try:
+            _DATE[1] = subprocess.run(["date"], env={**os.environ, "LC_ALL": "C"}, stdin=subprocess.DEVNULL,
+                                      capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            _DATE[1] = ""
+        _DATE[0] = second
+    return _DATE[1]
+
+
 class Engine:
     """Engine *number*, whose files begin with *stem* (``RUN_DIR/NAME-engine-N``)."""
 
@@ -56,15 +74,11 @@ class Engine:
         self.write(nanny.line(text))
 
     def launched(self, name):
-        """The launch line before its first start: lib.sh's ``launch_header``, whose date
-        is ``date``'s in the C locale, the same program asked here (one format, the shell's);
-        none when it cannot answer."""
-        try:
-            date = subprocess.run(["date"], env={**os.environ, "LC_ALL": "C"}, stdin=subprocess.DEVNULL,
-                                  capture_output=True, text=True, timeout=10, check=True).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return
-        self.write(f"\n=== {date}: {name}-engine-{self.number}")
+        """The launch line before its first start, as lib.sh's ``launch_header`` writes it
+        (see `launch_date`); none when ``date`` cannot answer."""
+        date = launch_date()
+        if date:
+            self.write(f"\n=== {date}: {name}-engine-{self.number}")
 
     def write_session(self, label):
         """A new identity for this start, ``LABEL/N/TIME/RANDOM``, written as ipengine's
