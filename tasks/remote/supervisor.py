@@ -25,7 +25,7 @@ beside it, which sends the state to the controller for the dashboard.
 
 What an engine leaves when it ends goes too, before the engine is reaped (no pid that was
 reaped is signalled: it may be another's now): its process group at once (SIGTERM), what
-it started outside that group and its KernelNanny `GRACE` s later (SIGKILL: the nanny
+it started outside that group and its KernelNanny `GRACE` s later (SIGKILL: the KernelNanny
 tells the hub first, and ends by itself), and any other process left to the supervisor
 (their subreaper). SIGHUP (screen's quit), SIGTERM and SIGINT stop it, and so does a
 failure of its own: every engine ends (SIGTERM, SIGKILL after `GRACE` s: a busy engine
