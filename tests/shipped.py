@@ -15,15 +15,17 @@ from tasks.commands import shipped
 
 def unpack(step, folder, changes=()):
     """Unpack what *step* ships into *folder*; each ``(path, old, new)`` of *changes* then
-    changes the text *old* of the file *path* (of the package) to *new*. The package's path."""
+    changes the text *old* of the file *path* (of the package; None: of every file that holds
+    it, one at least) to *new*. The package's path."""
     data = base64.b64decode(shipped.package(step))
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         tar.extractall(folder, filter="data")
     package = folder / shipped.PACKAGE
     for path, old, new in changes:
-        text = (package / path).read_text()
-        assert old in text, (path, old)
-        (package / path).write_text(text.replace(old, new))
+        files = [package / path] if path else [f for f in package.rglob("*.py") if old in f.read_text()]
+        assert files and all(old in f.read_text() for f in files), (path, old)
+        for file in files:
+            file.write_text(file.read_text().replace(old, new))
     return package
 
 

@@ -5,11 +5,14 @@ engines start or stop). Run here by a local ``/bin/sh -s`` as a host runs them (
 ``host`` fixture of `tests.test_commands`). No SSH, no root.
 """
 
+import dataclasses
 import os
+import signal
 
 from tasks import commands
 from tasks.commands.answers import parse_supervisor
 from tests.test_commands import calls, facts, host, needs_screen, node, session_of  # noqa: F401 (host: a fixture)
+from tests.waiting import wait_until
 
 
 @needs_screen
@@ -54,6 +57,29 @@ def test_every_start_removes_every_marker_of_the_engines_planned_or_not(host):
     _gave_up(host, 2, 5)  # 2 given up by the supervisor that runs, 5 left from a larger plan
     started = facts(host(commands.start_engines(host.settings, node("n", engines=3))))
     assert started["started"] == "0" and list(run_dir.glob("*.gaveup")) == []  # the same one, asked
+
+
+@needs_screen
+def test_a_start_asks_the_supervisor_that_runs_for_the_engines_it_stopped_and_counts_them(host):
+    """The shell reads the supervisor's state (which engines stopped) as the supervisor
+    writes it for the shell."""
+    settings = dataclasses.replace(host.settings, engine_restart=False)
+    host(commands.write_engine_file("{}"))
+    facts(host(commands.start_engines(settings, node("n", engines=3))))
+    calls(host.home, "ipengine", 3)
+    [second] = [int(path.name.split(".")[1]) for path in host.home.glob("ipengine.*.args")  # its pid
+                if session_of(path.read_text().splitlines()).split("/")[1] == "2"]
+    os.kill(second, signal.SIGTERM)
+
+    def states():
+        supervisor = parse_supervisor(facts(host(commands.host_status(node("n", engines=3)))))
+        return {n: e["state"] for n, e in (supervisor or {}).get("engines", {}).items()}
+    wait_until(lambda: states() == {"1": "running", "2": "stopped", "3": "running"}, 30,
+               "engine 2 stopped (ENGINE_RESTART=no)")
+    started = facts(host(commands.start_engines(settings, node("n", engines=3))))
+    assert started["started"] == "1"  # the same supervisor, asked to start engine 2 again
+    wait_until(lambda: states() == {"1": "running", "2": "running", "3": "running"}, 30,
+               "engine 2 started again")
 
 
 def test_stopping_the_engines_removes_every_engine_marker_of_the_cluster(host):

@@ -164,3 +164,17 @@ def test_an_end_is_told_by_its_exit_code_or_its_signal():
     assert nanny.describe(3) == "exit code 3"
     assert nanny.describe(-9) == "signal 9 (SIGKILL)"
     assert nanny.describe(-int(signal.SIGRTMIN + 6)) == f"signal {int(signal.SIGRTMIN + 6)}"  # no name
+
+
+def test_one_restart_policy_the_controller_at_once_first_an_engine_backing_off_from_its_first():
+    """`nanny.Restarts`, for the nanny and the engines alike (first wait: 0.05 s here)."""
+    controller, engine = nanny.Restarts("the controller", at_once=1), nanny.Restarts("the engine")
+    assert [controller.crashed(float(t)) for t in range(7)] == [0.0, 0.05, 0.1, 0.2, 0.4, None, None]
+    assert [engine.crashed(float(t)) for t in range(6)] == [0.05, 0.1, 0.2, 0.4, 0.8, None]
+    assert engine.give_up_line("exit code 3") == (
+        "gave up: the engine ended 6 times in 5 min, the last time: exit code 3")
+    assert controller.restart_line("exit code 1", 0.0) == (
+        "restart: the controller ended (exit code 1); starting it again now")
+    assert engine.crashed(5.0 + nanny.WINDOW) == 0.05  # the others left the window
+    engine.forget()
+    assert engine.crashed(6.0 + nanny.WINDOW) == 0.05 and len(engine.crashes) == 1

@@ -77,7 +77,7 @@ def test_the_lines_of_launch_and_of_the_nanny_are_found_alike_by_the_shell_and_p
     assert shell('printf "%s|%s" "$LAUNCH_HEADER" "$NANNY_RESTART"') == f"{screens.HEADER}|{screens.RESTART}"
     header = shell("launch_header t-controller")
     assert header.startswith("\n=== ") and header.endswith(": t-controller\n")
-    nanny.say("restart: the controller ended (exit code 1); starting it again in 1 s")
+    nanny.note("restart: the controller ended (exit code 1); starting it again in 1 s")
     said = capsys.readouterr().out
     assert re.fullmatch(r"=== nanny [0-9-]+ [0-9:]+: restart: the controller ended \(exit code 1\);"
                         r" starting it again in 1 s\n", said)

@@ -46,13 +46,14 @@ class Supervised:
     """A supervisor started as start_engines.sh starts one, in *folder*."""
 
     def __init__(self, folder, program, count=1, restart="yes", limit="", devices="",
-                 first_backoff="0.05", engine=None, python=(sys.executable,)):
+                 first_backoff="0.05", engine=None, python=(sys.executable,), changes=()):
         """*program*: a stand-in's; *engine*: ipengine's command line instead; *python*:
-        what runs supervisor.py."""
+        what runs supervisor.py; *changes*: more (old, new) texts of its files."""
         self.folder = folder
         package = shipped.unpack("start_engines", folder, (
             ("shared/nanny.py", "BACKOFF_FIRST, BACKOFF_MAX = 1.0", f"BACKOFF_FIRST, BACKOFF_MAX = {first_backoff}"),
-            ("engines/supervisor.py", "RESCAN = 10.0", "RESCAN = 0.1")))
+            ("engines/supervisor.py", "RESCAN = 10.0", "RESCAN = 0.1"),
+            *((None, old, new) for old, new in changes)))
         self.process = subprocess.Popen(
             shipped.argv(package, "engines.supervisor", folder, NAME, "node01", count, restart, limit,
                          devices, "--",
@@ -239,3 +240,20 @@ def test_the_host_report_runs_beside_the_supervisor_and_ends_with_it(supervise):
     for other in others:  # the stand-in engine, left as a crash leaves it
         other.kill()
     wait_until(lambda: gone(reporter.pid), 15, "the host report's end")
+
+
+def test_a_gpu_query_that_hangs_again_and_again_leaves_the_supervisor_running(supervise, tmp_path, monkeypatch):
+    """nvidia-smi that never answers is ended at each sample and asked again (a new pipe,
+    which may get the number of the one closed): the engines' supervisor keeps going."""
+    smi = tmp_path / "bin" / "nvidia-smi"
+    smi.parent.mkdir()
+    smi.write_text(f"#!/bin/sh\necho $$ >> {tmp_path / 'asked'}\nexec sleep 60\n")
+    smi.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{smi.parent}:{os.environ['PATH']}")
+    keeper = supervise(SLEEP, changes=[("SAMPLE = 5.0", "SAMPLE = 0.2"), ("QUERY_TIMEOUT = 10.0", "QUERY_TIMEOUT = 0.1")])
+    asked = tmp_path / "asked"
+    wait_until(lambda: keeper.process.poll() is not None
+               or asked.exists() and len(asked.read_text().split()) >= 4, 30, "four questions to nvidia-smi")
+    assert keeper.process.poll() is None, keeper.process.stdout.read()[-300:]  # it samples on
+    assert keeper.state()["engines"]["1"]["state"] == "running"
+    assert keeper.stop() == 0

@@ -41,7 +41,7 @@ def keeper(tmp_path):
     for one in made:
         for engine in one.engines.values():
             if engine.child:
-                one.signal_group(engine.child.pid, signal.SIGKILL)
+                process_tree.signal_group(engine.child.pid, signal.SIGKILL)
         one.wait(lambda: any(e.child for e in one.engines.values()))
         one.leftovers.finish(everything=True)
 
@@ -65,7 +65,7 @@ def test_a_nanny_once_reaped_is_forgotten_and_its_pid_never_signalled(keeper, mo
     engine = kept.engines[1]
     kept.start(engine)
     nanny = subprocess.Popen([sys.executable, "-c", "pass"])  # as Warm.serve forks one: our child
-    engine.nanny = nanny.pid
+    engine.kernel_nanny = nanny.pid
     wait_until(lambda: zombie(nanny.pid), 30, "the nanny's end")
     kept.reap()  # the nanny is reaped: from now on its pid may be any process's
     stranger = subprocess.Popen(["sleep", "60"])
@@ -74,12 +74,12 @@ def test_a_nanny_once_reaped_is_forgotten_and_its_pid_never_signalled(keeper, mo
         alone = process_tree.alone
         monkeypatch.setattr(process_tree, "alone",
                             lambda pid: alone(stranger.pid if pid == nanny.pid else pid))
-        kept.signal_group(engine.child.pid, signal.SIGKILL)  # then the engine ends
+        process_tree.signal_group(engine.child.pid, signal.SIGKILL)  # then the engine ends
         wait_until(lambda: zombie(engine.child.pid), 30, "the engine's end")
         kept.reap()
         assert engine.child is None  # ended: what it left is to be ended...
         assert stranger.pid not in [process.pid for process in kept.leftovers.due]  # ...not the stranger
-        assert engine.nanny is None  # forgotten at its reap
+        assert engine.kernel_nanny is None  # forgotten at its reap
         kept.leftovers.finish(everything=True)
         assert stranger.poll() is None
     finally:
@@ -107,12 +107,12 @@ def test_the_gpu_query_once_reaped_is_never_signalled(keeper, monkeypatch):
     kept = keeper(SLEEP)
     query = subprocess.Popen(["true"])  # as GpuQuery.start spawns nvidia-smi: our child
     read, write = os.pipe()  # its answer, still open (a child of its own may hold the pipe)
-    kept.gpus.pid, kept.gpus.fd, kept.gpus.began = query.pid, read, 0.0
+    kept.sampler.gpus.pid, kept.sampler.gpus.fd, kept.sampler.gpus.began = query.pid, read, 0.0
     wait_until(lambda: zombie(query.pid), 30, "the query's end")
     kept.reap()  # from now on its pid may be any process's
     signalled = []
     monkeypatch.setattr(host_sample.os, "kill", lambda pid, sig: signalled.append(pid))
-    kept.gpus.overdue()  # its answer is late: it is ended
+    kept.sampler.gpus.overdue()  # its answer is late: it is ended
     monkeypatch.undo()
     os.close(write)
-    assert query.pid not in signalled and kept.gpus.fd is None
+    assert query.pid not in signalled and kept.sampler.gpus.fd is None

@@ -76,13 +76,13 @@ def _this_python(path):
 class Child:
     """A process the supervisor started: its pid (also its process group) and, for a
     forked engine, the pipes of its KernelNanny (``request``: read here; ``url``: the write
-    end the nanny will hold)."""
+    end the KernelNanny will hold)."""
 
     def __init__(self, pid, request=None, url=None):
         self.pid, self.request, self.url = pid, request, url
 
     def close(self):
-        """Let go of the pipes (the engine ended, or its nanny was forked)."""
+        """Let go of the pipes (the engine ended, or its KernelNanny was forked)."""
         for fd in (self.request, self.url):
             if fd is not None:
                 os.close(fd)
@@ -162,7 +162,7 @@ class Warm:
         if threading.active_count() > 1 or len(os.listdir("/proc/self/task")) > 1:
             raise RuntimeError("importing the engine started a thread here: forks are unsafe")
         self.app = sys.modules["ipyparallel.engine.app"]
-        self.nanny = sys.modules["ipyparallel.engine.nanny"]
+        self.kernel_nanny = sys.modules["ipyparallel.engine.nanny"]
         gc.freeze()
 
     def start(self, number, argv, env, log):
@@ -174,7 +174,7 @@ class Warm:
         def engine():
             os.environ.clear()
             os.environ.update(env)
-            self.app.start_nanny = lambda **kwargs: _ask_nanny(kwargs, request_w, url_r)
+            self.app.start_nanny = lambda **kwargs: _ask_kernel_nanny(kwargs, request_w, url_r)
             sys.argv = list(argv)
             self.app.IPEngine.launch_instance(list(argv[1:]))
             return 0
@@ -186,7 +186,7 @@ class Warm:
             raise
         finally:
             os.close(request_w)
-            os.close(url_r)  # the engine holds the only read end: its end tells the nanny
+            os.close(url_r)  # the engine holds the only read end: its end tells the KernelNanny
         return Child(pid, request, url)
 
     def serve(self, child, log):
@@ -198,18 +198,18 @@ class Warm:
             return None
         url = child.url
 
-        def nanny():  # a session of its own, as ipyparallel starts it: no signal of the engine's
+        def kernel_nanny():  # a session of its own, as ipyparallel starts it: no signal of the engine's
             kwargs["pipe"] = open(url, "w", buffering=1)
-            self.nanny.KernelNanny.main(**kwargs)
+            self.kernel_nanny.KernelNanny.main(**kwargs)
             return 0
 
         number = kwargs.get("engine_id", "")
-        pid = _fork(f"ipp-nanny-{number}", log, nanny, keep=(url,), session=True)
+        pid = _fork(f"ipp-nanny-{number}", log, kernel_nanny, keep=(url,), session=True)
         child.close()
         return pid
 
 
-def _ask_nanny(kwargs, request, url):
+def _ask_kernel_nanny(kwargs, request, url):
     """In a forked engine, for ``start_nanny``: send *kwargs* to the supervisor, and return
     the URL its KernelNanny writes (and None where ipyparallel keeps the nanny's Popen)."""
     kwargs["pid"] = os.getpid()
@@ -222,7 +222,7 @@ def _ask_nanny(kwargs, request, url):
         if not chunk:
             raise RuntimeError("the supervisor did not start this engine's KernelNanny")
         line += chunk
-    return line.decode().strip(), None  # *url* stays open: its end tells the nanny ours
+    return line.decode().strip(), None  # *url* stays open: its end tells the KernelNanny ours
 
 
 def _read_request(fd):

@@ -1,6 +1,6 @@
 """
 One engine's life under the supervisor (``supervisor.py``): its state, its log, and what
-happens after it ends, by the nanny's rules (``nanny.py``): an end with exit code 0 was a
+happens after it ends, by the nanny's rules (``nanny.Restarts``): an end with exit code 0 was a
 shutdown asked for, and it stays stopped; any other is a crash, after which it starts again
 after 1, 2, 4, ... at most 60 s (unless ENGINE_RESTART=no), and at the crash after
 ``GIVE_UP_AFTER`` in ``WINDOW`` s it is given up on (its log and its ``.gaveup`` marker say
@@ -15,9 +15,28 @@ config file only the user reads, never on its command line (see `Engine.write_se
 import json
 import os
 import secrets
+import subprocess
 import time
 
 from ..shared import nanny
+
+
+_DATE = [None, ""]  # the second launch_date last asked for, and date's answer
+
+
+def launch_date():
+    """The date of a launch line: ``date``'s in the C locale, the program that lib.sh's
+    ``launch_header`` runs (one format: the shell's), asked at most once a second (a
+    wave starts many engines); '' when it cannot answer."""
+    second = int(time.time())
+    if _DATE[0] != second:
+        try:
+            _DATE[1] = subprocess.run(["date"], env={**os.environ, "LC_ALL": "C"}, stdin=subprocess.DEVNULL,
+                                      capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            _DATE[1] = ""
+        _DATE[0] = second
+    return _DATE[1]
 
 
 class Engine:
@@ -26,11 +45,12 @@ class Engine:
     def __init__(self, number, stem):
         self.number, self.log_path, self.marker = number, f"{stem}.log", f"{stem}.gaveup"
         self.session_file = f"{stem}.session.json"
-        self.child = self.nanny = None  # its `engine_fork.Child`, its KernelNanny's pid (till reaped)
+        self.child = None  # its `engine_fork.Child`
+        self.kernel_nanny = None  # its KernelNanny's pid, till reaped (ipyparallel's, not nanny.py)
         self.state = "waiting"  # waiting, running, stopped, gaveup
         self.due = 0.0          # monotonic time of the next start, while waiting
-        self.kill_at = None     # monotonic time of its SIGKILL, once asked to end
-        self.starts, self.crashes, self.renewing, self.why = 0, [], False, ""
+        self.restarts = nanny.Restarts("the engine")
+        self.starts, self.renewing, self.why = 0, False, ""
         self.rss, self.tree = 0, []
 
     def facts(self, limit):
@@ -46,13 +66,16 @@ class Engine:
         except OSError:
             pass
 
-    def say(self, text):
+    def note(self, text):
         """A line of the supervisor's in its log, as the nanny writes them."""
         self.write(nanny.line(text))
 
     def launched(self, name):
-        """The launch line before its first start, as lib.sh's launch_header writes it."""
-        self.write(f"\n=== {time.strftime('%a %b %e %H:%M:%S %Z %Y')}: {name}-engine-{self.number}")
+        """The launch line before its first start, as lib.sh's ``launch_header`` writes it
+        (see `launch_date`); none when ``date`` cannot answer."""
+        date = launch_date()
+        if date:
+            self.write(f"\n=== {date}: {name}-engine-{self.number}")
 
     def write_session(self, label):
         """A new identity for this start, ``LABEL/N/TIME/RANDOM``, written as ipengine's
@@ -76,7 +99,7 @@ class Engine:
 
     def forget_giving_up(self):
         """Start afresh (``engines.start``): no crash counts, no marker."""
-        self.crashes = []
+        self.restarts.forget()
         try:
             os.remove(self.marker)
         except OSError:
@@ -89,26 +112,24 @@ class Engine:
         if stopping:
             self.state = "stopped"
         elif self.renewing:
-            self.say("renewal: the controller dropped this engine's registration;"
+            self.note("renewal: the controller dropped this engine's registration;"
                      " starting it again now")
             self.state, self.due = "waiting", now
         elif code == 0:
             self.state = "stopped"
         elif not restart:
-            self.say(f"the engine ended ({why}); ENGINE_RESTART=no: it stays stopped")
+            self.note(f"the engine ended ({why}); ENGINE_RESTART=no: it stays stopped")
             self.state = "stopped"
         else:
-            self.crashes = [t for t in self.crashes if now - t < nanny.WINDOW] + [now]
-            if len(self.crashes) > nanny.GIVE_UP_AFTER:
-                self.give_up(f"gave up: the engine ended {len(self.crashes)} times in "
-                             f"{nanny.WINDOW / 60:g} min, the last time: {why}")
+            delay = self.restarts.crashed(now)
+            if delay is None:
+                self.give_up(self.restarts.give_up_line(why))
             else:
-                delay = nanny.back_off(len(self.crashes))
-                self.say(f"restart: the engine ended ({why}); starting it again in {delay:g} s")
+                self.note(self.restarts.restart_line(why, delay))
                 self.state, self.due = "waiting", now + delay
 
     def give_up(self, line):
-        self.say(f"{line}; fab engines.restart starts it again")
+        self.note(f"{line}; fab engines.restart starts it again")
         try:
             with open(self.marker, "w") as marker:
                 marker.write(line + "\n")

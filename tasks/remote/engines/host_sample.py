@@ -4,10 +4,12 @@ for ``cluster.status --json`` and the dashboard: CPU use, load, memory and, wher
 ``nvidia-smi`` answers, each GPU's use and memory. Read with psutil; no engine time.
 
 ``nvidia-smi`` can take seconds (a busy driver): `GpuQuery` runs it beside the
-supervisor's loop, which reads its answer when it comes and never waits for it.
+supervisor's loop, which reads its answer when it comes and never waits for it. `Sampler`
+is the supervisor's job that takes both.
 """
 
 import os
+import selectors
 import shutil
 import signal
 import time
@@ -85,6 +87,37 @@ class GpuQuery:
         if self.fd is not None:
             os.close(self.fd)
         self.fd = self.pid = None
+
+
+class Sampler:
+    """The supervisor's sampling: ``host``, the last `sample` with the GPUs' last answer,
+    taken at each `run` (every ``SAMPLE`` s), which also asks nvidia-smi again (ending a
+    question left unanswered) and registers its answer's pipe in *selector*, whose
+    readiness the supervisor passes to `read`. ``changed()``: the state file is to be
+    written."""
+
+    def __init__(self, selector, changed):
+        self.selector, self.changed = selector, changed
+        self.gpus, self.host = GpuQuery(), {}
+
+    def run(self):
+        self.host = sample(self.gpus.gpus)
+        self.changed()
+        asked = self.gpus.fd
+        self.gpus.overdue()
+        if asked is not None and self.gpus.fd is None:  # closed: its number may come again
+            self.selector.unregister(asked)
+        if self.gpus.fd is None:
+            self.gpus.start()
+            if self.gpus.fd is not None:
+                self.selector.register(self.gpus.fd, selectors.EVENT_READ, self)
+
+    def read(self):
+        """Read what nvidia-smi said (its pipe is readable)."""
+        asked = self.gpus.fd
+        self.gpus.read()
+        if self.gpus.fd is None:
+            self.selector.unregister(asked)
 
 
 def gpus(text):

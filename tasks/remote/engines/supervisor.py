@@ -1,9 +1,9 @@
 """
 The engines of one cluster on one host, kept by one process: the supervisor.
 
-``tasks/remote/steps/engines/start_engines.sh`` unpacks it (with ``engine_fork.py``, ``engine_life.py``,
-``host_sample.py``, ``nanny.py`` and ``process_tree.py``) into the run directory and runs
-it, after the host's SETUP, in the screen session ``NAME-engines``::
+``tasks/remote/steps/engines/start_engines.sh`` unpacks it (with the modules it imports, in
+the package ``ipp_remote``) into the run directory and runs it, after the host's SETUP, in
+the screen session ``NAME-engines``::
 
     python supervisor.py RUN_DIR NAME LABEL COUNT RESTART LIMIT DEVICES -- IPENGINE ARGS...
 
@@ -16,16 +16,16 @@ sees one of them in ``CUDA_VISIBLE_DEVICES``, round-robin. Its restarts follow R
 (ENGINE_RESTART, see ``engine_life.py``); past LIMIT (MEMORY_LIMIT: bytes, ``auto`` or
 empty) its process group is killed.
 
-It reads ``NAME-engines.requests`` as it grows: ``renew N`` starts engine N again at once
-(the controller dropped its registration), ``start`` starts the engines that are stopped
-or gave up. It writes ``NAME-engines.json`` (its pid, how engines start, each engine's
-pid, state, starts and memory, and the host's `host_sample.sample`) on every change and
-every `SAMPLE` s, for ``cluster.status``, and keeps ``host_report.py`` running beside it,
-which sends that file to the controller for the dashboard.
+The supervisor only forks and reaps; one timer loop (``timers.py``) runs the rest: it acts
+on ``NAME-engines.requests`` (``engine_requests.py``: renew one engine, start those stopped),
+writes its state on every change and every `SAMPLE` s (``engine_state.py``), samples the
+host (``host_sample.py``), watches the engines' memory (``memory_watch.py``) and, every
+`RESCAN` s, what they started (``orphan_scan.py``), and keeps ``host_report.py`` running
+beside it, which sends the state to the controller for the dashboard.
 
 What an engine leaves when it ends goes too, before the engine is reaped (no pid that was
 reaped is signalled: it may be another's now): its process group at once (SIGTERM), what
-it started outside that group and its KernelNanny `GRACE` s later (SIGKILL: the nanny
+it started outside that group and its KernelNanny `GRACE` s later (SIGKILL: the KernelNanny
 tells the hub first, and ends by itself), and any other process left to the supervisor
 (their subreaper). SIGHUP (screen's quit), SIGTERM and SIGINT stop it, and so does a
 failure of its own: every engine ends (SIGTERM, SIGKILL after `GRACE` s: a busy engine
@@ -33,7 +33,6 @@ does not end on SIGTERM), then each KernelNanny gets `GRACE` s to tell the hub, 
 that is left ends.
 """
 
-import json
 import os
 import selectors
 import signal
@@ -43,6 +42,11 @@ import time
 from ..shared import nanny, process_tree
 from . import engine_fork, host_report, host_sample
 from .engine_life import Engine
+from .engine_requests import Requests
+from .engine_state import StateFile
+from .memory_watch import MemoryWatch
+from .orphan_scan import OrphanScan
+from .timers import Timers
 
 TICK = 0.25  # seconds between two looks at the engines, the requests and the pipes
 SAMPLE = 5.0  # seconds between two samples of the host and the engines' memory
@@ -51,7 +55,8 @@ RESCAN = 10.0  # seconds between two reads of all /proc for the engines' descend
 
 
 class Supervisor:
-    """Keeps the engines of *options* (see the module); *argv*: ipengine's command line."""
+    """Keeps the engines of *options* (see the module); *argv*: ipengine's command line.
+    It forks and reaps them; the jobs of its timer loop (`timers`) do the rest."""
 
     def __init__(self, options, argv):
         self.options, self.argv = options, argv
@@ -59,12 +64,25 @@ class Supervisor:
         self.limit = nanny.memory_limit(options["limit"], options["count"])
         self.engines = {n: Engine(n, self.path(f"-engine-{n}"))
                         for n in range(1, options["count"] + 1)}
-        self.stopping, self.dirty = False, True
-        self.requests_at, self.sampled, self.scanned, self.watched = 0, 0.0, 0.0, 0.0
-        self.leftovers, self.gpus, self.host = process_tree.Leftovers(), host_sample.GpuQuery(), {}
-        self.reporter = host_report.Reporter(self.path("-engines.json"), host_report.engine_file(argv),
-                                             options["label"])
+        self.stopping = False
+        self.ending = process_tree.Ending()  # the engines' process groups, asked to end
+        self.leftovers = process_tree.Ending()  # what they left, and the orphans
         self.selector = selectors.DefaultSelector()
+        self.state = StateFile(self.path("-engines"))
+        self.requests = Requests(self.path("-engines.requests"))
+        self.sampler = host_sample.Sampler(self.selector, self.changed)
+        self.reporter = host_report.Reporter(self.state.json_path, host_report.engine_file(argv),
+                                             options["label"])
+        self.timers = Timers()
+        self.timers.every(0, self.read_requests)
+        helpers = (self.sampler.gpus, self.reporter)  # its children that are no engine's
+        self.timers.every(RESCAN, OrphanScan(self.engines, helpers, self.leftovers, GRACE).run)
+        self.timers.every(nanny.WATCH if self.limit else SAMPLE,
+                          MemoryWatch(self.engines, self.limit, self.end).run)
+        self.timers.every(SAMPLE, self.sampler.run)
+        self.timers.every(0, self.ending.finish)
+        self.timers.every(0, self.leftovers.finish)
+        self.timers.every(0, self.reporter.keep)
         reason = engine_fork.warm_reason(argv[0])
         try:
             self.starter = engine_fork.Processes() if reason else engine_fork.Warm()
@@ -89,6 +107,10 @@ class Supervisor:
     def stop(self, signum, frame):
         self.stopping = True
 
+    def changed(self):
+        """Something the state file says changed: it is written at the next turn."""
+        self.state.dirty = True
+
     # -- starts and ends ----------------------------------------------------------------
     def start(self, engine):
         if not engine.starts:
@@ -97,51 +119,43 @@ class Supervisor:
         devices = self.options["devices"]
         if devices:
             env["CUDA_VISIBLE_DEVICES"] = devices[(engine.number - 1) % len(devices)]
-        engine.starts, engine.renewing, engine.kill_at, engine.tree = engine.starts + 1, False, None, []
-        self.dirty = True
+        engine.starts, engine.renewing, engine.tree = engine.starts + 1, False, []
+        self.changed()
         try:
             argv = [*self.argv, f"--config={engine.write_session(self.options['label'])}"]
             engine.child = self.starter.start(engine.number, argv, env, engine.log_path)
         except OSError as error:  # no fork (the user's process limit), no log (a full disk)
             engine.forget_session()
             return self.decide(engine, 1, f"could not start ({error})")
-        engine.state, engine.nanny = "running", None
+        engine.state, engine.kernel_nanny = "running", None
         if engine.child.request is not None:
             self.selector.register(engine.child.request, selectors.EVENT_READ, engine)
 
     def end(self, engine, sig=signal.SIGTERM):
         """Signal *engine*'s process group; SIGKILL it after GRACE s if it is still there."""
-        self.signal_group(engine.child.pid, sig)
-        engine.kill_at = engine.kill_at or time.monotonic() + GRACE
-
-    @staticmethod
-    def signal_group(pgid, sig):
-        """Signal a group whose leader has not been reaped (its pgid is no one else's)."""
-        try:
-            os.killpg(pgid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
+        self.ending.end([process_tree.Group(engine.child.pid)], GRACE, sig)
 
     def ended(self, engine):
         """*engine*'s process ended, and is not reaped yet: while it is a zombie, its pid
         (the pgid of its group) is no one else's. Its group and what escaped it end (psutil
         snapshots, which signal only the process they were)."""
         child, engine.child = engine.child, None
+        self.ending.forget(process_tree.Group(child.pid))  # reaped next: signalled no more
         if child.request is not None:
             self.selector.unregister(child.request)
         child.close()
         group = process_tree.group(child.pid)
         self.leftovers.end(group, GRACE)
-        escaped = [p for p in engine.tree[1:] if p not in group]  # a new session's, a nanny
-        if engine.nanny:
-            escaped += process_tree.alone(engine.nanny)
-        self.leftovers.end(escaped, GRACE, term=False)
+        escaped = [p for p in engine.tree[1:] if p not in group]  # a new session's, a KernelNanny
+        if engine.kernel_nanny:
+            escaped += process_tree.alone(engine.kernel_nanny)
+        self.leftovers.end(escaped, GRACE, None)
         engine.forget_session()
 
     def decide(self, engine, code, why):
         """After an end with exit *code* (*why*, if known): *engine* starts again, or not."""
         engine.after_end(code, why, self.options["restart"], self.stopping)
-        self.dirty = True
+        self.changed()
 
     # -- what the loop looks at ---------------------------------------------------------
     def reap(self):
@@ -150,7 +164,7 @@ class Supervisor:
         left is ended (`ended`): `os.waitid` with WNOWAIT says which child ended, and
         leaves it a zombie until then."""
         engines = {e.child.pid: e for e in self.engines.values() if e.child}
-        nannies = {e.nanny: e for e in self.engines.values() if e.nanny}
+        kernel_nannies = {e.kernel_nanny: e for e in self.engines.values() if e.kernel_nanny}
         while True:
             try:
                 done = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
@@ -164,86 +178,43 @@ class Supervisor:
             _, status = os.waitpid(done.si_pid, 0)
             if engine:
                 self.decide(engine, os.waitstatus_to_exitcode(status), "")
-            elif done.si_pid in nannies:
-                nannies.pop(done.si_pid).nanny = None
-            elif done.si_pid == self.gpus.pid:
-                self.gpus.ended()
+            elif done.si_pid in kernel_nannies:
+                kernel_nannies.pop(done.si_pid).kernel_nanny = None
+            elif done.si_pid == self.sampler.gpus.pid:
+                self.sampler.gpus.ended()
             elif done.si_pid == self.reporter.pid:
                 self.reporter.ended()
 
     def read_requests(self):
         """Act on the lines ``NAME-engines.requests`` gained since the last read."""
-        try:
-            with open(self.path("-engines.requests"), "rb") as requests:
-                requests.seek(self.requests_at)
-                text = requests.read()
-        except OSError:
-            return
-        text = text[:text.rfind(b"\n") + 1]  # a line still being written waits
-        self.requests_at += len(text)
-        for words in (line.split() for line in text.decode(errors="replace").splitlines()):
-            if words[:1] == ["start"]:
+        for request, number in self.requests.read():
+            if request == "start":
                 again = [e for e in self.engines.values() if e.state in ("stopped", "gaveup")]
                 for engine in again:
-                    engine.crashes = []
                     engine.forget_giving_up()
                 self.in_waves(again)
-                self.dirty = True
-            elif words[:1] == ["renew"] and words[1:] and words[1].isdigit():
-                engine = self.engines.get(int(words[1]))
+                self.changed()
+            else:  # renew
+                engine = self.engines.get(number)
                 if engine and engine.child:
                     engine.renewing = True
                     self.end(engine)
 
-    def watch(self, now):
-        """The engines' memory (past LIMIT: killed), asked to end but not ended (SIGKILL),
-        and, at each RESCAN, their descendants and the orphans left to the supervisor."""
-        if now - self.scanned >= RESCAN:
-            for engine in self.engines.values():
-                engine.tree = process_tree.tree(engine.child.pid) if engine.child else []
-            known = {pid for e in self.engines.values() for pid in (e.child and e.child.pid, e.nanny)}
-            orphans = process_tree.children() - known - {self.gpus.pid, self.reporter.pid}
-            self.leftovers.end([p for pid in orphans for p in process_tree.alone(pid)], GRACE)
-            self.scanned = now
-        for engine in self.engines.values():
-            if not engine.child:
-                continue
-            if engine.kill_at and now >= engine.kill_at:
-                self.signal_group(engine.child.pid, signal.SIGKILL)
-            if not engine.tree:  # started since the last scan: the engine alone until the next
-                engine.tree = process_tree.alone(engine.child.pid)
-            engine.rss = process_tree.resident(engine.tree)
-            if self.limit and engine.rss > self.limit and not engine.why:
-                over = nanny.size(engine.rss - self.limit)
-                engine.say(f"the engine uses {nanny.size(engine.rss)}, {over} over "
-                           f"MEMORY_LIMIT ({nanny.size(self.limit)}): ending it")
-                engine.why = f"passed MEMORY_LIMIT ({nanny.size(self.limit)}) by {over}"
-                self.end(engine, signal.SIGKILL)
-
     def write_state(self):
-        state = {"pid": os.getpid(), "mode": self.mode, "time": time.time(), "host": self.host,
-                 "engines": {str(n): e.facts(self.limit) for n, e in self.engines.items()}}
-        partial = self.path(".json.partial")
-        try:
-            with open(partial, "w") as out:
-                json.dump(state, out)
-            os.replace(partial, self.path("-engines.json"))
-            self.dirty = False
-        except OSError:  # a full disk: the next change or sample tries again
-            pass
+        self.state.write({"pid": os.getpid(), "mode": self.mode, "time": time.time(),
+                          "host": self.sampler.host,
+                          "engines": {str(n): e.facts(self.limit) for n, e in self.engines.items()}})
 
     def serve(self, timeout):
         """Wait up to *timeout* s for an engine that asks for its KernelNanny, or for
         nvidia-smi's answer; serve them."""
         for key, _ in self.selector.select(timeout):
-            if key.data is self.gpus:
-                self.gpus.read()
-                if self.gpus.fd is None:
-                    self.selector.unregister(key.fd)
+            if key.data is self.sampler:
+                self.sampler.read()
             else:
                 engine = key.data
                 self.selector.unregister(key.fd)
-                engine.nanny = self.starter.serve(engine.child, engine.log_path)
+                engine.kernel_nanny = self.starter.serve(engine.child, engine.log_path)
 
     def run(self):
         try:
@@ -258,25 +229,11 @@ class Supervisor:
         for engine in self.engines.values():
             if engine.state == "waiting" and now >= engine.due:
                 self.start(engine)
-        if self.dirty:
+        if self.state.dirty:
             self.write_state()
         self.serve(TICK)
         self.reap()
-        self.read_requests()
-        now = time.monotonic()
-        if self.limit and now - self.watched >= nanny.WATCH or now - self.sampled >= SAMPLE \
-                or any(e.kill_at for e in self.engines.values()):
-            self.watch(now)
-            self.watched = now
-        if now - self.sampled >= SAMPLE:
-            self.host, self.sampled, self.dirty = host_sample.sample(self.gpus.gpus), now, True
-            self.gpus.overdue()
-            if self.gpus.fd is None:
-                self.gpus.start()
-                if self.gpus.fd is not None:
-                    self.selector.register(self.gpus.fd, selectors.EVENT_READ, self.gpus)
-        self.leftovers.finish()
-        self.reporter.keep()
+        self.timers.run(time.monotonic())
 
     def shut_down(self):
         """End every engine (SIGTERM to its process group; SIGKILL after GRACE s), then
@@ -285,24 +242,21 @@ class Supervisor:
         self.stopping = True
         running = [e for e in self.engines.values() if e.child]
         for engine in running:
-            self.signal_group(engine.child.pid, signal.SIGTERM)
-        self.wait(lambda: any(e.child for e in running))
-        for engine in running:
-            if engine.child:
-                self.signal_group(engine.child.pid, signal.SIGKILL)
-        self.wait(lambda: any(e.child for e in running))
+            self.end(engine)
+        self.wait(lambda: any(e.child for e in running), 2 * GRACE, self.ending.finish)
         self.wait(self.leftovers.running)
         self.leftovers.finish(everything=True)
-        for pid in process_tree.children():  # the nannies that did not end, the GPU query, the report
-            self.leftovers.end(process_tree.alone(pid), 0.0, term=False)
+        for pid in process_tree.children():  # the KernelNannies that did not end, the GPU query, the report
+            self.leftovers.end(process_tree.alone(pid), 0.0, None)
         self.leftovers.finish(everything=True)
         self.wait(lambda: process_tree.children())
 
-    def wait(self, busy):
-        """Reap until ``busy()`` is false, at most GRACE s."""
-        deadline = time.monotonic() + GRACE
+    def wait(self, busy, seconds=GRACE, then=lambda: None):
+        """Reap until ``busy()`` is false, at most *seconds*; ``then()`` after each reap."""
+        deadline = time.monotonic() + seconds
         while busy() and time.monotonic() < deadline:
             self.reap()
+            then()
             time.sleep(0.05)
         self.reap()
 

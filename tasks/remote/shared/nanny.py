@@ -10,7 +10,8 @@ controller's and Jupyter's screen sessions::
     python nanny.py jupyter MARKER -- JUPYTER ARGS...
 
 MARKER: the file to write when it gives up. The engines of a host are kept by one
-supervisor (``supervisor.py``), which follows the same rules and imports the ones here.
+supervisor (``supervisor.py``), which follows the same rules: `Restarts`, the one restart
+policy of the project.
 
 A program that ends with exit code 0 was shut down on purpose (a client asked the
 controller to, a user shut Jupyter down); any other end is a crash, and the program
@@ -50,7 +51,7 @@ def line(text):
     return f"=== nanny {time.strftime('%Y-%m-%d %H:%M:%S')}: {text}"
 
 
-def say(text):
+def note(text):
     """One line in the program's log (the screen session's), marked as the nanny's."""
     print(line(text), flush=True)
 
@@ -85,6 +86,44 @@ def describe(returncode):
         return f"signal {-returncode}"
 
 
+class Restarts:
+    """
+    The restart policy of a program kept alive (the controller and Jupyter here, each
+    engine in ``engine_life.py``): its crashes in the last `WINDOW` s; after each, a wait
+    before the next start: none for the first *at_once* crashes, then `BACKOFF_FIRST`,
+    doubled at each crash, at most `BACKOFF_MAX`; at the crash after `GIVE_UP_AFTER` in the
+    window, none (given up). The controller and Jupyter start again at once the first time
+    (clients and engines wait for them): *at_once* 1; an engine: 0.
+    """
+
+    def __init__(self, noun, at_once=0):
+        self.noun, self.at_once = noun, at_once
+        self.crashes = []  # monotonic times of the recent crashes
+
+    def crashed(self, now):
+        """Count a crash at *now* (monotonic time): the seconds to wait before the next
+        start, or None to give up."""
+        self.crashes = [t for t in self.crashes if now - t < WINDOW] + [now]
+        if len(self.crashes) > GIVE_UP_AFTER:
+            return None
+        late = len(self.crashes) - self.at_once
+        return 0.0 if late <= 0 else min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (late - 1))
+
+    def forget(self):
+        """Start afresh: no crash counts."""
+        self.crashes = []
+
+    def restart_line(self, why, delay):
+        """What the log says of a restart after an end *why*, in *delay* s."""
+        return (f"restart: {self.noun} ended ({why}); starting it again "
+                + (f"in {delay:g} s" if delay else "now"))
+
+    def give_up_line(self, why):
+        """What the log and the marker say of a give-up after an end *why*."""
+        return (f"gave up: {self.noun} ended {len(self.crashes)} times in {WINDOW / 60:g} min,"
+                f" the last time: {why}")
+
+
 class Nanny:
     """Runs ``argv`` (the program and its arguments) under *options*, as the module says."""
 
@@ -93,7 +132,7 @@ class Nanny:
         self.role = options["role"]
         self.noun = NOUNS[self.role]
         self.stopping, self.child = False, None
-        self.crashes = []  # monotonic times of the recent crashes
+        self.restarts = Restarts(self.noun, at_once=1)
         self.starts = 0
 
     def stop(self, signum, frame):
@@ -124,15 +163,10 @@ class Nanny:
 
     def give_up(self, text):
         """Say *text* in the log and in the marker; the nanny's exit code."""
-        say(f"{text}; fab cluster.up starts it again")
+        note(f"{text}; fab cluster.up starts it again")
         with open(self.options["marker"], "w") as marker:
             marker.write(text + "\n")
         return 1
-
-    def back_off(self, crashes):
-        """Seconds to wait after the *crashes*-th crash in the window: at once the first
-        time (clients and engines wait for the controller and Jupyter), then as engines."""
-        return 0.0 if crashes == 1 else back_off(crashes - 1)
 
     def wait(self, seconds):
         """Sleep *seconds*, or less if a stop comes."""
@@ -148,25 +182,16 @@ class Nanny:
             if self.stopping or self.child.returncode == 0:
                 return 0
             now = time.monotonic()
-            self.crashes = [t for t in self.crashes if now - t < WINDOW] + [now]
+            delay = self.restarts.crashed(now)
             if (self.starts == 1 and self.child.returncode > 0
                     and now - self.began < FIRST_RUN):  # it exited: a signal would be a crash
                 return self.give_up(f"gave up: {self.noun} ended at its first start, after"
                                     f" {now - self.began:.1f} s ({why}): not a crash to mend")
-            if len(self.crashes) > GIVE_UP_AFTER:
-                return self.give_up(f"gave up: {self.noun} ended {len(self.crashes)} times in "
-                                    f"{WINDOW / 60:g} min, the last time: {why}")
-            delay = self.back_off(len(self.crashes))
-            say(f"restart: {self.noun} ended ({why}); starting it again "
-                + (f"in {delay:g} s" if delay else "now"))
+            if delay is None:
+                return self.give_up(self.restarts.give_up_line(why))
+            note(self.restarts.restart_line(why, delay))
             self.wait(delay)
         return 0
-
-
-def back_off(crashes):
-    """Seconds to wait before starting an engine again after its *crashes*-th crash in the
-    window: 1, 2, 4, ... at most `BACKOFF_MAX`."""
-    return min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (crashes - 1))
 
 
 def options_of(argv):

@@ -9,7 +9,9 @@ directory, where they import it.
 
 import ctypes
 import os
+import signal
 import time
+from dataclasses import dataclass
 
 import psutil
 
@@ -67,26 +69,59 @@ def group(pgid):
     return found
 
 
-class Leftovers:
+def signal_group(pgid, sig):
+    """Signal the process group *pgid*, whose leader (a child of ours) is not reaped yet: its
+    pgid is no one else's until then."""
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+@dataclass(frozen=True)
+class Group:
+    """The process group of a child of ours that leads it (``pid``: its pgid), signalled as
+    a psutil process is, for `Ending`. Its keeper forgets it (`Ending.forget`) before it
+    reaps the leader: from then on that pgid may be any process's."""
+
+    pid: int
+
+    def send_signal(self, sig):
+        signal_group(self.pid, sig)
+
+    def kill(self):
+        signal_group(self.pid, signal.SIGKILL)
+
+    def is_running(self):
+        """Not reaped yet (see the class): `alive` says whether it still runs."""
+        return True
+
+
+class Ending:
     """
-    What an engine left behind, to end without waiting for it (the supervisor's loop goes
-    on meanwhile): SIGTERM now or none, SIGKILL once its grace passed. Each is a psutil
-    snapshot, whose signals psutil sends only to the process it was (not to a new one
-    that got its pid).
+    The one "end, then kill after a grace period": SIGTERM (or another signal, or none)
+    now, SIGKILL once the grace passed, without waiting meanwhile (`finish` at each look),
+    or waiting for it (`settle`). Each is a psutil snapshot, whose signals psutil sends
+    only to the process it was (not to a new one that got its pid), or a `Group`.
     """
 
     def __init__(self):
-        self.due = {}  # psutil process: monotonic time of its SIGKILL
+        self.due = {}  # psutil process or Group: monotonic time of its SIGKILL
 
-    def end(self, processes, grace, term=True):
-        """SIGTERM *processes* now (unless not *term*), SIGKILL after *grace* s."""
+    def end(self, processes, grace, first=signal.SIGTERM):
+        """Send *first* to *processes* now (None: nothing), SIGKILL after *grace* s; the
+        grace of one asked before stays."""
         for process in processes:
             try:
-                if term:
-                    process.terminate()
+                if first is not None:
+                    process.send_signal(first)
                 self.due.setdefault(process, time.monotonic() + grace)
             except psutil.Error:
                 pass
+
+    def forget(self, process):
+        """Signal *process* no more (a `Group` whose leader is about to be reaped)."""
+        self.due.pop(process, None)
 
     def finish(self, everything=False):
         """SIGKILL those whose grace passed (*everything*: all of them)."""
@@ -103,16 +138,18 @@ class Leftovers:
         """Whether any of them still runs."""
         return any(alive(process.pid) and process.is_running() for process in self.due)
 
-
-def _reap(processes, grace):
-    """Wait *grace* s for *processes* to end, then SIGKILL what is left, and reap it."""
-    _, alive = psutil.wait_procs(processes, timeout=grace)
-    for process in alive:
-        try:
-            process.kill()
-        except psutil.Error:
-            pass
-    psutil.wait_procs(alive, timeout=grace)
+    def settle(self, reap, seconds):
+        """Wait until none of them runs, SIGKILL each at its grace, at most *seconds* s;
+        ``reap()`` at each look (the caller's children: reaped by the caller)."""
+        deadline = time.monotonic() + seconds
+        while True:
+            reap()
+            self.finish()
+            if not self.running() or time.monotonic() >= deadline:
+                break
+            time.sleep(0.05)
+        self.finish(everything=True)
+        reap()
 
 
 def become_subreaper():
@@ -132,13 +169,19 @@ def children():
 def end_orphans(spare=(), grace=5.0):
     """End what the program left behind (see `become_subreaper`): this process's children
     but those in *spare* (pids it had before the program), and theirs; SIGTERM, then
-    SIGKILL after *grace* s; reaped here, so that none holds a port when the program
-    starts again."""
+    SIGKILL after *grace* s (`Ending`); reaped here, so that none holds a port when the
+    program starts again."""
     orphans = [process for child in psutil.Process().children() if child.pid not in spare
                for process in tree(child.pid)]
-    for process in orphans:
+    ending = Ending()
+    ending.end(orphans, grace)
+    ending.settle(lambda: _reap(orphans), 2 * grace)
+
+
+def _reap(processes):
+    """Reap those of *processes* that ended (our children; the others are only looked at)."""
+    for process in processes:
         try:
-            process.terminate()
-        except psutil.Error:
+            process.wait(timeout=0)
+        except (psutil.TimeoutExpired, psutil.Error):
             pass
-    _reap(orphans, grace)

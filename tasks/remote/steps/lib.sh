@@ -197,13 +197,18 @@ halt() {  # halt ROLE REGEX: quit the sessions matching REGEX, end every process
   done)
   # shellcheck disable=SC2086  # one word per pid
   [ -z "$programs" ] || { kill -TERM $programs 2>/dev/null; gone "$1" 50; }
-  pids=$(tagged "$1")
-  # shellcheck disable=SC2086
-  [ -z "$pids" ] || { kill -TERM $pids 2>/dev/null; gone "$1" 50; }
-  pids=$(tagged "$1")
-  # shellcheck disable=SC2086
-  [ -z "$pids" ] || { kill -KILL $pids 2>/dev/null; sleep 0.2; }
+  end_role "$1" 50
   echo "left_$1=$(tagged "$1" | wc -l)"
+}
+
+end_role() {  # end_role ROLE TENTHS: SIGTERM every process of ROLE, SIGKILL what is left TENTHS tenths of a second later
+  # The shell's one "end, then kill after a grace period" (Python's: process_tree.Ending).
+  pids=$(tagged "$1")
+  # shellcheck disable=SC2086  # one word per pid
+  [ -z "$pids" ] || { kill -TERM $pids 2>/dev/null; gone "$1" "$2"; }
+  pids=$(tagged "$1")
+  # shellcheck disable=SC2086
+  [ -z "$pids" ] || { kill -KILL $pids 2>/dev/null; gone "$1" 2; }
 }
 
 gone() {  # gone ROLE TENTHS: wait until no process of ROLE is left, at most TENTHS tenths of a second

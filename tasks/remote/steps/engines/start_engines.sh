@@ -34,14 +34,16 @@ start_engines() {  # start_engines LABEL COUNT RESTART ENGINE_RESTART MEMORY_LIM
   plan="$count $OMP_NUM_THREADS $keep $limit $(printf '%s' "$devices" | tr '\n' ',')"
   if [ "$restart" != yes ] && [ -n "$(sessions "$supervisor")" ] \
     && [ "$(cat "$run/$supervisor.plan" 2>/dev/null)" = "$plan" ]; then
-    started=$(tr ',' '\n' < "$run/$supervisor.json" 2>/dev/null | grep -cE '"state": "(stopped|gaveup)"')
+    # the supervisor's state for the shell: N STATE a line (see tasks/remote/engine_state.py)
+    started=$(grep -cE '^[0-9]+ (stopped|gaveup)$' "$run/$supervisor.states" 2>/dev/null)
     rm -f "$run/$name"-engine-*.gaveup
     printf 'start\n' >> "$run/$supervisor.requests"
-    echo "started=$started"
+    echo "started=${started:-0}"
     return
   fi
   halt engine "$supervisor" >/dev/null
-  rm -f "$run/$name"-engine-*.gaveup "$run/$name"-engine-*.session.json "$run/$supervisor.json"
+  rm -f "$run/$name"-engine-*.gaveup "$run/$name"-engine-*.session.json "$run/$supervisor.json" \
+    "$run/$supervisor.states"
   : > "$run/$supervisor.requests"
   printf '%s\n' "$plan" > "$run/$supervisor.plan"
   launch engine "$supervisor" "$python" "$run/ipp_remote" engines.supervisor "$run" "$name" "$label" "$count" \

@@ -7,5 +7,6 @@ stop_engines() {  # stop_engines: stop every engine of the cluster on this host;
   # do the engines' identity files that a supervisor killed at once left.
   lock
   halt engine "$name-engines"
-  rm -f "$run/$name"-engine-*.gaveup "$run/$name"-engine-*.session.json "$run/$name-engines.json"
+  rm -f "$run/$name"-engine-*.gaveup "$run/$name"-engine-*.session.json "$run/$name-engines.json" \
+    "$run/$name-engines.states"
 }

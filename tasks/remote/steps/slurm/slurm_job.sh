@@ -137,7 +137,7 @@ slurm_node() {  # slurm_node ENGINES THREADS GPUS ENGINE_RESTART MEMORY_LIMIT SH
     }
   fi
   base64 -d | tar -xzf - -C "$run" || exit 1
-  rm -f "$run/$name"-engine-*.gaveup "$run/$name-engines.json"
+  rm -f "$run/$name"-engine-*.gaveup "$run/$name-engines.json" "$run/$name-engines.states"
   : > "$run/$name-engines.requests"
   chosen=$(printf '%s' "$devices" | tr '\n' ',')
   echo "=== $label: $count engines, $threads threads each${chosen:+, GPUs $chosen}"
