@@ -10,7 +10,10 @@ import shlex
 
 import pytest
 
+from tasks.commands import slurm
+from tasks.inventory.allocations import Allocation
 from tasks.inventory.folder import load_inventory
+from tasks.inventory.settings import Settings
 from tasks.ssh.fleet import HostResult
 from tasks.steps.slurm import allocations
 from tests.conftest import fab
@@ -85,3 +88,14 @@ def test_without_allocations_it_says_so(tmp_path):
     plain = fab("engines.script", inventory=folder)
     assert plain.returncode == 0, plain.stderr
     assert plain.stdout == "the inventory has no Slurm allocation (a group with slurm_nodes=): nothing to submit\n"
+
+
+def test_the_file_of_a_jobs_output_is_named_with_and_without_a_shared_home():
+    report = ("12|FAILED|NonZeroExitCode|0:00|node01|2026-12-05T10:00:00|ipp-lab-cpu|ann|node01/0/|"
+              "node01/10.1.0.11|0|node01=10.1.0.11|/home/ann/.ipp-cluster/lab/login01/slurm/cpu-12.out")
+    job = slurm.parse_job(report)
+    cpu = Allocation("cpu", 1)
+    assert slurm.output_file(Settings(cluster_name="lab"), cpu, job) == \
+        "/home/ann/.ipp-cluster/lab/login01/slurm/cpu-12.out"
+    assert slurm.output_file(Settings(cluster_name="lab", shared_home=False), cpu, job) == \
+        "~/.ipp-cluster/lab/node01@12/cpu-12.out on node01"
