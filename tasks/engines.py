@@ -7,6 +7,7 @@ from invoke import Collection
 from invoke.exceptions import Exit
 
 from .context import HOSTS_HELP, JSON_HELP, LOGIN_NODE, choose, load, reads_inventory, session, show_status
+from .commands.by_hand import by_hand
 from .show import report
 from .show.progress import watching
 from .steps import lifecycle
@@ -187,4 +188,27 @@ def status(c, hosts="", json=False):
                 " (fab engines.start starts them)", hosts, json, master=False)
 
 
-ns = Collection("engines", start, stop, restart, status)
+@task(help={"hosts": "only these Slurm allocations: comma-separated names or patterns (all of them "
+                     "when empty)"})
+@reads_inventory
+def script(c, hosts=""):
+    """Print the batch script and the sbatch line that cluster.up submits for each allocation.
+
+    Nothing is submitted and no host is contacted: both are built from the inventory. The
+    output is a program for sh on the login node that submits the job by hand, as cluster.up
+    does (fab engines.script --hosts=gpu_alloc | ssh LOGIN sh); its comment lines say what
+    only the login node knows as sbatch runs there.
+    """
+    inventory = load()
+    if not inventory.allocations:
+        print("the inventory has no Slurm allocation (a group with slurm_nodes=): nothing to submit")
+        return
+    names = [name for name in hosts.split(",") if name]
+    unknown = [name for name in names if not inventory.chosen_allocations([name])]
+    if unknown:
+        raise Exit(f"error: --hosts={hosts}: {', '.join(unknown)}: no Slurm allocation of the inventory"
+                   f" (its allocations: {', '.join(a.name for a in inventory.allocations)})", code=2)
+    print("\n".join(by_hand(inventory, a) for a in inventory.chosen_allocations(names)), end="")
+
+
+ns = Collection("engines", start, stop, restart, status, script)

@@ -12,6 +12,7 @@ What each host receives of ``tasks/remote/``, the one index of it, read from the
 """
 
 import base64
+import gzip
 import io
 import re
 import tarfile
@@ -92,8 +93,11 @@ def _files(folder, prefix):
 
 
 def _tar(files, mode=0o600):
+    # gzip's header without the time of writing: the same files give the same bytes, so that
+    # the job script fab engines.script prints is the one cluster.up sends (and Slurm keeps)
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+    with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as packed, \
+            tarfile.open(fileobj=packed, mode="w") as tar:
         for name, text in files.items():
             data = text.encode()
             info = tarfile.TarInfo(name)

@@ -42,9 +42,8 @@ ENDED = {
     "TIMEOUT": "it reached its time limit (slurm_time=)",
     "CANCELLED": "it was cancelled outside this cluster's commands",
     "NODE_FAIL": "a node of it failed",
-    "FAILED": "its batch script failed (see its output: ~/.ipp-cluster/NAME/<master>/slurm/, without a "
-              "shared home ~/.ipp-cluster/NAME/NODE@JOB/ on its first node, where it writes once it made "
-              "that 0700 folder: a script that could not make it leaves no output)",
+    "FAILED": "its batch script failed (without a shared home, one that could not make its 0700 "
+              "folder on its first node leaves no output)",
     "COMPLETED": "its engines' step ended by itself (see its output)",
     "OUT_OF_MEMORY": "it ran out of memory",
     "PREEMPTED": "it was preempted",
@@ -94,11 +93,16 @@ def output(settings):
     return "" if settings.shared_home else "/dev/null"
 
 
-def output_place(settings, job):
-    """Where a user finds *job*'s output (see `output`), in words."""
+def output_file(settings, allocation, job):
+    """The file of *job*'s output (see `output`), in words: with a shared home, where the
+    master's ``slurm_jobs`` says that sbatch writes it; else in its first node's run folder,
+    where the batch script writes it."""
+    name, file = settings.cluster_name, f"{allocation.name}-{job.id}.out"
     if settings.shared_home:
-        return f"~/.ipp-cluster/{settings.cluster_name}/<master>/slurm/"
-    return f"~/.ipp-cluster/{settings.cluster_name}/{label(job.batch, job)}/ on {job.batch}"
+        return job.output or f"~/.ipp-cluster/{name}/<master>/slurm/{file}"
+    if job.batch:
+        return f"~/.ipp-cluster/{name}/{label(job.batch, job)}/{file} on {job.batch}"
+    return f"~/.ipp-cluster/{name}/FIRST_NODE@{job.id}/{file} on the job's first node"
 
 
 def keyed(labels):
@@ -149,6 +153,7 @@ class Job:
     batch_address: str = ""  # the address Slurm reaches it at (its NodeAddr)
     steps: int = None  # job steps running (the engines'); 0 while the job is held
     addresses: dict = field(default_factory=dict)  # node -> the address Slurm reaches it at
+    output: str = ""  # the file sbatch writes its output to on the master, with a shared home
 
     @property
     def active(self):
@@ -175,7 +180,7 @@ class Job:
 
 def parse_job(text):
     """A `Job` of ``slurm_jobs``'s report (``ID|STATE|REASON|LEFT|NODES|START|NAME|USER|CPUS|
-    BATCH/ADDRESS|STEPS|NODE=ADDRESS,...``), or None when there is no job of ours."""
+    BATCH/ADDRESS|STEPS|NODE=ADDRESS,...|OUTPUT``), or None when there is no job of ours."""
     fields = text.split("|")
     if len(fields) < 6 or not fields[0].isdigit():
         return None
@@ -193,7 +198,8 @@ def parse_job(text):
     return Job(fields[0], fields[1], "" if fields[2] == "None" else fields[2], fields[3],
                "" if fields[4] in ("", "(null)") else fields[4], fields[5], cpus, gpus,
                batch, address or batch, int(fields[10]) if len(fields) > 10 and fields[10].isdigit() else None,
-               {node: address for node, address in addresses.items() if address})
+               {node: address for node, address in addresses.items() if address},
+               "|".join(fields[12:]))
 
 
 #: The indexes of the GPUs in scontrol's ``GRES=gpu:a100:2(IDX:0-1),...``.

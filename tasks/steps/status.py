@@ -61,7 +61,8 @@ def read_status(fleet, inventory, master=True, engines=True, hosts=None, allocat
         status.rows.append(_status_row(inventory.settings.cluster_name, host, results[host.name],
                                        probe, is_master, host.name in engine_hosts))
     for index, allocation in enumerate(allocated):
-        status.rows += _allocation_rows(index, allocation, results[login.name], probe)
+        status.rows += _allocation_rows(index, allocation, results[login.name], probe,
+                                       inventory.settings)
     return status
 
 
@@ -69,9 +70,10 @@ def read_status(fleet, inventory, master=True, engines=True, hosts=None, allocat
 LITTLE_TIME = 600
 
 
-def _allocation_rows(index, allocation, master_result, probe):
+def _allocation_rows(index, allocation, master_result, probe, settings):
     """The row of a Slurm allocation (its job: id, state, reason, nodes, time left; its
-    engines registered of expected), then a row per node of its job that runs."""
+    engines registered of expected, the file of its output), then a row per node of its job
+    that runs."""
     row = {"host": allocation.name, "roles": ["allocation"], "state": master_result.state,
            "sessions": [], "registered": None, "expected": None, "threads": None,
            "restarts": None, "problems": [], "notes": [], "job": None}
@@ -84,10 +86,11 @@ def _allocation_rows(index, allocation, master_result, probe):
         return [row]
     row["job"] = {"id": job.id, "state": job.state, "reason": job.reason or None,
                   "nodes": job.nodes or None, "time_left": job.left or None,
-                  "seconds_left": job.seconds_left, "start": job.start or None, "active": job.active}
+                  "seconds_left": job.seconds_left, "start": job.start or None, "active": job.active,
+                  "output": slurm.output_file(settings, allocation, job)}
     if not job.active:
         row["problems"].append(f"job {job.id} ended ({job.state}): {slurm.ENDED.get(job.state, 'it is over')};"
-                               " fab cluster.up submits a new one")
+                               f" its output: {row['job']['output']}; fab cluster.up submits a new one")
         return [row]
     if job.state != "RUNNING":
         row["problems"].append(f"job {job.id} is {job.state}"

@@ -248,7 +248,7 @@ def wait_engines(fleet, inventory, up, watch=None, registered=None):
         for label, (have, want) in short.items():
             up.problems.append(f"{a.name}: {label}: {have} of {want} engines registered after "
                                f"{settings.engine_timeout:g} s; see the job's output in "
-                               f"{slurm.output_place(settings, up.jobs[a.name])} and the "
+                               f"{slurm.output_file(settings, a, up.jobs[a.name])} and the "
                                f"logs in ~/.ipp-cluster/{settings.cluster_name}/{label}/")
     return up
 

@@ -98,10 +98,11 @@ slurm_submit() {  # slurm_submit INDEX GROUP JOB_NAME MODE OUTPUT SBATCH_OPTIONS
 
 slurm_jobs() {  # slurm_jobs INDEX GROUP JOB_NAME: report GROUP's job and what it holds on its nodes
   # slurm_INDEX=ID|STATE|REASON|LEFT|NODES|START|NAME|USER|NODES/CPU_IDS/GRES;...|BATCH/ADDRESS|
-  # STEPS|NODE=ADDRESS,... (empty: no job of ours): from scontrol's detail, which CPUs (and
+  # STEPS|NODE=ADDRESS,...|OUTPUT (empty: no job of ours): from scontrol's detail, which CPUs (and
   # GPUs) on which nodes, and the node that runs the batch script with the address Slurm
   # reaches it at; then how many job steps run (the engines' step, if any: none while the
-  # job is held); then the address Slurm reaches each of its nodes at.
+  # job is held); then the address Slurm reaches each of its nodes at; then the file that
+  # sbatch writes the job's output to with a shared home (slurm_submit's default OUTPUT).
   slurm_need squeue
   job=$(slurm_ours "$2" "$3") || exit 1
   holds='' batch='' steps='' addresses=''
@@ -134,7 +135,7 @@ slurm_jobs() {  # slurm_jobs INDEX GROUP JOB_NAME: report GROUP's job and what i
     esac
     steps=$(squeue -h -s -j "${job%%|*}" -o %i 2>/dev/null | grep -c "^${job%%|*}\.[0-9][0-9]*$") || true
   fi
-  echo "slurm_$1=$job${job:+|$holds|$batch|$steps|$addresses}"
+  echo "slurm_$1=$job${job:+|$holds|$batch|$steps|$addresses|$run/slurm/$2-${job%%|*}.out}"
 }
 
 slurm_cancel() {  # slurm_cancel INDEX GROUP JOB_NAME: end GROUP's job, if it is ours and holds nodes
