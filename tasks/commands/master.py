@@ -40,6 +40,12 @@ def put_examples(settings, packed):
     return Step("put_examples", (settings.notebook_dir,), as_base64(packed))
 
 
+#: Seconds the longest stop of one role takes on a host (``halt`` in ``steps/lib.sh``: 10 s
+#: for its keeper, 5 s after SIGTERM, 5 s more for the KernelNannies, then SIGKILL): a step
+#: that stops ROLES roles may take ROLES times as long before the host is slow at all.
+HALT = 21
+
+
 def stop_master():
     """Stop the controller and Jupyter; reports ``left_controller=``, ``left_jupyter=``."""
     return Step("stop_master")

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from .. import commands
 from ..commands import slurm
 from ..commands.answers import parse_probe
+from ..commands.master import HALT
 from ..ssh.fleet import FAILED, HostResult
 from . import address, examples
 from .registration import SLACK, shortfalls, wait_renewing
@@ -81,7 +82,7 @@ def judge_jupyter(master_result, probe):
 
 def stop_master(fleet, inventory, master):
     """Stop the controller and Jupyter on *master*; returns its `HostResult`."""
-    result = fleet.run({master: _script(inventory, master, commands.stop_master())}, SLACK)
+    result = fleet.run({master: _script(inventory, master, commands.stop_master())}, 2 * HALT + SLACK)
     return _check_left(result)[master.name]
 
 
@@ -201,7 +202,7 @@ def stop_engines(fleet, inventory, hosts, graceful=True):
                                jupyter=False)
         fleet.run({inventory.master: _script(inventory, inventory.master, probe)}, SLACK)
     scripts = {host: _script(inventory, host, commands.stop_engines()) for host in hosts}
-    return _check_left(fleet.run(scripts, SLACK))
+    return _check_left(fleet.run(scripts, HALT + SLACK))
 
 
 def stop_all(fleet, inventory):
@@ -219,7 +220,7 @@ def stop_all(fleet, inventory):
     else:  # ending the job first could end this very session on the node (pam_slurm_adopt)
         parts[inventory.master].append(commands.stop_master())
     scripts = {host: _script(inventory, host, *p) for host, p in parts.items()}
-    results = _check_left(fleet.run(scripts, SLACK))
+    results = _check_left(fleet.run(scripts, 2 * HALT + SLACK))  # the master's: two roles
     if login is not None:
         results.update(fleet.run({login: _script(inventory, login, slurm.cancel_all(),
                                                  slurm.cancelled_all())}, SLACK + 60))
