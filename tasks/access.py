@@ -54,9 +54,14 @@ def tunnel(c, port=""):
         # Each connection through a relay that proves its own to Jupyter's port this user's
         # (the browser sends the token there); no SETUP: it costs seconds, the relay none.
         program = commands.script(inventory.settings, commands.relay(remote_port))
+        def more():  # another SSH connection, for the relays beyond forward.SESSIONS on each
+            connection = fleet_.connection(master, extra=True)
+            connection.open()
+            connection.transport.set_keepalive(KEEPALIVE)
+            return connection.transport
         with _forwards(fleet_.connection(master), inventory.settings, "127.0.0.1",
                        {local_port: remote_port}, relay=lambda remote: program,
-                       name=master.name) as forwards:
+                       name=master.name, more=more) as forwards:
             print(f"Jupyter: {report.jupyter_url(local_port, token)}", flush=True)
             print(f"Dashboard: {report.dashboard_url(local_port, token)}", flush=True)
             _hold(forwards, "forwarding; press Ctrl-C to stop")
@@ -69,7 +74,7 @@ KEEPALIVE = 15
 
 def _forwards(connection, settings, remote_host, ports, **relay):
     """`forward.Forwards` of *ports* through *connection*, each checked end to end, or exit 1
-    (*relay*: ``relay=`` and ``name=`` of `forward.Forwards`)."""
+    (*relay*: ``relay=``, ``name=`` and ``more=`` of `forward.Forwards`)."""
     connection.open()  # open since the step before; this only makes sure
     connection.transport.set_keepalive(KEEPALIVE)
     forwards = None

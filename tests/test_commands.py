@@ -14,6 +14,7 @@ import stat
 import subprocess
 import sys
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -428,3 +429,13 @@ def test_the_check_names_a_screen_and_a_python3_too_old_each_in_one_line(host, t
         "python3 is Python 3.10.12 here, but the cluster's packages need Python 3.11 or newer: install"
         " one and name it to fab cluster.install --python=python3.11",
         "screen 4.05.00 here, but the cluster needs screen 4.6 or newer (its -Logfile): upgrade it"]
+
+
+def test_a_shipped_file_has_a_past_time_that_changes_with_its_content_alone():
+    """Python takes a module's cached bytecode for a source of the same time and size: an
+    edit that keeps the size must ship with another time (and the same files, the same bytes)."""
+    def when(text):
+        with tarfile.open(fileobj=io.BytesIO(shipped._tar({"ipp_remote/a.py": text}))) as tar:
+            return tar.getmembers()[0].mtime
+    assert when("RESCAN = 5\n") != when("RESCAN = 7\n")
+    assert when("RESCAN = 5\n") == when("RESCAN = 5\n") and 0 < when("RESCAN = 5\n") < time.time()

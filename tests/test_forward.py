@@ -20,6 +20,7 @@ from tasks.inventory.folder import Settings
 from tasks import commands
 from tasks.ssh import forward
 from tests.spy import spy
+from tests.waiting import wait_until
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="runs a listener as nobody: needs root")
 
@@ -114,8 +115,11 @@ class Session:
     """What `Forwards` uses of a paramiko exec channel, over a local process: the command
     runs here, as the master's login shell would run it."""
 
-    def __init__(self, environ):
-        self.environ, self.process = environ, None
+    def __init__(self, environ, transport=None):
+        self.environ, self.process, self.transport, self.closed = environ, None, transport, False
+
+    def get_transport(self):
+        return self.transport
 
     def settimeout(self, timeout):
         pass
@@ -143,6 +147,10 @@ class Session:
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait()
+        self.process.stdin.close()  # its relay's too, as a channel's end closes it
+        if self.transport is not None and not self.closed:
+            self.transport.sessions -= 1
+        self.closed = True
 
 
 class Master(Transport):
@@ -151,11 +159,14 @@ class Master(Transport):
 
     def __init__(self, home):
         self.environ, self.opening = dict(os.environ, HOME=str(home), TMPDIR=str(home)), None
+        self.sessions = self.most = 0  # sessions open now, and at most
 
     def open_session(self, timeout):
         if self.opening:
             self.opening()
-        return Session(self.environ)
+        self.sessions += 1
+        self.most = max(self.most, self.sessions)
+        return Session(self.environ, self)
 
     def open_channel(self, kind, destination, origin, timeout):
         if self.opening:
@@ -204,3 +215,31 @@ def echo_one(conn):
     with conn:
         while data := conn.recv(4096):
             conn.sendall(data)
+
+
+def test_relays_beyond_what_one_ssh_connection_allows_go_on_more_connections(tmp_path):
+    """sshd allows 10 sessions a connection (MaxSessions), and each relay is one: a browser's
+    20 connections to Jupyter at once (HTTP, a websocket per kernel) are all served, on as
+    many SSH connections as `forward.SESSIONS` a connection needs, none holding more."""
+    port, local = free_port(), free_port()
+    settings = Settings(cluster_env=str(Path(sys.executable).parent.parent), cluster_name="t")
+    program = commands.script(settings, commands.relay(port))
+    jupyter = socket.create_server(("127.0.0.1", port), backlog=64)
+    threading.Thread(target=lambda: [threading.Thread(target=echo_one, args=(jupyter.accept()[0],),
+                                                      daemon=True).start() for _ in range(40)],
+                     daemon=True).start()
+    first, more = Master(tmp_path), []
+
+    def another():
+        more.append(Master(tmp_path))
+        return more[-1]
+    with forward.Forwards(first, "127.0.0.1", {local: port}, timeout=30, warn=pytest.fail,
+                          relay=lambda remote: program, more=another):
+        browser = [socket.create_connection(("127.0.0.1", local), timeout=30) for _ in range(20)]
+        for number, conn in enumerate(browser):  # each open at once, and each answered
+            conn.sendall(b"ping %d" % number)
+            assert conn.recv(64) == b"ping %d" % number
+        assert len(more) == 2 and max(t.most for t in [first, *more]) == forward.SESSIONS
+        for conn in browser:
+            conn.close()
+        wait_until(lambda: all(t.sessions == 0 for t in [first, *more]), 30, "every relay to end")

@@ -21,7 +21,7 @@ from tests.sshhosts import write_inventory
 from tests.test_slurm import CAMPUS_INI
 
 #: A printed block: the here-document that writes the script, then the run folder and sbatch lines.
-BLOCK = re.compile(r"^cat > (\S+) <<'IPP-END-OF-SCRIPT'\n(.*?\n)IPP-END-OF-SCRIPT\n[^\n]*\n(sbatch [^\n]*)$",
+BLOCK = re.compile(r"^\(umask 077 && set -C && cat > (\S+)\) <<'IPP-END-OF-SCRIPT'\n(.*?\n)IPP-END-OF-SCRIPT\n[^\n]*\n(sbatch [^\n]*)$",
                    re.S | re.M)
 
 

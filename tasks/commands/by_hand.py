@@ -69,8 +69,9 @@ def by_hand(inventory, allocation):
         "# sbatch gives that shell's environment to the job (fab's: /bin/sh after /etc/profile and SETUP).",
         "# Known there only, as sbatch runs: $HOME, $(uname -n) (the run folder "
         f"~/.ipp-cluster/{settings.cluster_name}/HOST/) and",
-        f"# $(id -un); fab writes the script to a temporary file in the run folder's slurm/, not to {path}.",
-        f"cat > {quote(path)} <<'{END_OF_SCRIPT}'",
+        f"# $(id -un); fab writes the script to a temporary file in the run folder's slurm/, not to {path}",
+        "# (written here only as a new file of yours: remove an older one first).",
+        f"(umask 077 && set -C && cat > {quote(path)}) <<'{END_OF_SCRIPT}'",
         text[:-1],  # the here-document's newline ends it
         END_OF_SCRIPT,
         f"(umask 077 && mkdir -p {run_folder(settings)}/slurm)",

@@ -16,6 +16,7 @@ import gzip
 import io
 import re
 import tarfile
+import zlib
 from functools import lru_cache
 from importlib import resources
 
@@ -102,6 +103,10 @@ def _tar(files, mode=0o600):
             data = text.encode()
             info = tarfile.TarInfo(name)
             info.size, info.mode = len(data), mode
+            # a time of its own for each content (tar keeps it): Python takes a module's
+            # cached bytecode for a source of the same time and size, which an edit that
+            # keeps the size (RESCAN = 5 -> 7) would otherwise be, after an upgrade
+            info.mtime = zlib.crc32(data) % (1 << 30) or 1  # a past time: tar warns of a future one
             tar.addfile(info, io.BytesIO(data))
     return buffer.getvalue()
 

@@ -142,27 +142,37 @@ class Fleet:
         self.settings = settings
         self.config = config if isinstance(config, Config) else Config()
         self.connections = {}
+        self.extras = []  # connections of `connection`'s *extra*
 
-    def connection(self, host):
-        """The (reused) Fabric connection to *host*, an inventory `Host`."""
+    def connection(self, host, extra=False):
+        """The (reused) Fabric connection to *host*, an inventory `Host`; with *extra*, one more
+        of its own (closed with the others), for a task that needs more channels than sshd
+        allows one connection (``MaxSessions``)."""
+        if extra:
+            connection = self._new(host)
+            self.extras.append(connection)
+            return connection
         if host.name not in self.connections:
-            timeout = self.config.timeouts.connect or self.settings.connect_timeout
-            # Constructor connect_kwargs replace the config's: merge to keep -i and friends.
-            connect_kwargs = dict(self.config.connect_kwargs,
-                                  banner_timeout=timeout, auth_timeout=timeout)
-            if host.key:  # the inventory's ansible_ssh_private_key_file comes first
-                connect_kwargs["key_filename"] = [os.path.expanduser(host.key),
-                                                  *auth.named_keys(connect_kwargs)]
-            kind = LocalConnection if host.is_local else Connection
-            # A job's node is reached through the login node (OpenSSH's ProxyJump), unless fab
-            # runs there itself.
-            gateway = {"gateway": self.connection(host.via)} if host.via and not host.via.is_local else {}
-            connection = kind(host.hostname, user=host.user, port=host.port, config=self.config,
-                              connect_timeout=timeout, connect_kwargs=connect_kwargs, **gateway)
-            if not host.is_local:
-                hostkeys.apply(connection, self.settings)
-            self.connections[host.name] = connection
+            self.connections[host.name] = self._new(host)
         return self.connections[host.name]
+
+    def _new(self, host):
+        timeout = self.config.timeouts.connect or self.settings.connect_timeout
+        # Constructor connect_kwargs replace the config's: merge to keep -i and friends.
+        connect_kwargs = dict(self.config.connect_kwargs,
+                              banner_timeout=timeout, auth_timeout=timeout)
+        if host.key:  # the inventory's ansible_ssh_private_key_file comes first
+            connect_kwargs["key_filename"] = [os.path.expanduser(host.key),
+                                              *auth.named_keys(connect_kwargs)]
+        kind = LocalConnection if host.is_local else Connection
+        # A job's node is reached through the login node (OpenSSH's ProxyJump), unless fab
+        # runs there itself.
+        gateway = {"gateway": self.connection(host.via)} if host.via and not host.via.is_local else {}
+        connection = kind(host.hostname, user=host.user, port=host.port, config=self.config,
+                          connect_timeout=timeout, connect_kwargs=connect_kwargs, **gateway)
+        if not host.is_local:
+            hostkeys.apply(connection, self.settings)
+        return connection
 
     def run(self, scripts, timeout, out_stream=None):
         """
@@ -224,7 +234,7 @@ class Fleet:
         return {name: future.result() for name, future in futures.items()}
 
     def close(self):
-        for connection in self.connections.values():
+        for connection in [*self.connections.values(), *self.extras]:
             connection.close()
 
     def __enter__(self):

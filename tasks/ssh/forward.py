@@ -31,6 +31,10 @@ RETRY = 0.1
 #: The line with which a relay says that its connection is this user's; bytes that may
 #: come before it (what a login shell's startup files print).
 RELAYING, BEFORE_RELAYING = b"relay=yes", 65536
+#: Relays open at once on one SSH connection: each is a session, and sshd allows 10 a
+#: connection (``MaxSessions``), while a browser holds more connections than that to
+#: Jupyter (six of HTTP, a websocket per kernel): the others go on more connections.
+SESSIONS = 8
 
 
 class ForwardError(Exception):
@@ -53,11 +57,15 @@ class Forwards:
         user's). ``cluster.tunnel``'s, to Jupyter: the browser sends the token there. Else
         each connection is a direct-tcpip channel to ``(remote_host, REMOTE)``.
     :param name: the master's name, in what a relay that refused says.
+    :param more: with *relay*, a function that opens one more SSH connection to the master
+        and gives its transport, for the relays beyond `SESSIONS` on each.
     """
 
-    def __init__(self, transport, remote_host, ports, timeout, warn, relay=None, name="the master"):
+    def __init__(self, transport, remote_host, ports, timeout, warn, relay=None, name="the master",
+                 more=None):
         self.transport, self.remote_host, self.timeout = transport, remote_host, timeout
         self.warn, self.problem, self.relay, self.name = warn, None, relay, name
+        self.more, self._relays, self._lock = more, {transport: 0}, threading.Lock()
         self._closing = threading.Event()
         self._listeners = []
         try:
@@ -75,7 +83,9 @@ class Forwards:
         them (a relay, that it runs and the port is this user's), not only that the local
         port listens. Raises `ForwardError`."""
         for port in remote_ports:
-            self._open(port, ("127.0.0.1", 0))[0].close()
+            channel = self._open(port, ("127.0.0.1", 0))[0]
+            channel.close()
+            self._release(channel)
 
     def alive(self):
         """True while the SSH connection lives (`problem` says why not)."""
@@ -119,7 +129,7 @@ class Forwards:
         came after that line; refused, `ForwardError` with the relay's reason."""
         channel = None
         try:
-            channel = self.transport.open_session(timeout=self.timeout)
+            channel = self._session()
             channel.settimeout(self.timeout)  # each wait for the relay, not the relaying
             channel.exec_command(REMOTE_SHELL)
             channel.sendall(self.relay(port).encode())
@@ -130,10 +140,12 @@ class Forwards:
             return channel, ahead
         except ForwardError:
             channel.close()
+            self._release(channel)
             raise
         except Exception as error:  # paramiko's SSHException, EOFError, socket.timeout...
             if channel is not None:
                 channel.close()
+                self._release(channel)
             raise ForwardError(f"{self.name}: cannot relay to 127.0.0.1:{port}: "
                                f"{error or type(error).__name__}") from None
 
@@ -189,7 +201,33 @@ class Forwards:
             channel.close()  # OSError, EOFError or SSHException): this connection ends
         back.join()
         channel.close()
+        self._release(channel)
         local.close()
+
+    def _session(self):
+        """A session channel on the first SSH connection that holds fewer than `SESSIONS`
+        relays, opened by *more* when none does (without it, on the least loaded)."""
+        with self._lock:
+            live = [t for t in self._relays if t.is_active()]
+            transport = next((t for t in live if self._relays[t] < SESSIONS), None)
+            if transport is None and self.more is not None:
+                transport = self.more()
+            transport = transport or min(live or self._relays, key=self._relays.get)
+            self._relays[transport] = self._relays.get(transport, 0) + 1
+        try:
+            return transport.open_session(timeout=self.timeout)
+        except Exception:
+            with self._lock:
+                self._relays[transport] -= 1
+            raise
+
+    def _release(self, channel):
+        """A relay's *channel* ended: its connection holds one fewer."""
+        if self.relay:
+            with self._lock:
+                transport = channel.get_transport()
+                if self._relays.get(transport):
+                    self._relays[transport] -= 1
 
 
 def _relaying(channel):

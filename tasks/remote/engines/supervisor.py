@@ -5,7 +5,7 @@ The engines of one cluster on one host, kept by one process: the supervisor.
 the package ``ipp_remote``) into the run directory and runs it, after the host's SETUP, in
 the screen session ``NAME-engines``::
 
-    python supervisor.py RUN_DIR NAME LABEL COUNT RESTART LIMIT DEVICES -- IPENGINE ARGS...
+    python RUN_DIR/ipp_remote engines.supervisor RUN_DIR NAME LABEL COUNT RESTART LIMIT DEVICES -- IPENGINE ...
 
 It starts engines 1 to COUNT (``engine_fork.py``: forked from its warm Python, or as
 processes), in waves of one per core (at least 4) a second, so that neither the host nor

@@ -1,10 +1,11 @@
 """
 Run ipyparallel's controller so that a crash loses no engine and leaves no task hanging.
 
-``tasks/remote/steps/master/start_master.sh`` writes this file into the run directory; the controller's
-nanny (``tasks/remote/shared/nanny.py``) runs it in the controller's screen session::
+``tasks/remote/steps/master/start_master.sh`` unpacks it into the run directory (the package
+``ipp_remote``); the controller's nanny (``shared/nanny.py``) runs it in the controller's
+screen session::
 
-    python controller.py RUN_DIR IPCONTROLLER ARGS...
+    python RUN_DIR/ipp_remote master.controller RUN_DIR IPCONTROLLER ARGS...
 
 and, after a crash, again with ``--restore``: ipcontroller then reuses its connection files
 (same ports, same key) and takes the engines back under their ids from its engine state

@@ -1,8 +1,8 @@
 """
 Ask the controller about its engines, on the master, with ipyparallel's own `Client`.
 
-``tasks/remote/steps/master/probe.sh`` runs it with the cluster's Python (``python probe.py ARGS
-RUN_DIR``, from a folder of its own where it unpacked this file and ``screen_logs.py``), where
+``tasks/remote/steps/master/probe.sh`` runs it with the cluster's Python (``python CODE/ipp_remote master.probe
+ARGS RUN_DIR``, from a folder of its own where it unpacked it with ``shared/``), where
 the controller and its client connection file are, so the machine running ``fab`` needs
 no route to the controller's ports. ARGS is JSON:
 

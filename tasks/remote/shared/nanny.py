@@ -2,12 +2,12 @@
 Keep one program of the cluster alive, as Dask's nanny keeps a worker: start it again
 when it dies.
 
-``tasks/remote/steps/master/start_master.sh`` unpacks this file and ``process_tree.py`` (what it
-knows of processes) into the run directory and runs it with the cluster's Python in the
-controller's and Jupyter's screen sessions::
+``tasks/remote/steps/master/start_master.sh`` unpacks it (with ``process_tree.py``, what it
+knows of processes, in the package ``ipp_remote``) into the run directory and runs it with
+the cluster's Python in the controller's and Jupyter's screen sessions::
 
-    python nanny.py controller MARKER -- PYTHON controller.py RUN_DIR IPCONTROLLER ARGS...
-    python nanny.py jupyter MARKER -- JUPYTER ARGS...
+    python RUN_DIR/ipp_remote shared.nanny controller MARKER -- PYTHON RUN_DIR/ipp_remote master.controller ...
+    python RUN_DIR/ipp_remote shared.nanny jupyter MARKER -- JUPYTER ARGS...
 
 MARKER: the file to write when it gives up. The engines of a host are kept by one
 supervisor (``supervisor.py``), which follows the same rules: `Restarts`, the one restart

@@ -178,6 +178,9 @@ lock() {  # lock: take this host's lock of the cluster (let it go with: exec 9>&
 
 make_run_dir() {  # make_run_dir: create the run directory (0700), take the lock, ready screen
   mkdir -p "$run" && chmod 700 "$HOME/.ipp-cluster" "$base" "$run" || exit 1
+  # What a release before the package ipp_remote unpacked here: no Python may import it
+  # (Jupyter has this folder on its path)
+  rm -rf "$run/python" "$run/__pycache__"; rm -f "$run"/*.py
   lock
   printf 'logfile flush 1\n' > "$run/screenrc"
   screen -wipe >/dev/null 2>&1

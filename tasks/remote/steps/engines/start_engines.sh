@@ -34,7 +34,7 @@ start_engines() {  # start_engines LABEL COUNT RESTART ENGINE_RESTART MEMORY_LIM
   plan="$count $OMP_NUM_THREADS $keep $limit $(printf '%s' "$devices" | tr '\n' ',')"
   if [ "$restart" != yes ] && [ -n "$(sessions "$supervisor")" ] \
     && [ "$(cat "$run/$supervisor.plan" 2>/dev/null)" = "$plan" ]; then
-    # the supervisor's state for the shell: N STATE a line (see tasks/remote/engine_state.py)
+    # the supervisor's state for the shell: N STATE a line (see tasks/remote/engines/engine_state.py)
     started=$(grep -cE '^[0-9]+ (stopped|gaveup)$' "$run/$supervisor.states" 2>/dev/null)
     rm -f "$run/$name"-engine-*.gaveup
     printf 'start\n' >> "$run/$supervisor.requests"

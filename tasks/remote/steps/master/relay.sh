@@ -11,6 +11,9 @@ relay() {  # relay PORT < PROGRAMS, 3< the connection: relay it to 127.0.0.1:POR
   # per connection, and Python starts isolated (-I) without site (-S): no environment
   # variable, user site or .pth file of CLUSTER_ENV (ipp_cluster.pth) runs or costs
   # anything. It exits, so that this shell reads nothing of what may follow.
+  # A Python that cannot run the relay alone (the system's is too old, or one of SETUP's
+  # needs its LD_LIBRARY_PATH) gets SETUP after all: seconds, but only there.
+  "$python" -I -S -c 'import sys; sys.exit(sys.version_info < (3, 8))' 2>/dev/null || user_env
   code=$(mktemp -d) || exit 1
   base64 -d | tar -xzf - -C "$code" || { rm -rf "$code"; exit 1; }
   "$python" -I -S "$code/ipp_remote" shared.loopback relay "$1" <&3 3<&-
