@@ -1,6 +1,6 @@
 """
-``python -m bench [--quick | --smallest | --scale | --blas | --healing | --dashboard | --slurm]
-[--rounds N] [--out DIR]``: run the
+``python -m bench [--quick | --smallest | --scale | --blas | --healing | --dashboard | --slurm |
+--throughput] [--rounds N] [--out DIR]``: run the
 benchmark, print its Markdown tables, and write them, every sample and the plot to DIR
 (results.md, results.json, results.png). A full run into the default ``bench/results``
 also writes its tables into the documentation page that holds the ``bench-results``
@@ -14,7 +14,9 @@ engines and controller, 5 rounds unless told) into healing.md and healing.json (
 (`bench.dashboard`, 5 rounds unless told) into dashboard.md and dashboard.json (the
 ``bench-dashboard`` markers); ``--slurm`` engines in a Slurm allocation against
 ipyparallel's Slurm launcher alone (`bench.slurm`, 5 rounds unless told) into slurm.md
-and slurm.json (the ``bench-slurm`` markers).
+and slurm.json (the ``bench-slurm`` markers); ``--throughput`` the project's controller beside
+ipyparallel's with short tasks alone (`bench.throughput`, 5 rounds unless told, no fake
+hosts) into throughput.md and throughput.json (the ``bench-throughput`` markers).
 """
 
 import argparse
@@ -30,7 +32,7 @@ from pathlib import Path
 
 from tests.sshhosts import FakeHosts, why_not_available
 
-from . import blas, dashboard, healing, methods, report, scale, slurm
+from . import blas, dashboard, healing, methods, report, scale, slurm, throughput
 from .publish import DOCS, publish, write_docs
 
 FULL = dict(hosts=(1, 2, 4, 8), per_host=(1, 2), control=(1, 8, 32, 64), threads=(64, 256), rounds=3,
@@ -231,6 +233,8 @@ def main():
                         help="what the dashboard costs the controller, alone")
     parser.add_argument("--slurm", action="store_true",
                         help="engines in a Slurm allocation, against ipyparallel's Slurm launcher, alone")
+    parser.add_argument("--throughput", action="store_true",
+                        help="the project's controller beside ipyparallel's, short tasks, alone")
     parser.add_argument("--rounds", type=int, help="rounds of every measure (default 3, quick 1)")
     parser.add_argument("--out", help="folder for results.md and results.png "
                                       "(default bench/results, or a temporary one with --quick)")
@@ -241,6 +245,11 @@ def main():
     rounds = args.rounds or plan["rounds"]
     out = Path(args.out or (tempfile.mkdtemp(prefix="ippbench-") if args.quick
                             else methods.PROJECT / "bench" / "results"))
+    if args.throughput:  # local engines: no fake hosts
+        samples = throughput.measure(args.rounds or 5, say)
+        text = (f"Machine: {report.machine()}. {args.rounds or 5} rounds; medians.\n\n"
+                + throughput.throughput_table(samples) + "\n")
+        return publish(out, "throughput", text, {"rounds": samples}, into_docs)
     reason = why_not_available()
     if reason:
         sys.exit(f"error: {reason}")

@@ -50,7 +50,6 @@ handlers would log each such message whole, with a traceback.
 import logging
 import multiprocessing
 import os
-import sqlite3
 import sys
 
 import zmq
@@ -59,6 +58,7 @@ from ipyparallel.controller import app
 from ipyparallel.controller.task_scheduler import TaskScheduler
 
 from . import host_inbox
+from .journal import Journal
 from .outbox import Outbox, as_bytes
 from .refusals import Refusals, cap_log_records, refusal, throttle
 
@@ -69,32 +69,6 @@ DELIVERY_WINDOW = 600.0
 #: Seconds a restored engine has to come back before its tasks end with the error.
 ENGINE_WINDOW = 120.0
 RETRY = 0.5
-
-
-class Journal:
-    """The scheduler's tasks in flight: msg_id, client, request header, engine (once sent)."""
-
-    def __init__(self, path, keep):
-        self.db = sqlite3.connect(path, isolation_level=None)  # each write its own transaction
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=OFF")  # outlive the process, not the machine
-        self.db.execute("CREATE TABLE IF NOT EXISTS task (msg_id TEXT PRIMARY KEY,"
-                        " client BLOB, header BLOB, engine BLOB)")
-        if not keep:
-            self.db.execute("DELETE FROM task")
-
-    def rows(self):
-        return self.db.execute("SELECT msg_id, client, header, engine FROM task").fetchall()
-
-    def add(self, msg_id, client, header):
-        self.db.execute("INSERT OR REPLACE INTO task VALUES (?, ?, ?, NULL)",
-                        (msg_id, client, header))
-
-    def sent(self, msg_id, engine):
-        self.db.execute("UPDATE task SET engine = ? WHERE msg_id = ?", (engine, msg_id))
-
-    def done(self, msg_id):
-        self.db.execute("DELETE FROM task WHERE msg_id = ?", (msg_id,))
 
 
 class HealingScheduler(TaskScheduler):
@@ -124,6 +98,7 @@ class HealingScheduler(TaskScheduler):
         self.refusals = Refusals(self.log, self.loop, "results from engines")
         self.from_clients = Refusals(self.log, self.loop, "tasks from clients")
         throttle(self.log)  # this process's own log (in a thread, the hub's: already throttled)
+        sign_once(self.session)
         unsent = []
         for msg_id, client, header, engine in self.journal.rows():
             if engine is None:
@@ -152,9 +127,14 @@ class HealingScheduler(TaskScheduler):
 
     def submit_task(self, job, indices=None):
         super().submit_task(job, indices)
+        # ipyparallel's `add_job` puts the engine it chose last (its LRU order): checked
+        # there first, then, should a scheduler of another version order them otherwise, in all
+        last = self.targets[-1] if self.targets else None
+        if last is not None and job.msg_id in self.pending.get(last, ()):
+            return self.journal.sent(job.msg_id, last)
         for engine, jobs in self.pending.items():
             if job.msg_id in jobs:
-                self.journal.sent(job.msg_id, engine)
+                return self.journal.sent(job.msg_id, engine)
 
     def fail_unreachable(self, msg_id, *args, **kwargs):
         super().fail_unreachable(msg_id, *args, **kwargs)
@@ -242,6 +222,27 @@ class HealingScheduler(TaskScheduler):
         self.to_clients.send(self.session.serialize(reply, ident=[client, engine]))
 
 
+def sign_once(session):
+    """Have *session* sign each message's frames once: `refusal` checks a signature before
+    ipyparallel's handler reads the message, whose `Session.deserialize` checks it again
+    (``self.sign(msg_list[1:5])``) with the very same frames (`zmq.Frame.bytes` is made once):
+    the signature of the last frames signed is kept for them, by identity, and made anew
+    for any others. Where a Session has no `sign` to wrap, it is left as it is."""
+    sign = getattr(session, "sign", None)
+    if sign is None or getattr(sign, "once", False):
+        return
+    last = {"frames": (), "signature": None}  # the frames are held: no other object takes their ids
+
+    def signed_once(frames):
+        frames = tuple(frames)
+        if len(frames) == len(last["frames"]) and all(a is b for a, b in zip(frames, last["frames"])):
+            return last["signature"]
+        last["frames"], last["signature"] = frames, sign(list(frames))
+        return last["signature"]
+    signed_once.once = True
+    session.sign = signed_once
+
+
 def curve_keys(path, restoring):
     """The controller's Curve key pair: kept in *path* (0600) when restoring, else new."""
     if restoring and os.path.exists(path):
@@ -259,7 +260,7 @@ def curve_keys(path, restoring):
 def main(argv):
     run_dir, arguments = argv[1], argv[2:]
     restoring = "--restore" in arguments
-    os.environ["IPP_CLUSTER_JOURNAL"] = os.path.join(run_dir, "tasks-in-flight.sqlite")
+    os.environ["IPP_CLUSTER_JOURNAL"] = os.path.join(run_dir, "tasks-in-flight.journal")
     os.environ["IPP_CLUSTER_RESTORING"] = "1" if restoring else "0"
     if os.environ.get("IPP_ENABLE_CURVE") == "1":
         public, secret = curve_keys(os.path.join(run_dir, "controller.curve"), restoring)

@@ -50,7 +50,7 @@ start_master() {  # start_master ADDRESS JUPYTER_PORT NOTEBOOK_DIR ENCRYPT PERIO
   else
     # A new controller: no connection files, engines or tasks of an earlier one.
     rm -f "$engine_file" "$sec/ipcontroller-client.json" "$engine_state" \
-      "$run/$name-controller.gaveup" "$run/tasks-in-flight.sqlite"*
+      "$run/$name-controller.gaveup" "$run/tasks-in-flight."*
     rm -rf "$run/hosts"  # the engine hosts' reports to the last one (host_inbox.py)
     curve=
     [ "$encrypt" = yes ] && curve=IPP_ENABLE_CURVE=1

@@ -11,6 +11,6 @@ stop_master() {  # stop_master: stop the controller and Jupyter, remove what the
   halt controller "$name-controller"
   halt jupyter "$name-jupyter"
   rm -f "$engine_file" "$sec/ipcontroller-client.json" "$run/controller.curve" \
-    "$run/tasks-in-flight.sqlite"* "$run/dashboard.sqlite"* "$run/jupyter.token"
+    "$run/tasks-in-flight."* "$run/dashboard.sqlite"* "$run/jupyter.token"
   rm -rf "$run/dashboard" "$run/hosts"  # what write_plan and host_inbox.py wrote for it
 }
