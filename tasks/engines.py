@@ -77,19 +77,20 @@ def show_cancelled(ended):
 
 
 def cancel_submitted(c, inventory, up):
-    """After Ctrl-C: cancel the jobs this command submitted (*up*'s); the line to show."""
-    if not up.submitted:
+    """After Ctrl-C: cancel the jobs this command submitted (*up*'s), those whose submit it
+    was still waiting for too (their jobs may be queued already); the line to show."""
+    names = {name for name, _ in up.submitted} | set(up.submitting)
+    if not names:
         return ""
-    names = {name for name, _ in up.submitted}
     try:
         with session(c, inventory) as cluster:  # Slurm's commands: on the login node
             problems = cancel_allocations(cluster.fleet, cluster.written, [
                 a for a in inventory.allocations if a.name in names])
     except Exception as error:  # noqa: BLE001 (whatever went wrong, say what to do)
         problems = [str(error)]
-    jobs = " ".join(job for _, job in up.submitted)
+    jobs = " ".join([*(job for _, job in up.submitted), *(f"of {name}" for name in up.submitting)])
     return (f"; the jobs submitted ({jobs}) were cancelled" if not problems else
-            f"; cancel the jobs submitted with: scancel {jobs} (on {inventory.slurm_host.name})")
+            f"; cancel the jobs submitted ({jobs}) with scancel on {inventory.slurm_host.name}")
 
 
 def bring_down(fleet_, inventory, hosts):

@@ -21,13 +21,11 @@ from ..lifecycle import read_engine_file
 from ..registration import SLACK, shortfalls, wait_for_engines
 from .job_key import bring_key
 
-#: Seconds between two looks at a job that does not run yet (Slurm starts one in about a second).
-POLL = 0.5
-#: Seconds Slurm's commands get to answer, in one round trip to the login node: a busy slurmctld
-#: takes tens of seconds (over 30 s seen on a loaded 2-core test site, failing a cluster.up).
+POLL = 0.5  #: seconds between two looks at a job that does not run yet (Slurm starts one in ~1 s)
+#: Seconds Slurm's commands get to answer in one round trip to the login node: a busy slurmctld
+#: takes tens (over 30 s on a loaded 2-core test site, failing a cluster.up).
 SLURM_ANSWER = 90
-#: What ``sbatch --test-only`` reads: Slurm judges the options, not the script.
-TEST_SCRIPT = "#!/bin/sh\ntrue\n"
+TEST_SCRIPT = "#!/bin/sh\ntrue\n"  #: what ``sbatch --test-only`` reads: Slurm judges the options alone
 
 
 def _on_login(fleet, inventory, steps, timeout=SLURM_ANSWER):
@@ -136,6 +134,7 @@ class AllocationsUp:
 
     jobs: dict = field(default_factory=dict)       # name -> slurm.Job (its last state)
     submitted: list = field(default_factory=list)  # (name, job id) submitted by this call
+    submitting: list = field(default_factory=list)  # names whose submit has no answer yet
     expected: dict = field(default_factory=dict)   # label (NODE@JOB) -> engines wanted there
     registered: dict = None                        # label -> engines registered; None: unknown
     groups: dict = field(default_factory=dict)     # name -> its nodes' labels (NODE@JOB)
@@ -162,12 +161,12 @@ def bring_up(fleet, inventory, allocations, up, renew=False, engine_file=None, s
 
 def submit(fleet, inventory, allocations, up, renew=False, engine_file=None, say=print):
     """
-    Submit a job for each allocation that has none queued or running (a job of this
-    cluster's that is, is kept; with *renew*, for a new controller whose engines it could
-    not reach, it is ended first), in one round trip; fills *up* (``submitted``, and
-    ``chosen``: what `wait` waits for). Without a shared home, the nodes get the
-    controller's connection file over SSH once their job runs (`wait_running`):
-    *engine_file*, read from the master when not given, kept in *up* for that.
+    Submit a job for each allocation that has none queued or running (a job of this cluster's
+    that is, is kept; with *renew*, for a new controller whose engines it could not reach, it
+    is ended first), in one round trip; fills *up* (``submitted``, ``chosen``: what `wait`
+    waits for; ``submitting`` while the answer is awaited, for a Ctrl-C then). Without a
+    shared home, the nodes get the controller's connection file over SSH once their job runs
+    (`wait_running`): *engine_file*, read from the master when not given, kept in *up*.
     """
     settings = inventory.settings
     if not settings.shared_home:
@@ -177,10 +176,11 @@ def submit(fleet, inventory, allocations, up, renew=False, engine_file=None, say
     chosen = list(allocations)
     if chosen:
         scripts = [slurm.job_script(settings, a) for a in chosen]
+        up.submitting = [a.name for a in chosen]
         result = _on_login(fleet, inventory, [
             slurm.submit(settings, i, a, script, "renew" if renew else "keep")
             for i, (a, script) in enumerate(zip(chosen, scripts))], timeout=90 + SLACK)
-        reports = _reports(result, chosen) if result.ok else {}
+        reports, up.submitting = _reports(result, chosen) if result.ok else {}, []
         for a in list(chosen):
             verdict, said = slurm.parse_verdict(reports.get(a.name, f"refused|{result.reason}"))
             if verdict == "submitted":
