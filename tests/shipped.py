@@ -19,7 +19,8 @@ def unpack(step, folder, changes=()):
     it, one at least) to *new*. The package's path."""
     data = base64.b64decode(shipped.package(step))
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-        tar.extractall(folder, filter="data")
+        # the "data" filter where this Python has it (3.11.4 on; Debian 12's is 3.11.2)
+        tar.extractall(folder, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
     package = folder / shipped.PACKAGE
     for path, old, new in changes:
         files = [package / path] if path else [f for f in package.rglob("*.py") if old in f.read_text()]
