@@ -15,7 +15,7 @@ case $#:${1-} in
   1:--test)
     packages="$packages openssh-server iproute2 nftables chromium shellcheck tcsh csh zsh fish ksh"
     packages="$packages lmod slurmctld slurmd slurm-client munge sudo"
-    requirements=requirements-test.txt next="python -m pytest" ;;
+    requirements=requirements-test.txt next="python -m tests.suite" ;;
   *) echo "usage: sh install.sh [--test]" >&2; exit 2 ;;
 esac
 

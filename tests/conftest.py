@@ -19,6 +19,7 @@ import pytest
 
 from tests.sshhosts import FakeHosts, why_not_available, write_inventory  # noqa: F401 (for the tests)
 from tests.waiting import wait_until
+from tests.wheels import SYSTEM_PYTHON, download_wheelhouse
 
 # The tests press Ctrl-C (SIGINT) on the fab processes they start. A shell starts a
 # background job (`pytest &`, `nohup pytest &` in a script) with SIGINT ignored, and every
@@ -29,8 +30,6 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
 
 PROJECT = Path(__file__).resolve().parent.parent
 FAB = Path(sys.executable).parent / "fab"
-SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's: a CLUSTER_ENV made with it suits every user
-REQUIREMENTS = PROJECT / "tasks" / "cluster-requirements.txt"
 CLUSTER_PROGRAMS = ("ipengine", "ipcontroller", "ipp_remote",
                     "jupyter", "ipyparallel", "SCREEN", "screen")
 
@@ -154,16 +153,13 @@ def nothing_left(fake_hosts, numbers, timeout=15):
 
 @pytest.fixture(scope="session")
 def wheelhouse(tmp_path_factory):
-    """The cluster's packages as wheels for the hosts' Python, downloaded into a temporary folder."""
+    """The cluster's packages as wheels for the hosts' Python: those `tests.suite` downloaded
+    for every shard (``IPP_TEST_WHEELHOUSE``), or downloaded now into a temporary folder."""
     if subprocess.run([SYSTEM_PYTHON, "-c", "import ensurepip"]).returncode != 0:
         pytest.skip("needs Debian's python3 and python3-venv")
-    version = subprocess.run([SYSTEM_PYTHON, "-c", "import platform; print(platform.python_version())"],
-                             capture_output=True, text=True, check=True).stdout.strip()
-    folder = tmp_path_factory.mktemp("wheelhouse")
-    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:",
-                    f"--python-version={version}", "-d", str(folder), "-r", str(REQUIREMENTS)],
-                   check=True, timeout=600)
-    return folder
+    if os.environ.get("IPP_TEST_WHEELHOUSE"):
+        return Path(os.environ["IPP_TEST_WHEELHOUSE"])
+    return download_wheelhouse(tmp_path_factory.mktemp("wheelhouse"))
 
 
 @pytest.fixture(scope="session")

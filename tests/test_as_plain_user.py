@@ -19,6 +19,8 @@ import pytest
 
 from tests.conftest import PROJECT, SYSTEM_PYTHON, users
 
+pytestmark = pytest.mark.network  # pip and apt reach their indexes: tests.suite keeps the network
+
 USER = "ippplain"
 #: Tests of text in, text out, or of the documentation and the benchmark's report: they read
 #: no file of a home, start nothing and run as root (the README's command) all the same.

@@ -338,7 +338,7 @@ def test_the_readme_is_short_and_keeps_its_commands():
     text = README.read_text()
     assert len(text.splitlines()) <= 200
     command = re.search(r"<!-- test-command -->\n```sh\n(.*)\n```\n<!-- /test-command -->", text).group(1)
-    assert command == "sh install.sh --test && . .venv/bin/activate && python -m pytest"
+    assert command == "sh install.sh --test && . .venv/bin/activate && python -m tests.suite"
     assert command in (DOCS / "development.md").read_text()
     quick = "sh install.sh\n. .venv/bin/activate && fab cluster.up\n"
     assert quick in text and quick in (DOCS / "getting-started.md").read_text()

@@ -24,6 +24,8 @@ import pytest
 
 from tests.conftest import PROJECT, users
 
+pytestmark = pytest.mark.network  # pip and apt reach their indexes: tests.suite keeps the network
+
 USER = "ippinstall"
 COPIED = ("install.sh", "fabfile.py", "tasks", "inventory",
           *sorted(path.name for path in PROJECT.glob("requirements*.txt")))
