@@ -27,3 +27,10 @@ def facts(port=None, gpus=None, engines=None):
     with *gpus* and *engines* (the inventory's), the GPUs it names and how many engines
     would start."""
     return Step("facts", (port or "", gpus or "", engines or ""), program("shared/versions.py"))
+
+
+def reach(address, timeout, ports):
+    """Report ``reached=`` and ``unreachable=`` (``ADDRESS:PORT/WHY ...``): a TCP connect from the
+    host to each of *ports* of the controller's *address*, *timeout* s each, all at once
+    (``shared/reach.py``)."""
+    return Step("reach", (address, timeout, *ports), program("shared/reach.py"))

@@ -40,6 +40,9 @@ def check_problems(inventory, results):
     too_few = open_files_problem(master_facts, engine_count(inventory, planned(results)))
     if too_few:
         found.setdefault(inventory.master.name, []).append(too_few)
+    ports = ports_problem(inventory.settings)
+    if ports:
+        found.setdefault(inventory.master.name, []).append(ports)
     try:
         address.controller_address(inventory, address.peers_from(inventory, results))
     except address.AddressError as error:
@@ -94,6 +97,30 @@ def open_files_problem(master_facts, engines):
     return (f"the master allows {hard} open files (its hard limit, ulimit -Hn) but the controller"
             f" of {engines} engines needs about {needed}: raise nofile for your user in"
             " /etc/security/limits.conf there, or start fewer engines")
+
+
+#: The ports ipyparallel's controller listens on (9.x, one level of broadcast schedulers,
+#: its default): 9 for the engines (registration, control, mux, task, iopub, the two of the
+#: heartbeat, the 2 leaf broadcast schedulers), 6 more for the clients (control, mux, task,
+#: iopub, notification, broadcast), 3 of its own on 127.0.0.1 (the 2 inner broadcast
+#: schedulers, the monitor); with the host inbox's (``master/host_inbox.py``), 19; and
+#: Jupyter's: 20, whatever the number of engines.
+CONTROLLER_PORTS_NEEDED = 9 + 6 + 3 + 1
+PORTS_NEEDED = CONTROLLER_PORTS_NEEDED + 1
+
+
+def ports_problem(settings):
+    """What is wrong when ``CONTROLLER_PORTS`` holds fewer ports than the cluster listens on
+    (the controller then fails rather than take one outside it), or ''."""
+    if not settings.controller_ports:
+        return ""
+    low, high = settings.controller_ports
+    if high - low + 1 >= PORTS_NEEDED:
+        return ""
+    return (f"CONTROLLER_PORTS={low}-{high} holds {high - low + 1} ports, but the cluster needs"
+            f" {PORTS_NEEDED}: {CONTROLLER_PORTS_NEEDED} for the controller (registration,"
+            " schedulers, heartbeats, host inbox and its own) and 1 for Jupyter: widen the range"
+            " in cluster.env")
 
 
 def _minor(version):

@@ -73,3 +73,12 @@ port_user() {  # port_user PORT: report port_user= (who listens on TCP PORT), if
   user=$(getent passwd "$owner" | cut -d: -f1)
   echo "port_user=${user:-uid $owner}"
 }
+
+reach() {  # reach ADDRESS TIMEOUT PORT... < REACH_PY: report reached= and unreachable=
+  # A TCP connect from here to each PORT of the controller's ADDRESS, all at once, each
+  # given TIMEOUT s (shared/reach.py): what the engines of this host would connect to.
+  user_env
+  py=$python
+  "$py" -c '' 2>/dev/null || py=python3
+  "$py" - connect "$@"
+}
