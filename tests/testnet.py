@@ -99,6 +99,11 @@ class TestNetwork:
         for node in [*self.numbers, "switch"]:
             subprocess.run(["ip", "netns", "del", self.namespace(node)], stderr=subprocess.DEVNULL)
 
+    def nft(self, node, rules):
+        """Load the nftables *rules* (``nft -f`` text: a table, or ``delete table ...``) into
+        *node*'s namespace, beside the laptop's rule (a packet any table drops is dropped)."""
+        self.run(node, "nft", "-f", "-", input=rules, text=True, check=True)
+
     def run(self, node, *argv, **kwargs):
         """Run *argv* in *node*'s network namespace (nothing else of it changes)."""
         return subprocess.run(["ip", "netns", "exec", self.namespace(node), *argv], **kwargs)
