@@ -102,8 +102,8 @@ def open_files_problem(master_facts, engines):
 #: The ports ipyparallel's controller listens on (9.x, one level of broadcast schedulers,
 #: its default): 9 for the engines (registration, control, mux, task, iopub, the two of the
 #: heartbeat, the 2 leaf broadcast schedulers), 6 more for the clients (control, mux, task,
-#: iopub, notification, broadcast), 3 of its own on 127.0.0.1 (the 2 inner broadcast
-#: schedulers, the monitor); with the host inbox's (``master/host_inbox.py``), 19; and
+#: iopub, notification, broadcast), 3 of its own (the monitor's, and the 2 inner broadcast
+#: schedulers' on 127.0.0.1); with the host inbox's (``master/host_inbox.py``), 19; and
 #: Jupyter's: 20, whatever the number of engines.
 CONTROLLER_PORTS_NEEDED = 9 + 6 + 3 + 1
 PORTS_NEEDED = CONTROLLER_PORTS_NEEDED + 1
