@@ -22,11 +22,13 @@ def tail_logs(roles, lines):
     return Step("tail_logs", (int(lines), *roles))
 
 
-def facts(port=None, gpus=None, engines=None):
+def facts(port=None, gpus=None, engines=None, interface=None):
     """Report the host's facts (see ``tasks/remote/steps/any/facts.sh``); with *port*, who holds it;
     with *gpus* and *engines* (the inventory's), the GPUs it names and how many engines
-    would start."""
-    return Step("facts", (port or "", gpus or "", engines or ""), program("shared/versions.py"))
+    would start; with *interface* (``CONTROLLER_INTERFACE``), its address there and all its
+    IPv4 addresses."""
+    return Step("facts", (port or "", gpus or "", engines or "", interface or ""),
+                program("shared/versions.py"))
 
 
 def reach(address, timeout, ports):

@@ -41,6 +41,7 @@ class Settings:
     setup: str = ""  # shell snippet run by /bin/sh before each program on every host
     slurm_wait: float = 600.0  # seconds cluster.up waits for an allocation's job to start
     controller_ports: tuple = ()  # (LOW, HIGH): every port of the cluster in it; (): any ports
+    controller_interface: str = ""  # the master's interface (ib0) or network (10.0.0.0/8) of it
 
     @property
     def bin_prefix(self):
@@ -111,6 +112,29 @@ def _port_range(value):
     return int(match[1]), int(match[2])
 
 
+_INTERFACE_RE = re.compile(r"^[A-Za-z0-9_.:@-]{1,15}$")  # Linux: at most 15 characters
+
+
+def _interface(value):
+    """A network interface's name, or an IPv4 network (``10.1.2.3/8`` read as ``10.0.0.0/8``)."""
+    wrong = "must be a network interface's name (ib0) or an IPv4 network (10.0.0.0/8), or empty"
+    if not value:
+        return ""
+    if "/" in value:
+        try:
+            return str(ipaddress.IPv4Network(value, strict=False))
+        except ValueError:
+            raise ValueError(wrong) from None
+    try:
+        ipaddress.IPv4Address(value)
+        raise ValueError(wrong + " (one address: that is CONTROLLER_ADDRESS)")
+    except ipaddress.AddressValueError:
+        pass
+    if not _INTERFACE_RE.match(value):
+        raise ValueError(wrong)
+    return value
+
+
 def _memory(value):
     match = re.match(r"^([0-9]+(?:\.[0-9]+)?)([KMGT]?)i?B?$", value, re.IGNORECASE)
     if value in ("", "auto"):
@@ -160,6 +184,7 @@ SETTINGS = {
     "SETUP": ("setup", str),
     "SLURM_WAIT": ("slurm_wait", _number(float, 0, 7 * 86400)),
     "CONTROLLER_PORTS": ("controller_ports", _port_range),
+    "CONTROLLER_INTERFACE": ("controller_interface", _interface),
 }
 
 
@@ -184,6 +209,11 @@ def parse_settings(text, path="cluster.env"):
             raise InventoryError(path, line, f"{binding.key}={binding.value!r} {error}") from None
         lines[binding.key] = line
     _jupyter_in_range(values, lines.get("JUPYTER_PORT"), path)
+    if values.get("controller_interface") and values.get("controller_address"):
+        raise InventoryError(path, max(lines["CONTROLLER_INTERFACE"], lines["CONTROLLER_ADDRESS"]),
+                             f"CONTROLLER_INTERFACE={values['controller_interface']} and"
+                             f" CONTROLLER_ADDRESS={values['controller_address']}: set one of"
+                             " them, not both")
     return Settings(**values)
 
 

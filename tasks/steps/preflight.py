@@ -19,11 +19,14 @@ from .registration import SLACK
 def read_facts(fleet, inventory, hosts):
     """Read each host's facts (cores, memory, versions, ...) in one round trip; with them,
     where each host sees fab's SSH come from (``peer_address``, see `tasks.steps.address`).
-    Jupyter's port is checked free on the master, unless Jupyter runs in a job
-    (``slurm_master``): the master is then a login node, whose ports are not its."""
+    Jupyter's port is checked free on the master, and its address that
+    ``CONTROLLER_INTERFACE`` names read, unless Jupyter runs in a job (``slurm_master``):
+    the master is then a login node, whose ports and addresses are not the job's node's."""
     port = None if inventory.master_allocation else inventory.settings.jupyter_port
+    interface = None if inventory.master_allocation else inventory.settings.controller_interface
     return fleet.run({host: commands.script(inventory.settings, commands.facts(
-        port if host == inventory.master else None, host.gpus, host.engines),
+        port if host == inventory.master else None, host.gpus, host.engines,
+        interface if host == inventory.master else None),
         commands.peer_address(), setup=host.setup) for host in hosts}, SLACK)
 
 
@@ -40,6 +43,9 @@ def check_problems(inventory, results):
     too_few = open_files_problem(master_facts, engine_count(inventory, planned(results)))
     if too_few:
         found.setdefault(inventory.master.name, []).append(too_few)
+    unmatched = interface_problem(inventory, master_facts)
+    if unmatched:
+        found.setdefault(inventory.master.name, []).append(unmatched)
     ports = ports_problem(inventory.settings)
     if ports:
         found.setdefault(inventory.master.name, []).append(ports)
@@ -107,6 +113,17 @@ def open_files_problem(master_facts, engines):
 #: Jupyter's: 20, whatever the number of engines.
 CONTROLLER_PORTS_NEEDED = 9 + 6 + 3 + 1
 PORTS_NEEDED = CONTROLLER_PORTS_NEEDED + 1
+
+
+def interface_problem(inventory, master_facts):
+    """What is wrong when no IPv4 address of the master matches ``CONTROLLER_INTERFACE`` (its
+    facts say ``interface_address=`` empty, and the addresses it has), or ''."""
+    spec = inventory.settings.controller_interface
+    if not spec or master_facts.get("interface_address", "-"):
+        return ""
+    return (f"CONTROLLER_INTERFACE={spec} matches no IPv4 address of the master, which has"
+            f" {master_facts.get('ipv4_addresses') or 'none'}: name one of its interfaces, or a"
+            " network of one of those addresses, in cluster.env")
 
 
 def ports_problem(settings):

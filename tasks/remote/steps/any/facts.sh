@@ -1,7 +1,7 @@
 # shellcheck shell=sh
 # shellcheck disable=SC2154  # name, bin, python: set by setup() in lib.sh
 
-facts() {  # facts PORT GPUS ENGINES < VERSIONS_PY: what cluster.info shows and cluster.check judges
+facts() {  # facts PORT GPUS ENGINES INTERFACE < VERSIONS_PY: what cluster.info shows and cluster.check judges
   # Reports cores=, mem_total_kb=, mem_available_kb=, load=, users=, screen= (and
   # screen_version=, the first line of screen -v), env_exists= (CLUSTER_ENV is a folder)
   # and, when not, env_siblings= (the Python environments next to it) and python3= (the
@@ -12,7 +12,8 @@ facts() {  # facts PORT GPUS ENGINES < VERSIONS_PY: what cluster.info shows and 
   # start, from the inventory's ENGINES and GPUS: see plan_engines in lib.sh) or, when
   # GPUS names GPUs that nvidia-smi lacks, gpu_problem=;
   # with PORT, port_user= when another program than this cluster's Jupyter listens
-  # there (the name of its user). The user's SETUP runs first.
+  # there (the name of its user); with INTERFACE (CONTROLLER_INTERFACE), interface_address=
+  # (this host's address there: see lib.sh) and ipv4_addresses=. The user's SETUP runs first.
   user_env
   echo "cores=$(nproc)"
   table=$(gpu_table)
@@ -59,6 +60,10 @@ facts() {  # facts PORT GPUS ENGINES < VERSIONS_PY: what cluster.info shows and 
     fi
   done
   echo "missing=$missing"
+  if [ -n "${4:-}" ]; then
+    echo "interface_address=$(interface_address "$4")"
+    echo "ipv4_addresses=$(ipv4_addresses)"
+  fi
   if [ -n "${1:-}" ] && ! sessions "$name-jupyter" >/dev/null; then
     port_user "$1"
   fi

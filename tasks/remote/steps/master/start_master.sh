@@ -4,7 +4,8 @@
 start_master() {  # start_master ADDRESS JUPYTER_PORT NOTEBOOK_DIR ENCRYPT PERIOD_MS REGISTRATION_S PORTS
   # Start what is missing of the controller and Jupyter, then wait for the controller.
   # The controller listens on ADDRESS alone, where the engines reach it; "ssh" means
-  # the address that this SSH connection came in on (see tasks/address.py).
+  # the address that this SSH connection came in on (see tasks/steps/address.py), and
+  # interface=SPEC this host's first address on the interface or network SPEC.
   # The controller writes its engine connection file when it is ready; a stale one is
   # removed first, so that waiting for the file means waiting for this controller.
   # Jupyter listens on 127.0.0.1 only and reads its token from a 0600 file made here
@@ -27,6 +28,17 @@ start_master() {  # start_master ADDRESS JUPYTER_PORT NOTEBOOK_DIR ENCRYPT PERIO
   address=$1 port=$2 notebook_dir=${3:-$HOME} encrypt=$4 period=$5 registration=$6 ports=${7:-}
   user_env
   raise_open_files
+  case $address in
+    interface=*)  # CONTROLLER_INTERFACE: this host's address on that interface or network
+      spec=${address#interface=}
+      address=$(interface_address "$spec")
+      if [ -z "$address" ]; then
+        echo "CONTROLLER_INTERFACE=$spec matches no IPv4 address of this host, which has" \
+          "$(ipv4_addresses): name one of its interfaces, or a network of one of those" \
+          "addresses, in cluster.env" >&2
+        exit 1
+      fi ;;
+  esac
   if [ "$address" = ssh ]; then
     address=$(printf '%s\n' "${SSH_CONNECTION:-}" | cut -d' ' -f3)
     address=${address#::ffff:}  # IPv4 seen by an IPv6 socket
