@@ -89,14 +89,15 @@ def free_range(count):
     return low, low + count - 1
 
 
-def start_controller(tmp_path, pool):
+def start_controller(tmp_path, pool, *more):
     """controller.py on 127.0.0.1 with the port pool *pool*, as start_master.sh starts it."""
     env = dict(os.environ, IPYTHONDIR=str(tmp_path / "ipython"))
     log = tmp_path / "controller.log"
-    package = shipped.unpack("start_master", tmp_path / "code")
-    with log.open("wb") as out:
+    package = shipped.unpack("start_master", tmp_path / "code") if not (tmp_path / "code").exists() \
+        else tmp_path / "code" / shipped_files.PACKAGE
+    with log.open("ab") as out:
         process = subprocess.Popen(shipped.argv(package, "master.controller", tmp_path, "--profile=ports",
-                                                "--ip=127.0.0.1", f"--IPController.ports={pool}"),
+                                                "--ip=127.0.0.1", f"--IPController.ports={pool}", *more),
                                    stdout=out, stderr=out, env=env, start_new_session=True)
     return process, log, tmp_path / "ipython" / "profile_ports" / "security" / "ipcontroller-engine.json"
 
@@ -119,6 +120,31 @@ def test_the_controller_listens_inside_its_pool_alone_and_skips_a_port_held_by_a
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
         held.close()
+
+
+def test_a_controller_restored_after_a_crash_keeps_its_ports_inside_a_pool_just_large_enough(tmp_path):
+    """20 ports, as CONTROLLER_PORTS needs at least: 19 in the pool. ``--restore`` (the nanny's,
+    after a crash) reads the engines' and clients' ports back and draws its inner ones again:
+    never one that its files name, nor one outside the pool."""
+    low, high = free_range(19)
+    pool = set(range(low, high + 1))
+    process, log, engine_file = start_controller(tmp_path, f"{low}-{high}")
+    try:
+        first = wait_until(lambda: engine_file.exists() and json.loads(engine_file.read_text()), 60,
+                           "the controller's engine file")
+        wait_until(lambda: len(listening(process.pid)) >= 19, 60, "the controller's 19 ports")
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)  # a crash: its files stay
+        process.wait()
+    process, log, _ = start_controller(tmp_path, f"{low}-{high}", "--restore")
+    try:
+        ports = wait_until(lambda: len(listening(process.pid)) >= 19 and listening(process.pid), 60,
+                           "the restored controller's 19 ports")
+        assert ports == pool, (sorted(ports), low, high, log.read_text()[-3000:])
+        assert json.loads(engine_file.read_text()) == first  # the engines' ports, as they were
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 def test_a_pool_too_small_fails_the_controller_rather_than_take_a_port_outside_it(tmp_path):
