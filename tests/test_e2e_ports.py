@@ -10,7 +10,8 @@ each; ``fab`` runs on the laptop.
 - with the controller's registration port dropped from host 3 alone, ``cluster.check``
   names host 3 and that address:port, and not host 2;
 - with a range of 19 ports, one too few, ``cluster.check`` says so, and ``cluster.up``
-  too, before anything starts on any host.
+  too, before anything starts on any host; and with the range of the cluster that runs,
+  whose controller holds 19 of its ports, ``cluster.check`` names them.
 """
 
 import json
@@ -118,9 +119,10 @@ def test_check_names_the_host_that_cannot_reach_the_controllers_port(network, cl
     assert f"error: {fine}:" not in said and check.stderr.count("cannot reach") == 1, said
 
 
-def test_a_range_too_small_is_said_by_check_and_up_before_anything_starts(network, tmp_path):
-    inv = inventory(network, tmp_path / "inv", "small", f"{LOW}-{HIGH - 1}")
-    expected = (f"error: {network.address('host1')}: CONTROLLER_PORTS={LOW}-{HIGH - 1} holds 19 ports,"
+def test_a_range_too_small_is_said_by_check_and_up_before_anything_starts(network, cluster, tmp_path):
+    low, high = LOW + 100, HIGH + 99  # 19 ports: the range of no cluster
+    inv = inventory(network, tmp_path / "inv", "small", f"{low}-{high}")
+    expected = (f"error: {network.address('host1')}: CONTROLLER_PORTS={low}-{high} holds 19 ports,"
                 " but the cluster needs 20: 19 for the controller")
     check = fab_on(network, "laptop", inv, "cluster.check")
     assert check.returncode == 1 and expected in check.stderr, check.stdout + check.stderr
@@ -128,3 +130,9 @@ def test_a_range_too_small_is_said_by_check_and_up_before_anything_starts(networ
     assert up.returncode == 1 and expected in up.stderr, up.stdout + up.stderr
     assert not [s for host in network.hosts.hosts for s in host.screens() if ".small-" in s]
     assert not os.path.exists(Path.home() / ".ipp-cluster" / "small")
+    # the range of the cluster that runs: its controller holds 19 of its ports
+    inv = inventory(network, tmp_path / "taken", "taken", f"{LOW}-{HIGH}")
+    check = fab_on(network, "laptop", inv, "cluster.check")
+    assert check.returncode == 1, check.stdout + check.stderr
+    assert (f"CONTROLLER_PORTS={LOW}-{HIGH} holds 20 ports, but 19 of them are taken on the master"
+            f" ({LOW + 1} by root, {LOW + 2} by root,") in check.stderr, check.stderr

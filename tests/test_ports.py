@@ -10,6 +10,7 @@ when the range holds too few. And the reachability check that runs on an engine 
 
 import json
 import os
+import pwd
 import signal
 import socket
 import subprocess
@@ -70,6 +71,36 @@ def test_a_range_too_small_for_the_controller_and_jupyter_is_named_with_both_cou
         " Jupyter: widen the range in cluster.env")
     assert preflight.ports_problem(parse_settings("CONTROLLER_PORTS=20000-20019\n")) == ""
     assert preflight.ports_problem(Settings()) == ""
+
+
+def test_ports_of_the_range_that_others_hold_on_the_master_count_against_it():
+    settings = parse_settings("CONTROLLER_PORTS=20000-20021\n")  # 22 ports: 2 to spare
+    held = {"ports_taken": "20000:ann 20003:bob 20004:root"}  # 20000: Jupyter's (judged apart)
+    assert preflight.ports_problem(settings, held) == ""
+    held["ports_taken"] += " 20007:bob"
+    assert preflight.ports_problem(settings, held) == (
+        "CONTROLLER_PORTS=20000-20021 holds 22 ports, but 3 of them are taken on the master"
+        " (20003 by bob, 20004 by root, 20007 by bob) and the cluster needs 20: 19 for the"
+        " controller (registration, schedulers, heartbeats, host inbox and its own) and 1 for"
+        " Jupyter: widen the range in cluster.env, or free those ports")
+    held["ports_taken"] = "20003:bob; 20004 x:y 99999:z"  # what is not PORT:USER is left out
+    assert preflight.ports_problem(settings, held) == ""
+
+
+def test_the_master_says_who_listens_in_the_range_while_its_controller_does_not_run(tmp_path):
+    from tasks import commands
+    from tests.test_commands import REMOTE  # noqa: F401 (the tree the script is made from)
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    script = commands.script(Settings(cluster_name=f"t{os.getpid()}"),
+                             commands.facts(None, None, None, None, f"{port - 1}-{port + 1}"))
+    try:
+        out = subprocess.run(commands.REMOTE_SHELL, shell=True, input=script, capture_output=True,
+                             text=True, timeout=60, env=dict(os.environ, HOME=str(tmp_path)))
+    finally:
+        server.close()
+    said = dict(line.split("=", 1) for line in out.stdout.splitlines() if "=" in line)
+    assert said["ports_taken"] == f"{port}:{pwd.getpwuid(os.getuid()).pw_name}", out.stderr
 
 
 def listening(pid):
