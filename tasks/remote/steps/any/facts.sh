@@ -1,7 +1,8 @@
 # shellcheck shell=sh
 # shellcheck disable=SC2154  # name, bin, python: set by setup() in lib.sh
 
-facts() {  # facts PORT GPUS ENGINES INTERFACE LOW-HIGH < VERSIONS_PY: what cluster.check judges
+facts() {  # facts PORT GPUS ENGINES INTERFACE LOW-HIGH < VERSIONS_PY: what cluster.info shows
+  # and cluster.check judges.
   # Reports cores=, mem_total_kb=, mem_available_kb=, load=, users=, screen= (and
   # screen_version=, the first line of screen -v), env_exists= (CLUSTER_ENV is a folder)
   # and, when not, env_siblings= (the Python environments next to it) and python3= (the
