@@ -16,7 +16,7 @@ from invoke.exceptions import Exit
 from . import __version__
 from .context import EXIT, HOSTS_HELP, JSON_HELP, LOGIN_NODE, choose, load, reads_inventory, session, whole_number
 from .show import documents, report
-from .steps import environment, operations, preflight
+from .steps import environment, operations, preflight, reachability
 from .steps.slurm import allocations
 
 
@@ -97,16 +97,21 @@ def info(c, json=False):
 def check(c, json=False):
     """Check every host before a start: reachable, screen, CLUSTER_ENV, same versions as the master.
 
-    Each Slurm allocation's job is checked by Slurm itself (sbatch --test-only on the master:
-    partition, account, time, nodes), which submits nothing.
+    While the controller runs, each engine host connects to each of its ports (a few
+    seconds' timeout) and is named with those it does not reach. Each Slurm allocation's job
+    is checked by Slurm itself (sbatch --test-only on the master: partition, account, time,
+    nodes), which submits nothing.
     """
     inventory = load()
     with session(c, inventory) as cluster:  # each host as the inventory names it
         results = preflight.read_facts(cluster.fleet, cluster.written, cluster.written.hosts)
         refused = allocations.check(cluster.fleet, cluster.written)
+        unreached = reachability.check(cluster.fleet, cluster.written, results)
     problems = preflight.check_problems(inventory, results)
     for name, why in refused.items():
         problems.setdefault(name, []).append(why)
+    for name, said in unreached.items():
+        problems.setdefault(name, []).extend(said)
     if json:
         documents.dump(documents.check(results, problems))
         report.fail_if(report.lines(problems))

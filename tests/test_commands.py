@@ -206,6 +206,20 @@ def test_start_master_starts_controller_and_jupyter_once_with_their_settings(hos
     assert (stopped["left_controller"], stopped["left_jupyter"]) == ("0", "0")
 
 
+def test_the_controller_draws_from_controller_ports_less_jupyters_port_and_as_before_without(host):
+    settings = dataclasses.replace(host.settings, controller_ports=(20000, 20019), jupyter_port=20005)
+    facts(host(commands.start_master(settings, "10.0.0.7"), settings=settings))
+    [controller] = calls(host.home, "ipcontroller", 1)
+    [jupyter] = calls(host.home, "jupyter", 1)
+    assert "--IPController.ports=20000-20004,20006-20019" in controller and "--port=20005" in jupyter
+    facts(host(commands.stop_master()))
+    for path in host.home.glob("*.args"):
+        path.unlink()
+    facts(host(commands.start_master(host.settings, "10.0.0.7")))
+    [controller] = calls(host.home, "ipcontroller", 1)
+    assert not [arg for arg in controller if "ports" in arg]
+
+
 @needs_screen
 def test_engines_are_labelled_counted_restarted_and_stopped_to_the_last_process(host):
     host(commands.write_engine_file("{}"))
@@ -319,6 +333,7 @@ def test_shellcheck_passes_on_every_shell_file_and_on_a_whole_script():
              commands.read_client_file(), commands.peer_address(), commands.renew_engines([1]),
              commands.tail_logs(["engine"], 5), commands.facts(8888), commands.probe(settings),
              commands.write_plan("n", {"expected": "2", "threads": "1", "devices": "GPU-1 GPU-2"}),
+             commands.controller_ports(), commands.reach("10.0.0.7", 3, [20001, 20002]),
              environment.install(settings, "a==1")]
     allocation = Allocation("a", 2)
     steps += [slurm.submit(settings, 0, allocation, "#!/bin/sh\n"), *(

@@ -42,7 +42,7 @@ BAD_INVENTORIES = [
     (MASTER, "WORKERS=3\n", "cluster.env", 1, "unknown setting 'WORKERS'; known: CLUSTER_ENV, "
      "CLUSTER_NAME, IPP_PROFILE, JUPYTER_PORT, ENGINE_TIMEOUT, CONNECT_TIMEOUT, PARALLEL, "
      "ENCRYPT, KNOWN_HOSTS, HOST_KEY_CHECKING, SHARED_HOME, NOTEBOOK_DIR, CONTROLLER_ADDRESS, ENGINE_RESTART, MEMORY_LIMIT, "
-     "ENGINE_THREADS, SETUP, SLURM_WAIT"),
+     "ENGINE_THREADS, SETUP, SLURM_WAIT, CONTROLLER_PORTS, CONTROLLER_INTERFACE"),
     (MASTER, "CLUSTER_ENV=opt/env\n", "cluster.env", 1,
      "CLUSTER_ENV='opt/env' must be an absolute path or one under ~/, of letters, digits and ._/+@-"
      " (or empty)"),

@@ -217,7 +217,8 @@ def test_cluster_env_under_the_home_is_expanded_by_each_host_itself():
     ("A=1\n", 1, "unknown setting 'A'; known: CLUSTER_ENV, CLUSTER_NAME, IPP_PROFILE, "
                  "JUPYTER_PORT, ENGINE_TIMEOUT, CONNECT_TIMEOUT, PARALLEL, ENCRYPT, KNOWN_HOSTS, "
                  "HOST_KEY_CHECKING, SHARED_HOME, NOTEBOOK_DIR, CONTROLLER_ADDRESS, ENGINE_RESTART, MEMORY_LIMIT, "
-     "ENGINE_THREADS, SETUP, SLURM_WAIT"),
+     "ENGINE_THREADS, SETUP, SLURM_WAIT, CONTROLLER_PORTS, "
+     "CONTROLLER_INTERFACE"),
     ("CONTROLLER_ADDRESS=master\n", 1,
      "CONTROLLER_ADDRESS='master' must be an IPv4 address of the master (or empty)"),
     ("ENCRYPT=maybe\n", 1, "ENCRYPT='maybe' must be yes or no"),

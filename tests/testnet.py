@@ -99,6 +99,16 @@ class TestNetwork:
         for node in [*self.numbers, "switch"]:
             subprocess.run(["ip", "netns", "del", self.namespace(node)], stderr=subprocess.DEVNULL)
 
+    def add_address(self, node, address):
+        """Give *node* one more IPv4 *address* (``A.B.C.D/N``) on its link, as a host on two
+        networks has (nothing routes between them: only nodes given one of it reach it)."""
+        self._ip("-n", self.namespace(node), "addr", "add", address, "dev", "eth0")
+
+    def nft(self, node, rules):
+        """Load the nftables *rules* (``nft -f`` text: a table, or ``delete table ...``) into
+        *node*'s namespace, beside the laptop's rule (a packet any table drops is dropped)."""
+        self.run(node, "nft", "-f", "-", input=rules, text=True, check=True)
+
     def run(self, node, *argv, **kwargs):
         """Run *argv* in *node*'s network namespace (nothing else of it changes)."""
         return subprocess.run(["ip", "netns", "exec", self.namespace(node), *argv], **kwargs)

@@ -13,14 +13,14 @@ The builders of the roles are named here too, as the steps call them
 """
 
 from .engines import host_status, renew_engines, start_engines, stop_engines, write_engine_file
-from .hosts import facts, peer_address, tail_logs, user_command
-from .master import (heartbeat, probe, put_examples, read_client_file, read_engine_file, read_token,
-                     relay, start_master, stop_master, write_plan)
+from .hosts import facts, peer_address, reach, tail_logs, user_command
+from .master import (controller_ports, heartbeat, probe, put_examples, read_client_file,
+                     read_engine_file, read_token, relay, start_master, stop_master, write_plan)
 from .script import END_OF_DATA, REMOTE_SHELL, TAG, Step, quote, script
 from .shipped import as_base64, program
 
-__all__ = ["END_OF_DATA", "REMOTE_SHELL", "TAG", "Step", "as_base64", "facts", "heartbeat",
-           "host_status", "peer_address", "probe", "program", "put_examples", "quote",
-           "read_client_file", "read_engine_file", "read_token", "relay", "renew_engines",
+__all__ = ["END_OF_DATA", "REMOTE_SHELL", "TAG", "Step", "as_base64", "controller_ports", "facts",
+           "heartbeat", "host_status", "peer_address", "probe", "program", "put_examples", "quote",
+           "reach", "read_client_file", "read_engine_file", "read_token", "relay", "renew_engines",
            "script", "start_engines", "start_master", "stop_engines", "stop_master",
            "tail_logs", "user_command", "write_engine_file", "write_plan"]

@@ -6,7 +6,7 @@ Jupyter, read their files, ask the controller (the probe).
 import json
 
 from .script import Step
-from .shipped import as_base64, package
+from .shipped import as_base64, package, program
 
 
 def heartbeat(engines):
@@ -26,12 +26,14 @@ def heartbeat(engines):
 def start_master(settings, address, engines=None):
     """Start what is missing of controller and Jupyter, each kept by the nanny, the
     controller on *address* alone (see `tasks.steps.address`) with the heartbeat for
-    *engines* (see `heartbeat`). Jupyter serves the dashboard (``ipp_dashboard``), and
+    *engines* (see `heartbeat`), its ports drawn from ``CONTROLLER_PORTS`` (less Jupyter's)
+    when it is set (``master/port_pool.py``). Jupyter serves the dashboard (``ipp_dashboard``), and
     its IPython kernels load ``ipp_cluster`` (a server extension too): a plain
     ``ipp.Client()`` there is ``ipp_cluster.Client()``."""
     period, registration = heartbeat(engines)
     return Step("start_master", (address, settings.jupyter_port, settings.notebook_dir,
-                                 "yes" if settings.encrypt else "no", period, registration),
+                                 "yes" if settings.encrypt else "no", period, registration,
+                                 settings.controller_pool),
                 package("start_master"))
 
 
@@ -63,6 +65,13 @@ def write_plan(label, facts):
 def read_engine_file():
     """Report the controller's engine connection file, base64, as ``engine_file=``."""
     return Step("read_engine_file")
+
+
+def controller_ports():
+    """Report ``controller_ports=ADDRESS PORT...``, where the engines connect to the running
+    controller (read from its engine connection file by ``shared/reach.py``), or empty when the
+    controller does not run."""
+    return Step("controller_ports", (), program("shared/reach.py"))
 
 
 def read_client_file():

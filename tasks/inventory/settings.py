@@ -40,11 +40,23 @@ class Settings:
     engine_threads: int = 0  # BLAS threads per engine; 0: the host's cores / its engines
     setup: str = ""  # shell snippet run by /bin/sh before each program on every host
     slurm_wait: float = 600.0  # seconds cluster.up waits for an allocation's job to start
+    controller_ports: tuple = ()  # (LOW, HIGH): every port of the cluster in it; (): any ports
+    controller_interface: str = ""  # the master's interface (ib0) or network (10.0.0.0/8) of it
 
     @property
     def bin_prefix(self):
         """What goes before a program's name: ``CLUSTER_ENV/bin/`` or nothing."""
         return f"{self.cluster_env.rstrip('/')}/bin/" if self.cluster_env else ""
+
+    @property
+    def controller_pool(self):
+        """The controller's ports, as ipcontroller's ``--ports`` reads them (``20001-20019``):
+        ``CONTROLLER_PORTS`` less Jupyter's port; "" when it is unset."""
+        if not self.controller_ports:
+            return ""
+        low, high = self.controller_ports
+        parts = [(low, self.jupyter_port - 1), (self.jupyter_port + 1, high)]
+        return ",".join(f"{a}-{b}" if a < b else str(a) for a, b in parts if a <= b)
 
 
 def _absolute_path(value):
@@ -87,6 +99,40 @@ def _ipv4(value):
         return str(ipaddress.IPv4Address(value)) if value else ""
     except ValueError:
         raise ValueError("must be an IPv4 address of the master (or empty)") from None
+
+
+def _port_range(value):
+    """``LOW-HIGH``, two ports a user's program may listen on, as ``(LOW, HIGH)``; or ()."""
+    if not value:
+        return ()
+    match = re.match(r"^([0-9]{4,5})-([0-9]{4,5})$", value)
+    if not match or not 1024 <= int(match[1]) <= int(match[2]) <= 65535:
+        raise ValueError("must be LOW-HIGH, two ports from 1024 to 65535 with LOW no greater"
+                         " than HIGH (or empty)")
+    return int(match[1]), int(match[2])
+
+
+_INTERFACE_RE = re.compile(r"^[A-Za-z0-9_.:@-]{1,15}$")  # Linux: at most 15 characters
+
+
+def _interface(value):
+    """A network interface's name, or an IPv4 network (``10.1.2.3/8`` read as ``10.0.0.0/8``)."""
+    wrong = "must be a network interface's name (ib0) or an IPv4 network (10.0.0.0/8), or empty"
+    if not value:
+        return ""
+    if "/" in value:
+        try:
+            return str(ipaddress.IPv4Network(value, strict=False))
+        except ValueError:
+            raise ValueError(wrong) from None
+    try:
+        ipaddress.IPv4Address(value)
+        raise ValueError(wrong + " (one address: that is CONTROLLER_ADDRESS)")
+    except ipaddress.AddressValueError:
+        pass
+    if not _INTERFACE_RE.match(value):
+        raise ValueError(wrong)
+    return value
 
 
 def _memory(value):
@@ -137,12 +183,14 @@ SETTINGS = {
     "ENGINE_THREADS": ("engine_threads", lambda value: _number(int, 1, 4096)(value) if value else 0),
     "SETUP": ("setup", str),
     "SLURM_WAIT": ("slurm_wait", _number(float, 0, 7 * 86400)),
+    "CONTROLLER_PORTS": ("controller_ports", _port_range),
+    "CONTROLLER_INTERFACE": ("controller_interface", _interface),
 }
 
 
 def parse_settings(text, path="cluster.env"):
     """Parse ``cluster.env`` into `Settings`; raises `InventoryError` on a bad line."""
-    values = {}
+    values, lines = {}, {}
     for binding in parse_stream(io.StringIO(text)):
         original = binding.original.string
         blank_lines = original[: len(original) - len(original.lstrip())].count("\n")
@@ -159,4 +207,26 @@ def parse_settings(text, path="cluster.env"):
             values[field] = convert(binding.value.strip())
         except ValueError as error:
             raise InventoryError(path, line, f"{binding.key}={binding.value!r} {error}") from None
+        lines[binding.key] = line
+    _jupyter_in_range(values, lines.get("JUPYTER_PORT"), path)
+    if values.get("controller_interface") and values.get("controller_address"):
+        raise InventoryError(path, max(lines["CONTROLLER_INTERFACE"], lines["CONTROLLER_ADDRESS"]),
+                             f"CONTROLLER_INTERFACE={values['controller_interface']} and"
+                             f" CONTROLLER_ADDRESS={values['controller_address']}: set one of"
+                             " them, not both")
     return Settings(**values)
+
+
+def _jupyter_in_range(values, line, path):
+    """With ``CONTROLLER_PORTS``, Jupyter's port lies in it: its first port unless JUPYTER_PORT
+    (at *line*) names one of it; one outside is an `InventoryError` at that line."""
+    if not values.get("controller_ports"):
+        return
+    low, high = values["controller_ports"]
+    if "jupyter_port" not in values:
+        values["jupyter_port"] = low
+    elif not low <= values["jupyter_port"] <= high:
+        raise InventoryError(path, line, f"JUPYTER_PORT={values['jupyter_port']} is outside"
+                             f" CONTROLLER_PORTS={low}-{high}: every port of the cluster lies in"
+                             f" that range; choose a JUPYTER_PORT in it, or leave it out (Jupyter"
+                             f" then takes {low})")

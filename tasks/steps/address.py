@@ -6,6 +6,10 @@ address it binds (ipyparallel keeps an explicit address as it is), so it must be
 one that every engine host reaches, and nothing else of the master's is opened:
 
 - ``CONTROLLER_ADDRESS`` from ``cluster.env``, when set;
+- with ``CONTROLLER_INTERFACE`` (an interface's name, or a network), the master's first
+  IPv4 address on that interface or in that network, which the master picks itself
+  (`INTERFACE`; ``interface_address`` in ``steps/lib.sh``): a login node of several
+  networks, where the engines reach only one;
 - ``127.0.0.1`` when every engine runs on the master itself (and no Slurm allocation has any);
 - with the controller in a Slurm job (``slurm_master``), the address that fab's SSH
   connection to the job's node came in on there (`FROM_SSH`), which is how the cluster's
@@ -24,6 +28,9 @@ LOOPBACK = "127.0.0.1"
 #: Tells ``start_master.sh`` to use the address its SSH connection came in on.
 FROM_SSH = "ssh"
 
+#: Before ``CONTROLLER_INTERFACE``: tells ``start_master.sh`` to pick its address there.
+INTERFACE = "interface="
+
 
 class AddressError(ValueError):
     """No single address of the master serves every engine host: the message says what to set."""
@@ -36,13 +43,15 @@ def remote_engines(inventory):
 
 def needs_peer_addresses(inventory):
     """True when the address can only come from the engine hosts (fab runs on the master)."""
-    return (not inventory.settings.controller_address and inventory.master.is_local
+    return (not inventory.settings.controller_address
+            and not inventory.settings.controller_interface and inventory.master.is_local
             and inventory.master_allocation is None and bool(remote_engines(inventory)))
 
 
 def controller_address(inventory, peers=None):
     """
-    The address for the controller of *inventory* (an address, or `FROM_SSH`).
+    The address for the controller of *inventory* (an address, `FROM_SSH`, or `INTERFACE`
+    and the interface or network of ``CONTROLLER_INTERFACE``).
 
     :param peers: ``{engine host name: address}``, where each engine host saw fab's SSH
         connection come from (see `needs_peer_addresses`); hosts that did not answer
@@ -51,6 +60,8 @@ def controller_address(inventory, peers=None):
     """
     if inventory.settings.controller_address:
         return inventory.settings.controller_address
+    if inventory.settings.controller_interface:
+        return INTERFACE + inventory.settings.controller_interface
     remote = remote_engines(inventory)
     if not remote and not inventory.allocations:
         return LOOPBACK

@@ -19,12 +19,23 @@ from .registration import SLACK
 def read_facts(fleet, inventory, hosts):
     """Read each host's facts (cores, memory, versions, ...) in one round trip; with them,
     where each host sees fab's SSH come from (``peer_address``, see `tasks.steps.address`).
-    Jupyter's port is checked free on the master, unless Jupyter runs in a job
-    (``slurm_master``): the master is then a login node, whose ports are not its."""
-    port = None if inventory.master_allocation else inventory.settings.jupyter_port
-    return fleet.run({host: commands.script(inventory.settings, commands.facts(
-        port if host == inventory.master else None, host.gpus, host.engines),
-        commands.peer_address(), setup=host.setup) for host in hosts}, SLACK)
+    On the master, Jupyter's port is checked free, the address that ``CONTROLLER_INTERFACE``
+    names read, and who holds ports of ``CONTROLLER_PORTS``; not when Jupyter runs in a job
+    (``slurm_master``): the master is then a login node, whose ports and addresses are not
+    the job's node's."""
+    return fleet.run({host: commands.script(inventory.settings, _facts(inventory, host),
+                                            commands.peer_address(), setup=host.setup)
+                      for host in hosts}, SLACK)
+
+
+def _facts(inventory, host):
+    """The facts step of *host*: the master's (but a job's node's) with what it alone is asked."""
+    settings = inventory.settings
+    if host != inventory.master or inventory.master_allocation:
+        return commands.facts(None, host.gpus, host.engines)
+    ports = "%d-%d" % settings.controller_ports if settings.controller_ports else None
+    return commands.facts(settings.jupyter_port, host.gpus, host.engines,
+                          settings.controller_interface, ports)
 
 
 def check_problems(inventory, results):
@@ -40,6 +51,12 @@ def check_problems(inventory, results):
     too_few = open_files_problem(master_facts, engine_count(inventory, planned(results)))
     if too_few:
         found.setdefault(inventory.master.name, []).append(too_few)
+    unmatched = interface_problem(inventory, master_facts)
+    if unmatched:
+        found.setdefault(inventory.master.name, []).append(unmatched)
+    ports = ports_problem(inventory.settings, master_facts)
+    if ports:
+        found.setdefault(inventory.master.name, []).append(ports)
     try:
         address.controller_address(inventory, address.peers_from(inventory, results))
     except address.AddressError as error:
@@ -94,6 +111,54 @@ def open_files_problem(master_facts, engines):
     return (f"the master allows {hard} open files (its hard limit, ulimit -Hn) but the controller"
             f" of {engines} engines needs about {needed}: raise nofile for your user in"
             " /etc/security/limits.conf there, or start fewer engines")
+
+
+#: The ports ipyparallel's controller listens on (9.x, one level of broadcast schedulers,
+#: its default): 9 for the engines (registration, control, mux, task, iopub, the two of the
+#: heartbeat, the 2 leaf broadcast schedulers), 6 more for the clients (control, mux, task,
+#: iopub, notification, broadcast), 3 of its own (the monitor's, and the 2 inner broadcast
+#: schedulers' on 127.0.0.1); with the host inbox's (``master/host_inbox.py``), 19; and
+#: Jupyter's: 20, whatever the number of engines.
+CONTROLLER_PORTS_NEEDED = 9 + 6 + 3 + 1
+PORTS_NEEDED = CONTROLLER_PORTS_NEEDED + 1
+
+
+def interface_problem(inventory, master_facts):
+    """What is wrong when no IPv4 address of the master matches ``CONTROLLER_INTERFACE`` (its
+    facts say ``interface_address=`` empty, and the addresses it has), or ''."""
+    spec = inventory.settings.controller_interface
+    if not spec or master_facts.get("interface_address", "-"):
+        return ""
+    return (f"CONTROLLER_INTERFACE={spec} matches no IPv4 address of the master, which has"
+            f" {master_facts.get('ipv4_addresses') or 'none'}: name one of its interfaces, or a"
+            " network of one of those addresses, in cluster.env")
+
+
+_TAKEN_RE = re.compile(r"^([0-9]{1,5}):([A-Za-z0-9_.-]{1,64})$")
+
+
+def ports_problem(settings, master_facts=None):
+    """What is wrong when ``CONTROLLER_PORTS`` holds fewer ports than the cluster listens on,
+    less those that other programs hold on the master (its facts' ``ports_taken=``, but
+    Jupyter's port, judged apart): the controller would fail rather than take one outside
+    it. Or ''."""
+    if not settings.controller_ports:
+        return ""
+    low, high = settings.controller_ports
+    taken = {}
+    for word in (master_facts or {}).get("ports_taken", "").split():
+        match = _TAKEN_RE.match(word)
+        if match and low <= int(match[1]) <= high and int(match[1]) != settings.jupyter_port:
+            taken[int(match[1])] = match[2]
+    if high - low + 1 - len(taken) >= PORTS_NEEDED:
+        return ""
+    held = (f", but {len(taken)} of them are taken on the master ("
+            + ", ".join(f"{port} by {user}" for port, user in sorted(taken.items()))
+            + ") and" if taken else ", but")
+    return (f"CONTROLLER_PORTS={low}-{high} holds {high - low + 1} ports{held} the cluster needs"
+            f" {PORTS_NEEDED}: {CONTROLLER_PORTS_NEEDED} for the controller (registration,"
+            " schedulers, heartbeats, host inbox and its own) and 1 for Jupyter: widen the range"
+            " in cluster.env" + (", or free those ports" if taken else ""))
 
 
 def _minor(version):

@@ -57,7 +57,7 @@ from ipyparallel import util
 from ipyparallel.controller import app
 from ipyparallel.controller.task_scheduler import TaskScheduler
 
-from . import host_inbox
+from . import host_inbox, port_pool
 from .journal import Journal
 from .outbox import Outbox, as_bytes
 from .refusals import Refusals, cap_log_records, refusal, throttle
@@ -271,6 +271,7 @@ def main(argv):
     cap_log_records()  # what ipyparallel logs of a peer's message, cut short
     throttle(logging.getLogger(app.IPController.__name__))  # the hub's log and heart monitor's
     host_inbox.install(app.IPController, run_dir)  # the hosts' reports, for the dashboard
+    port_pool.install(app.IPController)  # CONTROLLER_PORTS: its pool alone, its free ports
     try:  # named as ipcontroller in ps, top and pkill, as before (its scheduler processes too)
         with open("/proc/self/comm", "w") as comm:
             comm.write("ipcontroller")

@@ -55,6 +55,30 @@ setup() {  # setup NAME PROFILE BIN TIMEOUT SETUP: the variables every step uses
   uid=$(id -u)
 }
 
+interface_address() {  # interface_address SPEC: this host's first IPv4 address on the
+  # interface SPEC (ib0), or in the network SPEC (10.0.0.0/8); nothing when none is
+  # (CONTROLLER_INTERFACE). A veth's name in ip's listing (eth0@if5) is read without its peer.
+  # shellcheck disable=SC2016  # awk's $2 and $4
+  ip -o -4 addr show 2>/dev/null | awk -v spec="$1" '
+    function number(dotted, part) {
+      split(dotted, part, ".")
+      return ((part[1] * 256 + part[2]) * 256 + part[3]) * 256 + part[4]
+    }
+    {
+      name = $2; sub(/@.*/, "", name); split($4, mine, "/")
+      if (index(spec, "/")) {
+        split(spec, net, "/"); size = 2 ^ (32 - net[2])
+        if (int(number(mine[1]) / size) == int(number(net[1]) / size)) { print mine[1]; exit }
+      } else if (name == spec) { print mine[1]; exit }
+    }'
+}
+
+ipv4_addresses() {  # ipv4_addresses: this host's IPv4 addresses, "NAME A.B.C.D/N, ..."
+  # shellcheck disable=SC2016  # awk's $2 and $4
+  ip -o -4 addr show 2>/dev/null | awk '{ name = $2; sub(/@.*/, "", name)
+    printf "%s%s %s", sep, name, $4; sep = ", " }'
+}
+
 user_env() {  # user_env: run the user's SETUP here, once, as a login shell would, or fail
   # The steps that start a program call this first. SETUP is the inventory's own text
   # (`module load python/3.11`, `conda activate labenv`), reaching this shell as an

@@ -1,7 +1,8 @@
 # shellcheck shell=sh
 # shellcheck disable=SC2154  # name, bin, python: set by setup() in lib.sh
 
-facts() {  # facts PORT GPUS ENGINES < VERSIONS_PY: what cluster.info shows and cluster.check judges
+facts() {  # facts PORT GPUS ENGINES INTERFACE LOW-HIGH < VERSIONS_PY: what cluster.info shows
+  # and cluster.check judges.
   # Reports cores=, mem_total_kb=, mem_available_kb=, load=, users=, screen= (and
   # screen_version=, the first line of screen -v), env_exists= (CLUSTER_ENV is a folder)
   # and, when not, env_siblings= (the Python environments next to it) and python3= (the
@@ -12,7 +13,10 @@ facts() {  # facts PORT GPUS ENGINES < VERSIONS_PY: what cluster.info shows and 
   # start, from the inventory's ENGINES and GPUS: see plan_engines in lib.sh) or, when
   # GPUS names GPUs that nvidia-smi lacks, gpu_problem=;
   # with PORT, port_user= when another program than this cluster's Jupyter listens
-  # there (the name of its user). The user's SETUP runs first.
+  # there (the name of its user); with INTERFACE (CONTROLLER_INTERFACE), interface_address=
+  # (this host's address there: see lib.sh) and ipv4_addresses=; with LOW-HIGH
+  # (CONTROLLER_PORTS), ports_taken= while this cluster's controller does not run. The
+  # user's SETUP runs first.
   user_env
   echo "cores=$(nproc)"
   table=$(gpu_table)
@@ -59,10 +63,29 @@ facts() {  # facts PORT GPUS ENGINES < VERSIONS_PY: what cluster.info shows and 
     fi
   done
   echo "missing=$missing"
+  if [ -n "${4:-}" ]; then
+    echo "interface_address=$(interface_address "$4")"
+    echo "ipv4_addresses=$(ipv4_addresses)"
+  fi
+  if [ -n "${5:-}" ] && ! sessions "$name-controller" >/dev/null; then
+    ports_taken "${5%-*}" "${5#*-}"
+  fi
   if [ -n "${1:-}" ] && ! sessions "$name-jupyter" >/dev/null; then
     port_user "$1"
   fi
   if "$python" -c '' 2>/dev/null; then "$python" -; else echo python=; fi
+}
+
+ports_taken() {  # ports_taken LOW HIGH: report ports_taken= (PORT:USER ...), who listens there
+  # shellcheck disable=SC2016  # awk's fields
+  taken=$(ss -ltnHe "sport >= :$1 and sport <= :$2" 2>/dev/null | awk '{
+      port = $4; sub(/.*:/, "", port); uid = 0  # ss names no uid for root sockets
+      if (match($0, /uid:[0-9]+/)) uid = substr($0, RSTART + 4, RLENGTH - 4)
+      print port, uid }' | sort -un | while read -r port owner; do
+    user=$(getent passwd "$owner" | cut -d: -f1)
+    printf '%s:%s ' "$port" "${user:-uid$owner}"
+  done)
+  echo "ports_taken=${taken% }"
 }
 
 port_user() {  # port_user PORT: report port_user= (who listens on TCP PORT), if anyone does
@@ -72,4 +95,13 @@ port_user() {  # port_user PORT: report port_user= (who listens on TCP PORT), if
   owner=${owner:-0}  # ss names no uid for root's sockets
   user=$(getent passwd "$owner" | cut -d: -f1)
   echo "port_user=${user:-uid $owner}"
+}
+
+reach() {  # reach ADDRESS TIMEOUT PORT... < REACH_PY: report reached= and unreachable=
+  # A TCP connect from here to each PORT of the controller's ADDRESS, all at once, each
+  # given TIMEOUT s (shared/reach.py): what the engines of this host would connect to.
+  user_env
+  py=$python
+  "$py" -c '' 2>/dev/null || py=python3
+  "$py" - connect "$@"
 }

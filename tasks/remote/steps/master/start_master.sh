@@ -1,10 +1,11 @@
 # shellcheck shell=sh
 # shellcheck disable=SC2154  # name, run, bin, sec, engine_file, timeout: set by setup() in lib.sh
 
-start_master() {  # start_master ADDRESS JUPYTER_PORT NOTEBOOK_DIR ENCRYPT PERIOD_MS REGISTRATION_S
+start_master() {  # start_master ADDRESS JUPYTER_PORT NOTEBOOK_DIR ENCRYPT PERIOD_MS REGISTRATION_S PORTS
   # Start what is missing of the controller and Jupyter, then wait for the controller.
   # The controller listens on ADDRESS alone, where the engines reach it; "ssh" means
-  # the address that this SSH connection came in on (see tasks/address.py).
+  # the address that this SSH connection came in on (see tasks/steps/address.py), and
+  # interface=SPEC this host's first address on the interface or network SPEC.
   # The controller writes its engine connection file when it is ready; a stale one is
   # removed first, so that waiting for the file means waiting for this controller.
   # Jupyter listens on 127.0.0.1 only and reads its token from a 0600 file made here
@@ -20,11 +21,24 @@ start_master() {  # start_master ADDRESS JUPYTER_PORT NOTEBOOK_DIR ENCRYPT PERIO
   # extensions, and every IPython kernel loads ipp_cluster, so that a plain ipp.Client()
   # there is ipp_cluster's): the controller starts again with --restore after a crash,
   # Jupyter on the same port with the same token. A controller or Jupyter whose nanny
-  # waits out a back-off is running: nothing more starts. Reports controller= and
-  # jupyter= (started or running), controller_address= and token=.
-  address=$1 port=$2 notebook_dir=${3:-$HOME} encrypt=$4 period=$5 registration=$6
+  # waits out a back-off is running: nothing more starts. PORTS: the controller's pool
+  # (CONTROLLER_PORTS less Jupyter's port, as ipcontroller's --ports reads it: 20001-20019),
+  # or empty for ports of its own choosing (see master/port_pool.py). Reports controller=
+  # and jupyter= (started or running), controller_address= and token=.
+  address=$1 port=$2 notebook_dir=${3:-$HOME} encrypt=$4 period=$5 registration=$6 ports=${7:-}
   user_env
   raise_open_files
+  case $address in
+    interface=*)  # CONTROLLER_INTERFACE: this host's address on that interface or network
+      spec=${address#interface=}
+      address=$(interface_address "$spec")
+      if [ -z "$address" ]; then
+        echo "CONTROLLER_INTERFACE=$spec matches no IPv4 address of this host, which has" \
+          "$(ipv4_addresses): name one of its interfaces, or a network of one of those" \
+          "addresses, in cluster.env" >&2
+        exit 1
+      fi ;;
+  esac
   if [ "$address" = ssh ]; then
     address=$(printf '%s\n' "${SSH_CONNECTION:-}" | cut -d' ' -f3)
     address=${address#::ffff:}  # IPv4 seen by an IPv6 socket
@@ -54,6 +68,12 @@ start_master() {  # start_master ADDRESS JUPYTER_PORT NOTEBOOK_DIR ENCRYPT PERIO
     rm -rf "$run/hosts"  # the engine hosts' reports to the last one (host_inbox.py)
     curve=
     [ "$encrypt" = yes ] && curve=IPP_ENABLE_CURVE=1
+    pool=
+    case $ports in
+      '') ;;
+      *[!0-9,-]*) echo "bad port pool '$ports'" >&2; exit 1 ;;
+      *) pool="--IPController.ports=$ports" ;;
+    esac
     echo "$address" > "$run/controller.address"
     launch controller "$name-controller" env $curve "$python" "$run/ipp_remote" shared.nanny \
       controller "$run/$name-controller.gaveup" -- \
@@ -61,7 +81,7 @@ start_master() {  # start_master ADDRESS JUPYTER_PORT NOTEBOOK_DIR ENCRYPT PERIO
       "--profile=$profile" "--ip=$address" "--location=$address" \
       "--HeartMonitor.period=$period" \
       "--HeartMonitor.max_heartmonitor_misses=$HEARTBEAT_MISSES" \
-      "--IPController.registration_timeout=$registration"
+      "--IPController.registration_timeout=$registration" ${pool:+"$pool"}
     echo controller=started
   fi
   echo "controller_address=$address"
