@@ -81,9 +81,13 @@ def test_forked_engines_register_each_its_own_process_group_and_name(forked, cli
         engine = psutil.Process(pid)
         assert engine.ppid() == forked.process.pid and engine.name() == f"ipengine-{number}"
         assert os.getpgid(pid) == pid
-    nannies = [p for p in psutil.Process(forked.process.pid).children() if p.name().startswith("ipp-nanny")]
-    assert len(nannies) == 2  # forked too, not a Python started per engine
+    assert [p.name() for p in nannies_of(forked)] == ["ipp-nanny"]  # one for the host, forked too
     assert forked.said().endswith(": 2 engines, forked from this Python\n")
+
+
+def nannies_of(keeper):
+    """The KernelNannies among the children of *keeper*'s supervisor."""
+    return [p for p in psutil.Process(keeper.process.pid).children() if p.name().startswith("ipp-nanny")]
 
 
 def nap(path):
@@ -103,6 +107,57 @@ def test_send_signal_interrupts_a_task_on_a_forked_engine(forked, client, tmp_pa
         sleeping.get(timeout=0)
     assert interrupted.value.ename == "KeyboardInterrupt"  # not the end of its sleep: the signal
     assert client[target].apply_sync(lambda: 6 * 7) == 42  # the engine lives on
+
+
+def test_abort_drops_a_task_queued_on_a_forked_engine(forked, client, tmp_path):
+    """``Client.abort`` reaches the engine by its control channel, which the nanny relays."""
+    target = registered(client, 2)[0]
+    sleeping = client[target].apply_async(nap, str(tmp_path / "began"))
+    queued = client[target].apply_async(lambda: 6 * 7)
+    wait_until(lambda: (tmp_path / "began").exists(), 30, "the first task's start")
+    client.abort(queued, targets=[target], block=True)
+    client.send_signal(signal.SIGINT, targets=[target], block=True)  # the first ends at once
+    wait_until(queued.ready, 30, "the queued task's answer")
+    with pytest.raises(ipp.error.TaskAborted):
+        queued.get(timeout=0)
+    assert sleeping.ready()
+
+
+def test_a_crash_of_the_host_nanny_is_healed_and_the_engines_run_on(forked, client, tmp_path):
+    """A nanny killed is started again at once: the engines it served keep their pids and
+    are served again (signals, the death notice), and so are the engines started since."""
+    registered(client, 2)
+    engines = engines_of(forked)
+    [crashed] = nannies_of(forked)
+    crashed.kill()
+    wait_until(lambda: [p.pid for p in nannies_of(forked)] not in ([], [crashed.pid]), 30, "a new nanny")
+    assert engines_of(forked) == engines and len(client.ids) == 2  # no engine ended
+    target = probe_target(client, engines[2])
+    sleeping = client[target].apply_async(nap, str(tmp_path / "began"))
+    wait_until(lambda: (tmp_path / "began").exists(), 30, "the task's start")
+    client.send_signal(signal.SIGINT, targets=[target], block=True)
+    wait_until(sleeping.ready, 30, "the task's end, long before its minute")
+    with pytest.raises(ipp.error.RemoteError) as interrupted:
+        sleeping.get(timeout=0)
+    assert interrupted.value.ename == "KeyboardInterrupt"
+    psutil.Process(engines[1]).kill()
+    began = time.monotonic()
+    wait_until(lambda: len(client.ids) == 1, 2 * HEARTBEAT, "the killed engine's unregistration")
+    assert time.monotonic() - began < HEARTBEAT
+    wait_until(lambda: len(client.ids) == 2, 60, "its registration again")
+    assert "the host nanny ended (signal 9 (SIGKILL)); starting it again now" in line_of(forked, "host nanny")
+
+
+def line_of(keeper, text):
+    """The next line of *keeper*'s output that holds *text* ('' if none before its end)."""
+    while (line := keeper.process.stdout.readline()) and text not in line:
+        pass
+    return line
+
+
+def probe_target(client, pid):
+    """The id of the engine whose process is *pid*."""
+    return next(i for i in client.ids if client[i].apply_sync(os.getpid) == pid)
 
 
 def test_a_killed_engine_is_known_dead_at_once_and_started_again(forked, client):

@@ -73,9 +73,16 @@ class Supervisor:
         self.sampler = host_sample.Sampler(self.selector, self.changed)
         self.reporter = host_report.Reporter(self.state.json_path, host_report.engine_file(argv),
                                              options["label"])
+        reason = engine_fork.warm_reason(argv[0])
+        try:
+            self.starter = engine_fork.Processes() if reason else engine_fork.Warm()
+        except (ImportError, RuntimeError) as error:
+            reason, self.starter = str(error), engine_fork.Processes()
+        self.mode = "process" if reason else "fork"
+        self.host = getattr(self.starter, "host", None)  # the host nanny's keeper, if any
         self.timers = Timers()
         self.timers.every(0, self.read_requests)
-        helpers = (self.sampler.gpus, self.reporter)  # its children that are no engine's
+        helpers = (self.sampler.gpus, self.reporter, *filter(None, [self.host]))  # its children that are no engine's
         self.timers.every(RESCAN, OrphanScan(self.engines, helpers, self.leftovers, GRACE).run)
         self.timers.every(nanny.WATCH if self.limit else SAMPLE,
                           MemoryWatch(self.engines, self.limit, self.end).run)
@@ -83,12 +90,6 @@ class Supervisor:
         self.timers.every(0, self.ending.finish)
         self.timers.every(0, self.leftovers.finish)
         self.timers.every(0, self.reporter.keep)
-        reason = engine_fork.warm_reason(argv[0])
-        try:
-            self.starter = engine_fork.Processes() if reason else engine_fork.Warm()
-        except (ImportError, RuntimeError) as error:
-            reason, self.starter = str(error), engine_fork.Processes()
-        self.mode = "process" if reason else "fork"
         print(f"=== supervisor {os.getpid()}: {options['count']} engines, " + (
             "forked from this Python" if not reason else
             f"each a process of its own: {reason}"), flush=True)
@@ -144,6 +145,8 @@ class Supervisor:
         if child.request is not None:
             self.selector.unregister(child.request)
         child.close()
+        if self.host:
+            self.host.ended(child.pid)
         group = process_tree.group(child.pid)
         self.leftovers.end(group, GRACE)
         escaped = [p for p in engine.tree[1:] if p not in group]  # a new session's, a KernelNanny
@@ -178,6 +181,9 @@ class Supervisor:
             _, status = os.waitpid(done.si_pid, 0)
             if engine:
                 self.decide(engine, os.waitstatus_to_exitcode(status), "")
+            elif self.host and (lost := self.host.reaped(done.si_pid, os.waitstatus_to_exitcode(status),
+                                                          time.monotonic())) is not None:
+                self.renew([e for e in self.engines.values() if e.child and e.child.pid in lost])
             elif done.si_pid in kernel_nannies:
                 kernel_nannies.pop(done.si_pid).kernel_nanny = None
             elif done.si_pid == self.sampler.gpus.pid:
@@ -195,10 +201,14 @@ class Supervisor:
                 self.in_waves(again)
                 self.changed()
             else:  # renew
-                engine = self.engines.get(number)
-                if engine and engine.child:
-                    engine.renewing = True
-                    self.end(engine)
+                self.renew([self.engines[number]] if number in self.engines else [])
+
+    def renew(self, engines):
+        """End the running ones of *engines*, to start them again at once."""
+        for engine in engines:
+            if engine.child:
+                engine.renewing = True
+                self.end(engine)
 
     def write_state(self):
         self.state.write({"pid": os.getpid(), "mode": self.mode, "time": time.time(),
@@ -244,6 +254,9 @@ class Supervisor:
         for engine in running:
             self.end(engine)
         self.wait(lambda: any(e.child for e in running), 2 * GRACE, self.ending.finish)
+        if self.host:  # it told the hub of every engine's end, and ends
+            self.host.stop()
+            self.wait(lambda: self.host.pid)
         self.wait(self.leftovers.running)
         self.leftovers.finish(everything=True)
         for pid in process_tree.children():  # the KernelNannies that did not end, the GPU query, the report
