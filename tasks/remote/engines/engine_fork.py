@@ -155,9 +155,10 @@ class Processes:
 class Warm:
     """Engines forked from this warm Python (see the module)."""
 
-    def __init__(self):
+    def __init__(self, report=None):
         """Import `WARM_IMPORTS`; RuntimeError when that started a thread (a fork would
-        copy it in an unknown state)."""
+        copy it in an unknown state). Fork the host nanny, which sends *report* (see
+        ``host_nanny.Keeper``)."""
         # debugpy's import warns of frozen modules on stderr, for a debugger nobody runs here
         os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
         for name in WARM_IMPORTS:
@@ -171,7 +172,7 @@ class Warm:
         #: None where its `host_nanny.reason` says it cannot serve these engines.
         self.host = None
         if not host_nanny.reason(sys.modules["ipyparallel"].__version__, self.kernel_nanny):
-            self.host = host_nanny.Keeper(_fork)
+            self.host = host_nanny.Keeper(_fork, report)
 
     def start(self, number, argv, env, log):
         """Fork engine *number* with *argv*'s options (``argv[0]``, ipengine, is not run)

@@ -1,13 +1,12 @@
 """
 One KernelNanny process for all of a host's forked engines: the host nanny.
 
-ipyparallel gives each engine a KernelNanny, a process of its own (about 12 MiB), for three
-duties: it relays the engine's control channel (``abort``...), answers ``signal_request``
-(``Client.send_signal``) by signalling the engine, and tells the hub at once that its engine
-ended (``unregistration_request``), not after missed heartbeats. Here one process does them
-for every engine of the supervisor's: forked once from its warm Python by `Keeper` (the
-supervisor has no ZeroMQ context and no thread: only the host nanny has them), it runs one
-`EngineNanny` (ipyparallel's ``KernelNanny``, its handlers kept) per engine in one loop (`Host`).
+ipyparallel gives each engine a KernelNanny (a process, about 12 MiB) that relays its control
+channel (``abort``...), signals it on ``Client.send_signal``, and tells the hub at once that
+it ended, not after missed heartbeats. Here one process does so for all the supervisor's
+engines: forked once from its warm Python by `Keeper` (only the host nanny has a ZeroMQ
+context and threads), it runs an `EngineNanny` (ipyparallel's ``KernelNanny``, its handlers
+kept) per engine in one loop (`Host`).
 
 For each engine that registered (``engine_fork._ask_kernel_nanny``), the supervisor sends
 the host nanny, on a Unix socket pair, the engine's arguments to ``start_nanny`` and the write
@@ -19,14 +18,15 @@ directory, so that a host nanny started again after a crash (the supervisor reap
 it again and sends it every engine it served) binds the same address, and the engines, whose
 sockets reconnect, run on, served again; where that path is too long for a Unix socket, a TCP
 port of 127.0.0.1, which a new host nanny cannot take again: such engines are renewed. Once
-the supervisor's socket closes (its stop, or its end) it ends with its last engine.
-
-It relies on internals of ipyparallel 9 (`KNOWN_MAJORS`): ``KernelNanny``'s handlers (`USED`)
-and ``start_nanny``'s arguments; with another version, `reason` says why, and each engine
-gets a KernelNanny of its own (``engine_fork.Warm.serve``), as before.
+the supervisor's socket closes (its stop, or its end) it ends with its last engine. Its loop
+sends the host's report too (``host_report.py``). It relies on internals of ipyparallel 9
+(`KNOWN_MAJORS`: ``KernelNanny``'s handlers, `USED`, and ``start_nanny``'s arguments); with
+another, `reason` says why, and each engine gets a KernelNanny of its own, as before.
 """
 
 import asyncio
+import contextlib
+import functools
 import logging
 import os
 import pickle
@@ -36,6 +36,7 @@ import socket
 import sys
 
 from ..shared import nanny
+from . import host_report
 
 #: The majors of ipyparallel whose KernelNanny `EngineNanny` adapts, and what it uses of it.
 KNOWN_MAJORS = (9,)
@@ -49,9 +50,8 @@ MESSAGE = 1 << 20  # bytes of one message from the supervisor, at most
 def reason(version, kernel_nanny):
     """None when the host nanny can serve engines of ipyparallel *version*, whose module
     ``ipyparallel.engine.nanny`` is *kernel_nanny*; else why not."""
-    major = version.split(".")[0]
-    missing = [name for name in USED if not hasattr(getattr(kernel_nanny, "KernelNanny", None), name)]
-    if not major.isdigit() or int(major) not in KNOWN_MAJORS or missing:
+    known = version.split(".")[0] in map(str, KNOWN_MAJORS)
+    if not known or not all(hasattr(getattr(kernel_nanny, "KernelNanny", None), n) for n in USED):
         return f"ipyparallel {version}'s KernelNanny is not one the host nanny knows"
     return None
 
@@ -63,11 +63,11 @@ def address(stem):
 
 
 class Keeper:
-    """In the supervisor: forks the host nanny with *fork* (``engine_fork._fork``), hands
-    it each engine, and starts it again when it ends (`reaped`)."""
+    """In the supervisor: forks the host nanny with *fork* (``engine_fork._fork``; *report*:
+    see `Host`), hands it each engine, and starts it again when it ends (`reaped`)."""
 
-    def __init__(self, fork):
-        self.fork, self.pid, self.channel = fork, None, None
+    def __init__(self, fork, report=None):
+        self.fork, self.report, self.pid, self.channel = fork, report, None, None
         self.served = {}  # engine pid: (start_nanny's arguments, the pipe's write end, address)
         self.restarts = nanny.Restarts("the host nanny")
         self.stopping = False
@@ -76,7 +76,7 @@ class Keeper:
     def start(self):
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
-            self.pid = self.fork("ipp-nanny", None, lambda: Host(theirs.fileno()).run(),
+            self.pid = self.fork("ipp-nanny", None, lambda: Host(theirs.fileno(), self.report).run(),
                                  keep=(theirs.fileno(),), session=True)
         except OSError:
             ours.close()
@@ -114,24 +114,22 @@ class Keeper:
         too often: it is given up on, and new engines get a KernelNanny each), listed."""
         if pid != self.pid:
             return None
-        self.pid, lost = None, []
+        self.pid = None
         self.stop(False)
         if self.stopping:
-            return lost
-        why = nanny.describe(code)
-        if self.restarts.crashed(now) is None:
-            print(nanny.line(self.restarts.give_up_line(why) + "; each engine gets a KernelNanny"),
-                  flush=True)
-            lost = list(self.served)
-        else:
-            print(nanny.line(self.restarts.restart_line(why, 0)), flush=True)
-            self.start()
-            lost = [pid for pid, (_, _, where) in self.served.items() if not where.startswith("ipc://")]
-            for engine, (kwargs, pipe, where) in self.served.items():
-                if engine not in lost:
-                    self.send(("serve", kwargs, where, False), pipe)
+            return []
+        why, again = nanny.describe(code), self.restarts.crashed(now) is not None
+        print(nanny.line(self.restarts.restart_line(why, 0) if again else
+                         self.restarts.give_up_line(why) + "; each engine gets a KernelNanny"), flush=True)
+        try:
+            again = again and self.start() is None
+        except OSError:  # no process left to the user
+            again = False
+        lost = [pid for pid, (_, _, where) in self.served.items() if not (again and where.startswith("ipc://"))]
         for engine in lost:
             os.close(self.served.pop(engine)[1])
+        for kwargs, pipe, where in self.served.values():
+            self.send(("serve", kwargs, where, False), pipe)
         return lost
 
     def stop(self, stopping=True):
@@ -144,36 +142,42 @@ class Keeper:
 
 class Host:
     """In the host nanny: the loop, the ZeroMQ context, and an `EngineNanny` per engine,
-    created on the supervisor's messages read from *fd* (see the module)."""
+    created on the supervisor's messages read from *fd* (see the module); with *report*
+    (the state file, the engine connection file, the label), the host's report too."""
 
-    def __init__(self, fd):
+    def __init__(self, fd, report=None):
         import zmq
         from ipyparallel import util
-        from tornado.ioloop import IOLoop
+        from tornado.ioloop import IOLoop, PeriodicCallback
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # as ipyparallel's: a user's ^C is the engine's
         _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # about 6 files per engine
         util._disable_session_extract_dates()
         self.channel = socket.socket(fileno=fd)
         self.channel.setblocking(False)
+        logging.basicConfig(format="%(asctime)s [ipp-nanny] %(message)s", level=logging.WARNING,
+                            stream=sys.stderr, force=True)  # into the supervisor's output
         self.log = logging.getLogger("ipp-nanny")
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s [ipp-nanny] %(message)s"))
-        self.log.addHandler(handler)
-        self.log.setLevel(logging.WARNING)
-        self.log.propagate = False
         asyncio.set_event_loop(asyncio.new_event_loop())
         self.loop = IOLoop.current()
-        self.context = zmq.Context()
+        self.context = zmq.Context.instance()  # the report's too
         self.context.set(zmq.MAX_SOCKETS, min(hard, 1 << 16))  # 1023 by default: 500 engines
         self.nannies = {}  # engine pid: its EngineNanny
         self.open = True
         self.loop.add_handler(fd, self.read, IOLoop.READ)
+        self.sender = None
+        if report:  # host_report.py's, in this loop: no process of its own
+            state_file, path, label = report
+            self.sender = host_report.Sender(path)
+            PeriodicCallback(lambda: host_report.report(self.sender, state_file, label),
+                             host_report.SEND * 1000).start()
 
     def run(self):
         try:
             self.loop.start()
         finally:
+            if self.sender:
+                self.sender.close()
             self.context.term()  # after the last notices are sent (their linger)
         return 0
 
@@ -196,7 +200,11 @@ class Host:
                 if kwargs["pid"] in self.nannies:
                     self.nannies[kwargs["pid"]].finish()
                 served = self.nannies[kwargs["pid"]] = EngineNanny(self, kwargs, fds[0], where)
-                served.begin(announce)
+                try:
+                    served.begin(announce)
+                except Exception:  # its engine finds no URL, and ends: it starts again
+                    self.log.exception(f"cannot serve engine {served.engine_id}")
+                    served.finish()
             elif message[1] in self.nannies:  # ended
                 self.nannies[message[1]].finish()
 
@@ -208,12 +216,10 @@ class Host:
             self.loop.add_callback(self.loop.stop)
 
 
+@functools.lru_cache(maxsize=None)
 def engine_nanny_class():
     """`EngineNanny`: made at the host nanny's first engine (the supervisor imports this
     module, and ipyparallel's KernelNanny only when it forks engines)."""
-    global EngineNanny
-    if "EngineNanny" in globals():
-        return EngineNanny
     import psutil
     import zmq
     from ipyparallel.engine.nanny import KernelNanny
@@ -233,8 +239,7 @@ def engine_nanny_class():
             self.session = Session(config=self.config)
             self.log, self.loop, self.context = host.log, host.loop, host.context
             self.control_handlers = {"signal_request": self.signal_request}
-            self._finish_called = False
-            self.control_stream = self.parent_stream = None
+            self._finish_called, self.control_stream, self.parent_stream = False, None, None
             try:
                 self.parent_process = psutil.Process(self.pid)
             except psutil.Error:
@@ -255,7 +260,7 @@ def engine_nanny_class():
                 parent.setsockopt(zmq.CURVE_SERVER, 1)
                 parent.setsockopt(zmq.CURVE_SECRETKEY, self.curve_secretkey)
             if self.where.startswith("ipc://"):
-                _remove(self.where[len("ipc://"):])  # the last host nanny's, if it crashed
+                self.remove()  # the last host nanny's, if it crashed
                 parent.bind(self.where)
                 url = self.where
             else:
@@ -263,8 +268,7 @@ def engine_nanny_class():
             self.parent_stream = ZMQStream(parent, self.loop)
             self.parent_stream.on_recv_stream(self.dispatch_parent)
             try:
-                if announce:
-                    os.write(self.pipe, f"{url}\n".encode())
+                os.write(self.pipe, f"{url}\n".encode() if announce else b"")
             except OSError:  # the engine ended already
                 return self.finish()
             self.loop.add_handler(self.pipe, self.pipe_handler, IOLoop.READ | IOLoop.ERROR)
@@ -281,19 +285,16 @@ def engine_nanny_class():
             self.loop.remove_handler(self.pipe)
             os.close(self.pipe)
             self.notify_exit()
-            for stream in (self.control_stream, self.parent_stream):
-                if stream is not None:
-                    stream.close(linger=0)
-            if self.where.startswith("ipc://"):
-                _remove(self.where[len("ipc://"):])
+            for stream in filter(None, (self.control_stream, self.parent_stream)):
+                stream.close(linger=0)
+            self.remove()
             self.host.forget(self)
+
+        def remove(self):
+            """Remove the Unix socket at `where`, if it is one."""
+            with contextlib.suppress(OSError):
+                if self.where.startswith("ipc://"):
+                    os.remove(self.where[len("ipc://"):])
 
     from ipyparallel import util
     return EngineNanny
-
-
-def _remove(path):
-    try:
-        os.remove(path)
-    except OSError:
-        pass

@@ -71,25 +71,25 @@ class Supervisor:
         self.state = StateFile(self.path("-engines"))
         self.requests = Requests(self.path("-engines.requests"))
         self.sampler = host_sample.Sampler(self.selector, self.changed)
-        self.reporter = host_report.Reporter(self.state.json_path, host_report.engine_file(argv),
-                                             options["label"])
+        report = (self.state.json_path, host_report.engine_file(argv), options["label"])
+        self.reporter = host_report.Reporter(*report)  # where no host nanny sends the report
         reason = engine_fork.warm_reason(argv[0])
         try:
-            self.starter = engine_fork.Processes() if reason else engine_fork.Warm()
+            self.starter = engine_fork.Processes() if reason else engine_fork.Warm(report)
         except (ImportError, RuntimeError) as error:
             reason, self.starter = str(error), engine_fork.Processes()
         self.mode = "process" if reason else "fork"
         self.host = getattr(self.starter, "host", None)  # the host nanny's keeper, if any
         self.timers = Timers()
         self.timers.every(0, self.read_requests)
-        helpers = (self.sampler.gpus, self.reporter, *filter(None, [self.host]))  # its children that are no engine's
+        helpers = (self.sampler.gpus, self.reporter, self.host or self.reporter)  # no engine's children
         self.timers.every(RESCAN, OrphanScan(self.engines, helpers, self.leftovers, GRACE).run)
         self.timers.every(nanny.WATCH if self.limit else SAMPLE,
                           MemoryWatch(self.engines, self.limit, self.end).run)
         self.timers.every(SAMPLE, self.sampler.run)
         self.timers.every(0, self.ending.finish)
         self.timers.every(0, self.leftovers.finish)
-        self.timers.every(0, self.reporter.keep)
+        self.timers.every(0, lambda: self.host and self.host.pid or self.reporter.keep())
         print(f"=== supervisor {os.getpid()}: {options['count']} engines, " + (
             "forked from this Python" if not reason else
             f"each a process of its own: {reason}"), flush=True)
