@@ -1,10 +1,12 @@
 """
 The supervisor (``tasks/remote/engines/supervisor.py``) with real engines and a real local
 controller (ipyparallel's `Cluster`, started here): engines forked from its warm Python
-register, a task on one is interrupted by ``Client.send_signal`` (their KernelNanny,
-forked too, does it), an engine killed is known dead to the hub at once (that nanny tells
-it) and started again, and with an ipyparallel the supervisor does not know, each engine
-is a process of its own. No SSH, no root.
+register, a task on one is interrupted by ``Client.send_signal`` and a queued one dropped
+by ``Client.abort`` (the host nanny, forked too, relays them), an engine killed is known
+dead to the hub at once (the host nanny tells it) and started again, a host nanny killed
+is started again and the engines run on; with a KernelNanny the host nanny does not know,
+each engine gets one forked, and with an ipyparallel the supervisor does not know, each
+engine is a process of its own. No SSH, no root.
 """
 
 import json
@@ -171,6 +173,24 @@ def test_a_killed_engine_is_known_dead_at_once_and_started_again(forked, client)
     assert set(client.ids) - set(before)
     assert engines_of(forked)[1] != engines[1] and forked.state()["engines"]["1"]["starts"] == 2
     assert "restart: the engine ended (signal 9 (SIGKILL))" in forked.log(1)
+
+
+def test_with_a_kernel_nanny_it_does_not_know_each_engine_gets_one_forked(tmp_path, client):
+    """The host nanny relies on KernelNanny's handlers: without one of them (another
+    ipyparallel), each engine gets a KernelNanny of its own, as before, and signals work."""
+    keeper = Supervised(tmp_path, None, count=2, engine=ENGINE, changes=(
+        ('USED = ("dispatch_control"', 'USED = ("no_such_handler"'),))
+    try:
+        target = registered(client, 2)[0]
+        names = [p.name() for p in nannies_of(keeper)]
+        assert len(names) == 2 and all(re.fullmatch(r"ipp-nanny-[0-9]+", name) for name in names), names
+        sleeping = client[target].apply_async(nap, str(tmp_path / "began"))
+        wait_until(lambda: (tmp_path / "began").exists(), 30, "the task's start")
+        client.send_signal(signal.SIGINT, targets=[target], block=True)
+        wait_until(sleeping.ready, 30, "the task's end, long before its minute")
+    finally:
+        assert keeper.stop() == 0
+    wait_until(lambda: not client.ids, 30, "no engine registered")
 
 
 def test_with_an_ipyparallel_it_does_not_know_each_engine_is_a_process(tmp_path, client):
