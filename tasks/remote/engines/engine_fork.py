@@ -6,12 +6,13 @@ or, where that cannot be done, as a process of its own.
 freezes it for the garbage collector (so that the forks share those pages instead of
 copying them as the collector touches them), and then starts each engine by forking: no
 Python start and next to no import or file read per engine. The supervisor forks from a
-process that has no ZeroMQ context and no thread. Each engine's KernelNanny (ipyparallel's
+process that has no ZeroMQ context and no thread. An engine's KernelNanny (ipyparallel's
 process that interrupts a task on ``Client.send_signal`` and tells the hub at once that its
-engine died) is forked the same way: the engine asks the supervisor for it on a pipe, instead of
-starting a Python of its own (`Warm.serve`). That replaces ``ipyparallel.engine.app
-.start_nanny``, an internal of ipyparallel 9: `warm_reason` names why another version (or
-an ``ipengine`` of another Python) starts every engine as a process instead (`Processes`).
+engine died) is asked of the supervisor on a pipe, instead of starting a Python of its own
+(`Warm.serve`): the host nanny (``host_nanny.py``) serves it, or one is forked for it. That
+replaces ``ipyparallel.engine.app.start_nanny``, an internal of ipyparallel 9: `warm_reason`
+names why another version (or an ``ipengine`` of another Python) starts every engine as a
+process instead (`Processes`).
 
 In every child: its own process group (the supervisor ends an engine with what it
 started), its log as stdout and stderr, stdin from /dev/null, the default signal handlers,

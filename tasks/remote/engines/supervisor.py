@@ -21,16 +21,17 @@ on ``NAME-engines.requests`` (``engine_requests.py``: renew one engine, start th
 writes its state on every change and every `SAMPLE` s (``engine_state.py``), samples the
 host (``host_sample.py``), watches the engines' memory (``memory_watch.py``) and, every
 `RESCAN` s, what they started (``orphan_scan.py``), and keeps ``host_report.py`` running
-beside it, which sends the state to the controller for the dashboard.
+beside it (where no host nanny does its work), which sends the state to the dashboard.
 
 What an engine leaves when it ends goes too, before the engine is reaped (no pid that was
 reaped is signalled: it may be another's now): its process group at once (SIGTERM), what
 it started outside that group and its KernelNanny `GRACE` s later (SIGKILL: the KernelNanny
-tells the hub first, and ends by itself), and any other process left to the supervisor
+tells the hub first, and ends by itself; the host nanny, ``host_nanny.py``, is told at once),
+and any other process left to the supervisor
 (their subreaper). SIGHUP (screen's quit), SIGTERM and SIGINT stop it, and so does a
 failure of its own: every engine ends (SIGTERM, SIGKILL after `GRACE` s: a busy engine
-does not end on SIGTERM), then each KernelNanny gets `GRACE` s to tell the hub, then all
-that is left ends.
+does not end on SIGTERM), then the host nanny (or each KernelNanny) gets `GRACE` s to
+tell the hub, then all that is left ends.
 """
 
 import os
