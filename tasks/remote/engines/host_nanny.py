@@ -86,11 +86,11 @@ class Keeper:
         ours.settimeout(5.0)  # a host nanny that reads nothing for so long is stuck: killed
         self.channel = ours
 
-    def serve(self, kwargs, pipe, where, announce=True):
-        """Have the host nanny serve the engine that asked with *kwargs*: bind *where*,
-        write the URL into *pipe* (with *announce*), watch it. *pipe* stays open here."""
+    def serve(self, kwargs, pipe, where):
+        """Have the host nanny serve the engine that asked with *kwargs*: bind *where*, write
+        the URL into *pipe* (kept open here: a new host nanny writes it again), watch it."""
         self.served[kwargs["pid"]] = (kwargs, pipe, where)
-        self.send(("serve", kwargs, where, announce), pipe)
+        self.send(("serve", kwargs, where), pipe)
 
     def ended(self, pid):
         """The engine *pid* ended (it is reaped next): the host nanny tells the hub now."""
@@ -129,7 +129,7 @@ class Keeper:
         for engine in lost:
             os.close(self.served.pop(engine)[1])
         for kwargs, pipe, where in self.served.values():
-            self.send(("serve", kwargs, where, False), pipe)
+            self.send(("serve", kwargs, where), pipe)
         return lost
 
     def stop(self, stopping=True):
@@ -196,12 +196,12 @@ class Host:
                 return self.forget(None)
             message = pickle.loads(data)
             if message[0] == "serve":
-                _, kwargs, where, announce = message
+                _, kwargs, where = message
                 if kwargs["pid"] in self.nannies:
                     self.nannies[kwargs["pid"]].finish()
                 served = self.nannies[kwargs["pid"]] = EngineNanny(self, kwargs, fds[0], where)
                 try:
-                    served.begin(announce)
+                    served.begin()
                 except Exception:  # its engine finds no URL, and ends: it starts again
                     self.log.exception(f"cannot serve engine {served.engine_id}")
                     served.finish()
@@ -245,9 +245,9 @@ def engine_nanny_class():
             except psutil.Error:
                 self.parent_process = None
 
-        def begin(self, announce):
-            """Connect to the controller, bind the engine's relay at `where`, and (with
-            *announce*) write its URL for the engine; then watch the engine's pipe."""
+        def begin(self):
+            """Connect to the controller, bind the engine's relay at `where`, write its
+            URL for the engine; then watch the engine's pipe."""
             if self.parent_process is None:
                 return self.finish()
             control = self.context.socket(zmq.ROUTER)
@@ -268,7 +268,7 @@ def engine_nanny_class():
             self.parent_stream = ZMQStream(parent, self.loop)
             self.parent_stream.on_recv_stream(self.dispatch_parent)
             try:
-                os.write(self.pipe, f"{url}\n".encode() if announce else b"")
+                os.write(self.pipe, f"{url}\n".encode())
             except OSError:  # the engine ended already
                 return self.finish()
             self.loop.add_handler(self.pipe, self.pipe_handler, IOLoop.READ | IOLoop.ERROR)
