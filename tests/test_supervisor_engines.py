@@ -177,6 +177,32 @@ def test_a_killed_engine_is_known_dead_at_once_and_started_again(forked, client)
     assert "restart: the engine ended (signal 9 (SIGKILL))" in forked.log(1)
 
 
+def fork_a_stayer(path):
+    """A task that forks a child which ignores SIGTERM and sleeps (holding all the engine's
+    files: the end of its nanny's pipe too), and writes the child's pid to *path*."""
+    import os
+    import signal
+    import time
+    if os.fork() == 0:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        with open(path, "w") as file:
+            file.write(str(os.getpid()))
+        time.sleep(60)
+        os._exit(0)
+
+
+def test_an_engine_killed_is_known_dead_though_a_child_keeps_its_nannys_pipe(forked, client, tmp_path):
+    """The pipe's end is not all: the supervisor tells the host nanny that it reaps the
+    engine, before what the engine left (its child, here) is killed, `GRACE` s later."""
+    target = registered(client, 2)[0]
+    engine = client[target].apply_sync(os.getpid)
+    client[target].apply_sync(fork_a_stayer, str(tmp_path / "stayer"))
+    stayer = int(wait_until(lambda: (tmp_path / "stayer").read_text(), 30, "the child's pid"))
+    psutil.Process(engine).kill()
+    wait_until(lambda: target not in client.ids, 2 * HEARTBEAT, "the killed engine's unregistration")
+    assert not gone(stayer)  # the pipe is still open: the supervisor's word did it
+
+
 def test_with_a_kernel_nanny_it_does_not_know_each_engine_gets_one_forked(tmp_path, client):
     """The host nanny relies on KernelNanny's handlers: without one of them (another
     ipyparallel), each engine gets a KernelNanny of its own, as before, and signals work."""
