@@ -44,7 +44,6 @@ USED = ("dispatch_control", "dispatch_parent", "signal_request", "notify_exit")
 ARGUMENTS = ("pid", "engine_id", "control_url", "registration_url", "identity", "curve_serverkey",
              "curve_publickey", "curve_secretkey", "config")
 MAX_PATH = 100  # bytes of a Unix socket's path (at most 107 on Linux), with room
-MESSAGE = 1 << 20  # bytes of one message from the supervisor, at most
 
 
 def reason(version, kernel_nanny):
@@ -162,15 +161,13 @@ class Host:
         self.loop = IOLoop.current()
         self.context = zmq.Context.instance()  # the report's too
         self.context.set(zmq.MAX_SOCKETS, min(hard, 1 << 16))  # 1023 by default: 500 engines
-        self.nannies = {}  # engine pid: its EngineNanny
-        self.open = True
+        self.nannies, self.open = {}, True  # engine pid: its EngineNanny; the supervisor's socket open
         self.loop.add_handler(fd, self.read, IOLoop.READ)
-        self.sender = None
-        if report:  # host_report.py's, in this loop: no process of its own
-            state_file, path, label = report
-            self.sender = host_report.Sender(path)
-            PeriodicCallback(lambda: host_report.report(self.sender, state_file, label),
-                             host_report.SEND * 1000).start()
+        self.sender = report and host_report.Sender(report[1])  # host_report.py's, in this loop
+        self.reports = PeriodicCallback(lambda: host_report.report(self.sender, report[0], report[2]),
+                                        host_report.SEND * 1000)
+        if report:
+            self.reports.start()  # till the supervisor ends, as host_report.py's process
 
     def run(self):
         try:
@@ -185,13 +182,14 @@ class Host:
         EngineNanny = engine_nanny_class()
         while True:
             try:
-                data, fds, _, _ = socket.recv_fds(self.channel, MESSAGE, 1)
+                data, fds, _, _ = socket.recv_fds(self.channel, 1 << 20, 1)  # a message: at most 1 MiB
             except BlockingIOError:
                 return
             except OSError:
                 data, fds = b"", []
             if not data:  # the supervisor stopped, or ended
                 self.loop.remove_handler(fd)
+                self.reports.stop()
                 self.open = False
                 return self.forget(None)
             message = pickle.loads(data)
@@ -202,9 +200,11 @@ class Host:
                 served = self.nannies[kwargs["pid"]] = EngineNanny(self, kwargs, fds[0], where)
                 try:
                     served.begin()
-                except Exception:  # its engine finds no URL, and ends: it starts again
-                    self.log.exception(f"cannot serve engine {served.engine_id}")
+                except Exception:  # the engine is ended: it starts again (a crash, in its log)
+                    self.log.exception(f"cannot serve engine {served.engine_id}: ending it")
                     served.finish()
+                    with contextlib.suppress(Exception):
+                        served.parent_process.kill()  # psutil's: the very process, or none
             elif message[1] in self.nannies:  # ended
                 self.nannies[message[1]].finish()
 
