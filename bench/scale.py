@@ -5,7 +5,7 @@ machine, and 120 engines (4 x 30) by ``fab cluster.up`` on a master whose logins
 256 files (their soft limit). For each: engines registered of those expected, seconds until
 the last one registered, and per engine, once all registered: its memory (PSS: shared pages
 split among the processes that share them; every process of the engine counted: for
-``cluster.up`` the host's supervisor, the engines and their KernelNannies; for ipyparallel,
+``cluster.up`` the host's supervisor, its host nanny and the engines; for ipyparallel,
 each engine and its KernelNanny) and the CPU its processes used to start it. Then the
 files a host's Python reads to start 4 and 16 engines (`bench.files_read`), forked by the
 supervisor and as a process each.

@@ -1,10 +1,12 @@
 """
 The supervisor (``tasks/remote/engines/supervisor.py``) with real engines and a real local
 controller (ipyparallel's `Cluster`, started here): engines forked from its warm Python
-register, a task on one is interrupted by ``Client.send_signal`` (their KernelNanny,
-forked too, does it), an engine killed is known dead to the hub at once (that nanny tells
-it) and started again, and with an ipyparallel the supervisor does not know, each engine
-is a process of its own. No SSH, no root.
+register, a task on one is interrupted by ``Client.send_signal`` and a queued one dropped
+by ``Client.abort`` (the host nanny, forked too, relays them), an engine killed is known
+dead to the hub at once (the host nanny tells it) and started again, a host nanny killed
+is started again and the engines run on; with a KernelNanny the host nanny does not know,
+each engine gets one forked, and with an ipyparallel the supervisor does not know, each
+engine is a process of its own. No SSH, no root.
 """
 
 import json
@@ -81,9 +83,15 @@ def test_forked_engines_register_each_its_own_process_group_and_name(forked, cli
         engine = psutil.Process(pid)
         assert engine.ppid() == forked.process.pid and engine.name() == f"ipengine-{number}"
         assert os.getpgid(pid) == pid
-    nannies = [p for p in psutil.Process(forked.process.pid).children() if p.name().startswith("ipp-nanny")]
-    assert len(nannies) == 2  # forked too, not a Python started per engine
+    assert [p.name() for p in nannies_of(forked)] == ["ipp-nanny"]  # one for the host, forked too
+    children = psutil.Process(forked.process.pid).children()
+    assert not [p for p in children if "engines.host_report" in p.cmdline()]  # the host nanny sends it
     assert forked.said().endswith(": 2 engines, forked from this Python\n")
+
+
+def nannies_of(keeper):
+    """The KernelNannies among the children of *keeper*'s supervisor."""
+    return [p for p in psutil.Process(keeper.process.pid).children() if p.name().startswith("ipp-nanny")]
 
 
 def nap(path):
@@ -105,6 +113,57 @@ def test_send_signal_interrupts_a_task_on_a_forked_engine(forked, client, tmp_pa
     assert client[target].apply_sync(lambda: 6 * 7) == 42  # the engine lives on
 
 
+def test_abort_drops_a_task_queued_on_a_forked_engine(forked, client, tmp_path):
+    """``Client.abort`` reaches the engine by its control channel, which the nanny relays."""
+    target = registered(client, 2)[0]
+    sleeping = client[target].apply_async(nap, str(tmp_path / "began"))
+    queued = client[target].apply_async(lambda: 6 * 7)
+    wait_until(lambda: (tmp_path / "began").exists(), 30, "the first task's start")
+    client.abort(queued, targets=[target], block=True)
+    client.send_signal(signal.SIGINT, targets=[target], block=True)  # the first ends at once
+    wait_until(queued.ready, 30, "the queued task's answer")
+    with pytest.raises(ipp.error.TaskAborted):
+        queued.get(timeout=0)
+    assert sleeping.ready()
+
+
+def test_a_crash_of_the_host_nanny_is_healed_and_the_engines_run_on(forked, client, tmp_path):
+    """A nanny killed is started again at once: the engines it served keep their pids and
+    are served again (signals, the death notice), and so are the engines started since."""
+    registered(client, 2)
+    engines = engines_of(forked)
+    [crashed] = nannies_of(forked)
+    crashed.kill()
+    wait_until(lambda: [p.pid for p in nannies_of(forked)] not in ([], [crashed.pid]), 30, "a new nanny")
+    assert engines_of(forked) == engines and len(client.ids) == 2  # no engine ended
+    target = probe_target(client, engines[2])
+    sleeping = client[target].apply_async(nap, str(tmp_path / "began"))
+    wait_until(lambda: (tmp_path / "began").exists(), 30, "the task's start")
+    client.send_signal(signal.SIGINT, targets=[target], block=True)
+    wait_until(sleeping.ready, 30, "the task's end, long before its minute")
+    with pytest.raises(ipp.error.RemoteError) as interrupted:
+        sleeping.get(timeout=0)
+    assert interrupted.value.ename == "KeyboardInterrupt"
+    psutil.Process(engines[1]).kill()
+    began = time.monotonic()
+    wait_until(lambda: len(client.ids) == 1, 2 * HEARTBEAT, "the killed engine's unregistration")
+    assert time.monotonic() - began < HEARTBEAT
+    wait_until(lambda: len(client.ids) == 2, 60, "its registration again")
+    assert "the host nanny ended (signal 9 (SIGKILL)); starting it again now" in line_of(forked, "host nanny")
+
+
+def line_of(keeper, text):
+    """The next line of *keeper*'s output that holds *text* ('' if none before its end)."""
+    while (line := keeper.process.stdout.readline()) and text not in line:
+        pass
+    return line
+
+
+def probe_target(client, pid):
+    """The id of the engine whose process is *pid*."""
+    return next(i for i in client.ids if client[i].apply_sync(os.getpid) == pid)
+
+
 def test_a_killed_engine_is_known_dead_at_once_and_started_again(forked, client):
     before = registered(client, 2)
     engines = engines_of(forked)
@@ -116,6 +175,50 @@ def test_a_killed_engine_is_known_dead_at_once_and_started_again(forked, client)
     assert set(client.ids) - set(before)
     assert engines_of(forked)[1] != engines[1] and forked.state()["engines"]["1"]["starts"] == 2
     assert "restart: the engine ended (signal 9 (SIGKILL))" in forked.log(1)
+
+
+def fork_a_stayer(path):
+    """A task that forks a child which ignores SIGTERM and sleeps (holding all the engine's
+    files: the end of its nanny's pipe too), and writes the child's pid to *path*."""
+    import os
+    import signal
+    import time
+    if os.fork() == 0:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        with open(path, "w") as file:
+            file.write(str(os.getpid()))
+        time.sleep(60)
+        os._exit(0)
+
+
+def test_an_engine_killed_is_known_dead_though_a_child_keeps_its_nannys_pipe(forked, client, tmp_path):
+    """The pipe's end is not all: the supervisor tells the host nanny that it reaps the
+    engine, before what the engine left (its child, here) is killed, `GRACE` s later."""
+    target = registered(client, 2)[0]
+    engine = client[target].apply_sync(os.getpid)
+    client[target].apply_sync(fork_a_stayer, str(tmp_path / "stayer"))
+    stayer = int(wait_until(lambda: (tmp_path / "stayer").read_text(), 30, "the child's pid"))
+    psutil.Process(engine).kill()
+    wait_until(lambda: target not in client.ids, 2 * HEARTBEAT, "the killed engine's unregistration")
+    assert not gone(stayer)  # the pipe is still open: the supervisor's word did it
+
+
+def test_with_a_kernel_nanny_it_does_not_know_each_engine_gets_one_forked(tmp_path, client):
+    """The host nanny relies on KernelNanny's handlers: without one of them (another
+    ipyparallel), each engine gets a KernelNanny of its own, as before, and signals work."""
+    keeper = Supervised(tmp_path, None, count=2, engine=ENGINE, changes=(
+        ('USED = ("dispatch_control"', 'USED = ("no_such_handler"'),))
+    try:
+        target = registered(client, 2)[0]
+        names = [p.name() for p in nannies_of(keeper)]
+        assert len(names) == 2 and all(re.fullmatch(r"ipp-nanny-[0-9]+", name) for name in names), names
+        sleeping = client[target].apply_async(nap, str(tmp_path / "began"))
+        wait_until(lambda: (tmp_path / "began").exists(), 30, "the task's start")
+        client.send_signal(signal.SIGINT, targets=[target], block=True)
+        wait_until(sleeping.ready, 30, "the task's end, long before its minute")
+    finally:
+        assert keeper.stop() == 0
+    wait_until(lambda: not client.ids, 30, "no engine registered")
 
 
 def test_with_an_ipyparallel_it_does_not_know_each_engine_is_a_process(tmp_path, client):

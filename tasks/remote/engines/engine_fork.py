@@ -6,12 +6,13 @@ or, where that cannot be done, as a process of its own.
 freezes it for the garbage collector (so that the forks share those pages instead of
 copying them as the collector touches them), and then starts each engine by forking: no
 Python start and next to no import or file read per engine. The supervisor forks from a
-process that has no ZeroMQ context and no thread. Each engine's KernelNanny (ipyparallel's
+process that has no ZeroMQ context and no thread. An engine's KernelNanny (ipyparallel's
 process that interrupts a task on ``Client.send_signal`` and tells the hub at once that its
-engine died) is forked the same way: the engine asks the supervisor for it on a pipe, instead of
-starting a Python of its own (`Warm.serve`). That replaces ``ipyparallel.engine.app
-.start_nanny``, an internal of ipyparallel 9: `warm_reason` names why another version (or
-an ``ipengine`` of another Python) starts every engine as a process instead (`Processes`).
+engine died) is asked of the supervisor on a pipe, instead of starting a Python of its own
+(`Warm.serve`): the host nanny (``host_nanny.py``) serves it, or one is forked for it. That
+replaces ``ipyparallel.engine.app.start_nanny``, an internal of ipyparallel 9: `warm_reason`
+names why another version (or an ``ipengine`` of another Python) starts every engine as a
+process instead (`Processes`).
 
 In every child: its own process group (the supervisor ends an engine with what it
 started), its log as stdout and stderr, stdin from /dev/null, the default signal handlers,
@@ -28,6 +29,8 @@ import shutil
 import signal
 import sys
 import threading
+
+from . import host_nanny
 
 #: The majors of ipyparallel whose ``start_nanny`` and ``KernelNanny.main`` `Warm` replaces.
 KNOWN_MAJORS = (9,)
@@ -91,17 +94,18 @@ class Child:
 
 def _become(title, log, keep=(), session=False):
     """In a new child: a process group (with *session*: a session) of its own, *log* as
-    stdout and stderr, the default signal handlers, only the descriptors in *keep* beside
-    0, 1 and 2; *title* as its name."""
+    stdout and stderr (None: the supervisor's), the default signal handlers, only the
+    descriptors in *keep* beside 0, 1 and 2; *title* as its name."""
     os.setsid() if session else os.setpgid(0, 0)
     for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGCHLD):
         signal.signal(signum, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
-    out = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    os.dup2(out, 1)
-    os.dup2(out, 2)
+    if log is not None:
+        out = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        os.dup2(out, 1)
+        os.dup2(out, 2)
     low = 3
     for fd in sorted(keep):
         os.closerange(low, fd)
@@ -152,9 +156,10 @@ class Processes:
 class Warm:
     """Engines forked from this warm Python (see the module)."""
 
-    def __init__(self):
+    def __init__(self, report=None):
         """Import `WARM_IMPORTS`; RuntimeError when that started a thread (a fork would
-        copy it in an unknown state)."""
+        copy it in an unknown state). Fork the host nanny, which sends *report* (see
+        ``host_nanny.Keeper``)."""
         # debugpy's import warns of frozen modules on stderr, for a debugger nobody runs here
         os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
         for name in WARM_IMPORTS:
@@ -164,6 +169,11 @@ class Warm:
         self.app = sys.modules["ipyparallel.engine.app"]
         self.kernel_nanny = sys.modules["ipyparallel.engine.nanny"]
         gc.freeze()
+        #: The host nanny's keeper, forked now (no thread, no ZeroMQ context here yet);
+        #: None where its `host_nanny.reason` says it cannot serve these engines.
+        self.host = None
+        if not host_nanny.reason(sys.modules["ipyparallel"].__version__, self.kernel_nanny):
+            self.host = host_nanny.Keeper(_fork, report)
 
     def start(self, number, argv, env, log):
         """Fork engine *number* with *argv*'s options (``argv[0]``, ipengine, is not run)
@@ -190,10 +200,13 @@ class Warm:
         return Child(pid, request, url)
 
     def serve(self, child, log):
-        """Fork the KernelNanny *child* (an engine) asked for on its pipe; its pid, or None
-        when the engine ended before asking."""
+        """Serve the KernelNanny *child* (an engine) asked for on its pipe: by the host
+        nanny (which gets a copy of the URL pipe) where it runs, else forked for it alone
+        (its pid); None when the engine ended before asking."""
         kwargs = _read_request(child.request)
-        if kwargs is None:
+        if kwargs is None or (self.host and self.host.channel):
+            if kwargs is not None:
+                self.host.serve(kwargs, os.dup(child.url), host_nanny.address(log[:-len(".log")]))
             child.close()
             return None
         url = child.url

@@ -9,9 +9,10 @@ go, with the engines' security (each message signed with the cluster's key, over
 with ``ENCRYPT=yes``), and needs no shared home and no connection of fab's. A new
 connection file (a new controller) is read when it changes. Nothing is asked of an engine.
 
-It is a process of its own (`Reporter` starts it, for the supervisor) rather than a part
-of the supervisor's loop: the supervisor forks engines, so it must hold no ZeroMQ context
-and no thread. It ends when its parent, the supervisor SUPERVISOR (a pid), does::
+It is no part of the supervisor's loop: the supervisor forks engines, so it must hold no
+ZeroMQ context and no thread. Where the host nanny runs (``host_nanny.py``: engines forked),
+its loop sends the reports (`report`); else a process of its own (`Reporter` starts it,
+for the supervisor) does, and ends when its parent, the supervisor SUPERVISOR (a pid), does::
 
     python RUN_DIR/ipp_remote engines.host_report STATE_FILE ENGINE_FILE LABEL SUPERVISOR
 
@@ -111,19 +112,24 @@ class Sender:
         self.socket = None
 
 
+def report(sender, state_file, label):
+    """Send the state file's facts with *sender* (a `Sender`), if it is there."""
+    try:
+        with open(state_file) as file:
+            state = json.load(file)
+    except (OSError, ValueError):  # not written yet, or being replaced
+        state = None
+    if state and sender.connect():
+        sender.send({"label": label, "host": state.get("host") or {},
+                     "engines": state.get("engines") or {},
+                     "age": max(0.0, time.time() - state.get("time", time.time()))})
+
+
 def main(argv):
     state_file, path, label, parent = argv[1:5]
     sender = Sender(path)
     while os.getppid() == int(parent):  # else the supervisor ended, before or since this start
-        try:
-            with open(state_file) as file:
-                state = json.load(file)
-        except (OSError, ValueError):  # not written yet, or being replaced
-            state = None
-        if state and sender.connect():
-            sender.send({"label": label, "host": state.get("host") or {},
-                         "engines": state.get("engines") or {},
-                         "age": max(0.0, time.time() - state.get("time", time.time()))})
+        report(sender, state_file, label)
         time.sleep(SEND)
     return 0
 

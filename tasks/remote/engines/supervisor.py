@@ -21,16 +21,17 @@ on ``NAME-engines.requests`` (``engine_requests.py``: renew one engine, start th
 writes its state on every change and every `SAMPLE` s (``engine_state.py``), samples the
 host (``host_sample.py``), watches the engines' memory (``memory_watch.py``) and, every
 `RESCAN` s, what they started (``orphan_scan.py``), and keeps ``host_report.py`` running
-beside it, which sends the state to the controller for the dashboard.
+beside it (where no host nanny does its work), which sends the state to the dashboard.
 
 What an engine leaves when it ends goes too, before the engine is reaped (no pid that was
 reaped is signalled: it may be another's now): its process group at once (SIGTERM), what
 it started outside that group and its KernelNanny `GRACE` s later (SIGKILL: the KernelNanny
-tells the hub first, and ends by itself), and any other process left to the supervisor
+tells the hub first, and ends by itself; the host nanny, ``host_nanny.py``, is told at once),
+and any other process left to the supervisor
 (their subreaper). SIGHUP (screen's quit), SIGTERM and SIGINT stop it, and so does a
 failure of its own: every engine ends (SIGTERM, SIGKILL after `GRACE` s: a busy engine
-does not end on SIGTERM), then each KernelNanny gets `GRACE` s to tell the hub, then all
-that is left ends.
+does not end on SIGTERM), then the host nanny (or each KernelNanny) gets `GRACE` s to
+tell the hub, then all that is left ends.
 """
 
 import os
@@ -71,24 +72,25 @@ class Supervisor:
         self.state = StateFile(self.path("-engines"))
         self.requests = Requests(self.path("-engines.requests"))
         self.sampler = host_sample.Sampler(self.selector, self.changed)
-        self.reporter = host_report.Reporter(self.state.json_path, host_report.engine_file(argv),
-                                             options["label"])
+        report = (self.state.json_path, host_report.engine_file(argv), options["label"])
+        self.reporter = host_report.Reporter(*report)  # where no host nanny sends the report
+        reason = engine_fork.warm_reason(argv[0])
+        try:
+            self.starter = engine_fork.Processes() if reason else engine_fork.Warm(report)
+        except (ImportError, RuntimeError) as error:
+            reason, self.starter = str(error), engine_fork.Processes()
+        self.mode = "process" if reason else "fork"
+        self.host = getattr(self.starter, "host", None)  # the host nanny's keeper, if any
         self.timers = Timers()
         self.timers.every(0, self.read_requests)
-        helpers = (self.sampler.gpus, self.reporter)  # its children that are no engine's
+        helpers = (self.sampler.gpus, self.reporter, self.host or self.reporter)  # no engine's children
         self.timers.every(RESCAN, OrphanScan(self.engines, helpers, self.leftovers, GRACE).run)
         self.timers.every(nanny.WATCH if self.limit else SAMPLE,
                           MemoryWatch(self.engines, self.limit, self.end).run)
         self.timers.every(SAMPLE, self.sampler.run)
         self.timers.every(0, self.ending.finish)
         self.timers.every(0, self.leftovers.finish)
-        self.timers.every(0, self.reporter.keep)
-        reason = engine_fork.warm_reason(argv[0])
-        try:
-            self.starter = engine_fork.Processes() if reason else engine_fork.Warm()
-        except (ImportError, RuntimeError) as error:
-            reason, self.starter = str(error), engine_fork.Processes()
-        self.mode = "process" if reason else "fork"
+        self.timers.every(0, lambda: self.host and self.host.pid or self.reporter.keep())
         print(f"=== supervisor {os.getpid()}: {options['count']} engines, " + (
             "forked from this Python" if not reason else
             f"each a process of its own: {reason}"), flush=True)
@@ -144,6 +146,8 @@ class Supervisor:
         if child.request is not None:
             self.selector.unregister(child.request)
         child.close()
+        if self.host:
+            self.host.ended(child.pid)
         group = process_tree.group(child.pid)
         self.leftovers.end(group, GRACE)
         escaped = [p for p in engine.tree[1:] if p not in group]  # a new session's, a KernelNanny
@@ -178,6 +182,9 @@ class Supervisor:
             _, status = os.waitpid(done.si_pid, 0)
             if engine:
                 self.decide(engine, os.waitstatus_to_exitcode(status), "")
+            elif self.host and (lost := self.host.reaped(done.si_pid, os.waitstatus_to_exitcode(status),
+                                                          time.monotonic())) is not None:
+                self.renew([e for e in self.engines.values() if e.child and e.child.pid in lost])
             elif done.si_pid in kernel_nannies:
                 kernel_nannies.pop(done.si_pid).kernel_nanny = None
             elif done.si_pid == self.sampler.gpus.pid:
@@ -195,10 +202,14 @@ class Supervisor:
                 self.in_waves(again)
                 self.changed()
             else:  # renew
-                engine = self.engines.get(number)
-                if engine and engine.child:
-                    engine.renewing = True
-                    self.end(engine)
+                self.renew([self.engines[number]] if number in self.engines else [])
+
+    def renew(self, engines):
+        """End the running ones of *engines*, to start them again at once."""
+        for engine in engines:
+            if engine.child:
+                engine.renewing = True
+                self.end(engine)
 
     def write_state(self):
         self.state.write({"pid": os.getpid(), "mode": self.mode, "time": time.time(),
@@ -244,6 +255,9 @@ class Supervisor:
         for engine in running:
             self.end(engine)
         self.wait(lambda: any(e.child for e in running), 2 * GRACE, self.ending.finish)
+        if self.host:  # it told the hub of every engine's end, and ends
+            self.host.stop()
+            self.wait(lambda: self.host.pid)
         self.wait(self.leftovers.running)
         self.leftovers.finish(everything=True)
         for pid in process_tree.children():  # the KernelNannies that did not end, the GPU query, the report

@@ -213,14 +213,14 @@ make_run_dir() {  # make_run_dir: create the run directory (0700), take the lock
 halt() {  # halt ROLE REGEX: quit the sessions matching REGEX, end every process of ROLE, report
   # A session's keeper (the nanny, the engines' supervisor) ends its programs in order on
   # screen's SIGHUP: it gets 10 s for that. What is left then (all of it, when a keeper
-  # crashed) gets SIGTERM, an engine's KernelNanny (ipp-nanny-N) only once the rest had 5 s
-  # to end, as it ends by itself after it told the hub that its engine is gone; what is
-  # left after that, 5 s later, SIGKILL.
+  # crashed) gets SIGTERM, a KernelNanny (an engine's, ipp-nanny-N, or the host's, ipp-nanny)
+  # only once the rest had 5 s to end, as it ends by itself after it told the hub that its
+  # engines are gone; what is left after that, 5 s later, SIGKILL.
   quit=
   for session in $(sessions "$2"); do screen -S "$session" -X quit >/dev/null 2>&1; quit=yes; done
   [ -z "$quit" ] || gone "$1" 100
   programs=$(for pid in $(tagged "$1"); do
-    grep -qx 'ipp-nanny-[0-9]*' "/proc/$pid/comm" 2>/dev/null || echo "$pid"
+    grep -qx 'ipp-nanny\(-[0-9]*\)\{0,1\}' "/proc/$pid/comm" 2>/dev/null || echo "$pid"
   done)
   # shellcheck disable=SC2086  # one word per pid
   [ -z "$programs" ] || { kill -TERM $programs 2>/dev/null; gone "$1" 50; }
