@@ -137,3 +137,9 @@ def test_slurm_renew_no_keeps_the_count_but_renews_nothing():
     ("2:30", 150), ("1:02:03", 3723), ("1-00:00:10", 86410), ("UNLIMITED", None), ("INVALID", None)])
 def test_squeue_time_left_is_read(text, expected):
     assert seconds(text) == expected
+
+
+def test_the_successor_is_named_for_the_job_that_has_none_the_latest_to_end():
+    # job 3 succeeded job 2, and is itself within the margin: its successor is the one wanted
+    decision = decide([Job("2", "RUNNING", 39), Job("3", "RUNNING", 80)], Policy(jobs=1, time=120, renew=80))
+    assert decision.submit == ("successor of job 3, which ends in 80 s (renewed 80 s before its end)",)

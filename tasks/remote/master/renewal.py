@@ -72,11 +72,13 @@ class Decision:
 def decide(jobs, policy, wait=0):
     """The `Decision` for the allocation's recorded *jobs* (`Job`), its *policy* and the
     queue's *wait* (s): top its jobs that do not end up to ``policy.jobs``, naming for
-    each submit the ending job it succeeds (or the count it restores)."""
+    each submit the ending job it succeeds (those that end last: the earlier ones' successors
+    are the jobs that end later) or the count it restores."""
     active = [job for job in jobs if job.active]
     limit = margin(policy, wait)
-    ending = [job for job in active if policy.renew != 0 and job.state == "RUNNING"
-              and job.left is not None and job.left <= limit]
+    # the latest to end first: an earlier one's successor is among the jobs already
+    ending = sorted((job for job in active if policy.renew != 0 and job.state == "RUNNING"
+                     and job.left is not None and job.left <= limit), key=lambda job: -job.left)
     lasting = len(active) - len(ending)
     reasons = []
     for index in range(max(0, policy.jobs - lasting)):

@@ -17,11 +17,8 @@ start_keeper() {  # start_keeper PLAN_JSON KEEP < PROGRAMS: the keeper of the cl
   exec 9>&-  # the keeper takes the lock itself
   said=$("$python" "$run/ipp_remote" master.keeper "$run" --once 2>&1)
   printf '%s\n' "$said" | grep '^=== keeper ' >> "$run/$name-keeper.log" || true  # its log says them
-  if ! printf '%s\n' "$said" | grep -qv '^=== keeper '; then
-    echo keeper_once=ok
-  else
-    echo "keeper_once=$(slurm_line "$said")"
-  fi
+  rest=$(printf '%s\n' "$said" | grep -v -e '^=== keeper ' -e '^$')  # what went wrong
+  echo "keeper_once=$(if [ -z "$rest" ]; then echo ok; else slurm_line "$rest"; fi)"
   if [ "$2" != yes ]; then
     lock
     halt keeper "$name-keeper" >/dev/null
