@@ -90,9 +90,14 @@ def test_a_short_job_is_renewed_before_its_end_and_a_killed_keeper_submits_no_ex
         log = keeper_log(name)
         succeeded = [of for _, of in SUCCESSOR.findall(log)]
         assert len(succeeded) == len(set(succeeded)), log  # one successor per job, restart or not
-        assert f"end cpu_alloc job {first}: it ended (" in log, log
+        wait_until(lambda: f"end cpu_alloc job {first}: it ended (" in keeper_log(name), 30,
+                   "the keeper's line of the first job's end")  # it looks every 5 s
         # the successor is now the job that fab's commands act on (the keeper moved its record)
-        wait_until(lambda: status_of(run)["cpu_alloc"]["job"]["id"] != first, 30, "the successor recorded")
+        row = wait_until(lambda: (row := status_of(run)["cpu_alloc"])["job"]["id"] != first and row, 30,
+                         "the successor recorded")
+        kept = row["keeper"]
+        assert kept["state"] == "running" and kept["running"] >= 1 and kept["decision"], kept
+        assert "keeper: " in run("cluster.status").stdout
     finally:
         down = run("cluster.down")
     assert down.returncode == 0, down.stdout + down.stderr

@@ -22,7 +22,8 @@ jobs' records go (the last one's stays, for ``cluster.status``), a running one b
 uses the script and options ``fab`` last submitted (``GROUP.script``, ``GROUP.sbatch``).
 
 Its log (the screen session's) says each submit and end with its reason, on lines of
-`LINE`'s form; ``RUN_DIR/slurm/keeper.state`` holds each group's last decision (JSON) for
+`LINE`'s form; ``RUN_DIR/slurm/keeper.state`` holds each group's last decision and its jobs queued or
+running (JSON: ``{GROUP: {"at": TIME, "decision": TEXT, "jobs": {ID: STATE}}}``) for
 ``cluster.status``.
 """
 
@@ -116,13 +117,16 @@ class Keeper:
         say("submit", group, reason, job)
         return job
 
-    def keep(self, name, group, policy, once=False):
-        """One round for *group*: its decision, as a line for the state file."""
+    def keep(self, name, group, policy, once=False, seen=None):
+        """One round for *group*: its decision, as a line for the state file; *seen* gets
+        ``{id: state}`` of its recorded jobs."""
         primary, others = self.records(group)
         if primary is None:
             return "not kept: no job recorded (fab engines.start or cluster.up submits one)"
         jobs = self.squeue(f"ipp-{name}-{group}")
         known = {job: jobs.get(job, ("GONE", None, None)) for job in [primary, *others]}
+        if seen is not None:
+            seen.update((job, state) for job, (state, _, _) in known.items() if Job(job, state).active)
         for job, (state, _, waited) in known.items():
             if waited is not None:
                 self.waits[group] = max(self.waits.get(group, 0), waited)
@@ -144,7 +148,9 @@ class Keeper:
         decision = decide([Job(job, state, left) for job, (state, left, _) in known.items()],
                           policy, wait)
         for reason in decision.submit:
-            self.submit(name, group, reason)
+            job = self.submit(name, group, reason)
+            if seen is not None:
+                seen[job] = "PENDING"
         return (f"submitted {len(decision.submit)}: " + "; ".join(decision.submit) if decision.submit
                 else f"{decision.lasting} of {policy.jobs} jobs lasting; renewal {margin(policy, wait)} s "
                      "before each end")
@@ -164,12 +170,13 @@ class Keeper:
                     time.sleep(0.2)
             state = {}
             for group, policy in groups.items():
+                seen = {}
                 try:
-                    said = self.keep(name, group, policy, once)
+                    said = self.keep(name, group, policy, once, seen)
                 except OSError as error:
                     said = f"error: {error}"
                     say("error", group, str(error))
-                state[group] = {"at": time.time(), "decision": said}
+                state[group] = {"at": time.time(), "decision": said, "jobs": seen}
             _write_json(os.path.join(self.folder, "keeper.state"), state)
         return True
 

@@ -27,12 +27,17 @@ def start(fleet, inventory, allocations):
 def said(facts):
     """``(keeper state, {group: its last decision})`` of a ``keeper_said`` report's *facts*:
     the state ``running``, ``gaveup`` or ``none``; each decision ``{"at": time, "decision":
-    text}``, what the keeper wrote (only those of that form)."""
+    text, "running": N, "pending": N}`` (its jobs, as the keeper last saw them), of what the
+    keeper wrote (only what has that form)."""
     try:
         decisions = json.loads(facts.get("keeper_state") or "{}")
     except ValueError:
         decisions = {}
-    kept = {group: d for group, d in decisions.items() if isinstance(d, dict)
-            and isinstance(d.get("at"), (int, float)) and isinstance(d.get("decision"), str)} \
-        if isinstance(decisions, dict) else {}
+    kept = {}
+    for group, d in (decisions if isinstance(decisions, dict) else {}).items():
+        if isinstance(d, dict) and isinstance(d.get("at"), (int, float)) and isinstance(
+                d.get("decision"), str) and isinstance(d.get("jobs", {}), dict):
+            states = [str(state) for state in d.get("jobs", {}).values()]
+            kept[group] = {"at": d["at"], "decision": d["decision"],
+                           "running": states.count("RUNNING"), "pending": states.count("PENDING")}
     return facts.get("keeper", "none"), kept
