@@ -104,3 +104,33 @@ def test_a_short_job_is_renewed_before_its_end_and_a_killed_keeper_submits_no_ex
     assert ours(slurm, name) == []
     assert keeper_pid(name) is None
     assert leftovers(fake_hosts, (1, *NODES)) == {}
+
+
+def test_slurm_jobs_keeps_that_many_jobs_and_a_job_cancelled_from_outside_is_replaced(
+        slurm, fake_hosts, tmp_path):  # noqa: F811 (the fixture)
+    name = "slurmtwo"
+    run = runner(fake_hosts, inventory(tmp_path, fake_hosts, name, 18951,
+                                       group="slurm_nodes=1\nslurm_time=10\nslurm_jobs=2\nengines=1"))
+    watch = Watch(slurm, name)
+    try:
+        up = run("cluster.up")
+        assert up.returncode == 0, up.stdout + up.stderr
+        jobs = wait_until(lambda: len(watch.sample()) == 2 and watch.engines[-1] == 2 and watch.active[-1], 90,
+                          "two jobs, an engine each", interval=1)
+        row = wait_until(lambda: (row := status_of(run)["cpu_alloc"])["keeper"]["running"] == 2 and row, 30,
+                         "the keeper's view of its two jobs")
+        assert row["keeper"]["state"] == "running", row
+        gone = jobs[-1][0]  # the keeper's: the other is the one fab's commands act on
+        slurm.command("scancel", gone)
+        wait_until(lambda: gone not in watch.sample() and len(watch.active[-1]) == 2 and watch.engines[-1] == 2,
+                   90, "a job in its place, and its engine", interval=1)
+        assert re.search(rf"^=== keeper [0-9-]+ [0-9:]+: end cpu_alloc job {gone}: it ended \(CANCELLED\)$",
+                         keeper_log(name), re.M) or re.search(
+            rf": end cpu_alloc job {gone}: Slurm no longer knows it$", keeper_log(name), re.M), keeper_log(name)
+        assert max(map(len, watch.active)) <= 2, watch.active  # none of them ends: never a third
+    finally:
+        down = run("cluster.down")
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert ours(slurm, name) == []
+    assert keeper_pid(name) is None
+    assert leftovers(fake_hosts, (1, *NODES)) == {}
