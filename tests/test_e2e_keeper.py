@@ -12,6 +12,7 @@ from pathlib import Path
 
 from tasks.commands.slurm import ACTIVE
 from tasks.inventory.allocations import seconds
+from tasks.remote.master.keeper import LINE
 from tests.conftest import leftovers, with_client
 from tests.test_e2e_slurm import NODES, inventory, ours, runner, slurm, status_of  # noqa: F401 (a fixture)
 from tests.waiting import wait_until
@@ -22,8 +23,12 @@ SUCCESSOR = re.compile(r"^=== keeper [0-9-]+ [0-9:]+: submit cpu_alloc job ([0-9
 
 
 def keeper_log(name):
+    """The keeper's log; every line of the keeper's in it has the form its module says."""
     [log] = Path.home().glob(f".ipp-cluster/{name}/*/{name}-keeper.log")
-    return log.read_text()
+    text = log.read_text()
+    said = [line for line in text.splitlines() if line.startswith("=== keeper ")]
+    assert all(LINE.match(line) for line in said), said
+    return text
 
 
 def keeper_pid(name):

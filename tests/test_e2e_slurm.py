@@ -407,8 +407,8 @@ def test_a_plain_users_allocation_is_theirs_alone(slurm, fake_hosts, shared_env,
 
 @pytest.mark.slow
 def test_at_the_time_limit_the_engines_stop_cleanly_and_status_names_the_timeout(slurm, fake_hosts, tmp_path):
-    run = runner(fake_hosts, inventory(tmp_path, fake_hosts, "slurmtime", 18947,
-                                       group="slurm_nodes=1\nslurm_time=1"))
+    run = runner(fake_hosts, inventory(tmp_path, fake_hosts, "slurmtime", 18947,  # not renewed: it ends
+                                       group="slurm_nodes=1\nslurm_time=1\nslurm_renew=no"))
     try:
         up = run("cluster.up")
         assert up.returncode == 0, up.stdout + up.stderr

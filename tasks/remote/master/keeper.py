@@ -41,6 +41,7 @@ from .renewal import Job, Policy, decide, margin, seconds
 
 POLL = 5.0  #: seconds between two rounds
 LOCK_WAIT = 20.0  #: seconds a round waits for the cluster's lock (a fab's step holds it)
+SQUEUE_WAIT = 90.0  #: seconds squeue may take (a busy slurmctld takes tens); then the round is over
 #: A line of the keeper's log: ``=== keeper DATE TIME: submit|end|error GROUP ...``
 LINE = re.compile(r"^=== keeper ([0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}): "
                   r"(submit|end|error) ([A-Za-z0-9_][A-Za-z0-9_.-]*)(?: job ([0-9]+))?: (.*)$")
@@ -89,8 +90,12 @@ class Keeper:
     def squeue(self, job_name):
         """``{id: (state, seconds left or None, queue wait or None)}`` of this user's jobs
         named *job_name*; raises OSError when squeue cannot answer."""
-        said = subprocess.run(["squeue", "-h", "--states=all", "-u", self.user, f"--name={job_name}",
-                               "-o", "%i|%T|%L|%V|%S|%j|%u"], capture_output=True, text=True)
+        try:
+            said = subprocess.run(["squeue", "-h", "--states=all", "-u", self.user, f"--name={job_name}",
+                                   "-o", "%i|%T|%L|%V|%S|%j|%u"], capture_output=True, text=True,
+                                  timeout=SQUEUE_WAIT)
+        except subprocess.TimeoutExpired:
+            raise OSError(f"squeue did not answer in {SQUEUE_WAIT:g} s") from None
         if said.returncode:
             raise OSError(f"squeue cannot answer: {' '.join(said.stderr.split())}")
         jobs = {}
@@ -138,7 +143,6 @@ class Keeper:
         if not Job(primary, known[primary][0]).active and running:
             successor = min(running, key=lambda job: (known[job][0] != "RUNNING", int(job)))
             os.replace(others.pop(successor), os.path.join(self.folder, f"{group}.job"))
-            primary = successor
         for job, path in others.items():
             if not Job(job, known[job][0]).active:
                 os.remove(path)

@@ -8,6 +8,9 @@ the cluster's Python in the controller's and Jupyter's screen sessions::
 
     python RUN_DIR/ipp_remote shared.nanny controller MARKER -- PYTHON RUN_DIR/ipp_remote master.controller ...
     python RUN_DIR/ipp_remote shared.nanny jupyter MARKER -- JUPYTER ARGS...
+    python RUN_DIR/ipp_remote shared.nanny keeper MARKER -- PYTHON RUN_DIR/ipp_remote master.keeper RUN_DIR
+
+(the last by ``steps/slurm/keeper.sh``, on the login node: the keeper of the Slurm jobs).
 
 MARKER: the file to write when it gives up. The engines of a host are kept by one
 supervisor (``supervisor.py``), which follows the same rules: `Restarts`, the one restart
