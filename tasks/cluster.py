@@ -124,6 +124,8 @@ def up(c):
     A Slurm allocation of the inventory is one job: Slurm is asked first whether it would
     run it (nothing starts if not), then it is submitted (a job of this cluster's that is
     queued or runs is kept) and waited for, then its engines. Ctrl-C cancels what it submitted.
+    Then the keeper on the master submits the others of slurm_jobs=N, and renews each job
+    before its end while no fab runs.
     """
     _up(c, load())
 

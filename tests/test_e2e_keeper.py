@@ -50,11 +50,12 @@ class Watch:
 
     def __init__(self, slurm, name):
         self.slurm, self.name = slurm, name
-        self.engines, self.active, self.ids = [], [], set()
+        self.engines, self.active, self.ids = [], [], []
 
     def sample(self):
         """Sample both; the ids of the jobs Slurm holds."""
-        self.engines.append(with_client("print(json.dumps(len(c.ids)))", self.name))
+        self.ids.append(set(with_client("print(json.dumps(c.ids))", self.name)))  # a new engine: a new id
+        self.engines.append(len(self.ids[-1]))
         said = self.slurm.command("squeue", "-h", "-o", "%i|%T|%L|%j", check=False).split()
         jobs = [job.split("|") for job in said if job.endswith(f"|ipp-{self.name}-cpu_alloc")]
         self.active.append([(job[0], seconds(job[2]) if job[1] == "RUNNING" else None)
@@ -125,13 +126,16 @@ def test_slurm_jobs_keeps_that_many_jobs_and_a_job_cancelled_from_outside_is_rep
         row = wait_until(lambda: (row := status_of(run)["cpu_alloc"])["keeper"]["running"] == 2 and row, 30,
                          "the keeper's view of its two jobs")
         assert row["keeper"]["state"] == "running", row
-        gone = jobs[-1][0]  # the keeper's: the other is the one fab's commands act on
+        gone, engines = jobs[-1][0], watch.ids[-1]
         slurm.command("scancel", gone)
-        wait_until(lambda: gone not in watch.sample() and len(watch.active[-1]) == 2 and watch.engines[-1] == 2,
-                   90, "a job in its place, and its engine", interval=1)
-        assert re.search(rf"^=== keeper [0-9-]+ [0-9:]+: end cpu_alloc job {gone}: it ended \(CANCELLED\)$",
-                         keeper_log(name), re.M) or re.search(
-            rf": end cpu_alloc job {gone}: Slurm no longer knows it$", keeper_log(name), re.M), keeper_log(name)
+        wait_until(lambda: gone not in watch.sample() and len(watch.active[-1]) == 2 and watch.engines[-1] == 2
+                   and watch.ids[-1] != engines, 90, "a job in its place, and its engine", interval=1)
+        # its end, and a second submit (cluster.up's top-up was the first), each said on a line
+        wait_until(lambda: re.search(rf"^=== keeper [0-9-]+ [0-9:]+: end cpu_alloc job {gone}: (it ended "
+                                     r"\(CANCELLED\)|Slurm no longer knows it)$", keeper_log(name), re.M)
+                   and len(re.findall(r": submit cpu_alloc job [0-9]+: 1 of 2 jobs queued or running$",
+                                      keeper_log(name), re.M)) == 2, 15,
+                   "the keeper's lines of its end and its replacement")  # screen writes its log every second
         assert max(map(len, watch.active)) <= 2, watch.active  # none of them ends: never a third
     finally:
         down = run("cluster.down")
