@@ -13,7 +13,7 @@ from .context import HOSTS_HELP, JSON_HELP, LOGIN_NODE, load, reads_inventory, s
 from .show import report
 from .show.progress import watching
 from .steps import lifecycle, preflight
-from .steps.slurm import allocations
+from .steps.slurm import allocations, keeper
 
 
 def _up(c, inventory):
@@ -46,13 +46,15 @@ def _up(c, inventory):
                 # its engines start now that the controller runs (anew, for a new one)
                 allocated.problems += [f"{name}: {why}" for name, why in
                                        allocations.restart(fleet_, inventory, [in_job]).items()]
-            others = [a for a in inventory.allocations if not a.master]
+            others = [a for a in inventory.allocations if not a.master and a.jobs[0]]  # MIN 0: none yet
             if others:  # now: the jobs start while Jupyter does
                 engine_file = None if inventory.settings.shared_home else \
                     lifecycle.read_engine_file(fleet_, inventory, started)
                 allocations.submit(fleet_, inventory, others, allocated,
                                    renew=fresh_controller, engine_file=engine_file, say=engines.say)
                 done = "the allocations' jobs were submitted"
+                # it tops each up to its slurm_jobs, and renews them while no fab runs
+                allocated.problems += keeper.start(fleet_, inventory, [a for a in others if a in allocated.chosen])
                 allocations.wait_running(fleet_, inventory, allocated, say=engines.say)
             fit = tuple(host for host in inventory.engines if host.name not in unfit)
             up = lifecycle.engines_up(fleet_, inventory, fit, restart=fresh_controller,
@@ -122,6 +124,8 @@ def up(c):
     A Slurm allocation of the inventory is one job: Slurm is asked first whether it would
     run it (nothing starts if not), then it is submitted (a job of this cluster's that is
     queued or runs is kept) and waited for, then its engines. Ctrl-C cancels what it submitted.
+    Then the keeper on the master submits the others of slurm_jobs=N, and renews each job
+    before its end while no fab runs.
     """
     _up(c, load())
 

@@ -339,7 +339,8 @@ def test_shellcheck_passes_on_every_shell_file_and_on_a_whole_script():
     steps += [slurm.submit(settings, 0, allocation, "#!/bin/sh\n"), *(
         slurm.on_job(function, settings, 1, allocation)
         for function in ("slurm_jobs", "slurm_cancel", "slurm_cancelled", "slurm_restart")),
-        slurm.cancel_all(), slurm.cancelled_all(), commands.relay(8888)]  # it exits: the last
+        slurm.cancel_all(), slurm.cancelled_all(), slurm.start_keeper(settings, [allocation]),
+        slurm.stop_keeper(), slurm.keeper_said(), commands.relay(8888)]  # it exits: the last
     assert {shipped.step_file(step.function) for step in steps} | {shipped.step_file("slurm_job")} == {
         str(path.relative_to(REMOTE)) for path in files} - {"steps/lib.sh"}  # the job's: test_slurm.py
     whole = commands.script(settings, *steps[:-1], setup="module load python/3.11")

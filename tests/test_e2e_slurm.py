@@ -165,8 +165,8 @@ def test_a_job_that_cannot_start_is_named_then_cancelled_and_another_users_job_i
 
 
 def test_a_job_cancelled_from_outside_is_named_and_up_repairs_it(slurm, fake_hosts, tmp_path):
-    run = runner(fake_hosts, inventory(tmp_path, fake_hosts, "slurmext", 18943,
-                                       group="slurm_nodes=2\nslurm_time=10"))
+    run = runner(fake_hosts, inventory(tmp_path, fake_hosts, "slurmext", 18943,  # not renewed: not replaced
+                                       group="slurm_nodes=2\nslurm_time=10\nslurm_renew=no"))
     try:
         assert run("cluster.up").returncode == 0
         job = status_of(run)["cpu_alloc"]["job"]["id"]
@@ -407,8 +407,8 @@ def test_a_plain_users_allocation_is_theirs_alone(slurm, fake_hosts, shared_env,
 
 @pytest.mark.slow
 def test_at_the_time_limit_the_engines_stop_cleanly_and_status_names_the_timeout(slurm, fake_hosts, tmp_path):
-    run = runner(fake_hosts, inventory(tmp_path, fake_hosts, "slurmtime", 18947,
-                                       group="slurm_nodes=1\nslurm_time=1"))
+    run = runner(fake_hosts, inventory(tmp_path, fake_hosts, "slurmtime", 18947,  # not renewed: it ends
+                                       group="slurm_nodes=1\nslurm_time=1\nslurm_renew=no"))
     try:
         up = run("cluster.up")
         assert up.returncode == 0, up.stdout + up.stderr

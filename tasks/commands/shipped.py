@@ -30,6 +30,7 @@ PACKAGES = {
     "slurm_node": ("shared", "engines"),
     "probe": ("shared", "master/probe.py"),
     "relay": ("shared/loopback.py",),
+    "start_keeper": ("shared", "master/keeper.py", "master/renewal.py"),
 }
 
 #: The files of ``tasks/remote/jupyter/`` that ``cluster.install`` puts into the

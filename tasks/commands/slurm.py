@@ -14,6 +14,7 @@ what Slurm says: pure functions.
   engines; each reports ``slurm_INDEX=`` for the INDEX-th allocation of the command.
 """
 
+import json
 import re
 from dataclasses import dataclass, field
 
@@ -135,6 +136,27 @@ def cancel_all():
 def cancelled_all():
     """Wait for what `cancel_all` ended; reports ``slurm_group_N=`` and ``slurm_N=``."""
     return Step("slurm_cancelled_all")
+
+
+def start_keeper(settings, allocations):
+    """Write the keeper's plan for *allocations* (``tasks/remote/master/keeper.py``), top each
+    up to its jobs (``slurm_jobs``'s N, or MIN), and keep the keeper running where one of
+    them renews its jobs; reports ``keeper_once=`` and ``keeper=``."""
+    plan = {"name": settings.cluster_name, "groups": {
+        a.name: {"jobs": a.jobs[0], "time": seconds(a.time) if a.time else None, "renew": a.renew}
+        for a in allocations}}
+    keep = "yes" if any(a.renew != 0 for a in allocations) else "no"
+    return Step("start_keeper", (json.dumps(plan), keep), package("start_keeper"))
+
+
+def stop_keeper():
+    """Stop the keeper, before the jobs are cancelled; reports ``left_keeper=``."""
+    return Step("stop_keeper")
+
+
+def keeper_said():
+    """Report the keeper's last decisions (``keeper_state=``, JSON) and ``keeper=``."""
+    return Step("keeper_said")
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,13 @@ as a host's would be: ``slurm_partition``, ``slurm_time``, ``slurm_account`` and
 ``slurm_options`` (sbatch's other options, one string), and ``engines`` (per node), ``threads``,
 ``gpus`` and ``setup`` as on a host. ``slurm_master=yes`` (one allocation at most, its own
 variable) puts the controller and Jupyter on the first node of its job instead of the
-master, which then only runs the Slurm commands and leads SSH to that node. Pure.
+master, which then only runs the Slurm commands and leads SSH to that node.
+
+The keeper (``tasks/remote/master/keeper.py``) keeps ``slurm_jobs`` jobs of that shape
+(``N``, default 1; ``MIN-MAX``: MIN for now) and, unless ``slurm_renew=no``, submits each
+one's successor before its end (``slurm_renew=SECONDS`` before it; default: sized from
+``slurm_time`` and the queue's wait). ``slurm_idle`` (default 300 s) is read for the
+adaptive keeper to come. Pure.
 """
 
 import re
@@ -49,6 +55,9 @@ class Allocation:
     gpus: str = None
     setup: str = ""
     master: bool = False  # its job's first node runs the controller and Jupyter
+    jobs: tuple = (1, 1)  # (MIN, MAX) jobs of this shape at once (slurm_jobs)
+    idle: int = 300  # seconds engines above MIN may stay idle (slurm_idle)
+    renew: int = None  # seconds before a job's end its successor is submitted; None: sized; 0: no
 
 
 def read(parsed, error_at):
@@ -79,6 +88,9 @@ def read(parsed, error_at):
         if "slurm_master" in merged and "slurm_master" not in own:
             raise error_at(line)(f"{parsed.group(name)} inherits slurm_master=: set it on the one "
                                  "allocation whose first node runs the controller")
+        if found[-1].master and found[-1].jobs != (1, 1):
+            raise error_at(line)(f"{parsed.group(name)} has slurm_master=yes and slurm_jobs=: the "
+                                 "controller's allocation is one job")
         if found[-1].master and sum(a.master for a in found) > 1:
             raise error_at(line)(f"{parsed.group(name)} has slurm_master=yes, as has "
                                  f"{next(a.name for a in found if a.master)}: one runs the controller")
@@ -107,7 +119,9 @@ def _allocation(name, merged, error):
                       time=merged.get("slurm_time"), account=merged.get("slurm_account"),
                       options=tuple(words), engines=merged.get("engines"),
                       threads=merged.get("threads"), gpus=merged.get("gpus"),
-                      setup=merged.get("setup", ""), master=merged.get("slurm_master", False))
+                      setup=merged.get("setup", ""), master=merged.get("slurm_master", False),
+                      jobs=merged.get("slurm_jobs", (1, 1)), idle=merged.get("slurm_idle", 300),
+                      renew=merged.get("slurm_renew"))
 
 
 def _descendants(parsed, name):

@@ -258,13 +258,17 @@ def load_inventory(folder=None):
     settings = parse_settings(env_file.read_text() if env_file.is_file() else "", env_file)
     master = with_settings(master, settings)
     engines = tuple(with_settings(host, settings) for host in engines)
-    allocated = tuple(replace(a, setup=a.setup or settings.setup,
+    allocated = tuple(replace(a, setup=a.setup or settings.setup, renew=a.renew if settings.shared_home
+                              else 0,  # a renewed job's nodes read the connection file there
                               threads=a.threads or settings.engine_threads or None) for a in allocated)
-    if any(a.master for a in allocated) and not settings.shared_home:
+    unshared = [a for a in allocated if a.master or a.jobs != (1, 1)]
+    if unshared and not settings.shared_home:
         line = max((number for number, text in enumerate(env_file.read_text().splitlines(), 1)
                     if re.match(r"\s*(export\s+)?SHARED_HOME\s*=", text)), default=0)  # the last counts
-        raise InventoryError(env_file, line, "SHARED_HOME=no, but slurm_master=yes in the hosts file "
-                             "puts the controller in a job: its nodes and hosts read the controller's "
-                             "connection file from the shared home")
+        raise InventoryError(env_file, line, (
+            "SHARED_HOME=no, but slurm_master=yes in the hosts file puts the controller in a job"
+            if unshared[0].master else f"SHARED_HOME=no, but {unshared[0].name} has slurm_jobs=: the "
+            "keeper submits its jobs") + ": their nodes read the controller's connection file from "
+            "the shared home")
     return Inventory(master=master, engines=engines, settings=settings, folder=str(folder),
                      warnings=tuple(warnings), allocations=allocated)

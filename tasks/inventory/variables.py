@@ -5,7 +5,8 @@ list: ``ast.literal_eval`` of an INI value, or YAML's own types).
 
 Known: this project's ``engines``, ``threads``, ``gpus`` and ``setup``; for groups, the
 Slurm allocation's ``slurm_nodes``, ``slurm_partition``, ``slurm_time``, ``slurm_account``,
-``slurm_options`` and ``slurm_master`` (`tasks.inventory.allocations`); Ansible's
+``slurm_options``, ``slurm_master``, ``slurm_jobs``, ``slurm_idle`` and ``slurm_renew``
+(`tasks.inventory.allocations`); Ansible's
 ``ansible_host``, ``ansible_port``, ``ansible_user``, ``ansible_ssh_private_key_file``
 and, for groups, ``ansible_group_priority``. Other ``ansible_*`` names are ignored;
 anything else is an error.
@@ -35,7 +36,7 @@ OWN = ("engines", "threads", "gpus", "setup")
 KNOWN = (*OWN, *USED)
 #: A Slurm allocation's variables (`tasks.inventory.allocations`): group variables only.
 SLURM = ("slurm_nodes", "slurm_partition", "slurm_time", "slurm_account", "slurm_options",
-         "slurm_master")
+         "slurm_master", "slurm_jobs", "slurm_idle", "slurm_renew")
 #: Ansible's order among groups of one depth (default 1); a group variable only.
 PRIORITY = "ansible_group_priority"
 HINT = "known: engines=N, threads=N, gpus=auto|0,1, setup=SNIPPET, " + ", ".join(USED)
@@ -117,6 +118,8 @@ def _slurm(key, value, shown, error):
         if answer is None:
             raise error(f"slurm_master={shown} must be yes or no")
         return answer
+    if key in ("slurm_jobs", "slurm_idle", "slurm_renew"):
+        return _keeper(key, value, shown, error)
     if key == "slurm_time":
         text = str(value) if _whole(value) is not None else text  # minutes, as a number
         if text is None or not _SLURM_TIME.match(text):
@@ -135,3 +138,30 @@ def _slurm(key, value, shown, error):
     if text is None or not _SLURM_NAME.match(text):
         raise error(f"{key}={shown} is not a valid Slurm {key[len('slurm_'):]} name")
     return text
+
+
+def _keeper(key, value, shown, error):
+    """What the keeper of an allocation's jobs reads (`check`): ``slurm_jobs`` as ``(MIN,
+    MAX)`` (N: ``(N, N)``), ``slurm_idle`` in seconds, ``slurm_renew`` as seconds before a
+    job's end, None (on, sized by the keeper) or 0 (no)."""
+    if key == "slurm_jobs":
+        low, dash, high = str(value).partition("-") if _whole(value) is None else (str(value), "", "")
+        jobs = (_whole(low), _whole(high if dash else low))
+        if isinstance(value, bool) or None in jobs or jobs[1] < 1 or jobs[0] > jobs[1] or (
+                not dash and jobs[0] < 1):
+            raise error(f"slurm_jobs={shown} must be a number of jobs of at least 1 (2), or MIN-MAX "
+                        "with MIN at most MAX and MAX at least 1 (0-4)")
+        return jobs
+    if key == "slurm_idle":
+        number = _whole(value)
+        if number is None or number < 1:
+            raise error(f"slurm_idle={shown} must be a whole number of seconds of at least 1")
+        return number
+    answer = {"yes": None, "true": None, "on": None, "no": 0, "false": 0, "off": 0}.get(
+        str(value).lower() if isinstance(value, (str, bool)) else None, "")
+    if answer == "" and (_whole(value) or 0) >= 1:
+        answer = _whole(value)
+    if answer == "":
+        raise error(f"slurm_renew={shown} must be yes, no, or the seconds before a job's end at "
+                    "which its successor is submitted")
+    return answer

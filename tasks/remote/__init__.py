@@ -9,8 +9,9 @@ machine. By where it runs, and who starts it:
   ``steps/engines/`` (an engine host's engines), ``steps/slurm/`` (on the login node:
   submit and watch the jobs; in a job: its batch script and its nodes' step) and
   ``steps/any/`` (any host: facts, install, a user's command, logs);
-- ``master/``: the controller (run by the nanny in the screen session ``NAME-controller``)
-  and the probe (run by ``probe.sh`` for each ``fab`` command that asks the controller);
+- ``master/``: the controller (run by the nanny in the screen session ``NAME-controller``),
+  the probe (run by ``probe.sh`` for each ``fab`` command that asks the controller) and the
+  keeper of the Slurm jobs (by the nanny in ``NAME-keeper``, on the login node);
 - ``jupyter/``: what the master's Jupyter loads: the kernels' module ``ipp_cluster`` and the
   dashboard (a package);
 - ``engines/``: an engine host's supervisor (in the screen session ``NAME-engines``, or a

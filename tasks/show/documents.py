@@ -48,8 +48,8 @@ MASTER_KEYS = ("controller_restarts", "controller_last_restart", "jupyter_restar
                "jupyter_last_restart")
 #: What an engine host's row adds: each engine its supervisor keeps, and the host's resources.
 ENGINE_KEYS = ("engines", "resources")
-#: What a Slurm allocation's row adds (its job), and the row of one of its nodes (its allocation).
-ALLOCATION_KEYS = ("job", "allocation")
+#: What a Slurm allocation's row adds (its job, its keeper), and the row of one of its nodes (its allocation).
+ALLOCATION_KEYS = ("job", "keeper", "allocation")
 
 
 def info(results):

@@ -207,7 +207,7 @@ def stop_engines(fleet, inventory, hosts, graceful=True):
 
 def stop_all(fleet, inventory):
     """Stop engines, controller and Jupyter on every host at once; where Slurm's commands run,
-    every Slurm job the cluster recorded ends too: on the master, told before the controller
+    the keeper of the jobs stops, then every Slurm job the cluster recorded ends too: on the master, told before the controller
     stops and waited for after, in the same round trip (see `tasks.steps.slurm.allocations.cancelled`
     for what its result then says); with the master on a job's node (``slurm_master``), after
     the controller stopped there, from the login node, whose result is added."""
@@ -215,15 +215,17 @@ def stop_all(fleet, inventory):
     for host in inventory.engines:
         parts[host].append(commands.stop_engines())
     login = inventory.login
+    keeper = [slurm.stop_keeper()] if inventory.allocations else []  # before it renews a job
     if login is None:
-        parts[inventory.master] += [slurm.cancel_all(), commands.stop_master(), slurm.cancelled_all()]
+        parts[inventory.master] += [*keeper, slurm.cancel_all(), commands.stop_master(),
+                                    slurm.cancelled_all()]
     else:  # ending the job first could end this very session on the node (pam_slurm_adopt)
         parts[inventory.master].append(commands.stop_master())
     scripts = {host: _script(inventory, host, *p) for host, p in parts.items()}
-    results = _check_left(fleet.run(scripts, 2 * HALT + SLACK))  # the master's: two roles
+    results = _check_left(fleet.run(scripts, 3 * HALT + SLACK))  # the master's: three roles
     if login is not None:
-        results.update(fleet.run({login: _script(inventory, login, slurm.cancel_all(),
-                                                 slurm.cancelled_all())}, SLACK + 60))
+        results.update(_check_left(fleet.run({login: _script(
+            inventory, login, *keeper, slurm.cancel_all(), slurm.cancelled_all())}, HALT + SLACK + 60)))
     return results
 
 

@@ -4,12 +4,14 @@ host's sessions and the controller's count of engines, in one round trip, turned
 into one row per host with what is wrong there.
 """
 
+import time
 from dataclasses import dataclass, field
 
 from .. import commands
 from ..commands import slurm
 from ..commands.answers import parse_probe, parse_supervisor, session_names
 from ..remote.shared.screen_logs import engine_uuid
+from .slurm import keeper
 from .slurm.allocations import SLURM_ANSWER
 from .registration import SLACK
 
@@ -50,8 +52,8 @@ def read_status(fleet, inventory, master=True, engines=True, hosts=None, allocat
     allocated = (inventory.allocations if allocations is None else allocations) if engines else ()
     login = inventory.slurm_host  # the master, or the login node of a master in a job
     if allocated:
-        parts.setdefault(login, []).extend(slurm.on_job("slurm_jobs", inventory.settings, i, a)
-                                           for i, a in enumerate(allocated))
+        parts.setdefault(login, []).extend([*(slurm.on_job("slurm_jobs", inventory.settings, i, a)
+                                              for i, a in enumerate(allocated)), slurm.keeper_said()])
     results = fleet.run({h: commands.script(inventory.settings, *p, setup=h.setup)
                          for h, p in parts.items()}, SLURM_ANSWER if allocated else SLACK)
     probe = parse_probe(results[inventory.master.name].facts)
@@ -61,8 +63,9 @@ def read_status(fleet, inventory, master=True, engines=True, hosts=None, allocat
         status.rows.append(_status_row(inventory.settings.cluster_name, host, results[host.name],
                                        probe, is_master, host.name in engine_hosts))
     for index, allocation in enumerate(allocated):
-        status.rows += _allocation_rows(index, allocation, results[login.name], probe,
-                                       inventory.settings)
+        rows = _allocation_rows(index, allocation, results[login.name], probe, inventory.settings)
+        _keeper_lines(rows[0])
+        status.rows += rows
     return status
 
 
@@ -81,6 +84,7 @@ def _allocation_rows(index, allocation, master_result, probe, settings):
         row["problems"].append(f"cannot ask Slurm: {master_result.reason}")
         return [row]
     job = slurm.parse_job(master_result.facts.get(f"slurm_{index}", ""))
+    row["keeper"] = _keeper(allocation, master_result.facts, job)
     if job is None:
         row["problems"].append("no job (fab cluster.up submits one)")
         return [row]
@@ -109,10 +113,37 @@ def _allocation_rows(index, allocation, master_result, probe, settings):
     if job.held and allocation.master:
         row["problems"].append(f"job {job.id} runs without its engines (engines.stop): fab "
                                "engines.start starts them")
-    if job.seconds_left is not None and job.seconds_left < LITTLE_TIME:
+    if job.seconds_left is not None and job.seconds_left < LITTLE_TIME and not row["keeper"]["renews"]:
         row["notes"].append(f"warning: {job.left} left of the job's time: its engines stop "
                             f"{slurm.MARGIN // 60} min before the end at the latest")
     return [row, *rows]
+
+
+def _keeper(allocation, facts, job):
+    """What the keeper of *allocation*'s jobs says (`tasks.steps.slurm.keeper`): its state,
+    whether it renews them, their count running and pending as it last saw them, its last
+    decision and when; *wanted*: it should run (the job is there, and renewed)."""
+    state, decisions = keeper.said(facts)
+    last = decisions.get(allocation.name, {})
+    return {"state": state, "renews": state == "running" and allocation.renew != 0,
+            "running": last.get("running"), "pending": last.get("pending"),
+            "decision": last.get("decision"),
+            "at": time.strftime("%H:%M:%S", time.localtime(last["at"])) if last else None,
+            "wanted": bool(job and job.active and allocation.renew != 0 and not allocation.master)}
+
+
+def _keeper_lines(row):
+    """*row*'s note of its keeper, or its problem: the keeper should run and does not."""
+    kept = row.get("keeper")
+    if not kept or not kept["wanted"]:
+        return
+    if kept["state"] != "running":
+        row["problems"].append("the keeper of its jobs " + (
+            "gave up (its log, NAME-keeper.log in the run folder, says why)" if kept["state"] == "gaveup" else "does not run")
+            + ": they are not renewed; fab cluster.up starts it again")
+    elif kept["decision"]:
+        row["notes"].append(f"keeper: {kept['running']} running, {kept['pending']} pending; at "
+                            f"{kept['at']}: {kept['decision']}")
 
 
 def _master_problems(name, sessions, probe):

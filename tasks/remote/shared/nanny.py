@@ -8,6 +8,9 @@ the cluster's Python in the controller's and Jupyter's screen sessions::
 
     python RUN_DIR/ipp_remote shared.nanny controller MARKER -- PYTHON RUN_DIR/ipp_remote master.controller ...
     python RUN_DIR/ipp_remote shared.nanny jupyter MARKER -- JUPYTER ARGS...
+    python RUN_DIR/ipp_remote shared.nanny keeper MARKER -- PYTHON RUN_DIR/ipp_remote master.keeper RUN_DIR
+
+(the last by ``steps/slurm/keeper.sh``, on the login node: the keeper of the Slurm jobs).
 
 MARKER: the file to write when it gives up. The engines of a host are kept by one
 supervisor (``supervisor.py``), which follows the same rules: `Restarts`, the one restart
@@ -43,7 +46,7 @@ POLL = 0.1  # seconds between two looks for a stop during a wait
 WATCH = 0.5  # seconds between two looks at a program: its end; an engine's memory
 UNITS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 #: What the log calls each program, and how a user starts it again after a give-up.
-NOUNS = {"controller": "the controller", "jupyter": "Jupyter"}
+NOUNS = {"controller": "the controller", "jupyter": "Jupyter", "keeper": "the keeper"}
 
 
 def line(text):
@@ -199,7 +202,7 @@ def options_of(argv):
     role = argv[1] if len(argv) > 1 else ""
     if role in NOUNS and len(argv) > 4 and argv[3] == "--":
         return {"role": role, "marker": argv[2]}, argv[4:]
-    raise SystemExit("usage: python RUN_DIR/ipp_remote shared.nanny controller|jupyter MARKER -- PROGRAM ARGS...")
+    raise SystemExit("usage: python RUN_DIR/ipp_remote shared.nanny controller|jupyter|keeper MARKER -- PROGRAM ARGS...")
 
 
 def main(argv):

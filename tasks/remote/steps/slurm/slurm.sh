@@ -5,7 +5,8 @@
 # after its SETUP (which may load Slurm's module). Each allocation's job is recorded in
 # $run/slurm/GROUP.job when submitted; the other steps act on a recorded job only while
 # Slurm says that it is this user's and has this name, so that no other user's job, and no
-# job of another cluster, is ever touched. Each step reports on one key=value line,
+# job of another cluster, is ever touched (the keeper's other jobs of a group: in
+# $run/slurm/GROUP+ID.job, see tasks/remote/master/keeper.py). Each step reports on one key=value line,
 # slurm_INDEX=... (INDEX: the allocation's place in the command); what Slurm answers is a
 # report, and a step fails only when Slurm cannot be asked.
 
@@ -66,6 +67,11 @@ slurm_submit() {  # slurm_submit INDEX GROUP JOB_NAME MODE OUTPUT SBATCH_OPTIONS
   # Only now: a large here-document is written by a child of this shell, which holds what
   # this shell held then (an earlier step's lock) until the data is read.
   lock
+  # What the keeper submits the group's next jobs with (keeper.py): this script and options.
+  if ! { cp "$script" "$run/slurm/$group.script" && printf '%s\0' "$output" "$@" > "$run/slurm/$group.sbatch"; }; then
+    rm -f "$script"
+    exit 1
+  fi
   # (the functions of a shell share their variables: those below set job, state, now, tries)
   if [ "$mode" = renew ]; then  # the job of an earlier controller, whose engines cannot reach this one
     slurm_cancel "$index" "$group" "$job_name"
@@ -140,8 +146,17 @@ slurm_jobs() {  # slurm_jobs INDEX GROUP JOB_NAME: report GROUP's job and what i
 
 slurm_cancel() {  # slurm_cancel INDEX GROUP JOB_NAME: end GROUP's job, if it is ours and holds nodes
   # Its steps get SIGTERM: each node's supervisor stops its engines. Does not wait: see
-  # slurm_cancelled, which follows it once every job was told.
+  # slurm_cancelled, which follows it once every job was told. The group's other jobs (the
+  # keeper's, recorded in GROUP+ID.job) end too. The cluster's lock is held until the
+  # script ends, so that the keeper (keeper.py) does not take a job ended here for one to
+  # replace before slurm_cancelled removes its record.
   slurm_need scancel
+  [ -n "${slurm_locked:-}" ] || { lock; slurm_locked=yes; }
+  for record in "$run/slurm/$2+"*.job; do
+    [ -f "$record" ] || continue
+    other=${record##*/}
+    (slurm_cancel "$1" "${other%.job}" "$3") || true
+  done
   job=$(slurm_ours "$2" "$3") || exit 1
   if [ -n "$job" ] && slurm_active "$(printf '%s\n' "$job" | cut -d'|' -f2)"; then
     scancel "${job%%|*}" 2>/dev/null || true
@@ -176,7 +191,7 @@ slurm_cancel_all() {  # slurm_cancel_all: end every job this cluster recorded he
     [ -f "$record" ] || continue
     group=${record##*/}
     group=${group%.job}
-    (slurm_cancel 0 "$group" "ipp-$name-$group") || true  # said why; the stop goes on
+    (slurm_cancel 0 "$group" "ipp-$name-${group%%+*}") || true  # said why; the stop goes on
   done
 }
 
@@ -188,7 +203,7 @@ slurm_cancelled_all() {  # slurm_cancelled_all: wait for the jobs slurm_cancel_a
     group=${record##*/}
     group=${group%.job}
     echo "slurm_group_$count=$group"
-    (slurm_cancelled "$count" "$group" "ipp-$name-$group") \
+    (slurm_cancelled "$count" "$group" "ipp-$name-${group%%+*}") \
       || echo "slurm_$count=?|?|Slurm cannot be asked (the job may run: fab cluster.down again)"
     count=$((count + 1))
   done
