@@ -14,7 +14,8 @@ so the wheels the hosts install (the ``wheelhouse`` fixture) are downloaded once
 Without root (no namespaces; the end-to-end tests skip themselves then) it is one pytest.
 
     python -m tests.suite [--shards N] [PYTEST OPTIONS] [FILES]
-    (the options go to every shard; FILES, all test files when none is named)
+    (the options go to every shard; FILES, all test files when none is named; with a
+    test named FILE::TEST, it is one pytest, here)
 """
 
 import argparse
@@ -152,7 +153,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m tests.suite", description=__doc__.split("\n\n")[0])
     parser.add_argument("--shards", type=int, default=4, help="pytests run at once (default 4)")
     args, options = parser.parse_known_args(argv)
-    if os.geteuid() != 0 or not shutil.which("unshare") or args.shards < 2:
+    named_tests = any("::" in option for option in options)  # a test or two: this process runs them
+    if os.geteuid() != 0 or not shutil.which("unshare") or args.shards < 2 or named_tests:
         return subprocess.run([sys.executable, "-m", "pytest", *options], cwd=PROJECT).returncode
     return run(args.shards, options)
 

@@ -143,3 +143,29 @@ def test_the_successor_is_named_for_the_job_that_has_none_the_latest_to_end():
     # job 3 succeeded job 2, and is itself within the margin: its successor is the one wanted
     decision = decide([Job("2", "RUNNING", 39), Job("3", "RUNNING", 80)], Policy(jobs=1, time=120, renew=80))
     assert decision.submit == ("successor of job 3, which ends in 80 s (renewed 80 s before its end)",)
+
+
+def test_jobs_that_end_as_soon_as_they_start_are_not_submitted_again_and_again(tmp_path, monkeypatch):
+    """Stand-ins for sbatch (ids 101, 102, ...) and for squeue (it knows no job: each ended
+    at once): the keeper replaces the group's job, then, past its jobs and `STORM` more in
+    the window, submits none and says why."""
+    from tasks.remote.master import keeper
+    bin_dir, run = tmp_path / "bin", tmp_path / "run"
+    bin_dir.mkdir()
+    (bin_dir / "sbatch").write_text(f'#!/bin/sh\nn=$(cat {tmp_path}/n 2>/dev/null || echo 100)\n'
+                                    f'n=$((n + 1)); echo $n > {tmp_path}/n; echo $n\n')
+    (bin_dir / "squeue").write_text("#!/bin/sh\nexit 0\n")
+    for program in ("sbatch", "squeue"):
+        (bin_dir / program).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    (run / "slurm").mkdir(parents=True)
+    (run / "slurm" / "a.job").write_text("100\n")
+    (run / "slurm" / "a.script").write_text("#!/bin/sh\n")
+    (run / "slurm" / "a.sbatch").write_bytes(b"/dev/null\0")
+    (run / "slurm" / "keeper.json").write_text('{"name": "lab", "groups": {"a": {"jobs": 1, "time": 1800}}}')
+    kept = keeper.Keeper(str(run))
+    for _ in range(10):
+        assert kept.round()
+    assert (tmp_path / "n").read_text().strip() == str(100 + 1 + keeper.STORM)
+    state = (run / "slurm" / "keeper.state").read_text()
+    assert "none more for a while" in state

@@ -215,7 +215,7 @@ def stop_all(fleet, inventory):
     for host in inventory.engines:
         parts[host].append(commands.stop_engines())
     login = inventory.login
-    keeper = [slurm.stop_keeper()] if inventory.allocations else []  # before it renews a job
+    keeper = [slurm.stop_keeper()]  # before it renews a job; also one left by allocations removed since
     if login is None:
         parts[inventory.master] += [*keeper, slurm.cancel_all(), commands.stop_master(),
                                     slurm.cancelled_all()]

@@ -39,9 +39,16 @@ from datetime import datetime
 
 from .renewal import Job, Policy, decide, margin, seconds
 
-POLL = 5.0  #: seconds between two rounds
+POLL = 10.0  #: seconds between two rounds
 LOCK_WAIT = 20.0  #: seconds a round waits for the cluster's lock (a fab's step holds it)
-SQUEUE_WAIT = 90.0  #: seconds squeue may take (a busy slurmctld takes tens); then the round is over
+#: Seconds squeue and sbatch may each take (a busy slurmctld takes tens), and a round may
+#: hold the lock before it leaves the other groups to the next: a fab's step waits 60 s
+#: for the lock (``lock`` in lib.sh).
+SQUEUE_WAIT, SBATCH_WAIT, HOLD = 20.0, 20.0, 30.0
+#: At most this many jobs a group may submit beyond its plan's in `STORM_WINDOW` s, or half
+#: its jobs' time if shorter (renewals submit one a job's time): a job that ends at once, or
+#: one an admin cancels again and again, is not submitted again and again; the keeper says so.
+STORM, STORM_WINDOW = 3, 600.0
 #: A line of the keeper's log: ``=== keeper DATE TIME: submit|end|error GROUP ...``
 LINE = re.compile(r"^=== keeper ([0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}): "
                   r"(submit|end|error) ([A-Za-z0-9_][A-Za-z0-9_.-]*)(?: job ([0-9]+))?: (.*)$")
@@ -65,6 +72,7 @@ class Keeper:
         self.user = pwd.getpwuid(os.getuid()).pw_name
         self.waits = {}  # group -> the longest queue wait seen (s)
         self.said_ended = set()  # ids whose end the log said (a restart may say one again)
+        self.submitted = {}  # group -> the monotonic times of its submits (see `STORM`)
 
     def plan(self):
         """``(cluster name, {group: Policy})`` of the plan file; no group without one."""
@@ -110,17 +118,32 @@ class Keeper:
         with open(os.path.join(self.folder, f"{group}.sbatch"), "rb") as file:
             output, *options = file.read().decode().split("\0")[:-1]
         env = {k: v for k, v in os.environ.items() if k not in UNEXPORTED}
-        said = subprocess.run(
-            ["sbatch", "--parsable", f"--job-name=ipp-{name}-{group}", f"--output={output}",
-             f"--comment=ipp-cluster {name} {group} of {self.user}@{os.uname().nodename}",
-             *options, os.path.join(self.folder, f"{group}.script")],
-            capture_output=True, text=True, env=env)
+        try:
+            said = subprocess.run(
+                ["sbatch", "--parsable", f"--job-name=ipp-{name}-{group}", f"--output={output}",
+                 f"--comment=ipp-cluster {name} {group} of {self.user}@{os.uname().nodename}",
+                 *options, os.path.join(self.folder, f"{group}.script")],
+                capture_output=True, text=True, env=env, timeout=SBATCH_WAIT)
+        except subprocess.TimeoutExpired:
+            raise OSError(f"sbatch did not answer in {SBATCH_WAIT:g} s") from None
         job = said.stdout.strip().splitlines()[-1].split(";")[0] if said.stdout.strip() else ""
         if said.returncode or not job.isdigit():
             raise OSError(f"sbatch refused: {' '.join((said.stderr or said.stdout).split())}")
-        _write_id(os.path.join(self.folder, f"{group}+{job}.job"), job)
+        try:
+            _write_id(os.path.join(self.folder, f"{group}+{job}.job"), job)
+        except OSError as error:  # a job no record names would outlive cluster.down: end it
+            subprocess.run(["scancel", job], capture_output=True, timeout=SBATCH_WAIT)
+            raise OSError(f"job {job} cancelled, as its record could not be written: {error}") from None
+        self.submitted.setdefault(group, []).append(time.monotonic())
         say("submit", group, reason, job)
         return job
+
+    def storm(self, group, policy):
+        """True while *group* submitted its jobs and `STORM` more in the window (`STORM`)."""
+        now, window = time.monotonic(), min(STORM_WINDOW, (policy.time or STORM_WINDOW * 2) / 2)
+        recent = [t for t in self.submitted.get(group, ()) if now - t < window]
+        self.submitted[group] = recent
+        return len(recent) >= policy.jobs + STORM
 
     def keep(self, name, group, policy, once=False, seen=None):
         """One round for *group*: its decision, as a line for the state file; *seen* gets
@@ -151,6 +174,9 @@ class Keeper:
         wait = self.waits.get(group, 0)
         decision = decide([Job(job, state, left) for job, (state, left, _) in known.items()],
                           policy, wait)
+        if decision.submit and self.storm(group, policy):
+            raise OSError(f"{len(self.submitted[group])} jobs submitted of late, and they end as soon"
+                          " as they start: none more for a while (see their output)")
         for reason in decision.submit:
             job = self.submit(name, group, reason)
             if seen is not None:
@@ -172,8 +198,10 @@ class Keeper:
                     if time.monotonic() > deadline:
                         return False
                     time.sleep(0.2)
-            state = {}
+            state, held = {}, time.monotonic()
             for group, policy in groups.items():
+                if time.monotonic() - held > HOLD:  # a fab's step waits for the lock: the rest next round
+                    break
                 seen = {}
                 try:
                     said = self.keep(name, group, policy, once, seen)

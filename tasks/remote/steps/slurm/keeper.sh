@@ -15,9 +15,12 @@ start_keeper() {  # start_keeper PLAN_JSON KEEP < PROGRAMS: the keeper of the cl
   mkdir -p "$run/slurm" && chmod 700 "$run/slurm" || exit 1
   printf '%s\n' "$1" > "$run/slurm/keeper.json.new" && mv "$run/slurm/keeper.json.new" "$run/slurm/keeper.json" || exit 1
   exec 9>&-  # the keeper takes the lock itself
-  said=$("$python" "$run/ipp_remote" master.keeper "$run" --once 2>&1)
+  said=$("$python" "$run/ipp_remote" master.keeper "$run" --once 2>&1) || code=$?
   printf '%s\n' "$said" | grep '^=== keeper ' >> "$run/$name-keeper.log" || true  # its log says them
   rest=$(printf '%s\n' "$said" | grep -v -e '^=== keeper ' -e '^$')  # what went wrong
+  if [ -z "$rest" ] && [ "${code:-0}" != 0 ]; then  # exit 1 alone: another held the lock 20 s
+    rest="the keeper could not take $run/lock (exit ${code}): no job was topped up"
+  fi
   echo "keeper_once=$(if [ -z "$rest" ]; then echo ok; else slurm_line "$rest"; fi)"
   if [ "$2" != yes ]; then
     lock
@@ -38,7 +41,7 @@ start_keeper() {  # start_keeper PLAN_JSON KEEP < PROGRAMS: the keeper of the cl
 stop_keeper() {  # stop_keeper: stop the keeper (before the jobs are cancelled); reports left_keeper=
   lock
   halt keeper "$name-keeper"
-  rm -f "$run/slurm/keeper.json" "$run/slurm/keeper.state"
+  rm -f "$run/slurm/keeper.json" "$run/slurm/keeper.state" "$run/slurm/"*.script "$run/slurm/"*.sbatch
   exec 9>&-
 }
 

@@ -67,6 +67,7 @@ slurm_submit() {  # slurm_submit INDEX GROUP JOB_NAME MODE OUTPUT SBATCH_OPTIONS
   # Only now: a large here-document is written by a child of this shell, which holds what
   # this shell held then (an earlier step's lock) until the data is read.
   lock
+  slurm_locked=yes  # held till the script ends: slurm_cancel (MODE=renew) keeps it so
   # What the keeper submits the group's next jobs with (keeper.py): this script and options.
   if ! { cp "$script" "$run/slurm/$group.script" && printf '%s\0' "$output" "$@" > "$run/slurm/$group.sbatch"; }; then
     rm -f "$script"
@@ -189,6 +190,7 @@ slurm_cancel_all() {  # slurm_cancel_all: end every job this cluster recorded he
   # Neither fails: a job that cannot be ended is reported, and the stop of the rest goes on.
   for record in "$run"/slurm/*.job; do
     [ -f "$record" ] || continue
+    [ -n "${slurm_locked:-}" ] || { lock; slurm_locked=yes; }  # each slurm_cancel's subshell shares it
     group=${record##*/}
     group=${group%.job}
     (slurm_cancel 0 "$group" "ipp-$name-${group%%+*}") || true  # said why; the stop goes on
