@@ -51,10 +51,11 @@ class Layout:
 
 
 def cluster_processes():
-    """Command lines of the cluster programs running on this machine, this one aside."""
-    found = []
+    """Command lines of the cluster programs running on this machine, this one and those
+    that started it aside (a pytest whose command line names a test file ``..._jupyter_...``)."""
+    found, ours = [], {os.getpid(), *(parent.pid for parent in psutil.Process().parents())}
     for entry in os.scandir("/proc"):
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+        if not entry.name.isdigit() or int(entry.name) in ours:
             continue
         try:
             with open(f"/proc/{entry.name}/cmdline", "rb") as file:

@@ -92,3 +92,15 @@ def test_a_benchmark_run_alone_that_cannot_measure_says_why_without_a_traceback(
     assert (printed.out, printed.err) == ("", "error: dashboard not measured: BenchError: fab "
                                               "cluster.up exited 1\n")
     assert not (stubbed / "dashboard.md").exists()
+
+
+def test_the_check_for_cluster_processes_passes_over_those_that_started_the_bench():
+    """A pytest whose command line names ``test_e2e_jupyter_token.py`` runs the benchmark:
+    that is no cluster process left on the machine (the bench refused to start, seen in CI)."""
+    import subprocess
+    code = "from bench.methods import cluster_processes; print(repr(cluster_processes()))"
+    marker = "test_e2e_jupyter_token_marker_4711.py"
+    out = subprocess.run(["bash", "-c", f"{sys.executable} -c '{code}'; : {marker}"],
+                         capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert out.returncode == 0 and out.stdout.startswith("["), out.stderr
+    assert marker not in out.stdout
