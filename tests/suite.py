@@ -34,35 +34,35 @@ TESTS = Path(__file__).resolve().parent
 PROJECT = TESTS.parent
 ARTIFACTS = PROJECT / "test-artifacts"
 
-#: Seconds each file took (setup, calls and teardown) in a whole run of three shards under
+#: Seconds each file took (setup, calls and teardown) in a whole run of four shards under
 #: three busy loops on a 2-core machine (Dec 2026), to deal the files evenly: the junit
 #: reports that each run leaves in test-artifacts/ give them again. A file not named here
 #: counts as `UNKNOWN` seconds.
 SECONDS = {
-    "test_e2e_slurm.py": 563, "test_install.py": 479, "test_e2e_dashboard.py": 454,
-    "test_as_plain_user.py": 442, "test_e2e_login_shells.py": 355, "test_e2e_install.py": 340,
-    "test_e2e_controller_healing.py": 316, "test_bench_smallest.py": 312, "test_e2e_faults.py": 291,
-    "test_e2e_self_healing.py": 274, "test_e2e_lifecycle.py": 210, "test_e2e_per_host.py": 197,
-    "test_e2e_scale.py": 152, "test_e2e_resources.py": 150, "test_e2e_security.py": 140,
-    "test_e2e_shared_hosts.py": 133, "test_e2e_mistakes.py": 130, "test_e2e_operate.py": 100,
-    "test_e2e_knownhosts.py": 90, "test_supervisor_engines.py": 150, "test_e2e_slurm_page.py": 72,
-    "test_probe.py": 71, "test_e2e_notebooks.py": 70, "test_e2e_jupyter_token.py": 69,
-    "test_e2e_no_shared_home.py": 62, "test_e2e_network.py": 59, "test_docs_json.py": 58,
-    "test_engine_resources.py": 49, "test_docs.py": 43, "test_e2e_yaml_inventory.py": 31,
-    "test_e2e_slurm_by_hand.py": 29, "test_slurm.py": 29, "test_supervisor.py": 24,
-    "test_slurm_by_hand.py": 24, "test_engine_steps.py": 19, "test_ansible_inventory.py": 18,
-    "test_commands.py": 16, "test_e2e_local.py": 15, "test_host_inbox.py": 7,
-    "test_ipp_cluster.py": 6, "test_forward.py": 5, "test_nanny.py": 5, "test_runner.py": 4,
-    "test_loopback.py": 3, "test_version.py": 3, "test_waiting.py": 2, "test_journal.py": 2,
-    "test_bench_methods.py": 1, "test_bench_report.py": 1, "test_documents.py": 1,
-    "test_environment.py": 1, "test_host_sample.py": 1, "test_inventory.py": 1, "test_report.py": 1,
-    "test_session.py": 1, "test_tree.py": 1, "test_checks.py": 1, "test_controller.py": 1,
-    "test_dashboard.py": 1, "test_dashboard_listener.py": 1, "test_progress.py": 1,
-    "test_screens.py": 1, "test_timers.py": 1, "test_address.py": 1, "test_dashboard_stream.py": 1,
-    "test_suite.py": 1, "test_e2e_keeper.py": 250, "test_e2e_ports.py": 60, "test_e2e_interface.py": 45,
-    "test_ports.py": 20, "test_controller_interface.py": 2, "test_keeper.py": 2,
-    "test_facts.py": 1, "test_forged_lines.py": 1, "test_knownhosts.py": 1,
-    "test_supervisor_reaping.py": 1,
+    "test_install.py": 551, "test_as_plain_user.py": 541, "test_e2e_slurm.py": 495,
+    "test_e2e_dashboard.py": 468, "test_e2e_login_shells.py": 358,
+    "test_e2e_controller_healing.py": 313, "test_e2e_faults.py": 244, "test_e2e_install.py": 209,
+    "test_e2e_keeper.py": 203, "test_e2e_self_healing.py": 181, "test_e2e_lifecycle.py": 179,
+    "test_e2e_per_host.py": 173, "test_e2e_scale.py": 158, "test_e2e_mistakes.py": 149,
+    "test_e2e_resources.py": 119, "test_e2e_security.py": 114, "test_e2e_jupyter_token.py": 98,
+    "test_e2e_network.py": 90, "test_e2e_notebooks.py": 90, "test_e2e_shared_hosts.py": 87,
+    "test_e2e_operate.py": 80, "test_supervisor_engines.py": 80, "test_docs.py": 53,
+    "test_e2e_knownhosts.py": 53, "test_e2e_ports.py": 51, "test_e2e_slurm_by_hand.py": 50,
+    "test_probe.py": 43, "test_e2e_no_shared_home.py": 39, "test_commands.py": 34,
+    "test_engine_resources.py": 32, "test_e2e_slurm_page.py": 30, "test_e2e_interface.py": 29,
+    "test_supervisor.py": 27, "test_docs_json.py": 24, "test_ansible_inventory.py": 23,
+    "test_e2e_local.py": 20, "test_engine_steps.py": 17, "test_e2e_yaml_inventory.py": 17,
+    "test_slurm_by_hand.py": 10, "test_slurm.py": 6, "test_nanny.py": 6, "test_ipp_cluster.py": 5,
+    "test_ports.py": 5, "test_host_inbox.py": 4, "test_runner.py": 3, "test_dashboard_stream.py": 2,
+    "test_bench_smallest.py": 2, "test_forward.py": 2, "test_controller_interface.py": 2,
+    "test_checks.py": 1, "test_forged_lines.py": 1, "test_keeper.py": 1, "test_loopback.py": 1,
+    "test_progress.py": 1, "test_suite.py": 1, "test_supervisor_reaping.py": 1,
+    "test_controller.py": 1, "test_documents.py": 1, "test_host_sample.py": 1, "test_report.py": 1,
+    "test_timers.py": 1, "test_version.py": 1, "test_waiting.py": 1, "test_address.py": 1,
+    "test_bench_methods.py": 1, "test_dashboard.py": 1, "test_environment.py": 1,
+    "test_inventory.py": 1, "test_screens.py": 1, "test_tree.py": 1, "test_bench_report.py": 1,
+    "test_dashboard_listener.py": 1, "test_facts.py": 1, "test_journal.py": 1,
+    "test_knownhosts.py": 1, "test_session.py": 1,
 }
 UNKNOWN = 20
 
