@@ -169,3 +169,16 @@ def test_jobs_that_end_as_soon_as_they_start_are_not_submitted_again_and_again(t
     assert (tmp_path / "n").read_text().strip() == str(100 + 1 + keeper.STORM)
     state = (run / "slurm" / "keeper.state").read_text()
     assert "none more for a while" in state
+
+
+def test_the_controllers_job_is_never_said_renewed_though_the_keeper_runs():
+    """`cluster.status` warns of little time left unless the keeper renews the job: the
+    ``slurm_master`` allocation's job is never renewed, whatever the keeper does."""
+    from types import SimpleNamespace
+    from tasks.steps.status import _keeper
+    job = SimpleNamespace(active=True)
+    facts = {"keeper": "running", "keeper_state": "{}"}
+    master = SimpleNamespace(name="m", renew=None, master=True)
+    engines = SimpleNamespace(name="a", renew=None, master=False)
+    assert _keeper(master, facts, job)["renews"] is False
+    assert _keeper(engines, facts, job)["renews"] is True

@@ -125,11 +125,12 @@ def _keeper(allocation, facts, job):
     decision and when; *wanted*: it should run (the job is there, and renewed)."""
     state, decisions = keeper.said(facts)
     last = decisions.get(allocation.name, {})
-    return {"state": state, "renews": state == "running" and allocation.renew != 0,
+    renewed = allocation.renew != 0 and not allocation.master  # the controller's job: never
+    return {"state": state, "renews": state == "running" and renewed,
             "running": last.get("running"), "pending": last.get("pending"),
             "decision": last.get("decision"),
             "at": time.strftime("%H:%M:%S", time.localtime(last["at"])) if last else None,
-            "wanted": bool(job and job.active and allocation.renew != 0 and not allocation.master)}
+            "wanted": bool(job and job.active and renewed)}
 
 
 def _keeper_lines(row):
